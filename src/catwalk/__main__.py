@@ -1,0 +1,5 @@
+"""Allow ``python -m catwalk``."""
+
+from catwalk.cli import main
+
+main()

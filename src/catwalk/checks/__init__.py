@@ -1,0 +1,1 @@
+"""The CI/CD checks users run: test-model, test-server, test-image."""

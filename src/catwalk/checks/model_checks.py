@@ -1,0 +1,181 @@
+"""``catwalk test-model``: check a model folder end to end without any server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from catwalk.checks.report import Report
+from catwalk.errors import CatwalkError, ModelError, ModelLoadError, OutputError, SpecError
+from catwalk.model import LoadedModel, load_model
+from catwalk.normalize import first_difference, to_json
+from catwalk.requirements import ensure_requirements, requirement_names
+from catwalk.spec import ModelSpec, check_model_folder, load_spec
+
+DEFAULT_TOLERANCE = 1e-9
+_MAX_ROW_FAILURES = 5
+
+
+@dataclass
+class TestData:
+    """The model's test data as JSON values, one entry per request the server would get."""
+
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+def prepare(path: str | Path, report: Report, *, install: bool = True) -> LoadedModel | None:
+    """Steps 1-4: folder, spec, requirements, model import. None when a step failed."""
+    try:
+        folder = check_model_folder(path)
+    except SpecError as exc:
+        report.fail("1. model folder", str(exc))
+        return None
+    report.ok("1. model folder", f"{folder} has model.yml and model.py")
+
+    try:
+        spec = load_spec(folder)
+    except SpecError as exc:
+        report.fail("2. model.yml", str(exc))
+        return None
+    report.ok("2. model.yml", f"{spec.name} {spec.version} ({spec.io_type})")
+
+    if not _requirements(spec, report, install):
+        return None
+
+    try:
+        model = load_model(spec)
+    except ModelLoadError as exc:
+        report.fail("4. model loads", f"{exc}\n{exc.details}")
+        return None
+    report.ok("4. model loads", "model.py imported, Model constructed")
+    return model
+
+
+def _requirements(spec: ModelSpec, report: Report, install: bool) -> bool:
+    name = "3. requirements"
+    if spec.io_type == "PANDAS_DATA_FRAME" and "pandas" not in requirement_names(spec.path):
+        report.fail(name, "io_type PANDAS_DATA_FRAME needs pandas listed in requirements.txt")
+        return False
+    if install:
+        try:
+            done = ensure_requirements(spec.path)
+        except CatwalkError as exc:
+            report.fail(name, str(exc))
+            return False
+    else:
+        done = "installation skipped (--no-install)"
+    if spec.io_type == "PANDAS_DATA_FRAME":
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            report.fail(name, "pandas is listed but cannot be imported")
+            return False
+    report.ok(name, done)
+    return True
+
+
+def load_test_data(model: LoadedModel, report: Report) -> TestData | None:
+    """Steps 5-6: load the model's test data and validate it against both schemas."""
+    name = "5. test data"
+    try:
+        X, y = model.load_test_data()
+        data = _as_requests(model, X, y)
+    except CatwalkError as exc:
+        report.fail(name, str(exc))
+        return None
+    report.ok(name, f"{len(data.inputs)} example(s)")
+
+    problems = []
+    for i, (x, expected) in enumerate(zip(data.inputs, data.outputs, strict=True)):
+        problems += [f"row {i}: {m}" for m in model.input_errors(x, "X")]
+        problems += [f"row {i}: {m}" for m in model.output_errors(expected, "y")]
+    if problems:
+        report.fail("6. test data matches the schema", _first(problems))
+        return None
+    report.ok("6. test data matches the schema", "every X and y validates")
+    return data
+
+
+def _as_requests(model: LoadedModel, X: Any, y: Any) -> TestData:
+    """Turn (X, y) into the JSON inputs and expected outputs of the requests to make."""
+    spec = model.spec
+    if model.is_dataframe:
+        import pandas as pd
+
+        for label, value in (("X", X), ("y", y)):
+            if not isinstance(value, pd.DataFrame):
+                raise ModelError(
+                    f"load_test_data: {label} must be a pandas DataFrame for io_type "
+                    f"PANDAS_DATA_FRAME, got {type(value).__name__}"
+                )
+        xs, ys = to_json(X, "X"), to_json(y, "y")
+    else:
+        for label, value in (("X", X), ("y", y)):
+            if not isinstance(value, list):
+                raise ModelError(
+                    f"load_test_data: {label} must be a list, got {type(value).__name__}"
+                )
+        xs, ys = to_json(X, "X"), to_json(y, "y")
+    if len(xs) != len(ys):
+        raise ModelError(f"load_test_data: X has {len(xs)} rows but y has {len(ys)}")
+    if not xs:
+        raise ModelError("load_test_data: returned no test data")
+    if spec.input.is_batch or model.is_dataframe:
+        # One request carries the whole batch (a DataFrame model also takes a list of records).
+        return TestData(inputs=[xs], outputs=[ys])
+    return TestData(inputs=xs, outputs=ys)
+
+
+def check_predictions(model: LoadedModel, data: TestData, report: Report, tolerance: float) -> None:
+    """Step 7: predict on the test data; outputs must validate and equal y."""
+    problems: list[str] = []
+    for i, (x, expected) in enumerate(zip(data.inputs, data.outputs, strict=True)):
+        try:
+            got = model.predict(x)
+        except ModelError as exc:
+            report.fail("7. predictions", f"row {i}: {exc}\n{exc.details}")
+            return
+        except OutputError as exc:
+            problems.append(f"row {i}: {exc}")
+            continue
+        errors = model.output_errors(got, "output")
+        diff = first_difference(expected, got, tolerance)
+        problems += [f"row {i}: {m}" for m in errors]
+        if diff:
+            problems.append(f"row {i}: {diff}")
+        if len(problems) > _MAX_ROW_FAILURES:
+            break
+    if problems:
+        report.fail("7. predictions", _first(problems))
+    else:
+        report.ok(
+            "7. predictions",
+            f"{len(data.inputs)} prediction(s) validate and equal y (rel. tolerance {tolerance:g})",
+        )
+
+
+def _first(problems: list[str]) -> str:
+    shown = problems[:_MAX_ROW_FAILURES]
+    if len(problems) > _MAX_ROW_FAILURES:
+        shown.append(f"... and more ({len(problems)} problems in all)")
+    return "\n".join(shown)
+
+
+def test_model(
+    path: str | Path,
+    report: Report,
+    *,
+    install: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[LoadedModel | None, TestData | None]:
+    """Run all seven steps, printing each; returns the model and its data for later checks."""
+    model = prepare(path, report, install=install)
+    if model is None:
+        return None, None
+    data = load_test_data(model, report)
+    if data is None:
+        return model, None
+    check_predictions(model, data, report, tolerance)
+    return model, data

@@ -1,0 +1,1 @@
+"""The commands of the ``catwalk`` CLI, one module per area."""

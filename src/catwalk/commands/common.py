@@ -1,0 +1,64 @@
+"""Options and error handling shared by every command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from catwalk.checks.report import Report
+from catwalk.errors import CatwalkError, ModelError, ModelLoadError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+model_path_option = click.option(
+    "--model-path",
+    "-m",
+    default=".",
+    envvar="MODEL_PATH",
+    show_default=True,
+    show_envvar=True,
+    help="The model folder (holding model.yml and model.py).",
+)
+
+install_option = click.option(
+    "--install/--no-install",
+    default=True,
+    show_default=True,
+    help="Install the model's requirements.txt with pip first (skipped when satisfied).",
+)
+
+
+def handle_errors(func: F) -> F:
+    """Turn catwalk's errors into a message on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CatwalkError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            details = getattr(exc, "details", "")
+            if isinstance(exc, (ModelError, ModelLoadError)) and details:
+                click.echo(details.rstrip(), err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def new_report(title: str) -> Report:
+    return Report(title=title, echo=click.echo)
+
+
+def finish(report: Report) -> None:
+    """Print the summary and exit 0 only when every step passed."""
+    report.summary()
+    sys.exit(0 if report.passed else 1)
+
+
+def not_yet_available(name: str) -> None:
+    click.echo(f"Error: 'catwalk {name}' is not yet available in this version.", err=True)
+    sys.exit(2)

@@ -1,0 +1,147 @@
+"""Installing a model's ``requirements.txt`` into the running interpreter.
+
+The model's dependencies are the user's, so catwalk installs them with pip before importing
+the model. pip is only called when something is missing: plain ``name[extras] <specifier>``
+lines are checked against the installed distributions, and files with anything else (options,
+URLs, paths) are remembered by a stamp of their content once pip has succeeded. A file lock
+keeps several catwalk processes that start at once on the same environment from running pip
+side by side.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from catwalk.errors import RequirementsError
+from catwalk.spec import REQUIREMENTS_FILE
+
+_PIP_TAIL_LINES = 25
+
+
+def requirement_names(folder: Path) -> set[str]:
+    """Canonical names of the distributions a model folder's requirements.txt lists."""
+    names: set[str] = set()
+    for line in _lines(folder / REQUIREMENTS_FILE):
+        try:
+            names.add(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement:
+            continue
+    return names
+
+
+def ensure_requirements(folder: Path) -> str:
+    """Make sure the folder's requirements are installed; return what was done, in words."""
+    req_file = folder / REQUIREMENTS_FILE
+    if not req_file.is_file():
+        return "no requirements.txt"
+    lines = _lines(req_file)
+    if not lines:
+        return "requirements.txt lists nothing"
+    if _satisfied(req_file, lines):
+        return f"{len(lines)} requirement(s) already satisfied"
+    with _pip_lock():
+        if _satisfied(req_file, lines):  # another process installed them while we waited
+            return f"{len(lines)} requirement(s) already satisfied"
+        _pip_install(req_file)
+        _write_stamp(req_file)
+    return f"installed {len(lines)} requirement(s) with pip"
+
+
+def _lines(req_file: Path) -> list[str]:
+    if not req_file.is_file():
+        return []
+    try:
+        text = req_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RequirementsError(f"{req_file}: cannot be read ({exc})") from None
+    lines = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def _satisfied(req_file: Path, lines: list[str]) -> bool:
+    """True when every requirement is met by an installed distribution.
+
+    A line that cannot be checked here (an option, a URL, a path) is trusted only when pip
+    already succeeded on this exact file content in this environment.
+    """
+    checkable = True
+    for line in lines:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            checkable = False
+            continue
+        if req.url:
+            checkable = False
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            return False
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            return False
+    return checkable or _stamp_path(req_file).exists()
+
+
+def _stamp_path(req_file: Path) -> Path:
+    digest = hashlib.sha256(req_file.read_bytes() + sys.prefix.encode()).hexdigest()[:24]
+    return _state_dir() / "stamps" / digest
+
+
+def _write_stamp(req_file: Path) -> None:
+    # Only consulted for files _satisfied cannot check line by line.
+    try:
+        stamp = _stamp_path(req_file)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(str(req_file) + "\n", encoding="utf-8")
+    except OSError:
+        pass  # a read-only home is fine: pip will just be asked again next time
+
+
+def _state_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"catwalk-{os.getuid()}"
+
+
+@contextmanager
+def _pip_lock() -> Iterator[None]:
+    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"catwalk-pip-{digest}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _pip_install(req_file: Path) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-r"]
+    proc = subprocess.run(
+        [*cmd, str(req_file)],
+        cwd=req_file.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-_PIP_TAIL_LINES:])
+        raise RequirementsError(f"{req_file}: pip install failed (exit {proc.returncode}):\n{tail}")

@@ -1,0 +1,273 @@
+"""OpenAPI 3.0 Schema Objects: checking them, converting them to JSON Schema, validating values.
+
+A model's ``schema.input`` and ``schema.output`` are written in OpenAPI 3.0. They are checked
+once (a malformed schema is a spec error), converted to JSON Schema draft 7 with catwalk's
+rules applied (listed properties required by default, unlisted properties rejected by
+default, ``nullable`` as a ``null`` type) and compiled with fastjsonschema, because one record
+is validated on every request. Only when a value fails is the slower ``jsonschema`` library run,
+to name every failing field in a readable message.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+TYPES = ("string", "boolean", "integer", "number", "array", "object")
+
+# Keywords that take part in validation, and keywords that only annotate.
+_ANNOTATIONS = {"description", "example", "title", "default", "deprecated", "readOnly", "writeOnly"}
+_KEYWORDS = {
+    "type",
+    "properties",
+    "items",
+    "required",
+    "nullable",
+    "format",
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "additionalProperties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+} | _ANNOTATIONS
+
+_INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+# String formats that are checked; every other format (float, double, byte, binary, password,
+# or a custom name) is an annotation, as the OpenAPI specification allows.
+_CHECKED_FORMATS = {"date", "date-time", "email", "ipv4", "ipv6", "hostname", "uri", "uuid"}
+_MAX_MESSAGES = 10
+_MAX_MESSAGE_LEN = 200
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+_CUSTOM_FORMATS: dict[str, Callable[[str], bool]] = {"uuid": _is_uuid}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def to_json_schema(schema: Any, path: str, problems: list[str]) -> dict[str, Any]:
+    """Check an OpenAPI 3.0 Schema Object and return its JSON Schema draft 7 equivalent.
+
+    Every problem found is appended to ``problems`` as ``"<path>: <problem>"``.
+    """
+    if not isinstance(schema, dict):
+        problems.append(f"{path}: must be a mapping (a schema object), got {_kind(schema)}")
+        return {}
+    out: dict[str, Any] = {}
+    for key in schema:
+        if not isinstance(key, str) or (key not in _KEYWORDS and not key.startswith("x-")):
+            problems.append(f"{path}: unknown schema keyword {key!r}")
+
+    typ = schema.get("type")
+    if typ is not None and typ not in TYPES:
+        problems.append(f"{path}.type: unknown type {typ!r} (expected one of {', '.join(TYPES)})")
+        typ = None
+    nullable = schema.get("nullable", False)
+    if not isinstance(nullable, bool):
+        problems.append(f"{path}.nullable: must be true or false")
+        nullable = False
+    if typ is not None:
+        out["type"] = [typ, "null"] if nullable else typ
+
+    if typ == "object" or "properties" in schema:
+        _convert_object(schema, path, problems, out)
+    if typ == "array" or "items" in schema:
+        if "items" not in schema:
+            problems.append(f"{path}.items: required for an array schema")
+        else:
+            out["items"] = to_json_schema(schema["items"], f"{path}.items", problems)
+
+    _convert_scalars(schema, path, problems, out, typ)
+
+    if "enum" in schema:
+        enum = schema["enum"]
+        if not isinstance(enum, list) or not enum:
+            problems.append(f"{path}.enum: must be a non-empty list")
+        else:
+            out["enum"] = [*enum, None] if nullable and None not in enum else list(enum)
+
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        if combinator in schema:
+            subs = schema[combinator]
+            if not isinstance(subs, list) or not subs:
+                problems.append(f"{path}.{combinator}: must be a non-empty list of schemas")
+            else:
+                out[combinator] = [
+                    to_json_schema(s, f"{path}.{combinator}[{i}]", problems)
+                    for i, s in enumerate(subs)
+                ]
+    if "not" in schema:
+        out["not"] = to_json_schema(schema["not"], f"{path}.not", problems)
+    return out
+
+
+def _convert_object(
+    schema: dict[str, Any], path: str, problems: list[str], out: dict[str, Any]
+) -> None:
+    props = schema.get("properties", {})
+    if not isinstance(props, dict):
+        problems.append(f"{path}.properties: must be a mapping of property names to schemas")
+        props = {}
+    out["properties"] = {
+        name: to_json_schema(sub, f"{path}.properties.{name}", problems)
+        for name, sub in props.items()
+    }
+    # catwalk's rule: every listed property is required unless the schema lists its own.
+    required = schema.get("required", list(props))
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        problems.append(f"{path}.required: must be a list of property names")
+        required = []
+    for name in required:
+        if name not in props and schema.get("additionalProperties", False) is False:
+            problems.append(f"{path}.required: {name!r} is not a listed property")
+    if required:
+        out["required"] = list(required)
+    additional = schema.get("additionalProperties", False)
+    if isinstance(additional, bool):
+        out["additionalProperties"] = additional
+    else:
+        out["additionalProperties"] = to_json_schema(
+            additional, f"{path}.additionalProperties", problems
+        )
+    for key in ("minProperties", "maxProperties"):
+        if key in schema:
+            if _is_count(schema[key]):
+                out[key] = schema[key]
+            else:
+                problems.append(f"{path}.{key}: must be a non-negative integer")
+
+
+def _convert_scalars(
+    schema: dict[str, Any], path: str, problems: list[str], out: dict[str, Any], typ: str | None
+) -> None:
+    for key in ("minimum", "maximum", "multipleOf"):
+        if key in schema:
+            if _is_number(schema[key]):
+                out[key] = schema[key]
+            else:
+                problems.append(f"{path}.{key}: must be a number")
+    for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if key in schema:
+            # OpenAPI 3.0: a boolean that makes minimum/maximum exclusive.
+            if not isinstance(schema[key], bool):
+                problems.append(f"{path}.{key}: must be true or false (OpenAPI 3.0)")
+            elif schema[key]:
+                if bound not in schema:
+                    problems.append(f"{path}.{key}: needs {bound}")
+                elif bound in out:
+                    out[key] = out.pop(bound)
+    for key in ("minLength", "maxLength", "minItems", "maxItems"):
+        if key in schema:
+            if _is_count(schema[key]):
+                out[key] = schema[key]
+            else:
+                problems.append(f"{path}.{key}: must be a non-negative integer")
+    if "uniqueItems" in schema:
+        if isinstance(schema["uniqueItems"], bool):
+            out["uniqueItems"] = schema["uniqueItems"]
+        else:
+            problems.append(f"{path}.uniqueItems: must be true or false")
+    if "pattern" in schema:
+        pattern = schema["pattern"]
+        try:
+            re.compile(pattern)
+            out["pattern"] = pattern
+        except (TypeError, re.error) as exc:
+            problems.append(f"{path}.pattern: not a valid regular expression ({exc})")
+    if "format" in schema:
+        fmt = schema["format"]
+        if not isinstance(fmt, str):
+            problems.append(f"{path}.format: must be a string")
+        elif typ == "integer" and fmt in _INT_BOUNDS:
+            low, high = _INT_BOUNDS[fmt]
+            out.setdefault("minimum", low)
+            out.setdefault("maximum", high)
+        elif fmt in _CHECKED_FORMATS:
+            out["format"] = fmt
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _field(prefix: str, path: Any) -> str:
+    out = prefix
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE_LEN else text[: _MAX_MESSAGE_LEN - 3] + "..."
+
+
+class SchemaValidator:
+    """A compiled validator for one converted schema.
+
+    ``errors`` is the hot path: a value that passes costs one call into fastjsonschema's
+    generated code.
+    """
+
+    def __init__(self, json_schema: dict[str, Any]) -> None:
+        self.json_schema = json_schema
+        self._fast = fastjsonschema.compile(json_schema, formats=_CUSTOM_FORMATS)
+        self._slow: jsonschema.Draft7Validator | None = None
+
+    def errors(self, value: Any, prefix: str) -> list[str]:
+        """Return ``[]`` when ``value`` is valid, else messages like ``input.a: ...``."""
+        try:
+            self._fast(value)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            return self._explain(value, prefix, exc)
+        return []
+
+    def _explain(
+        self, value: Any, prefix: str, fast_error: fastjsonschema.JsonSchemaValueException
+    ) -> list[str]:
+        if self._slow is None:
+            self._slow = jsonschema.Draft7Validator(
+                self.json_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+            )
+        found = sorted(self._slow.iter_errors(value), key=lambda e: list(map(str, e.path)))
+        messages = [_shorten(f"{_field(prefix, e.path)}: {e.message}") for e in found]
+        if not messages:
+            # The two libraries disagree only on corner cases (a format one of them checks);
+            # fastjsonschema's own message is still precise.
+            message = str(fast_error.message).replace("data", prefix, 1)
+            messages = [_shorten(message)]
+        if len(messages) > _MAX_MESSAGES:
+            extra = len(messages) - _MAX_MESSAGES
+            messages = [*messages[:_MAX_MESSAGES], f"... and {extra} more problem(s)"]
+        return messages

@@ -1,0 +1,219 @@
+"""``model.yml``: reading it into a frozen, validated :class:`ModelSpec`.
+
+Every problem in the file is collected in one pass and reported together as
+``model.yml: <field path>: <problem>``. Unknown keys are errors, because a misspelt key
+(``contacts:``, ``io-type:``) would otherwise silently change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from catwalk.errors import SpecError
+from catwalk.schema import SchemaValidator, to_json_schema
+
+SPEC_FILE = "model.yml"
+MODEL_FILE = "model.py"
+REQUIREMENTS_FILE = "requirements.txt"
+
+IoType = Literal["PYTHON_DICT", "PANDAS_DATA_FRAME"]
+IO_TYPES: tuple[IoType, ...] = ("PYTHON_DICT", "PANDAS_DATA_FRAME")
+
+_TOP_KEYS = {"name", "version", "contact", "schema", "io_type", "description"}
+_CONTACT_KEYS = {"name", "email"}
+_SCHEMA_KEYS = {"input", "output"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class IoSchema:
+    """One side (input or output) of a model's schema."""
+
+    openapi: dict[str, Any]
+    validator: SchemaValidator = field(repr=False, compare=False)
+
+    @property
+    def is_batch(self) -> bool:
+        """True for an array-of-objects schema (the model takes or returns a batch)."""
+        return self.openapi.get("type") == "array"
+
+    def errors(self, value: Any, prefix: str) -> list[str]:
+        return self.validator.errors(value, prefix)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The validated content of a model folder's ``model.yml``."""
+
+    path: Path
+    name: str
+    version: str
+    contact: Contact
+    input: IoSchema
+    output: IoSchema
+    io_type: IoType = "PYTHON_DICT"
+    description: str | None = None
+
+    def info(self) -> dict[str, Any]:
+        """The spec as served by ``GET /info``: model.yml's content, defaults filled in."""
+        info: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "contact": {"name": self.contact.name, "email": self.contact.email},
+            "schema": {"input": self.input.openapi, "output": self.output.openapi},
+            "io_type": self.io_type,
+        }
+        if self.description is not None:
+            info["description"] = self.description
+        return info
+
+
+def check_model_folder(path: str | Path) -> Path:
+    """Return the folder's absolute path, or raise SpecError if it or a required file is missing."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.exists():
+        raise SpecError([f"{path}: model folder does not exist"])
+    if not folder.is_dir():
+        raise SpecError([f"{path}: not a folder (give the folder that holds model.yml)"])
+    missing = [name for name in (SPEC_FILE, MODEL_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise SpecError([f"{folder / name}: required file missing" for name in missing])
+    return folder
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate ``model.yml`` from a model folder."""
+    folder = check_model_folder(path)
+    spec_file = folder / SPEC_FILE
+    try:
+        text = spec_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{SPEC_FILE}: cannot be read ({exc})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{SPEC_FILE}: not valid YAML: {_yaml_problem(exc)}"]) from None
+    return parse_spec(data, folder)
+
+
+def parse_spec(data: Any, folder: Path) -> ModelSpec:
+    """Validate already-parsed ``model.yml`` content; raise SpecError listing every problem."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise SpecError([f"{SPEC_FILE}: must be a mapping with name, version, contact and schema"])
+
+    _unknown(data, _TOP_KEYS, "", problems)
+    name = _text(data, "name", "name", problems)
+    version = _text(data, "version", "version", problems)
+
+    contact = _section(data, "contact", problems)
+    _unknown(contact, _CONTACT_KEYS, "contact.", problems)
+    contact_name = _text(contact, "name", "contact.name", problems)
+    email = _text(contact, "email", "contact.email", problems)
+    if email and not _EMAIL.match(email):
+        problems.append(f"contact.email: {email!r} is not an email address")
+
+    io_type = data.get("io_type", "PYTHON_DICT")
+    if io_type not in IO_TYPES:
+        problems.append(f"io_type: must be one of {', '.join(IO_TYPES)}, got {io_type!r}")
+        io_type = "PYTHON_DICT"
+
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        problems.append("description: must be a string")
+
+    schema = _section(data, "schema", problems)
+    _unknown(schema, _SCHEMA_KEYS, "schema.", problems)
+    sides = {side: _io_schema(schema, side, problems) for side in ("input", "output")}
+
+    if problems:
+        raise SpecError([f"{SPEC_FILE}: {p}" for p in problems])
+    assert sides["input"] is not None and sides["output"] is not None
+    return ModelSpec(
+        path=folder,
+        name=name,
+        version=version,
+        contact=Contact(name=contact_name, email=email),
+        input=sides["input"],
+        output=sides["output"],
+        io_type=io_type,
+        description=description,
+    )
+
+
+def _io_schema(schema: dict[str, Any], side: str, problems: list[str]) -> IoSchema | None:
+    path = f"schema.{side}"
+    if side not in schema:
+        if schema:
+            problems.append(f"{path}: required field missing")
+        return None
+    openapi = schema[side]
+    before = len(problems)
+    converted = to_json_schema(openapi, path, problems)
+    if len(problems) > before:
+        return None
+    typ = openapi.get("type")
+    items = openapi.get("items", {})
+    if not (typ == "object" or (typ == "array" and items.get("type") == "object")):
+        problems.append(
+            f"{path}: must be an object (one record) or an array of objects (a batch), "
+            f"got type {typ!r}" + (f" of {items.get('type')!r}" if typ == "array" else "")
+        )
+        return None
+    return IoSchema(openapi=openapi, validator=SchemaValidator(converted))
+
+
+def _section(data: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        problems.append(f"{key}: required field missing")
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{key}: must be a mapping, got {type(value).__name__}")
+        return {}
+    return value
+
+
+def _text(data: dict[str, Any], key: str, path: str, problems: list[str]) -> str:
+    if key not in data or data[key] is None:
+        if data or "." not in path:
+            problems.append(f"{path}: required field missing")
+        return ""
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            problems.append(
+                f'{path}: must be a string; write it in quotes ({key}: "{value}"), because '
+                f"YAML reads an unquoted {value} as a number (1.10 would become 1.1)"
+            )
+        else:
+            problems.append(f"{path}: must be a string, got {type(value).__name__}")
+        return ""
+    if not value.strip():
+        problems.append(f"{path}: must not be empty")
+    return value
+
+
+def _unknown(data: dict[str, Any], allowed: set[str], prefix: str, problems: list[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            problems.append(f"{prefix}{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)
