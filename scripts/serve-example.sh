@@ -9,6 +9,6 @@ bash scripts/install-system-deps.sh nginx
 
 PYTHON=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check .
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
 
 exec .venv/bin/catwalk serve --model-path example_models/rng --server-port "${SERVER_PORT:-9090}" "$@"
