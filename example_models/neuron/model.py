@@ -26,7 +26,7 @@ if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
     model = Model(here)
     X, y = model.load_test_data(here)
-    for x, expected in zip(X, y):
+    for x, expected in zip(X, y, strict=True):
         got = float(model.predict(x)["probability"])
         ok = abs(got - expected["probability"]) <= 1e-9 * abs(expected["probability"])
         print(json.dumps(x), "->", got, "OK" if ok else "MISMATCH")

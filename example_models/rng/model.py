@@ -25,6 +25,6 @@ if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
     model = Model(here)
     X, y = model.load_test_data(here)
-    for x, expected in zip(X, y):
+    for x, expected in zip(X, y, strict=True):
         got = model.predict(x)
         print(json.dumps(x), "->", json.dumps(got), "OK" if got == expected else "MISMATCH")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from catwalk.errors import ModelError, ModelLoadError, OutputError
 from catwalk.normalize import to_json
 from catwalk.spec import MODEL_FILE, IoSchema, ModelSpec
 
-_CATWALK_DIR = str(Path(__file__).resolve().parent)
+# With the separator: a user folder named like ".../catwalk_models" is not catwalk's.
+_CATWALK_DIR = str(Path(__file__).resolve().parent) + os.sep
 
 
 def user_traceback(exc: BaseException) -> str:
@@ -115,7 +117,7 @@ class LoadedModel:
     def _call(method: Any, arg: Any, name: str = "predict") -> Any:
         try:
             return method(arg)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a model must not end a server
             raise ModelError(f"{name} raised {describe(exc)}", user_traceback(exc)) from exc
 
 

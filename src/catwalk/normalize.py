@@ -64,13 +64,14 @@ def _other(value: Any, path: str) -> Any:
         return to_json(dict(value), path)
     if isinstance(value, (list, tuple)):
         return to_json(list(value), path)
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
     module = type(value).__module__.split(".")[0]
-    if module == "numpy":
-        return _numpy(value, path)
+    # pandas before datetime: pd.NaT is a datetime whose isoformat() is the string "NaT".
     if module == "pandas":
         return _pandas(value, path)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if module == "numpy":
+        return _numpy(value, path)
     raise OutputError(f"{path}: value of type {type(value).__name__} cannot be converted to JSON")
 
 

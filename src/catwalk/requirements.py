@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import os
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def ensure_requirements(folder: Path) -> str:
             return f"{len(lines)} requirement(s) already satisfied"
         _pip_install(req_file)
         _write_stamp(req_file)
+    # The model is imported next, in this process: forget the finders' view of site-packages.
+    importlib.invalidate_caches()
     return f"installed {len(lines)} requirement(s) with pip"
 
 

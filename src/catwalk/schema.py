@@ -233,6 +233,18 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE_LEN else text[: _MAX_MESSAGE_LEN - 3] + "..."
 
 
+def _fast_message(error: fastjsonschema.JsonSchemaValueException, prefix: str) -> str:
+    """fastjsonschema's message in the ``<field>: <problem>`` form jsonschema's take."""
+    name = str(error.name or "data")
+    where = prefix + name[len("data") :] if name.startswith("data") else prefix
+    if error.rule == "format" and isinstance(error.definition, dict):
+        return f"{where}: {error.value!r} is not a {error.definition.get('format')!r}"
+    problem = str(error.message)
+    if problem.startswith(name):
+        problem = problem[len(name) :].strip()
+    return f"{where}: {problem}"
+
+
 class SchemaValidator:
     """A compiled validator for one converted schema.
 
@@ -265,8 +277,7 @@ class SchemaValidator:
         if not messages:
             # The two libraries disagree only on corner cases (a format one of them checks);
             # fastjsonschema's own message is still precise.
-            message = str(fast_error.message).replace("data", prefix, 1)
-            messages = [_shorten(message)]
+            messages = [_shorten(_fast_message(fast_error, prefix))]
         if len(messages) > _MAX_MESSAGES:
             extra = len(messages) - _MAX_MESSAGES
             messages = [*messages[:_MAX_MESSAGES], f"... and {extra} more problem(s)"]

@@ -104,23 +104,28 @@ def load_spec(path: str | Path) -> ModelSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError([f"{SPEC_FILE}: not valid YAML: {_yaml_problem(exc)}"]) from None
-    return parse_spec(data, folder)
+    return parse_spec(data, folder, raw=_raw_numbers(text))
 
 
-def parse_spec(data: Any, folder: Path) -> ModelSpec:
-    """Validate already-parsed ``model.yml`` content; raise SpecError listing every problem."""
+def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) -> ModelSpec:
+    """Validate already-parsed ``model.yml`` content; raise SpecError listing every problem.
+
+    ``raw`` maps field paths (``version``, ``contact.name``) of unquoted numbers to the text
+    the user wrote, so that a message can quote ``1.10`` rather than YAML's ``1.1``.
+    """
     problems: list[str] = []
     if not isinstance(data, dict):
         raise SpecError([f"{SPEC_FILE}: must be a mapping with name, version, contact and schema"])
+    raw = raw or {}
 
     _unknown(data, _TOP_KEYS, "", problems)
-    name = _text(data, "name", "name", problems)
-    version = _text(data, "version", "version", problems)
+    name = _text(data, "name", "name", problems, raw)
+    version = _text(data, "version", "version", problems, raw)
 
     contact = _section(data, "contact", problems)
     _unknown(contact, _CONTACT_KEYS, "contact.", problems)
-    contact_name = _text(contact, "name", "contact.name", problems)
-    email = _text(contact, "email", "contact.email", problems)
+    contact_name = _text(contact, "name", "contact.name", problems, raw)
+    email = _text(contact, "email", "contact.email", problems, raw)
     if email and not _EMAIL.match(email):
         problems.append(f"contact.email: {email!r} is not an email address")
 
@@ -185,7 +190,9 @@ def _section(data: dict[str, Any], key: str, problems: list[str]) -> dict[str, A
     return value
 
 
-def _text(data: dict[str, Any], key: str, path: str, problems: list[str]) -> str:
+def _text(
+    data: dict[str, Any], key: str, path: str, problems: list[str], raw: dict[str, str]
+) -> str:
     if key not in data or data[key] is None:
         if data or "." not in path:
             problems.append(f"{path}: required field missing")
@@ -193,9 +200,10 @@ def _text(data: dict[str, Any], key: str, path: str, problems: list[str]) -> str
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            written = raw.get(path, str(value))
             problems.append(
-                f'{path}: must be a string; write it in quotes ({key}: "{value}"), because '
-                f"YAML reads an unquoted {value} as a number (1.10 would become 1.1)"
+                f'{path}: must be a string; write it in quotes ({key}: "{written}"), because '
+                f"YAML reads an unquoted {written} as a number (1.10 would become 1.1)"
             )
         else:
             problems.append(f"{path}: must be a string, got {type(value).__name__}")
@@ -209,6 +217,30 @@ def _unknown(data: dict[str, Any], allowed: set[str], prefix: str, problems: lis
     for key in data:
         if key not in allowed:
             problems.append(f"{prefix}{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _raw_numbers(text: str) -> dict[str, str]:
+    """Field paths of the unquoted numbers among the top-level and ``contact`` scalars."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    numbers = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    found: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            if isinstance(value, yaml.ScalarNode) and value.tag in numbers:
+                found[prefix + str(key.value)] = str(value.value)
+            elif not prefix and key.value == "contact":
+                walk(value, "contact.")
+
+    walk(root, "")
+    return found
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

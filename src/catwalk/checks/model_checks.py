@@ -23,6 +23,9 @@ class TestData:
 
     inputs: list[Any]
     outputs: list[Any]
+    # True when the whole test set is one request (array schema or DataFrame model): then
+    # failures are reported by the row inside that batch.
+    batch: bool = False
 
 
 def prepare(path: str | Path, report: Report, *, install: bool = True) -> LoadedModel | None:
@@ -83,14 +86,19 @@ def load_test_data(model: LoadedModel, report: Report) -> TestData | None:
         X, y = model.load_test_data()
         data = _as_requests(model, X, y)
     except CatwalkError as exc:
-        report.fail(name, str(exc))
+        details = getattr(exc, "details", "")
+        report.fail(name, f"{exc}\n{details}" if details else str(exc))
         return None
-    report.ok(name, f"{len(data.inputs)} example(s)")
+    if data.batch:
+        report.ok(name, f"{len(data.outputs[0])} example(s), sent as one batch")
+    else:
+        report.ok(name, f"{len(data.inputs)} example(s)")
 
     problems = []
     for i, (x, expected) in enumerate(zip(data.inputs, data.outputs, strict=True)):
-        problems += [f"row {i}: {m}" for m in model.input_errors(x, "X")]
-        problems += [f"row {i}: {m}" for m in model.output_errors(expected, "y")]
+        row = "" if data.batch else f"row {i}: "  # a batch's messages carry X[row] already
+        problems += [row + m for m in model.input_errors(x, "X")]
+        problems += [row + m for m in model.output_errors(expected, "y")]
     if problems:
         report.fail("6. test data matches the schema", _first(problems))
         return None
@@ -124,7 +132,7 @@ def _as_requests(model: LoadedModel, X: Any, y: Any) -> TestData:
         raise ModelError("load_test_data: returned no test data")
     if spec.input.is_batch or model.is_dataframe:
         # One request carries the whole batch (a DataFrame model also takes a list of records).
-        return TestData(inputs=[xs], outputs=[ys])
+        return TestData(inputs=[xs], outputs=[ys], batch=True)
     return TestData(inputs=xs, outputs=ys)
 
 
@@ -140,11 +148,9 @@ def check_predictions(model: LoadedModel, data: TestData, report: Report, tolera
         except OutputError as exc:
             problems.append(f"row {i}: {exc}")
             continue
-        errors = model.output_errors(got, "output")
-        diff = first_difference(expected, got, tolerance)
-        problems += [f"row {i}: {m}" for m in errors]
-        if diff:
-            problems.append(f"row {i}: {diff}")
+        row = "" if data.batch else f"row {i}: "
+        problems += [row + m for m in model.output_errors(got, "output")]
+        problems += _differences(expected, got, tolerance, i, data.batch)
         if len(problems) > _MAX_ROW_FAILURES:
             break
     if problems:
@@ -154,6 +160,20 @@ def check_predictions(model: LoadedModel, data: TestData, report: Report, tolera
             "7. predictions",
             f"{len(data.inputs)} prediction(s) validate and equal y (rel. tolerance {tolerance:g})",
         )
+
+
+def _differences(expected: Any, got: Any, tolerance: float, row: int, batch: bool) -> list[str]:
+    if batch and isinstance(expected, list) and isinstance(got, list):
+        if len(expected) != len(got):
+            return [f"batch: expected {len(expected)} output rows, got {len(got)}"]
+        found = []
+        for j, (e, g) in enumerate(zip(expected, got, strict=True)):
+            diff = first_difference(e, g, tolerance)
+            if diff:
+                found.append(f"row {j}: {diff}")
+        return found
+    diff = first_difference(expected, got, tolerance)
+    return [f"row {row}: {diff}"] if diff else []
 
 
 def _first(problems: list[str]) -> str:
