@@ -1,0 +1,133 @@
+"""gunicorn side of production mode: ``python -m catwalk.server.wsgi RUN_DIR``.
+
+:mod:`catwalk.server.production` starts this module as the gunicorn master. It reads what to
+serve from the run folder (``job.pickle``: model path, settings, app factory) and the rendered
+``gunicorn.conf.py``, builds the Flask app and runs gunicorn on the folder's unix socket.
+
+With ``preload`` the model is loaded here, once, before gunicorn forks its workers (they share
+its memory pages); otherwise each worker loads its own copy. Either way a model that cannot be
+loaded ends gunicorn at once with exit code 4 and a one-paragraph message in
+``startup-error.txt`` (no traceback soup, no endless worker restarts).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import pickle
+import runpy
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.errors import AppImportError
+
+from catwalk.config import ServerSettings
+from catwalk.errors import CatwalkError
+from catwalk.model import LoadedModel, load_model
+from catwalk.server.render import RunLayout
+from catwalk.spec import load_spec
+
+DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
+APP_LOAD_ERROR = 4
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one production server serves; pickled into the run folder by the supervisor."""
+
+    model_path: Path
+    settings: ServerSettings
+    app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
+
+
+class AppLoadError(Exception):
+    """The app could not be built; the message is meant for the operator as is."""
+
+
+def build_app(job: Job) -> Any:
+    """Load the model and build the WSGI app, or raise AppLoadError with a clear message."""
+    try:
+        factory = _factory(job.app_factory)
+        model = load_model(load_spec(job.model_path))
+        return factory(model, job.settings)
+    except CatwalkError as exc:
+        details = getattr(exc, "details", "")
+        message = f"cannot load the model: {exc}"
+        raise AppLoadError(f"{message}\n{details}".rstrip()) from exc
+    except Exception as exc:
+        raise AppLoadError(
+            f"cannot build the app: {type(exc).__name__}: {exc}\n{traceback.format_exc()}".rstrip()
+        ) from exc
+
+
+def _factory(spec: str) -> Callable[[LoadedModel, ServerSettings], Any]:
+    module_name, _, attr = spec.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    if not callable(factory):
+        raise TypeError(f"{spec} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+class CatwalkApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn application whose config comes from the rendered ``gunicorn.conf.py``."""
+
+    def __init__(self, layout: RunLayout, job: Job, app: Any = None) -> None:
+        self.layout = layout
+        self.job = job
+        self.app = app
+        super().__init__()
+
+    def load_config(self) -> None:
+        values = runpy.run_path(str(self.layout.gunicorn_conf))
+        for name, value in values.items():
+            if name in self.cfg.settings:  # settings this gunicorn does not know are skipped
+                self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        if self.app is not None:
+            return self.app
+        try:  # per-worker loading (preload: false)
+            return build_app(self.job)
+        except AppLoadError as exc:
+            _report(self.layout, str(exc))
+            # gunicorn prints it and halts the whole server instead of re-spawning the worker.
+            raise AppImportError(str(exc)) from None
+
+
+def _report(layout: RunLayout, message: str) -> None:
+    try:
+        layout.error_file.write_text(message + "\n", encoding="utf-8")
+    except OSError:
+        print(message, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m catwalk.server.wsgi RUN_DIR", file=sys.stderr)
+        return 2
+    layout = RunLayout(Path(args[0]))
+    with layout.job_file.open("rb") as f:
+        job: Job = pickle.load(f)
+    app = None
+    if job.settings.preload:
+        try:
+            app = build_app(job)
+        except AppLoadError as exc:
+            _report(layout, str(exc))
+            return APP_LOAD_ERROR
+        # Objects alive now are never collected: the GC then leaves their pages alone, so the
+        # forked workers keep sharing them with this process instead of copying them.
+        gc.freeze()
+    CatwalkApplication(layout, job, app).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
