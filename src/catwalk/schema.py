@@ -233,6 +233,11 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE_LEN else text[: _MAX_MESSAGE_LEN - 3] + "..."
 
 
+def _path_order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
+    # Indexes in numeric order, so that row 2 comes before row 10.
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.path]
+
+
 def _fast_message(error: fastjsonschema.JsonSchemaValueException, prefix: str) -> str:
     """fastjsonschema's message in the ``<field>: <problem>`` form jsonschema's take."""
     name = str(error.name or "data")
@@ -272,7 +277,7 @@ class SchemaValidator:
             self._slow = jsonschema.Draft7Validator(
                 self.json_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
             )
-        found = sorted(self._slow.iter_errors(value), key=lambda e: list(map(str, e.path)))
+        found = sorted(self._slow.iter_errors(value), key=_path_order)
         messages = [_shorten(f"{_field(prefix, e.path)}: {e.message}") for e in found]
         if not messages:
             # The two libraries disagree only on corner cases (a format one of them checks);

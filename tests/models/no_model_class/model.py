@@ -1,0 +1,3 @@
+class Modle:  # misspelt on purpose
+    def __init__(self, path):
+        pass

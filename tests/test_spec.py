@@ -1,0 +1,271 @@
+"""model.yml -> ModelSpec: valid specs, and every problem named by file, field and cause."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from catwalk.errors import SpecError
+from catwalk.spec import ModelSpec, load_spec, parse_spec
+
+
+def valid() -> dict[str, Any]:
+    return {
+        "name": "Echo",
+        "version": "1.0",
+        "contact": {"name": "Tester", "email": "tester@example.com"},
+        "schema": {
+            "input": {"type": "object", "properties": {"x": {"type": "number"}}},
+            "output": {"type": "object", "properties": {"y": {"type": "number"}}},
+        },
+    }
+
+
+def problems(data: Any) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, Path("/nowhere"))
+    return info.value.problems
+
+
+def schema_problems(side: str, schema: Any) -> list[str]:
+    data = valid()
+    data["schema"][side] = schema
+    return problems(data)
+
+
+def test_valid_spec(model_dir: Callable[[str], Path]) -> None:
+    spec = load_spec(model_dir("echo"))
+    assert isinstance(spec, ModelSpec)
+    assert (spec.name, spec.version) == ("Echo", "1.0")
+    assert spec.contact.email == "tester@example.com"
+    assert spec.io_type == "PYTHON_DICT"
+    assert spec.path == model_dir("echo")
+    assert not spec.input.is_batch
+    assert spec.info()["schema"]["input"]["properties"]["x"] == {"type": "number"}
+    assert spec.input.errors({"x": 1, "label": "a"}, "input") == []
+
+
+def test_load_spec_accepts_a_relative_path(
+    model_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(model_dir("echo"))
+    assert load_spec(".").path == model_dir("echo")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (("name",), "model.yml: name: required field missing"),
+        (("version",), "model.yml: version: required field missing"),
+        (("contact",), "model.yml: contact: required field missing"),
+        (("contact", "name"), "model.yml: contact.name: required field missing"),
+        (("contact", "email"), "model.yml: contact.email: required field missing"),
+        (("schema",), "model.yml: schema: required field missing"),
+        (("schema", "input"), "model.yml: schema.input: required field missing"),
+        (("schema", "output"), "model.yml: schema.output: required field missing"),
+    ],
+)
+def test_each_missing_field_is_named(path: tuple[str, ...], message: str) -> None:
+    data = valid()
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    assert problems(data) == [message]
+
+
+def test_missing_email_fixture(model_dir: Callable[[str], Path]) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(model_dir("missing_email"))
+    assert str(info.value) == "model.yml: contact.email: required field missing"
+
+
+def test_all_problems_in_one_pass() -> None:
+    data = valid()
+    del data["name"]
+    data["version"] = ""
+    data["contact"]["email"] = "not-an-address"
+    data["io_type"] = "NUMPY"
+    data["schema"]["output"] = {"type": "object", "properties": {"y": {"type": "float"}}}
+    found = problems(data)
+    assert found == [
+        "model.yml: name: required field missing",
+        "model.yml: version: must not be empty",
+        "model.yml: contact.email: 'not-an-address' is not an email address",
+        "model.yml: io_type: must be one of PYTHON_DICT, PANDAS_DATA_FRAME, got 'NUMPY'",
+        "model.yml: schema.output.properties.y.type: unknown type 'float' "
+        "(expected one of string, boolean, integer, number, array, object)",
+    ]
+
+
+def test_unquoted_version_tells_to_quote_it_as_written(model_dir: Callable[[str], Path]) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(model_dir("unquoted_version"))
+    (message,) = info.value.problems
+    assert message.startswith("model.yml: version: must be a string")
+    # YAML turned 1.10 into 1.1; the message quotes what the user wrote.
+    assert 'version: "1.10"' in message
+
+
+def test_unquoted_integer_name_is_an_error() -> None:
+    data = valid()
+    data["name"] = 7
+    assert problems(data)[0].startswith('model.yml: name: must be a string; write it in quotes')
+
+
+def test_non_string_version() -> None:
+    data = valid()
+    data["version"] = ["1"]
+    assert problems(data) == ["model.yml: version: must be a string, got list"]
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "message"),
+    [
+        ((), "contacts", "model.yml: contacts: unknown field"),
+        (("contact",), "phone", "model.yml: contact.phone: unknown field"),
+        (("schema",), "inputs", "model.yml: schema.inputs: unknown field"),
+    ],
+)
+def test_unknown_keys_are_rejected(where: tuple[str, ...], key: str, message: str) -> None:
+    data = valid()
+    section = data
+    for part in where:
+        section = section[part]
+    section[key] = "x"
+    (found,) = problems(data)
+    assert found.startswith(message)
+
+
+def test_io_type() -> None:
+    data = valid()
+    data["io_type"] = "PANDAS_DATA_FRAME"
+    assert parse_spec(data, Path("/m")).io_type == "PANDAS_DATA_FRAME"
+    data["io_type"] = "pandas"
+    assert problems(data) == [
+        "model.yml: io_type: must be one of PYTHON_DICT, PANDAS_DATA_FRAME, got 'pandas'"
+    ]
+
+
+def test_description_and_info() -> None:
+    data = valid()
+    data["description"] = "echoes"
+    spec = parse_spec(data, Path("/m"))
+    assert spec.info()["description"] == "echoes"
+    assert spec.info()["io_type"] == "PYTHON_DICT"
+    data["description"] = 3
+    assert problems(data) == ["model.yml: description: must be a string"]
+
+
+def test_not_a_mapping() -> None:
+    assert problems(["name"]) == [
+        "model.yml: must be a mapping with name, version, contact and schema"
+    ]
+
+
+def test_bad_yaml(model_dir: Callable[[str], Path]) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(model_dir("bad_yaml"))
+    (message,) = info.value.problems
+    assert message.startswith("model.yml: not valid YAML: ")
+    assert "line 4" in message
+
+
+def test_bad_schema_fixture(model_dir: Callable[[str], Path]) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(model_dir("bad_schema"))
+    assert info.value.problems[0].startswith(
+        "model.yml: schema.input.properties.x.type: unknown type 'float'"
+    )
+
+
+def test_missing_folder_and_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="model folder does not exist"):
+        load_spec(tmp_path / "absent")
+    (tmp_path / "model.yml").write_text(yaml.safe_dump(valid()))
+    with pytest.raises(SpecError, match=r"model\.py: required file missing"):
+        load_spec(tmp_path)
+    with pytest.raises(SpecError, match="not a folder"):
+        load_spec(tmp_path / "model.yml")
+
+
+def test_batch_schema() -> None:
+    data = valid()
+    data["schema"]["input"] = {"type": "array", "items": data["schema"]["input"]}
+    spec = parse_spec(data, Path("/m"))
+    assert spec.input.is_batch
+    assert spec.input.errors([{"x": 1}, {"x": "a"}], "input") == [
+        "input[1].x: 'a' is not of type 'number'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (
+            {"type": "object", "properties": {"x": {"type": "int"}}},
+            "schema.input.properties.x.type: unknown type 'int'",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "array"}}},
+            "schema.input.properties.x.items: required for an array schema",
+        ),
+        ({"type": "string"}, "schema.input: must be an object (one record) or an array of objects"),
+        (
+            {"type": "array", "items": {"type": "number"}},
+            "schema.input: must be an object (one record) or an array of objects (a batch), "
+            "got type 'array' of 'number'",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "number", "minimun": 0}}},
+            "schema.input.properties.x: unknown schema keyword 'minimun'",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "number", "minimum": "0"}}},
+            "schema.input.properties.x.minimum: must be a number",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "string", "minLength": -1}}},
+            "schema.input.properties.x.minLength: must be a non-negative integer",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "string", "enum": []}}},
+            "schema.input.properties.x.enum: must be a non-empty list",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "number", "exclusiveMinimum": 0}}},
+            "schema.input.properties.x.exclusiveMinimum: must be true or false (OpenAPI 3.0)",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "string", "pattern": "("}}},
+            "schema.input.properties.x.pattern: not a valid regular expression",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["y"]},
+            "schema.input.required: 'y' is not a listed property",
+        ),
+        ({"type": "object", "nullable": "yes"}, "schema.input.nullable: must be true or false"),
+        ("object", "schema.input: must be a mapping (a schema object), got str"),
+    ],
+)
+def test_malformed_schema(schema: Any, message: str) -> None:
+    (found,) = schema_problems("input", schema)
+    assert found.startswith("model.yml: " + message)
+
+
+def test_annotations_and_extensions_are_allowed() -> None:
+    data = valid()
+    data["schema"]["input"]["properties"]["x"].update(
+        {"description": "an x", "example": 1.5, "x-unit": "cm", "format": "double"}
+    )
+    assert parse_spec(data, Path("/m")).input.errors({"x": 2}, "input") == []
+
+
+def test_spec_is_frozen(model_dir: Callable[[str], Path]) -> None:
+    spec = load_spec(model_dir("echo"))
+    with pytest.raises(AttributeError):
+        spec.name = "other"  # type: ignore[misc]
