@@ -2,37 +2,205 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from catwalk.commands.common import model_path_option, not_yet_available
+from catwalk.build.dockerfile import ImageOptions
+from catwalk.build.naming import check_registry, image_ref
+from catwalk.build.prep import DOCKERFILE, build_prep, deploy_prep
+from catwalk.checks.image_checks import ImageTestOptions, test_image
+from catwalk.commands.common import (
+    finish,
+    handle_errors,
+    install_option,
+    model_path_option,
+    new_report,
+)
+from catwalk.config import DEFAULT_PORT
+from catwalk.errors import BuildError
+from catwalk.spec import ModelSpec, load_spec
+
+registry_option = click.option(
+    "--docker-registry",
+    envvar="DOCKER_REGISTRY",
+    show_envvar=True,
+    default=None,
+    help="Registry (host[:port][/namespace]) for the base image and the model image.",
+)
+port_option = click.option(
+    "--server-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port the server listens on in the container.",
+)
+config_option = click.option(
+    "--server-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Server configuration (application.yml); its folder holds the certificates.",
+)
+network_option = click.option(
+    "--network",
+    default=None,
+    help="Docker network mode (e.g. host). Default: the engine's default network, or host "
+    "when the engine has no bridge network.",
+)
+
+
+def _spec(model_path: str) -> ModelSpec:
+    return load_spec(model_path)
 
 
 @click.command("build-prep")
 @model_path_option
-def build_prep_command(model_path: str) -> None:
+@registry_option
+@click.option(
+    "--base-image",
+    default=None,
+    help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
+)
+@config_option
+@port_option
+@click.option("--force", is_flag=True, help="Replace a Dockerfile catwalk did not generate.")
+@handle_errors
+def build_prep_command(
+    model_path: str,
+    docker_registry: str | None,
+    base_image: str | None,
+    server_config: Path | None,
+    server_port: int,
+    force: bool,
+) -> None:
     """Write a Dockerfile and .dockerignore for the model folder."""
-    not_yet_available("build-prep")
+    spec = _spec(model_path)
+    options = ImageOptions(
+        docker_registry=check_registry(docker_registry),
+        base_image=base_image,
+        server_port=server_port,
+        server_config=server_config,
+    )
+    for written in build_prep(spec, options, force=force):
+        click.echo(f"{written.action}: {written.path}")
+    flag = f" --docker-registry {options.docker_registry}" if options.docker_registry else ""
+    ref = image_ref(spec, options.docker_registry)
+    click.echo(f"next: catwalk build -m {model_path}{flag}  (builds {ref})")
 
 
 @click.command("build")
 @model_path_option
-def build_command(model_path: str) -> None:
-    """Build (and push) the model's Docker image."""
-    not_yet_available("build")
+@registry_option
+@click.option(
+    "--push/--no-push",
+    default=None,
+    help="Push after building. Default: push when a registry is given.",
+)
+@click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
+@network_option
+@handle_errors
+def build_command(
+    model_path: str,
+    docker_registry: str | None,
+    push: bool | None,
+    no_cache: bool,
+    network: str | None,
+) -> None:
+    """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
+    from catwalk.build import docker as dk
+
+    spec = _spec(model_path)
+    registry = check_registry(docker_registry)
+    ref = image_ref(spec, registry)
+    if push is None:
+        push = registry is not None
+    if not (spec.path / DOCKERFILE).exists():
+        click.echo(f"no {DOCKERFILE} in {spec.path}: running build-prep first")
+        for written in build_prep(spec, ImageOptions(docker_registry=registry)):
+            click.echo(f"{written.action}: {written.path}")
+
+    client = dk.connect()
+    try:
+        network = dk.default_network(client, network, click.echo)
+        click.echo(f"== build {ref}")
+        image_id = dk.build_image(
+            client, spec.path, ref, echo=click.echo, nocache=no_cache, network=network
+        )
+        click.echo(f"built {ref} ({image_id[7:19]})")
+        if push:
+            if "/" not in ref.split(":")[0] and registry is None:
+                raise BuildError(f"cannot push {ref}: give --docker-registry (or DOCKER_REGISTRY)")
+            click.echo(f"== push {ref}")
+            digest = dk.push_image(client, ref, echo=click.echo)
+            click.echo(f"pushed {ref}" + (f" ({digest})" if digest else ""))
+    finally:
+        client.close()
 
 
 @click.command("test-image")
 @model_path_option
-def test_image_command(model_path: str) -> None:
+@registry_option
+@port_option
+@config_option
+@network_option
+@install_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the container's server to answer.",
+)
+@handle_errors
+def test_image_command(
+    model_path: str,
+    docker_registry: str | None,
+    server_port: int,
+    server_config: Path | None,
+    network: str | None,
+    install: bool,
+    timeout: float,
+) -> None:
     """Run the model's image in a throwaway container and check it."""
-    not_yet_available("test-image")
+    report = new_report("test-image")
+    options = ImageTestOptions(
+        docker_registry=check_registry(docker_registry),
+        server_port=server_port,
+        server_config=server_config,
+        network=network,
+        install=install,
+        ready_timeout=timeout,
+    )
+    test_image(model_path, report, options)
+    finish(report)
 
 
 @click.command("deploy-prep")
 @model_path_option
-def deploy_prep_command(model_path: str) -> None:
+@registry_option
+@port_option
+@config_option
+@click.option(
+    "--force", is_flag=True, help="Replace a docker-compose.yml catwalk did not generate."
+)
+@handle_errors
+def deploy_prep_command(
+    model_path: str,
+    docker_registry: str | None,
+    server_port: int,
+    server_config: Path | None,
+    force: bool,
+) -> None:
     """Write a docker-compose.yml that runs the model's image."""
-    not_yet_available("deploy-prep")
+    spec = _spec(model_path)
+    written = deploy_prep(
+        spec,
+        docker_registry=check_registry(docker_registry),
+        server_port=server_port,
+        server_config=server_config,
+        force=force,
+    )
+    click.echo(f"{written.action}: {written.path}")
 
 
 COMMANDS = [build_prep_command, build_command, test_image_command, deploy_prep_command]

@@ -1,0 +1,203 @@
+"""``catwalk test-image``: run the model's image in a throwaway container and check it.
+
+The container runs as an arbitrary non-root UID in group 0 (as OpenShift runs images), with the
+server config mounted read-only when one is given. The checks are test-server's, against the
+model's own test data loaded locally; the container is always removed, and its logs printed
+when a check fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from catwalk.build import docker as dk
+from catwalk.build.dockerfile import CONFIG_DIR
+from catwalk.build.naming import image_ref
+from catwalk.checks.model_checks import TestData, load_test_data, prepare
+from catwalk.checks.report import Report
+from catwalk.checks.server_checks import check_server, wait_ready
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
+from catwalk.errors import CatwalkError
+from catwalk.model import LoadedModel
+
+#: The UID test-image runs the image as: not the image's own user, not root.
+TEST_UID = "23456:0"
+DEFAULT_READY_TIMEOUT = 120.0
+_LOG_TAIL = 200
+
+
+@dataclass(frozen=True)
+class ImageTestOptions:
+    docker_registry: str | None = None
+    server_port: int = DEFAULT_PORT
+    server_config: Path | None = None
+    network: str | None = None
+    user: str = TEST_UID
+    install: bool = True
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    image: str | None = None  # default: the tag `catwalk build` gives the model's image
+
+
+@contextmanager
+def staged_config(config: Path, settings: ServerSettings) -> Iterator[tuple[list[dk.Mount], str]]:
+    """Mounts and the SERVER_CONFIG value that give the container the config and its certs.
+
+    The config and the certificate files it names are copied, world-readable, into a private
+    temporary folder that is mounted read-only at /etc/catwalk: the container's arbitrary UID
+    can read them even when the originals are the user's own (a key is usually mode 600),
+    and nothing else of the config's folder is exposed. Relative cert paths keep working; an
+    absolute one is mounted at the same path.
+    """
+    outer = Path(tempfile.mkdtemp(prefix="catwalk-test-image-"))  # mode 700: private on the host
+    try:
+        inner = outer / "config"
+        inner.mkdir()
+        inner.chmod(0o755)
+        config = config.resolve()
+        mounts = [dk.Mount(inner, CONFIG_DIR)]
+        files = [config]
+        files += [f for f in (settings.ssl.cert, settings.ssl.key) if f is not None]
+        for index, file in enumerate(files):
+            try:
+                relative = file.relative_to(config.parent)
+            except ValueError:
+                # Outside the config's folder: copy it aside and mount it at its own path.
+                copy = outer / f"file-{index}-{file.name}"
+                mounts.append(dk.Mount(copy, str(PurePosixPath(file.as_posix()))))
+            else:
+                copy = inner / relative
+                for parent in reversed(relative.parents[:-1]):
+                    (inner / parent).mkdir(exist_ok=True)
+                    (inner / parent).chmod(0o755)
+            shutil.copyfile(file, copy)
+            copy.chmod(0o444)
+        yield mounts, str(PurePosixPath(CONFIG_DIR) / config.name)
+    finally:
+        shutil.rmtree(outer, ignore_errors=True)
+
+
+def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> None:
+    """Load the model and its test data locally, then run and check its image."""
+    model = prepare(path, report, install=options.install)
+    if model is None:
+        return
+    data = load_test_data(model, report)
+    if data is None:
+        return
+
+    try:
+        settings = load_settings(options.server_config, options.server_port)
+    except CatwalkError as exc:
+        report.fail("server config", str(exc))
+        return
+    ref = options.image or image_ref(model.spec, options.docker_registry)
+
+    try:
+        client = dk.connect()
+    except CatwalkError as exc:
+        report.fail("docker engine", str(exc))
+        return
+    try:
+        _run_checks(client, ref, model, data, settings, report, options)
+    finally:
+        client.close()
+
+
+def _run_checks(
+    client: dk.Client,
+    ref: str,
+    model: LoadedModel,
+    data: TestData,
+    settings: ServerSettings,
+    report: Report,
+    options: ImageTestOptions,
+) -> None:
+    try:
+        if not dk.image_exists(client, ref):
+            if not options.docker_registry:
+                report.fail("image", f"{ref} not found locally: build it with `catwalk build`")
+                return
+            dk.pull_image(client, ref, echo=report.echo)
+        network = dk.default_network(client, options.network, report.echo)
+    except CatwalkError as exc:
+        report.fail("image", str(exc))
+        return
+    report.ok("image", ref)
+
+    port = options.server_port
+    if not dk.port_is_free(port):
+        report.fail(
+            "port",
+            f"port {port} is already taken on this machine (another server or container); "
+            "choose another with --server-port",
+        )
+        return
+
+    environment = {"SERVER_PORT": str(port), "RUN_TESTS": "false"}
+    with _config(options.server_config, settings) as (mounts, config_env):
+        if config_env:
+            environment["SERVER_CONFIG"] = config_env
+        run = dk.RunSpec(
+            image=ref,
+            port=port,
+            user=options.user,
+            network=network,
+            environment=environment,
+            mounts=mounts,
+        )
+        failed_before = len(report.failures)
+        try:
+            with dk.throwaway_container(client, run, echo=report.echo) as container:
+                how = f"--network {network}" if network else f"port 127.0.0.1:{port} published"
+                report.ok(
+                    "container started",
+                    f"{container.short_id} as user {options.user}, {how}",
+                )
+                base_url = f"{settings.scheme}://127.0.0.1:{port}"
+                started = time.monotonic()
+                try:
+                    wait_ready(
+                        base_url,
+                        timeout=options.ready_timeout,
+                        verify=False,
+                        alive=container.running,
+                    )
+                except CatwalkError as exc:
+                    code = container.exit_code()
+                    why = f" (the container exited with code {code})" if code is not None else ""
+                    report.fail("ready", f"{exc}{why}")
+                else:
+                    took = time.monotonic() - started
+                    report.ok("ready", f"{base_url} answered after {took:.1f} s")
+                    check_server(base_url, model, data, report, verify=False)
+                if len(report.failures) > failed_before:
+                    _print_logs(report, container)
+        except dk.Interrupted as exc:
+            report.fail("interrupted", f"{exc}: the container was removed")
+            raise KeyboardInterrupt from None
+        except CatwalkError as exc:
+            report.fail("container", str(exc))
+
+
+@contextmanager
+def _config(
+    config: Path | None, settings: ServerSettings
+) -> Iterator[tuple[list[dk.Mount], str | None]]:
+    if config is None:
+        yield [], None
+        return
+    with staged_config(config, settings) as (mounts, env):
+        yield mounts, env
+
+
+def _print_logs(report: Report, container: dk.Container) -> None:
+    logs = container.logs(tail=_LOG_TAIL).rstrip()
+    report.echo(f"--- logs of container {container.short_id} (last {_LOG_TAIL} lines) ---")
+    report.echo(logs or "(no output)")
+    report.echo("--- end of logs ---")

@@ -1,0 +1,190 @@
+"""Rendering the model image's Dockerfile, .dockerignore and docker-compose.yml (no Docker)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from catwalk import __version__
+from catwalk.build.dockerfile import (
+    CONFIG_DIR,
+    MODEL_DIR,
+    ImageOptions,
+    is_generated,
+    render_compose,
+    render_dockerfile,
+    render_dockerignore,
+    requirements_mode,
+)
+from catwalk.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _instructions(text: str) -> list[str]:
+    """Dockerfile instructions with continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_dockerfile_defaults(example_copy) -> None:
+    spec = load_spec(example_copy("rng"))
+    text = render_dockerfile(spec, ImageOptions())
+    assert is_generated(text)
+    lines = _instructions(text)
+    assert lines[0] == f"FROM catwalk:{__version__}"
+    env = next(line for line in lines if line.startswith("ENV "))
+    assert f"MODEL_PATH={MODEL_DIR}" in env
+    assert "SERVER_PORT=9090" in env
+    assert "RUN_TESTS=false" in env
+    assert "SERVER_CONFIG" not in env
+    assert "EXPOSE 9090" in lines
+    assert lines[-1] == 'CMD ["catwalk", "serve", "--no-install"]'
+    users = [line for line in lines if line.startswith("USER ")]
+    assert users[-1] == "USER 10001:0"  # non-root, group 0
+    assert 'org.opencontainers.image.title="RNGModel"' in text
+    assert 'org.opencontainers.image.version="0.0.1"' in text
+    # rng has no requirements.txt: no pip step at all
+    assert "pip install" not in text
+
+
+def test_dockerfile_registry_and_base_image(example_copy) -> None:
+    spec = load_spec(example_copy("rng"))
+    with_registry = render_dockerfile(spec, ImageOptions(docker_registry="localhost:5000"))
+    assert _instructions(with_registry)[0] == f"FROM localhost:5000/catwalk:{__version__}"
+    own_base = render_dockerfile(
+        spec, ImageOptions(docker_registry="localhost:5000", base_image="my/base:1")
+    )
+    assert _instructions(own_base)[0] == "FROM my/base:1"
+
+
+def test_requirements_get_their_own_layer_before_the_code(example_copy) -> None:
+    spec = load_spec(example_copy("dataframe"))
+    lines = _instructions(render_dockerfile(spec, ImageOptions()))
+    copy_req = lines.index(f"COPY requirements.txt {MODEL_DIR}/requirements.txt")
+    pip = next(i for i, line in enumerate(lines) if "pip install" in line)
+    copy_all = lines.index(f"COPY . {MODEL_DIR}")
+    assert copy_req < pip < copy_all
+    assert "--no-cache-dir" in lines[pip]
+
+
+def test_requirements_naming_local_files_install_after_the_copy(example_copy) -> None:
+    folder = example_copy("dataframe")
+    (folder / "requirements.txt").write_text("-r base-requirements.txt\n./wheels/x.whl\n")
+    assert requirements_mode(folder) == "with_context"
+    lines = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
+    copy_all = lines.index(f"COPY . {MODEL_DIR}")
+    pip = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert copy_all < pip
+
+
+def test_port_and_config_outside_the_model_folder(example_copy, tmp_path: Path) -> None:
+    spec = load_spec(example_copy("rng"))
+    config = tmp_path / "conf" / "application.yml"
+    config.parent.mkdir()
+    config.write_text("server: {workers: 1}\n")
+    text = render_dockerfile(spec, ImageOptions(server_port=8080, server_config=config))
+    lines = _instructions(text)
+    env = next(line for line in lines if line.startswith("ENV "))
+    assert f"SERVER_CONFIG={CONFIG_DIR}/application.yml" in env
+    assert "SERVER_PORT=8080" in env
+    assert "EXPOSE 8080" in lines
+    assert f"read-only at {CONFIG_DIR}" in text
+    # the host path is not baked in
+    assert str(tmp_path) not in text
+
+
+def test_config_inside_the_model_folder_is_copied_with_it(example_copy) -> None:
+    folder = example_copy("rng")
+    (folder / "conf").mkdir()
+    (folder / "conf" / "app.yml").write_text("server: {workers: 1}\n")
+    text = render_dockerfile(load_spec(folder), ImageOptions(server_config=folder / "conf/app.yml"))
+    assert f"SERVER_CONFIG={MODEL_DIR}/conf/app.yml" in text
+
+
+def test_labels_are_quoted(example_copy) -> None:
+    folder = example_copy("rng")
+    spec_file = folder / "model.yml"
+    spec_file.write_text(
+        spec_file.read_text()
+        .replace("name: RNGModel", 'name: "RNG \\"quoted\\" Model"')
+        .replace("description: >-", "description: >-\n  Multi-line $HOME\n ", 1)
+    )
+    text = render_dockerfile(load_spec(folder), ImageOptions())
+    assert 'org.opencontainers.image.title="RNG \\"quoted\\" Model"' in text
+
+
+def test_dockerignore() -> None:
+    text = render_dockerignore()
+    assert is_generated(text)
+    patterns = [line for line in text.splitlines() if line and not line.startswith("#")]
+    for pattern in (".git", ".venv", "**/__pycache__", ".pytest_cache", "Dockerfile"):
+        assert pattern in patterns
+    assert "*.pem" not in patterns  # a config inside the model folder may need its certs
+
+
+def test_compose(example_copy, tmp_path: Path) -> None:
+    folder = example_copy("dataframe")
+    config = tmp_path / "conf" / "application.yml"
+    config.parent.mkdir()
+    config.write_text("server: {workers: 1}\n")
+    spec = load_spec(folder)
+    text = render_compose(
+        spec,
+        docker_registry="localhost:5000",
+        server_port=8443,
+        server_config=config,
+        ssl=True,
+        compose_dir=folder,
+    )
+    assert is_generated(text)
+    doc = yaml.safe_load(text)
+    service = doc["services"]["neurondataframe"]
+    assert service["image"] == "localhost:5000/neurondataframe:1.0.0"
+    assert service["ports"] == ["8443:8443"]
+    assert service["environment"] == {
+        "SERVER_PORT": "8443",
+        "SERVER_CONFIG": f"{CONFIG_DIR}/application.yml",
+        "RUN_TESTS": "false",
+    }
+    [volume] = service["volumes"]
+    assert volume == {
+        "type": "bind",
+        "source": "../conf",  # relative to the compose file's folder
+        "target": CONFIG_DIR,
+        "read_only": True,
+    }
+    assert service["restart"] == "unless-stopped"
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    assert "https://127.0.0.1:8443/status" in test[3]
+
+
+def test_compose_without_config(example_copy) -> None:
+    spec = load_spec(example_copy("rng"))
+    doc = yaml.safe_load(render_compose(spec))
+    service = doc["services"]["rngmodel"]
+    assert service["image"] == "rngmodel:0.0.1"
+    assert "volumes" not in service
+    assert "SERVER_CONFIG" not in service["environment"]
+    assert "http://127.0.0.1:9090/status" in service["healthcheck"]["test"][3]
+
+
+def test_root_dockerfile_version_matches_the_package() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert f"ARG CATWALK_VERSION={__version__}\n" in text
+    assert "ARG PYTHON_IMAGE=python:3.12-slim\n" in text
+    lines = _instructions(text)
+    assert lines[-1] == 'CMD ["catwalk", "serve"]'
+    for label in ("title", "version", "source", "licenses"):
+        assert f"org.opencontainers.image.{label}=" in text
+    assert any(line.startswith("USER ") and "root" not in line for line in lines)
+
+
+def test_root_dockerignore_keeps_the_context_small() -> None:
+    patterns = (ROOT / ".dockerignore").read_text().splitlines()
+    assert patterns[patterns.index("*") :][:1] == ["*"]  # everything out, then allow-list
+    assert "!src/" in patterns
+    assert "!example_models/rng/" in patterns
