@@ -1,31 +1,320 @@
-"""``catwalk serve``, ``catwalk test-server`` and ``catwalk test``."""
+"""``catwalk serve``, ``catwalk test-server`` and ``catwalk test``.
+
+``serve`` reads ``MODEL_PATH``, ``SERVER_CONFIG``, ``SERVER_PORT`` and ``RUN_TESTS`` itself
+instead of through click's ``envvar``: click lets a command-line argument win over the
+environment, but catwalk's contract is the other way round (an image bakes its arguments in,
+an operator overrides them with the environment).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 
-from catwalk.commands.common import model_path_option, not_yet_available
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
+from catwalk.checks.report import Report
+from catwalk.commands.common import (
+    finish,
+    handle_errors,
+    install_option,
+    model_path_option,
+    new_report,
+)
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
+from catwalk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from catwalk.model import LoadedModel
+
+DEBUG_HOST = "0.0.0.0"  # containers are reached from outside: listen on every interface
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+server_config_option = click.option(
+    "--server-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="application.yml with logging and server settings (SSL, workers, ...).",
+)
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    help="Flask's development server with verbose logs instead of nginx + gunicorn.",
+)
+tolerance_option = click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TOLERANCE,
+    show_default=True,
+    help="Relative tolerance when comparing predicted and expected floats.",
+)
+
+
+def env_overrides(
+    model_path: str, server_config: str | None, server_port: int, run_tests: bool
+) -> tuple[str, str | None, int, bool]:
+    """Apply MODEL_PATH, SERVER_CONFIG, SERVER_PORT and RUN_TESTS over the CLI values.
+
+    A variable that is unset or empty leaves the argument alone; each override is announced
+    on stderr so an operator sees where a value came from.
+    """
+    env = os.environ
+
+    def announce(name: str, value: str, option: str) -> None:
+        click.echo(f"{name}={value} overrides {option}", err=True)
+
+    if env.get("MODEL_PATH"):
+        model_path = env["MODEL_PATH"]
+        announce("MODEL_PATH", model_path, "--model-path")
+    if env.get("SERVER_CONFIG"):
+        server_config = env["SERVER_CONFIG"]
+        announce("SERVER_CONFIG", server_config, "--server-config")
+    if env.get("SERVER_PORT"):
+        text = env["SERVER_PORT"].strip()
+        if not text.isdigit():
+            raise ConfigError(f"SERVER_PORT: {text!r} is not a port number")
+        server_port = int(text)
+        announce("SERVER_PORT", text, "--server-port")
+    if env.get("RUN_TESTS"):
+        text = env["RUN_TESTS"].strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise ConfigError(f"RUN_TESTS: {env['RUN_TESTS']!r} is not one of true/false/1/0")
+        run_tests = text in _TRUE
+        announce("RUN_TESTS", text, "--run-tests/--no-run-tests")
+    return model_path, server_config, server_port, run_tests
 
 
 @click.command("serve")
-@model_path_option
-def serve_command(model_path: str) -> None:
-    """Serve the model as a REST API (nginx + gunicorn, or --debug)."""
-    not_yet_available("serve")
+@click.option(
+    "--model-path",
+    "-m",
+    default=".",
+    show_default=True,
+    help="The model folder (holding model.yml and model.py). MODEL_PATH overrides it.",
+)
+@click.option(
+    "--server-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="application.yml (logging, workers, SSL, ...). SERVER_CONFIG overrides it.",
+)
+@click.option(
+    "--server-port",
+    type=int,
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="TCP port to listen on. SERVER_PORT overrides it.",
+)
+@debug_option
+@click.option(
+    "--run-tests/--no-run-tests",
+    default=False,
+    show_default=True,
+    help="Run the test-model checks first and refuse to start if they fail. "
+    "RUN_TESTS overrides it.",
+)
+@install_option
+@handle_errors
+def serve_command(
+    model_path: str,
+    server_config: str | None,
+    server_port: int,
+    debug: bool,
+    run_tests: bool,
+    install: bool,
+) -> None:
+    """Serve the model as a REST API (nginx + gunicorn, or --debug).
+
+    MODEL_PATH, SERVER_CONFIG, SERVER_PORT and RUN_TESTS, when set, override the arguments.
+    """
+    from catwalk.model import load_model
+    from catwalk.requirements import ensure_requirements
+    from catwalk.spec import load_spec
+
+    model_path, server_config, server_port, run_tests = env_overrides(
+        model_path, server_config, server_port, run_tests
+    )
+    settings = load_settings(server_config, server_port)
+    spec = load_spec(model_path)
+    if install:
+        click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
+
+    model = None
+    if run_tests:
+        from catwalk.checks.model_checks import test_model
+
+        report = new_report("test-model")
+        model, _ = test_model(spec.path, report, install=False)
+        report.summary()
+        if not report.passed:
+            raise ConfigError("not serving: the test-model checks failed (see above)")
+
+    if not debug:
+        sys.exit(_serve_production(spec.path, settings))
+
+    if model is None:
+        model = load_model(spec)
+    _serve_debug(model, settings)
+
+
+def _serve_production(model_path: Path, settings: ServerSettings) -> int:
+    try:
+        from catwalk.server.production import serve_production
+    except ImportError:
+        click.echo(
+            "Error: production mode is not yet available in this version; use --debug.",
+            err=True,
+        )
+        return 2
+    return serve_production(model_path, settings)
+
+
+def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
+    from catwalk.server.app import create_app
+    from catwalk.server.logs import configure_logging
+
+    configure_logging("DEBUG")
+    app = create_app(model, settings)
+    ssl_context = None
+    if settings.ssl.enabled:
+        ssl_context = (str(settings.ssl.cert), str(settings.ssl.key))
+    spec = model.spec
+    url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
+    click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # the development server shuts down cleanly on it
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        # One request at a time, as in each production worker: user models need not be
+        # thread-safe (the RNG example seeds a shared generator per request).
+        app.run(
+            host=DEBUG_HOST,
+            port=settings.port,
+            debug=False,
+            use_reloader=False,
+            threaded=False,
+            ssl_context=ssl_context,
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on port {settings.port}: {exc.strerror}") from None
 
 
 @click.command("test-server")
 @model_path_option
-def test_server_command(model_path: str) -> None:
+@click.option(
+    "--url",
+    default=None,
+    help="Check this running server (e.g. http://localhost:9090) instead of starting one.",
+)
+@server_config_option
+@debug_option
+@click.option(
+    "--cacert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Verify an HTTPS server's certificate against this CA file "
+    "(without it, HTTPS certificates are not verified: self-signed pairs are the norm).",
+)
+@tolerance_option
+@install_option
+@handle_errors
+def test_server_command(
+    model_path: str,
+    url: str | None,
+    server_config: str | None,
+    debug: bool,
+    cacert: str | None,
+    tolerance: float,
+    install: bool,
+) -> None:
     """Start the model's server (or use --url) and check it against the test data."""
-    not_yet_available("test-server")
+    report = new_report("test-server")
+    _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
+    finish(report)
 
 
 @click.command("test")
 @model_path_option
-def test_command(model_path: str) -> None:
-    """Run test-model, then test-server."""
-    not_yet_available("test")
+@server_config_option
+@debug_option
+@tolerance_option
+@install_option
+@handle_errors
+def test_command(
+    model_path: str, server_config: str | None, debug: bool, tolerance: float, install: bool
+) -> None:
+    """Run test-model, then test-server (which is skipped when test-model fails)."""
+    from catwalk.checks.model_checks import test_model
+
+    report = new_report("test-model")
+    model, data = test_model(model_path, report, install=install, tolerance=tolerance)
+    report.summary()
+    if not report.passed or model is None or data is None:
+        sys.exit(1)
+    click.echo("")
+    report = new_report("test-server")
+    _check_server(report, model, data, None, server_config, debug, None, tolerance)
+    finish(report)
+
+
+def _test_server(
+    report: Report,
+    model_path: str,
+    url: str | None,
+    server_config: str | None,
+    debug: bool,
+    cacert: str | None,
+    tolerance: float,
+    install: bool,
+) -> None:
+    from catwalk.checks.model_checks import load_test_data, prepare
+
+    load_settings(server_config)  # a broken application.yml is reported before anything runs
+    model = prepare(model_path, report, install=install)
+    if model is None:
+        return
+    data = load_test_data(model, report)
+    if data is None:
+        return
+    _check_server(report, model, data, url, server_config, debug, cacert, tolerance)
+
+
+def _check_server(
+    report: Report,
+    model: LoadedModel,
+    data: TestData,
+    url: str | None,
+    server_config: str | None,
+    debug: bool,
+    cacert: str | None,
+    tolerance: float,
+) -> None:
+    from catwalk.checks.server_checks import test_server
+
+    settings = load_settings(server_config)
+    https = url.startswith("https:") if url else settings.ssl.enabled
+    # Without a CA to check against, HTTPS is not verified: self-signed pairs are the norm.
+    verify: bool | str = cacert if cacert else not https
+    test_server(
+        model,
+        data,
+        report,
+        url=url,
+        server_config=server_config,
+        scheme=settings.scheme,
+        debug=debug,
+        verify=verify,
+        tolerance=tolerance,
+    )
 
 
 COMMANDS = [serve_command, test_server_command, test_command]

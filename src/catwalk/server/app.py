@@ -1,0 +1,129 @@
+"""The Flask application: routes, and the one handler that turns every error into JSON.
+
+:func:`create_app` builds the app for one loaded model; nothing is created at import time and
+no module global holds the model, so the debug server, the production gunicorn workers and the
+tests each build their own. Routes:
+
+- ``GET /status`` -> 200 ``{"status": "ok"}``
+- ``GET /info``   -> 200 the model's spec (``ModelSpec.info()``)
+- ``POST /predict`` -> the envelope (see :mod:`catwalk.server.envelope`)
+
+Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
+HTTP error raised by Flask/Werkzeug (404, 405, 413) or an unexpected exception (500) — goes
+through :func:`_error_handler` and becomes ``{"correlation_id": ..., "output": {"message":
+...}}`` with ``Content-Type: application/json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from catwalk.config import ServerSettings
+from catwalk.errors import CatwalkError, ModelError
+from catwalk.model import LoadedModel, describe
+from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
+from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, RequestLog
+
+JSON = "application/json"
+ROUTES = ("GET /status", "GET /info", "POST /predict")
+
+__all__ = ["Predictor", "create_app", "handle_predict"]
+
+
+def handle_predict(predictor: Predictor, body: bytes) -> tuple[str, bytes]:
+    """Answer one ``POST /predict`` body without HTTP: ``(correlation_id, response body)``.
+
+    Raises :class:`~catwalk.server.envelope.PredictFailed`. This is all of catwalk's own
+    per-request work (envelope, validation, the model, normalisation, serialisation).
+    """
+    return predictor.handle(body)
+
+
+def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
+    """Build the REST app serving ``model`` with ``settings`` (body limit, output checks)."""
+    app = Flask("catwalk.server")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    log = logging.getLogger(LOGGER_NAME)
+    predictor = Predictor(model, validate_output=settings.validate_output)
+    app.extensions["catwalk"] = predictor
+    response_class = app.response_class
+    # Bodies that never change are serialised once.
+    status_body = orjson.dumps({"status": "ok"})
+    info_body = orjson.dumps(model.spec.info())
+
+    @app.get("/status")
+    def status() -> Response:
+        return response_class(status_body, 200, content_type=JSON)
+
+    @app.get("/info")
+    def info() -> Response:
+        return response_class(info_body, 200, content_type=JSON)
+
+    @app.post("/predict")
+    def predict() -> Response:
+        correlation_id, body = predictor.handle(request.get_data(cache=False))
+        request.environ[CORRELATION_ID_KEY] = correlation_id
+        return response_class(body, 200, content_type=JSON)
+
+    def on_error(exc: Exception) -> Response:
+        return _error_handler(exc, settings, log, response_class)
+
+    app.register_error_handler(Exception, on_error)
+    app.wsgi_app = RequestLog(app.wsgi_app, log)  # type: ignore[method-assign]
+    return app
+
+
+def _error_handler(
+    exc: Exception, settings: ServerSettings, log: logging.Logger, response_class: Any
+) -> Response:
+    """The one place where an error becomes a response."""
+    correlation_id: str | None = None
+    error: BaseException = exc
+    if isinstance(exc, PredictFailed):
+        correlation_id, error = exc.correlation_id, exc.error
+    headers: dict[str, str] = {}
+    if isinstance(error, CatwalkError):
+        status, message = error.status, error.message
+    elif isinstance(error, HTTPException):
+        status = error.code or 500
+        message = _http_message(error, settings)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+    else:
+        status, message = 500, f"internal server error: {describe(error)}"
+    if correlation_id is None:
+        correlation_id = new_correlation_id()
+    request.environ[CORRELATION_ID_KEY] = correlation_id
+
+    if status >= 500:
+        if isinstance(error, ModelError):
+            log.error("correlation_id=%s %s\n%s", correlation_id, message, error.details.rstrip())
+        elif isinstance(error, CatwalkError):
+            log.error("correlation_id=%s %s", correlation_id, message)
+        else:
+            log.error("correlation_id=%s %s", correlation_id, message, exc_info=error)
+    elif log.isEnabledFor(logging.DEBUG):
+        log.debug("correlation_id=%s %d %s", correlation_id, status, message)
+
+    response: Response = response_class(
+        error_body(correlation_id, message), status, headers=headers, content_type=JSON
+    )
+    return response
+
+
+def _http_message(error: HTTPException, settings: ServerSettings) -> str:
+    where = f"{request.method} {request.path}"
+    if isinstance(error, NotFound):
+        return f"no such endpoint: {where} (endpoints: {', '.join(ROUTES)})"
+    if isinstance(error, MethodNotAllowed):
+        allowed = ", ".join(m for m in error.valid_methods or () if m not in ("HEAD", "OPTIONS"))
+        return f"method not allowed: {where} (allowed: {allowed})"
+    if isinstance(error, RequestEntityTooLarge):
+        return f"body: larger than the server's limit of {settings.max_body_size} bytes"
+    return f"{error.name}: {error.description}" if error.description else str(error.name)
