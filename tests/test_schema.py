@@ -59,9 +59,7 @@ def test_additional_properties() -> None:
 
 
 def test_nullable() -> None:
-    assert errors(one({"type": "number"}), {"a": None}) == [
-        "input.a: None is not of type 'number'"
-    ]
+    assert errors(one({"type": "number"}), {"a": None}) == ["input.a: None is not of type 'number'"]
     assert errors(one({"type": "number", "nullable": True}), {"a": None}) == []
     assert errors(one({"type": "string", "enum": ["x"], "nullable": True}), {"a": None}) == []
     nullable_object = {"type": "object", "nullable": True, "properties": {"b": {"type": "number"}}}

@@ -114,7 +114,7 @@ def test_unquoted_version_tells_to_quote_it_as_written(model_dir: Callable[[str]
 def test_unquoted_integer_name_is_an_error() -> None:
     data = valid()
     data["name"] = 7
-    assert problems(data)[0].startswith('model.yml: name: must be a string; write it in quotes')
+    assert problems(data)[0].startswith("model.yml: name: must be a string; write it in quotes")
 
 
 def test_non_string_version() -> None:

@@ -1,0 +1,181 @@
+"""application.yml -> ServerSettings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, parse_size
+from catwalk.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "application.yml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    settings = load_settings(None)
+    assert settings == ServerSettings()
+    assert settings.port == DEFAULT_PORT == 9090
+    assert settings.log_level == "INFO"
+    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.preload is True
+    assert settings.validate_output is True
+    assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert settings.scheme == "http"
+    assert settings.config_path is None
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    settings = load_settings(path, port=8000)
+    assert settings.port == 8000
+    assert settings.workers == ServerSettings().workers
+    assert settings.config_path == path
+
+
+def test_full_file(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "cert.pem").write_text("cert")
+    (tmp_path / "certs" / "key.pem").write_text("key")
+    path = write(
+        tmp_path,
+        """
+logging:
+  level: debug
+server:
+  workers: 3
+  preload: false
+  timeout: 30
+  keepalive: 0
+  max_body_size: 64k
+  validate_output: false
+  ssl:
+    enabled: true
+    cert: certs/cert.pem
+    key: certs/key.pem
+""",
+    )
+    settings = load_settings(path)
+    assert settings.log_level == "DEBUG"
+    assert (settings.workers, settings.preload, settings.timeout) == (3, False, 30)
+    assert settings.keepalive == 0
+    assert settings.max_body_bytes == 64 * 1024
+    assert settings.validate_output is False
+    assert settings.scheme == "https"
+    # Relative paths resolve against the file's folder, not the working directory.
+    assert settings.ssl.cert == tmp_path / "certs" / "cert.pem"
+    assert settings.ssl.key == tmp_path / "certs" / "key.pem"
+
+
+def test_relative_paths_do_not_depend_on_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "cert.pem").write_text("cert")
+    (conf / "key.pem").write_text("key")
+    write(conf, "server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings("conf/application.yml")
+    assert settings.ssl.cert == conf / "cert.pem"
+
+
+def test_unknown_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  worker: 2\n  ssl: {enable: true}\nlog: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"{path}: log: unknown key (allowed: logging, server)")
+    assert any(line.startswith(f"{path}: server.worker: unknown key") for line in lines)
+    assert any(line.startswith(f"{path}: server.ssl.enable: unknown key") for line in lines)
+
+
+def test_missing_cert(tmp_path: Path) -> None:
+    (tmp_path / "key.pem").write_text("key")
+    path = write(tmp_path, "server:\n  ssl: {enabled: true, cert: nope.pem, key: key.pem}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value) == f"{path}: server.ssl.cert: {tmp_path / 'nope.pem'} does not exist"
+
+
+def test_ssl_needs_cert_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  ssl: {enabled: true}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).splitlines() == [
+        f"{path}: server.ssl.cert: required when ssl is enabled",
+        f"{path}: server.ssl.key: required when ssl is enabled",
+    ]
+
+
+def test_ssl_disabled_ignores_files(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  ssl: {enabled: false, cert: nope.pem}\n")
+    assert load_settings(path).ssl.cert is None
+
+
+def test_bad_level(tmp_path: Path) -> None:
+    path = write(tmp_path, "logging:\n  level: LOUD\n")
+    with pytest.raises(ConfigError, match=r"logging\.level: must be one of DEBUG, INFO"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("size", ["10 m", "1g", "-5", "big", "1.5m"])
+def test_bad_sizes(tmp_path: Path, size: str) -> None:
+    path = write(tmp_path, f"server:\n  max_body_size: '{size}'\n")
+    with pytest.raises(ConfigError, match=r"server\.max_body_size: must be a size"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize(("text", "size"), [("512", 512), ("2k", 2048), ("1M", 1048576)])
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_size_as_a_number(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "server:\n  max_body_size: 1024\n")).max_body_bytes == 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server:\n  workers: 0\n", "server.workers: must be a whole number >= 1"),
+        ("server:\n  workers: true\n", "server.workers: must be a whole number >= 1"),
+        ("server:\n  timeout: '60'\n", "server.timeout: must be a whole number >= 1"),
+        ("server:\n  keepalive: -1\n", "server.keepalive: must be a whole number >= 0"),
+        ("server:\n  preload: 'yes'\n", "server.preload: must be true or false"),
+        ("server: [1]\n", "server: must be a mapping"),
+    ],
+)
+def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_all_problems_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "logging: {level: LOUD}\nserver: {workers: 0, preload: 1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert len(str(info.value).splitlines()) == 3
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(tmp_path / "absent.yml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(write(tmp_path, "server: {workers: 2\n"))
+    with pytest.raises(ConfigError, match="must be a mapping with logging and server"):
+        load_settings(write(tmp_path, "- a\n- b\n"))
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1])
+def test_bad_port(port: int) -> None:
+    with pytest.raises(ConfigError, match=f"server port: {port} is not a TCP port"):
+        load_settings(None, port=port)

@@ -1,0 +1,216 @@
+"""Installing a model's requirements.txt: skipped when satisfied, pip otherwise, safely."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catwalk import requirements
+from catwalk.errors import RequirementsError
+from catwalk.requirements import ensure_requirements, requirement_names
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Stamps go to a fresh folder, so earlier runs never count as 'already installed'."""
+    state = tmp_path / "state"
+    monkeypatch.setattr(requirements, "_state_dir", lambda: state)
+    return state
+
+
+@pytest.fixture
+def no_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything is run as a subprocess (pip, above all)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        pytest.fail(f"subprocess.run called: {args} {kwargs}")
+
+    monkeypatch.setattr(subprocess, "run", run)
+
+
+class FakePip:
+    """Stands in for subprocess.run; records the commands, answers with ``returncode``."""
+
+    def __init__(self, returncode: int = 0, output: str = "") -> None:
+        self.calls: list[tuple[list[str], dict[str, Any]]] = []
+        self.returncode = returncode
+        self.output = output
+
+    def __call__(self, cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        self.calls.append((cmd, kwargs))
+        return subprocess.CompletedProcess(cmd, self.returncode, self.output, "")
+
+
+@pytest.fixture
+def fake_pip(monkeypatch: pytest.MonkeyPatch) -> FakePip:
+    fake = FakePip()
+    monkeypatch.setattr(subprocess, "run", fake)
+    return fake
+
+
+def folder_with(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "requirements.txt").write_text(textwrap.dedent(text))
+    return folder
+
+
+def test_no_requirements_file(tmp_path: Path, no_pip: None) -> None:
+    assert ensure_requirements(tmp_path) == "no requirements.txt"
+    assert requirement_names(tmp_path) == set()
+
+
+def test_only_comments(tmp_path: Path, no_pip: None) -> None:
+    folder = folder_with(tmp_path, "# nothing\n\n   # at all\n")
+    assert ensure_requirements(folder) == "requirements.txt lists nothing"
+
+
+def test_satisfied_file_skips_pip(tmp_path: Path, no_pip: None) -> None:
+    folder = folder_with(
+        tmp_path,
+        """\
+        # the model's dependencies
+        PyYAML>=5.1  # a comment after a requirement
+        click
+        Packaging[extra]>=20
+        numpy<2 ; python_version < "3"
+        """,
+    )
+    assert ensure_requirements(folder) == "4 requirement(s) already satisfied"
+    assert requirement_names(folder) == {"pyyaml", "click", "packaging", "numpy"}
+
+
+def test_missing_package_calls_pip(tmp_path: Path, fake_pip: FakePip) -> None:
+    folder = folder_with(tmp_path, "click\ncatwalk-tests-not-installed>=1\n")
+    assert ensure_requirements(folder) == "installed 2 requirement(s) with pip"
+    ((cmd, kwargs),) = fake_pip.calls
+    assert cmd[:3] == [sys.executable, "-m", "pip"]
+    assert cmd[-2:] == ["-r", str(folder / "requirements.txt")]
+    assert kwargs["cwd"] == folder  # relative paths in the file resolve against the folder
+
+
+def test_version_too_old_calls_pip(tmp_path: Path, fake_pip: FakePip) -> None:
+    folder = folder_with(tmp_path, f"click>{metadata.version('click')}\n")
+    ensure_requirements(folder)
+    assert len(fake_pip.calls) == 1
+
+
+def test_uncheckable_lines_are_remembered_by_a_stamp(
+    tmp_path: Path, fake_pip: FakePip, state_dir: Path
+) -> None:
+    folder = folder_with(tmp_path, "--no-index\n./vendor/thing\nclick\n")
+    assert ensure_requirements(folder).startswith("installed")
+    assert len(list((state_dir / "stamps").iterdir())) == 1
+    assert ensure_requirements(folder).endswith("already satisfied")
+    assert len(fake_pip.calls) == 1
+    # A changed file is a new stamp: pip runs again.
+    (folder / "requirements.txt").write_text("--no-index\n./vendor/other\nclick\n")
+    assert ensure_requirements(folder).startswith("installed")
+    assert len(fake_pip.calls) == 2
+
+
+def test_failed_pip_writes_no_stamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakePip(returncode=1, output="ERROR: no luck")
+    monkeypatch.setattr(subprocess, "run", fake)
+    folder = folder_with(tmp_path, "./vendor/thing\n")
+    for _ in range(2):
+        with pytest.raises(RequirementsError, match="ERROR: no luck"):
+            ensure_requirements(folder)
+    assert len(fake.calls) == 2
+
+
+def test_unsatisfiable_requirement_shows_pips_output(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, "--no-index\ncatwalk-tests-no-such-package==9.9.9\n")
+    with pytest.raises(RequirementsError) as info:
+        ensure_requirements(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'requirements.txt'}: pip install failed (exit 1):")
+    assert "catwalk-tests-no-such-package==9.9.9" in message  # pip's own words
+
+
+def build_wheel(where: Path, name: str) -> Path:
+    """Write a minimal pure-Python wheel by hand: no build backend, no index needed."""
+    dist_info = f"{name}-0.1.dist-info"
+    files = {
+        f"{name}/__init__.py": "ANSWER = 42\n",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: catwalk-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    wheel = where / f"{name}-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+@pytest.fixture
+def local_package(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A wheel of a tiny package unique to this run; uninstalled from the venv afterwards."""
+    name = f"catwalk_tests_tiny_{os.getpid()}"
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = build_wheel(wheels, name)
+    yield name, wheel
+    subprocess.run(
+        [sys.executable, "-m", "pip", "uninstall", "-y", "-q", name],
+        capture_output=True,
+        check=False,
+    )
+
+
+def test_real_install_of_a_local_wheel(tmp_path: Path, local_package: tuple[str, Path]) -> None:
+    name, wheel = local_package
+    folder = folder_with(tmp_path, f"--no-index\n{wheel}\n")
+    assert ensure_requirements(folder) == "installed 2 requirement(s) with pip"
+    assert metadata.version(name) == "0.1"
+    # Importable in this very process, straight after pip.
+    module = __import__(name)
+    assert module.ANSWER == 42
+
+
+def test_concurrent_processes_both_succeed(tmp_path: Path, local_package: tuple[str, Path]) -> None:
+    name, wheel = local_package
+    folder = folder_with(tmp_path, f"--no-index\n{wheel}\n")
+    script = (
+        "import sys; from pathlib import Path; "
+        "from catwalk.requirements import ensure_requirements; "
+        "print(ensure_requirements(Path(sys.argv[1])))"
+    )
+    # Both processes share one temp dir: the pip lock and the stamps live there.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    said = sorted(out.strip() for _, out, _ in results)
+    # The lock serialises them: one ran pip, the other found the stamp it left.
+    assert said == ["2 requirement(s) already satisfied", "installed 2 requirement(s) with pip"]
+    assert metadata.version(name) == "0.1"
