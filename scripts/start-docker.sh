@@ -33,6 +33,18 @@ TIMEOUT=${CATWALK_DOCKER_TIMEOUT:-60}
 DOCKER_SOCK=/var/run/docker.sock
 DOCKER_PIDFILE_OWN=/var/run/docker.pid # written by dockerd itself
 
+# Left behind by a dockerd that was killed: dockerd refuses to start while its pid file names a
+# live process (a zombie counts), and would wait for a containerd that is gone.
+CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
+remove_stale_pidfile() {
+  local file=$1 exe=$2 pid
+  [[ -e $file ]] || return 0
+  pid=$(read_pidfile "$file")
+  pid_alive "$pid" "$exe" && return 0
+  log "removing stale $file (pid ${pid:-none} is no running $exe)"
+  rm -f "$file"
+}
+
 docker_local() { docker --host "unix://$DOCKER_SOCK" "$@"; }
 engine_ok() { timeout 20 docker --host "unix://$DOCKER_SOCK" info >/dev/null 2>&1; }
 registry_ok() { curl -fsS -o /dev/null --max-time 5 "http://$REGISTRY_ADDR/v2/" 2>/dev/null; }
@@ -72,6 +84,8 @@ start_engine() {
   else
     have dockerd || die "dockerd not found: run scripts/install-system-deps.sh docker"
     need_root "the docker engine"
+    remove_stale_pidfile "$DOCKER_PIDFILE_OWN" dockerd
+    remove_stale_pidfile "$CONTAINERD_PIDFILE" containerd
     mkdir -p "$RUN_DIR" "$LOG_DIR"
     log "starting dockerd (log: $logfile)"
     local extra=()

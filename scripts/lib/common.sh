@@ -21,6 +21,11 @@ pid_alive() {
   local pid=${1:-} want=${2:-} exe
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
+  # A zombie (dead, not yet reaped by its parent) is not alive.
+  local stat=''
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]] || return 1
   [[ -z $want ]] && return 0
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
   exe=${exe% (deleted)}
@@ -30,7 +35,7 @@ pid_alive() {
 # read_pidfile FILE - prints the pid stored in FILE (nothing if absent/garbage).
 read_pidfile() {
   local pid=''
-  [[ -r $1 ]] && read -r pid <"$1" 2>/dev/null || true
+  if [[ -r $1 ]]; then read -r pid <"$1" 2>/dev/null || true; fi
   [[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
   return 0
 }
