@@ -185,3 +185,36 @@ def test_python_dash_m() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"catwalk, version {catwalk.__version__}"
+
+
+def test_load_test_data_raising_shows_the_users_traceback(
+    model_copy: Callable[[str], Path],
+) -> None:
+    folder = model_copy("echo")
+    source = (folder / "model.py").read_text()
+    (folder / "model.py").write_text(
+        source.replace("return list(ROWS), list(ROWS)", "return open(path + '/nope.json')")
+    )
+    result = run("test-model", "-m", str(folder))
+    assert result.exit_code == 1
+    assert "[FAIL] 5. test data: load_test_data raised FileNotFoundError" in result.output
+    assert f'File "{folder / "model.py"}"' in result.output
+    assert CATWALK_DIR not in result.output
+
+
+def test_batch_is_reported_as_one_request_of_many_rows() -> None:
+    result = run("test-model", "-m", str(EXAMPLES / "batch"))
+    assert "[PASS] 5. test data: 5 example(s), sent as one batch" in result.output
+
+
+def test_output_that_breaks_the_schema(model_copy: Callable[[str], Path]) -> None:
+    folder = model_copy("echo")
+    source = (folder / "model.py").read_text()
+    (folder / "model.py").write_text(
+        source.replace("return echo(X)", "return {**echo(X), 'label': None}")
+    )
+    result = run("test-model", "-m", str(folder))
+    assert result.exit_code == 1
+    assert "[FAIL] 7. predictions: row 0: output.label: None is not of type 'string'" in (
+        result.output
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -201,3 +203,16 @@ def test_dict_model_list_validation_uses_the_schema(model_dir: Callable[[str], P
     assert model.input_errors([{"x": 1, "label": "a"}]) == [
         "input: [{'x': 1, 'label': 'a'}] is not of type 'object'"
     ]
+
+
+def test_user_folder_named_like_catwalk_keeps_its_frames(model_dir: Callable[[str], Path]) -> None:
+    # A folder beside catwalk's package whose name starts with "catwalk" is the user's code.
+    folder = Path(tempfile.mkdtemp(prefix="catwalk_tests_", dir=Path(CATWALK_DIR).parent))
+    try:
+        shutil.copytree(model_dir("raises_in_init"), folder / "m")
+        with pytest.raises(ModelLoadError) as info:
+            load(folder / "m")
+        assert "in read_weights" in info.value.details
+        assert "in __init__" in info.value.details
+    finally:
+        shutil.rmtree(folder)

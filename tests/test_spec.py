@@ -269,3 +269,33 @@ def test_spec_is_frozen(model_dir: Callable[[str], Path]) -> None:
     spec = load_spec(model_dir("echo"))
     with pytest.raises(AttributeError):
         spec.name = "other"  # type: ignore[misc]
+
+
+def test_empty_sections_have_their_fields_checked() -> None:
+    data = valid()
+    data["contact"] = {}
+    data["schema"] = {}
+    assert problems(data) == [
+        "model.yml: contact.name: required field missing",
+        "model.yml: contact.email: required field missing",
+        "model.yml: schema.input: required field missing",
+        "model.yml: schema.output: required field missing",
+    ]
+
+
+def test_sections_must_be_mappings() -> None:
+    data = valid()
+    data["contact"] = "tester@example.com"
+    data["schema"] = None
+    assert problems(data) == [
+        "model.yml: contact: must be a mapping, got str",
+        "model.yml: schema: required field missing",
+    ]
+
+
+def test_empty_schema_side() -> None:
+    data = valid()
+    data["schema"]["output"] = None
+    assert problems(data) == [
+        "model.yml: schema.output: must be a mapping (a schema object), got null"
+    ]

@@ -122,12 +122,15 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
     name = _text(data, "name", "name", problems, raw)
     version = _text(data, "version", "version", problems, raw)
 
+    # A missing section is one problem; a present one (even empty) has its fields checked.
     contact = _section(data, "contact", problems)
-    _unknown(contact, _CONTACT_KEYS, "contact.", problems)
-    contact_name = _text(contact, "name", "contact.name", problems, raw)
-    email = _text(contact, "email", "contact.email", problems, raw)
-    if email and not _EMAIL.match(email):
-        problems.append(f"contact.email: {email!r} is not an email address")
+    contact_name = email = ""
+    if contact is not None:
+        _unknown(contact, _CONTACT_KEYS, "contact.", problems)
+        contact_name = _text(contact, "name", "contact.name", problems, raw)
+        email = _text(contact, "email", "contact.email", problems, raw)
+        if email and not _EMAIL.match(email):
+            problems.append(f"contact.email: {email!r} is not an email address")
 
     io_type = data.get("io_type", "PYTHON_DICT")
     if io_type not in IO_TYPES:
@@ -139,8 +142,10 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         problems.append("description: must be a string")
 
     schema = _section(data, "schema", problems)
-    _unknown(schema, _SCHEMA_KEYS, "schema.", problems)
-    sides = {side: _io_schema(schema, side, problems) for side in ("input", "output")}
+    sides: dict[str, IoSchema | None] = {"input": None, "output": None}
+    if schema is not None:
+        _unknown(schema, _SCHEMA_KEYS, "schema.", problems)
+        sides = {side: _io_schema(schema, side, problems) for side in sides}
 
     if problems:
         raise SpecError([f"{SPEC_FILE}: {p}" for p in problems])
@@ -160,8 +165,7 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
 def _io_schema(schema: dict[str, Any], side: str, problems: list[str]) -> IoSchema | None:
     path = f"schema.{side}"
     if side not in schema:
-        if schema:
-            problems.append(f"{path}: required field missing")
+        problems.append(f"{path}: required field missing")
         return None
     openapi = schema[side]
     before = len(problems)
@@ -179,14 +183,15 @@ def _io_schema(schema: dict[str, Any], side: str, problems: list[str]) -> IoSche
     return IoSchema(openapi=openapi, validator=SchemaValidator(converted))
 
 
-def _section(data: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+def _section(data: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any] | None:
+    """The mapping under ``key``, or None (and a problem) when it is missing or not a mapping."""
     value = data.get(key)
     if value is None:
         problems.append(f"{key}: required field missing")
-        return {}
+        return None
     if not isinstance(value, dict):
         problems.append(f"{key}: must be a mapping, got {type(value).__name__}")
-        return {}
+        return None
     return value
 
 
@@ -194,8 +199,7 @@ def _text(
     data: dict[str, Any], key: str, path: str, problems: list[str], raw: dict[str, str]
 ) -> str:
     if key not in data or data[key] is None:
-        if data or "." not in path:
-            problems.append(f"{path}: required field missing")
+        problems.append(f"{path}: required field missing")
         return ""
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, str):
