@@ -251,3 +251,9 @@ def test_messages_follow_row_order() -> None:
         "input[1].a: 'x' is not of type 'number'",
         "input[2].a: 'x' is not of type 'number'",
     ]
+
+
+def test_multiple_of() -> None:
+    schema = one({"type": "number", "multipleOf": 0.5})
+    assert errors(schema, {"a": 1.5}) == []
+    assert errors(schema, {"a": 1.3}) == ["input.a: 1.3 is not a multiple of 0.5"]

@@ -249,6 +249,14 @@ def test_batch_schema() -> None:
             "schema.input.required: 'y' is not a listed property",
         ),
         ({"type": "object", "nullable": "yes"}, "schema.input.nullable: must be true or false"),
+        (
+            {"type": "object", "properties": {"x": {"type": "number", "multipleOf": 0}}},
+            "schema.input.properties.x.multipleOf: must be a number greater than 0",
+        ),
+        (
+            {"type": "object", "properties": {1: {"type": "number"}}},
+            "schema.input.properties: property name 1 must be a string (quote it)",
+        ),
         ("object", "schema.input: must be a mapping (a schema object), got str"),
     ],
 )

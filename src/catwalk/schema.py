@@ -140,6 +140,10 @@ def _convert_object(
     if not isinstance(props, dict):
         problems.append(f"{path}.properties: must be a mapping of property names to schemas")
         props = {}
+    for name in [name for name in props if not isinstance(name, str)]:
+        # YAML reads an unquoted 1 or true as a number or boolean; JSON keys are strings.
+        problems.append(f"{path}.properties: property name {name!r} must be a string (quote it)")
+        props = {k: v for k, v in props.items() if k != name}
     out["properties"] = {
         name: to_json_schema(sub, f"{path}.properties.{name}", problems)
         for name, sub in props.items()
@@ -172,12 +176,18 @@ def _convert_object(
 def _convert_scalars(
     schema: dict[str, Any], path: str, problems: list[str], out: dict[str, Any], typ: str | None
 ) -> None:
-    for key in ("minimum", "maximum", "multipleOf"):
+    for key in ("minimum", "maximum"):
         if key in schema:
             if _is_number(schema[key]):
                 out[key] = schema[key]
             else:
                 problems.append(f"{path}.{key}: must be a number")
+    if "multipleOf" in schema:
+        # Zero would be a division by zero on every request.
+        if _is_number(schema["multipleOf"]) and schema["multipleOf"] > 0:
+            out["multipleOf"] = schema["multipleOf"]
+        else:
+            problems.append(f"{path}.multipleOf: must be a number greater than 0")
     for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if key in schema:
             # OpenAPI 3.0: a boolean that makes minimum/maximum exclusive.
