@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import errno
 import grp
+import logging
 import os
 import pickle
 import pwd
@@ -41,6 +42,7 @@ from types import FrameType
 
 from catwalk.config import ServerSettings
 from catwalk.errors import ServeError
+from catwalk.server.logs import configure_logging
 from catwalk.server.render import (
     GRACEFUL_TIMEOUT,
     MAX_SOCKET_PATH,
@@ -78,6 +80,7 @@ def run_server(
     tuning: Tuning | None = None,
 ) -> int:
     """:func:`serve_production` with the app factory and tuning open (tests and bench/)."""
+    configure_logging(settings.log_level)
     nginx = find_nginx()
     check_port(settings.port)
     layout = RunLayout(
@@ -266,9 +269,12 @@ def _spawn(name: str, args: list[str]) -> _Child:
     return _Child(name, process)
 
 
-def _log(message: str) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    print(f"[{stamp}] [{os.getpid()}] [INFO] catwalk: {message}", file=sys.stderr, flush=True)
+_logger = logging.getLogger("catwalk.production")
+WARN = logging.WARNING
+
+
+def _log(message: str, level: int = logging.INFO) -> None:
+    _logger.log(level, message)
 
 
 class _Server:
@@ -358,7 +364,8 @@ class _Server:
                 others = ", ".join(c.name for c in self.children if c.alive) or "nothing"
                 _log(
                     f"{child.name} (pid {child.pid}) exited unexpectedly with code "
-                    f"{child.status}; stopping {others}"
+                    f"{child.status}; stopping {others}",
+                    logging.ERROR,
                 )
                 return child.status or 1
             self.signals.wait(1.0)
@@ -382,7 +389,10 @@ class _Server:
             self._wait_exit(gunicorn, min(time.monotonic() + GRACEFUL_TIMEOUT + 0.5, deadline))
         for child in self.children:
             if child.alive:
-                _log(f"{child.name} (pid {child.pid}) did not stop in time: killing it")
+                _log(
+                    f"{child.name} (pid {child.pid}) did not stop in time: killing it",
+                    logging.WARNING,
+                )
             child.kill_group(signal.SIGKILL)
             self._wait_exit(child, time.monotonic() + 1.0)
 

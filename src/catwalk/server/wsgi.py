@@ -29,6 +29,7 @@ from gunicorn.errors import AppImportError
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel, load_model
+from catwalk.server.logs import configure_logging
 from catwalk.server.render import RunLayout
 from catwalk.spec import load_spec
 
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     layout = RunLayout(Path(args[0]))
     with layout.job_file.open("rb") as f:
         job: Job = pickle.load(f)
+    # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
+    configure_logging(job.settings.log_level)
     app = None
     if job.settings.preload:
         try:

@@ -1,0 +1,134 @@
+"""Pure rendering of nginx.conf and gunicorn.conf.py (nothing is started, except `nginx -t`)."""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from catwalk.config import ServerSettings, SslSettings
+from catwalk.server.render import (
+    RunLayout,
+    Tuning,
+    WorkerUser,
+    render_gunicorn_conf,
+    render_nginx_conf,
+)
+
+RUN = Path("/tmp/catwalk-abc123")
+
+
+def nginx_conf(root: bool = False, **settings: object) -> str:
+    layout = RunLayout(RUN, WorkerUser("nobody", "nogroup") if root else None)
+    return render_nginx_conf(ServerSettings(**settings), layout)  # type: ignore[arg-type]
+
+
+def gunicorn_conf(tmp_path: Path, root: bool = False, **settings: object) -> dict[str, object]:
+    layout = RunLayout(RUN, WorkerUser() if root else None)
+    text = render_gunicorn_conf(ServerSettings(**settings), layout)  # type: ignore[arg-type]
+    file = tmp_path / "gunicorn.conf.py"
+    file.write_text(text)
+    return {k: v for k, v in runpy.run_path(str(file)).items() if not k.startswith("__")}
+
+
+def test_every_path_is_inside_the_run_folder() -> None:
+    text = nginx_conf(port=9191)
+    directives = " ".join(line.split("#")[0] for line in text.splitlines())
+    paths = [w.rstrip(";") for w in directives.split() if w.startswith(("/", "unix:/"))]
+    paths.remove("/")  # location /
+    assert len(paths) == 7, paths
+    assert all(p.removeprefix("unix:").startswith(f"{RUN}/") for p in paths), paths
+    for key in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        assert f"{key}_temp_path {RUN}/nginx/{key};" in " ".join(directives.split())
+    assert f"pid {RUN}/nginx.pid;" in text
+    assert f"server unix:{RUN}/gunicorn.sock" in text
+    assert "daemon off;" in text
+    assert "error_log stderr" in text
+    assert "access_log off;" in text
+    assert "listen 9191;" in text
+
+
+def test_user_directive_only_as_root() -> None:
+    assert "user " not in nginx_conf().replace("# Started as root", "")
+    assert "user nobody nogroup;" in nginx_conf(root=True)
+
+
+def test_knobs() -> None:
+    text = nginx_conf(timeout=42, keepalive=7, max_body_size="3m", log_level="ERROR")
+    assert "proxy_read_timeout 42s;" in text
+    assert "keepalive_timeout 7;" in text
+    assert "client_max_body_size 3m;" in text
+    assert "error_page 413 @too_large;" in text
+    assert "the limit is 3m" in text
+    assert "error_log stderr error;" in text
+
+
+def test_tls() -> None:
+    ssl = SslSettings(enabled=True, cert=Path("/certs/c.pem"), key=Path("/certs/k.pem"))
+    text = nginx_conf(port=8443, ssl=ssl)
+    assert "listen 8443 ssl;" in text
+    assert "ssl_certificate     /certs/c.pem;" in text
+    assert "ssl_certificate_key /certs/k.pem;" in text
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
+    assert "error_page 497 @plain_http;" in text
+    assert "ssl" not in nginx_conf(port=8443).replace("ssl_", "")
+
+
+def test_tls_without_files_is_refused() -> None:
+    with pytest.raises(ValueError):
+        nginx_conf(ssl=SslSettings(enabled=True))
+
+
+def test_upstream_keepalive_tuning() -> None:
+    layout = RunLayout(RUN)
+    plain = render_nginx_conf(ServerSettings(), layout)
+    assert "keepalive 16;" not in plain and "proxy_http_version" not in plain
+    tuned = render_nginx_conf(ServerSettings(), layout, Tuning(upstream_keepalive=16))
+    assert "keepalive 16;" in tuned and "proxy_http_version 1.1;" in tuned
+
+
+def test_gunicorn_conf(tmp_path: Path) -> None:
+    conf = gunicorn_conf(tmp_path, workers=3, timeout=30, preload=False, log_level="DEBUG")
+    assert conf["bind"] == [f"unix:{RUN}/gunicorn.sock"]
+    assert conf["workers"] == 3
+    assert conf["timeout"] == 30
+    assert conf["graceful_timeout"] == 4  # the whole stop must fit in 10 s
+    assert conf["preload_app"] is False
+    assert conf["loglevel"] == "debug"
+    assert conf["pidfile"] == f"{RUN}/gunicorn.pid"
+    assert conf["worker_tmp_dir"] == str(RUN)
+    assert conf["control_socket_disable"] is True
+    assert conf["accesslog"] is None and conf["errorlog"] == "-"
+    assert conf["umask"] == 0o077
+
+
+def test_gunicorn_socket_open_to_nginx_workers_as_root(tmp_path: Path) -> None:
+    assert gunicorn_conf(tmp_path, root=True)["umask"] == 0
+    assert gunicorn_conf(tmp_path)["preload_app"] is True
+
+
+def test_every_gunicorn_setting_is_known(tmp_path: Path) -> None:
+    from gunicorn.config import Config
+
+    known = Config().settings
+    assert set(gunicorn_conf(tmp_path)) <= set(known)
+
+
+@pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="no nginx")
+@pytest.mark.parametrize("tls", [False, True])
+def test_nginx_accepts_the_rendered_config(tmp_path: Path, tls: bool, tls_pair) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tls_pair
+    ssl = SslSettings(enabled=True, cert=cert, key=key) if tls else SslSettings()
+    layout = RunLayout(tmp_path)
+    (tmp_path / "nginx").mkdir()
+    layout.nginx_conf.write_text(render_nginx_conf(ServerSettings(port=9, ssl=ssl), layout))
+    nginx = shutil.which("nginx", path="/usr/sbin:/usr/bin")
+    result = subprocess.run(
+        [str(nginx), "-t", "-p", str(tmp_path), "-c", str(layout.nginx_conf), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
