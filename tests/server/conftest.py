@@ -38,6 +38,12 @@ def find_model(name: str) -> Path:
 
 
 @pytest.fixture
+def model_path() -> Callable[[str], Path]:
+    """``model_path("rng")`` -> the folder of a model found by name."""
+    return find_model
+
+
+@pytest.fixture
 def load() -> Callable[[str], LoadedModel]:
     """``load("rng")`` -> a freshly loaded model."""
 

@@ -16,12 +16,14 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import requests
+from urllib3.exceptions import InsecureRequestWarning
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
 from catwalk.checks.report import Report
@@ -44,6 +46,13 @@ def wait_ready(
     alive: Callable[[], bool] | None = None,
 ) -> None:
     """Poll ``GET /status`` until it answers 200; raise CatwalkError on timeout or death."""
+    with _quiet_if_unverified(verify):
+        _wait_ready(base_url, timeout, verify, alive)
+
+
+def _wait_ready(
+    base_url: str, timeout: float, verify: bool | str, alive: Callable[[], bool] | None
+) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     url = base_url.rstrip("/") + "/status"
@@ -74,7 +83,7 @@ def check_server(
 ) -> None:
     """Check the server at ``base_url`` serving ``model``; one report line per check."""
     checker = _Checker(base_url, model, data, report, verify, timeout, tolerance)
-    with checker.session:
+    with checker.session, _quiet_if_unverified(verify):
         for check in checker.checks():
             try:
                 check()
@@ -82,6 +91,15 @@ def check_server(
                 report.fail(checker.current, f"request failed: {_short(exc)}")
             except _Failed as failed:
                 report.fail(checker.current, str(failed))
+
+
+@contextmanager
+def _quiet_if_unverified(verify: bool | str) -> Iterator[None]:
+    """Without verification (self-signed pairs), urllib3 would warn on every single request."""
+    with warnings.catch_warnings():
+        if verify is False:
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+        yield
 
 
 class _Failed(Exception):
@@ -107,7 +125,8 @@ class _Checker:
         self.timeout = timeout
         self.tolerance = tolerance
         self.session = requests.Session()
-        self.session.verify = verify
+        # Per request, not session.verify: REQUESTS_CA_BUNDLE would silently win over that.
+        self.verify = verify
         self.ref = {"name": self.spec.name, "version": self.spec.version}
         self.current = ""
 
@@ -131,14 +150,20 @@ class _Checker:
         self.current = name
 
     def _get(self, path: str) -> requests.Response:
-        return self.session.get(self.base + path, timeout=self.timeout)
+        return self.session.get(self.base + path, timeout=self.timeout, verify=self.verify)
 
     def _post(self, body: bytes | dict[str, Any]) -> requests.Response:
         if isinstance(body, dict):
-            return self.session.post(self.base + "/predict", json=body, timeout=self.timeout)
+            return self.session.post(
+                self.base + "/predict", json=body, timeout=self.timeout, verify=self.verify
+            )
         headers = {"Content-Type": "application/json"}
         return self.session.post(
-            self.base + "/predict", data=body, headers=headers, timeout=self.timeout
+            self.base + "/predict",
+            data=body,
+            headers=headers,
+            timeout=self.timeout,
+            verify=self.verify,
         )
 
     def _json(self, response: requests.Response, status: int) -> Any:
@@ -184,9 +209,9 @@ class _Checker:
     def info(self) -> None:
         self._start("GET /info")
         body = self._json(self._get("/info"), 200)
-        diff = first_difference(self.spec.info(), body, 0.0)
-        if diff:
-            raise _Failed(f"differs from model.yml: {diff}")
+        expected = self.spec.info()
+        if body != expected:
+            raise _Failed(f"differs from model.yml: {_info_difference(expected, body)}")
         self.report.ok(self.current, f"equals model.yml ({self.spec.name} {self.spec.version})")
 
     def predictions(self) -> None:
@@ -270,6 +295,19 @@ class _Checker:
         ref = {"name": self.spec.name, "version": self.spec.version + "-other"}
         message = self._error(self._post({"model": ref, "input": self.first_input}), 404)
         self.report.ok(self.current, message)
+
+
+def _info_difference(expected: dict[str, Any], got: Any) -> str:
+    if not isinstance(got, dict):
+        return f"expected an object, got {got!r:.100}"
+    for key in [*expected, *(k for k in got if k not in expected)]:
+        if key not in got:
+            return f"{key}: missing from /info"
+        if key not in expected:
+            return f"{key}: in /info but not in model.yml"
+        if expected[key] != got[key]:
+            return f"{key}: model.yml has {expected[key]!r:.100}, /info has {got[key]!r:.100}"
+    return "?"
 
 
 def _snippet(response: requests.Response) -> str:
@@ -417,7 +455,7 @@ def test_server(
     port = free_port()
     server = ServerProcess(model.spec.path, port=port, server_config=server_config, debug=debug)
     base_url = f"{scheme}://127.0.0.1:{port}"
-    show_log = False
+    show_log = started = False
     try:
         server.start()
         try:
@@ -426,19 +464,19 @@ def test_server(
             report.fail(f"{step}. server starts", f"{mode} server: {exc}")
             show_log = True
             return
+        started = True
         report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
         check_server(base_url, model, data, report, verify=verify, tolerance=tolerance)
         show_log = not report.passed
     finally:
-        started = time.monotonic()
+        stopping = time.monotonic()
         code = server.stop()
-        if server.process is not None and not show_log:
-            took = time.monotonic() - started
-            if took >= STOP_TIMEOUT:
-                report.fail(f"{step + 1}. server stops", f"killed after {STOP_TIMEOUT:g}s")
-                show_log = True
-            else:
-                report.ok(f"{step + 1}. server stops", f"exit code {code} after {took:.1f}s")
+        took = time.monotonic() - stopping
+        if started and took >= STOP_TIMEOUT:
+            report.fail(f"{step + 1}. server stops", f"killed after {STOP_TIMEOUT:g}s")
+            show_log = True
+        elif started:
+            report.ok(f"{step + 1}. server stops", f"exit code {code} after {took:.1f}s")
         if show_log:
             report.echo("--- server log (last lines) ---\n" + server.log_tail())
         server.close()

@@ -8,6 +8,7 @@ an operator overrides them with the environment).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -179,6 +180,8 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.logs import configure_logging
 
     configure_logging("DEBUG")
+    # catwalk.server logs every request already; the development server's own line repeats it.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(model, settings)
     ssl_context = None
     if settings.ssl.enabled:

@@ -1,0 +1,277 @@
+"""``catwalk test-server``, ``catwalk test`` and serve's options, through click's runner."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from catwalk.checks.model_checks import load_test_data
+from catwalk.checks.report import Report
+from catwalk.checks.server_checks import check_server
+from catwalk.cli import cli
+from catwalk.commands.serve import env_overrides
+from catwalk.errors import ConfigError
+from catwalk.model import LoadedModel
+
+Start = Callable[..., Any]  # conftest.start_server
+TlsPair = Any  # conftest.TlsPair
+ModelPath = Callable[[str], Path]
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def port_in(output: str) -> int:
+    match = re.search(r"answers on https?://127\.0\.0\.1:(\d+)", output)
+    assert match, output
+    return int(match.group(1))
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# -- serve: the environment overrides the command line ---------------------------------------
+
+
+def test_env_overrides_every_argument(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> None:
+    monkeypatch.setenv("MODEL_PATH", "/models/m")
+    monkeypatch.setenv("SERVER_CONFIG", "/conf/application.yml")
+    monkeypatch.setenv("SERVER_PORT", "8080")
+    monkeypatch.setenv("RUN_TESTS", "True")
+    assert env_overrides(".", None, 9090, False) == (
+        "/models/m",
+        "/conf/application.yml",
+        8080,
+        True,
+    )
+    monkeypatch.setenv("RUN_TESTS", "0")
+    assert env_overrides(".", None, 9090, True)[3] is False
+
+
+def test_unset_or_empty_env_leaves_arguments_alone(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    assert env_overrides("m", "c.yml", 1234, True) == ("m", "c.yml", 1234, True)
+    for name in ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "RUN_TESTS"):
+        monkeypatch.setenv(name, "")
+    assert env_overrides("m", "c.yml", 1234, True) == ("m", "c.yml", 1234, True)
+
+
+@pytest.mark.parametrize(("name", "value"), [("SERVER_PORT", "80a"), ("RUN_TESTS", "maybe")])
+def test_bad_env_values_are_config_errors(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        env_overrides(".", None, 9090, False)
+
+
+def test_serve_help_documents_the_env_overrides() -> None:
+    result = run("serve", "--help")
+    assert result.exit_code == 0
+    for text in ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "RUN_TESTS", "--debug"):
+        assert text in result.output
+
+
+# -- test-server -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_test_server_starts_a_debug_server_checks_it_and_stops_it(
+    model_path: ModelPath, clean_env: None
+) -> None:
+    result = run("test-server", "-m", str(model_path("rng")), "--debug")
+    assert result.exit_code == 0, result.output
+    for line in (
+        "[PASS] 7. server starts: debug server answers on http://127.0.0.1:",
+        "[PASS] GET /status",
+        "[PASS] GET /info",
+        "[PASS] POST /predict: test data: 5 request(s)",
+        "[PASS] POST /predict: correlation_id echoed",
+        "[PASS] POST /predict: correlation_id generated",
+        "[PASS] POST /predict: matching model accepted",
+        "[PASS] POST /predict: extra_data echoed",
+        "[PASS] POST /predict: non-JSON body -> 400",
+        "[PASS] POST /predict: wrong model name -> 404",
+        "[PASS] POST /predict: wrong model version -> 404",
+        "[PASS] 8. server stops",
+        "test-server: all 18 step(s) passed",
+    ):
+        assert line in result.output
+    assert not listening(port_in(result.output))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["batch", "dataframe", "numpy_output"])
+def test_test_server_passes_the_other_examples(
+    model_path: ModelPath, clean_env: None, name: str
+) -> None:
+    result = run("test-server", "-m", str(model_path(name)), "--debug")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_test_server_over_https(model_path: ModelPath, tls: TlsPair, clean_env: None) -> None:
+    rng = str(model_path("rng"))
+    result = run("test-server", "-m", rng, "--debug", "--server-config", str(tls.config))
+    assert result.exit_code == 0, result.output
+    assert "answers on https://127.0.0.1:" in result.output
+    verified = run(
+        "test-server",
+        "-m",
+        rng,
+        "--debug",
+        "--server-config",
+        str(tls.config),
+        "--cacert",
+        str(tls.cert),
+    )
+    assert verified.exit_code == 0, verified.output
+
+
+@pytest.mark.slow
+def test_test_server_with_url_checks_a_running_server(
+    start_server: Start, model_path: ModelPath, tls: TlsPair
+) -> None:
+    plain = start_server("rng", "--debug")
+    result = run("test-server", "-m", str(model_path("rng")), "--url", plain.url)
+    assert result.exit_code == 0, result.output
+    assert f"checking {plain.url} (already running)" in result.output
+    assert "server stops" not in result.output
+    assert plain.process.poll() is None  # a server it did not start is left running
+
+    secure = start_server("rng", "--debug", config=tls.config, scheme="https")
+    result = run("test-server", "-m", str(model_path("rng")), "--url", secure.url)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_test_server_fails_on_a_server_of_another_model(
+    start_server: Start, model_path: ModelPath
+) -> None:
+    server = start_server("echo", "--debug")
+    result = run("test-server", "-m", str(model_path("rng")), "--url", server.url)
+    assert result.exit_code == 1
+    assert (
+        "[FAIL] GET /info: differs from model.yml: name: model.yml has 'RNGModel', /info has 'Echo'"
+        in result.output
+    )
+    assert "[FAIL] POST /predict: test data" in result.output
+    assert "test-server: " in result.output and "failed" in result.output
+
+
+@pytest.mark.slow
+def test_test_server_reports_failures_shows_the_log_and_still_stops(
+    model_path: ModelPath, clean_env: None
+) -> None:
+    result = run("test-server", "-m", str(model_path("wrong_predictions")), "--debug")
+    assert result.exit_code == 1
+    assert "[FAIL] POST /predict: test data: row 1: output.x: expected 2, got 2.5" in result.output
+    assert "--- server log (last lines) ---" in result.output
+    assert "[PASS] 8. server stops" in result.output
+    assert not listening(port_in(result.output))
+
+
+def test_test_server_on_an_unreachable_url_fails_every_check(model_path: ModelPath) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        result = run(
+            "test-server", "-m", str(model_path("rng")), "--url", f"http://127.0.0.1:{port}"
+        )
+    assert result.exit_code == 1
+    assert "[FAIL] GET /status: request failed" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_test_server_reports_a_server_that_cannot_start(
+    model_path: ModelPath, tmp_path: Path, clean_env: None
+) -> None:
+    # The model constructs once in test-server itself, then refuses in the server it starts.
+    folder = tmp_path / "second_load_fails"
+    folder.mkdir()
+    (folder / "model.yml").write_bytes((model_path("raises") / "model.yml").read_bytes())
+    (folder / "model.py").write_text(
+        "import os\n"
+        "ROWS = [{'x': 1, 'label': 'one'}]\n"
+        "class Model:\n"
+        "    def __init__(self, path):\n"
+        "        marker = os.path.join(path, 'loaded-once')\n"
+        "        if os.path.exists(marker):\n"
+        "            raise RuntimeError('second load refused')\n"
+        "        open(marker, 'w').close()\n"
+        "    def load_test_data(self, path):\n"
+        "        return list(ROWS), list(ROWS)\n"
+        "    def predict(self, X):\n"
+        "        return dict(X)\n"
+    )
+    result = run("test-server", "-m", str(folder), "--debug")
+    assert result.exit_code == 1
+    assert "[FAIL] 7. server starts: debug server: the server process exited" in result.output
+    assert "--- server log (last lines) ---" in result.output
+    assert "second load refused" in result.output
+    assert "Traceback (most recent call last)" in result.output  # the user's, from the log
+
+
+def test_test_server_stops_after_a_failing_model_step(model_path: ModelPath) -> None:
+    result = run("test-server", "-m", str(model_path("raises_in_init")))
+    assert result.exit_code == 1
+    assert "[FAIL] 4. model loads" in result.output
+    assert "server starts" not in result.output
+
+
+def test_a_bad_server_config_is_a_clean_error(model_path: ModelPath, tmp_path: Path) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  wokers: 2\n")
+    result = run("test-server", "-m", str(model_path("rng")), "--server-config", str(config))
+    assert result.exit_code == 1
+    assert "server.wokers: unknown key" in result.output
+
+
+# -- test ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_test_runs_test_model_then_test_server(model_path: ModelPath, clean_env: None) -> None:
+    result = run("test", "-m", str(model_path("rng")), "--debug")
+    assert result.exit_code == 0, result.output
+    assert "test-model: all 7 step(s) passed" in result.output
+    assert "test-server: all 12 step(s) passed" in result.output
+    assert result.output.index("test-model: all") < result.output.index("7. server starts")
+
+
+def test_test_stops_when_test_model_fails(model_path: ModelPath) -> None:
+    result = run("test", "-m", str(model_path("wrong_predictions")), "--debug")
+    assert result.exit_code == 1
+    assert "[FAIL] 7. predictions" in result.output
+    assert "test-server" not in result.output
+
+
+# -- check_server on its own (as test-image calls it) ----------------------------------------
+
+
+@pytest.mark.slow
+def test_check_server_reports_one_line_per_check(
+    start_server: Start, load: Callable[[str], LoadedModel]
+) -> None:
+    server = start_server("batch", "--debug")
+    model = load("batch")
+    lines: list[str] = []
+    report = Report("check", echo=lines.append)
+    data = load_test_data(model, Report("data", echo=lambda _: None))
+    assert data is not None
+    check_server(server.url, model, data, report, verify=False, timeout=5.0, tolerance=1e-9)
+    assert report.passed, lines
+    assert len(lines) == 10
+    assert lines[2].startswith("[PASS] POST /predict: test data: a batch of 5 record(s)")
