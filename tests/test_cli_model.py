@@ -205,6 +205,10 @@ def test_load_test_data_raising_shows_the_users_traceback(
 def test_batch_is_reported_as_one_request_of_many_rows() -> None:
     result = run("test-model", "-m", str(EXAMPLES / "batch"))
     assert "[PASS] 5. test data: 5 example(s), sent as one batch" in result.output
+    assert (
+        "[PASS] 7. predictions: 5 row(s), predicted as one batch, validate and equal y"
+        in result.output
+    )
 
 
 def test_output_that_breaks_the_schema(model_copy: Callable[[str], Path]) -> None:

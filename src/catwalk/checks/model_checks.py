@@ -156,9 +156,13 @@ def check_predictions(model: LoadedModel, data: TestData, report: Report, tolera
     if problems:
         report.fail("7. predictions", _first(problems))
     else:
+        if data.batch:
+            done = f"{len(data.outputs[0])} row(s), predicted as one batch,"
+        else:
+            done = f"{len(data.inputs)} prediction(s)"
         report.ok(
             "7. predictions",
-            f"{len(data.inputs)} prediction(s) validate and equal y (rel. tolerance {tolerance:g})",
+            f"{done} validate and equal y (rel. tolerance {tolerance:g})",
         )
 
 
