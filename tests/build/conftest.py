@@ -1,12 +1,12 @@
-"""Fixtures for the image tests: model copies to write into, and a Docker engine for e2e tests.
+"""Fixtures for the image tests: copies of the example models to write into.
 
-Tests marked ``docker`` need an engine. Outside CI they skip when none answers, saying how to
-get one; under ``CI=true`` they fail instead, so CI can never pass by skipping them.
+(The engine, registry and images of the ``docker``-marked tests are session fixtures in
+test_image_e2e.py: outside CI they skip when no engine answers, saying how to get one; under
+``CI=true`` they fail instead, so CI can never pass by skipping them.)
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +28,3 @@ def example_copy(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

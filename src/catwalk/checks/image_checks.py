@@ -8,13 +8,17 @@ when a check fails.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import urllib3
 
 from catwalk.build import docker as dk
 from catwalk.build.dockerfile import CONFIG_DIR
@@ -30,6 +34,7 @@ from catwalk.model import LoadedModel
 TEST_UID = "23456:0"
 DEFAULT_READY_TIMEOUT = 120.0
 _LOG_TAIL = 200
+STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -156,26 +161,13 @@ def _run_checks(
             with dk.throwaway_container(client, run, echo=report.echo) as container:
                 how = f"--network {network}" if network else f"port 127.0.0.1:{port} published"
                 report.ok(
-                    "container started",
-                    f"{container.short_id} as user {options.user}, {how}",
+                    "container started", f"{container.short_id} as user {options.user}, {how}"
                 )
                 base_url = f"{settings.scheme}://127.0.0.1:{port}"
-                started = time.monotonic()
-                try:
-                    wait_ready(
-                        base_url,
-                        timeout=options.ready_timeout,
-                        verify=False,
-                        alive=container.running,
-                    )
-                except CatwalkError as exc:
-                    code = container.exit_code()
-                    why = f" (the container exited with code {code})" if code is not None else ""
-                    report.fail("ready", f"{exc}{why}")
-                else:
-                    took = time.monotonic() - started
-                    report.ok("ready", f"{base_url} answered after {took:.1f} s")
-                    check_server(base_url, model, data, report, verify=False)
+                with _session_verify_honoured():
+                    if _ready(container, base_url, report, options.ready_timeout):
+                        check_server(base_url, model, data, report, verify=False)
+                _stops(container, report)
                 if len(report.failures) > failed_before:
                     _print_logs(report, container)
         except dk.Interrupted as exc:
@@ -183,6 +175,33 @@ def _run_checks(
             raise KeyboardInterrupt from None
         except CatwalkError as exc:
             report.fail("container", str(exc))
+
+
+def _ready(container: dk.Container, base_url: str, report: Report, timeout: float) -> bool:
+    started = time.monotonic()
+    try:
+        wait_ready(base_url, timeout=timeout, verify=False, alive=container.running)
+    except CatwalkError as exc:
+        code = container.exit_code()
+        why = f" (the container exited with code {code})" if code is not None else ""
+        report.fail("ready", f"{exc}{why}")
+        return False
+    report.ok("ready", f"{base_url} answered after {time.monotonic() - started:.1f} s")
+    return True
+
+
+def _stops(container: dk.Container, report: Report) -> None:
+    """``docker stop`` (SIGTERM, then SIGKILL after 10 s) must find the server gone in time."""
+    if not container.running():
+        return  # already reported: it exited on its own
+    started = time.monotonic()
+    container.stop(timeout=int(STOP_TIMEOUT))
+    took = time.monotonic() - started
+    code = container.exit_code()
+    if took >= STOP_TIMEOUT:
+        report.fail("stops on SIGTERM", f"still running after {STOP_TIMEOUT:g} s: killed")
+    else:
+        report.ok("stops on SIGTERM", f"exit code {code} after {took:.1f} s")
 
 
 @contextmanager
@@ -194,6 +213,25 @@ def _config(
         return
     with staged_config(config, settings) as (mounts, env):
         yield mounts, env
+
+
+@contextmanager
+def _session_verify_honoured() -> Iterator[None]:
+    """Let ``requests.Session.verify = False`` take effect for the duration.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's ``verify``
+    (psf/requests#3829), so with either set (as behind a corporate proxy) the container's
+    self-signed certificate would be verified anyway and every check would fail.
+    """
+    names = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+    saved = {k: os.environ.pop(k) for k in names if k in os.environ}
+    try:
+        with warnings.catch_warnings():
+            # Not verifying is deliberate: the check is that the image serves TLS at all.
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            yield
+    finally:
+        os.environ.update(saved)
 
 
 def _print_logs(report: Report, container: dk.Container) -> None:

@@ -1,0 +1,406 @@
+"""End to end on a real Docker engine and registry: base image, build-prep, build, push,
+test-image, arbitrary UID, graceful stop, HTTPS, deploy-prep.
+
+Needs an engine (``bash scripts/ci-setup.sh`` starts one, a registry on 127.0.0.1:5000 and
+makes the ``catwalk-debian:bookworm`` base). Everything is built under a registry namespace of
+its own (``localhost:5000/catwalk-e2e-<id>``) and removed by tag afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from catwalk import __version__
+from catwalk.build import docker as dk
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+REGISTRY_HOST = os.environ.get("CATWALK_TEST_REGISTRY", "localhost:5000")
+PYTHON_IMAGE = os.environ.get("CATWALK_TEST_PYTHON_IMAGE", "catwalk-debian:bookworm")
+HOW = "run `bash scripts/ci-setup.sh` (as root) to start a Docker engine and a registry"
+MODELS = {
+    "rng": ("rngmodel", "0.0.1", {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}),
+    "dataframe": ("neurondataframe", "1.0.0", {"x1": 1.0, "x2": 0.5, "x3": -1.0}),
+}
+TIMINGS: dict[str, str] = {}
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "example_models"
+GENERATED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "__pycache__")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}: {HOW}", pytrace=False)
+    pytest.skip(f"{reason}: {HOW}")
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback only: never through a proxy
+    return session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def catwalk(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (a child process, as a pipeline would), echoing its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "catwalk", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    print(f"$ catwalk {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def image_size_mb(client: Any, ref: str) -> float:
+    return float(client.api.inspect_image(ref)["Size"]) / 1e6
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[Any]:
+    try:
+        docker_client = dk.connect(timeout=900)
+    except Exception as exc:
+        _unavailable(f"no Docker engine answers ({exc})")
+    try:
+        _session().get(f"http://{REGISTRY_HOST}/v2/", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        _unavailable(f"no registry answers on {REGISTRY_HOST} ({exc})")
+    if not dk.image_exists(docker_client, PYTHON_IMAGE):
+        _unavailable(f"the base OS image {PYTHON_IMAGE} does not exist")
+    yield docker_client
+    docker_client.close()
+    if TIMINGS:
+        print("\nimage measurements:\n" + "\n".join(f"  {k}: {v}" for k, v in TIMINGS.items()))
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """A registry namespace of this run's own, so nothing collides with anyone's images."""
+    return f"{REGISTRY_HOST}/catwalk-e2e-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def created(client: Any) -> Iterator[list[str]]:
+    """Image tags this session made; removed at the end (by tag, nothing else)."""
+    refs: list[str] = []
+    yield refs
+    for ref in reversed(refs):  # tags first, then ids (images a rebuild or failure left)
+        try:
+            dk.remove_image(client, ref)
+        except Exception as exc:  # pragma: no cover - clean-up must go on
+            print(f"could not remove {ref}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def base_image(client: Any, registry: str, created: list[str]) -> str:
+    """The catwalk base image, built from the root Dockerfile as the README says, and pushed."""
+    ref = f"{registry}/catwalk:{__version__}"
+    started = time.monotonic()
+    dk.build_image(
+        client,
+        ROOT,
+        ref,
+        echo=print,
+        network="host",
+        buildargs={"PYTHON_IMAGE": PYTHON_IMAGE},
+    )
+    created.append(ref)
+    TIMINGS["base image build"] = f"{time.monotonic() - started:.1f} s"
+    TIMINGS["base image size"] = f"{image_size_mb(client, ref):.0f} MB"
+    dk.push_image(client, ref, echo=print)
+    return ref
+
+
+@pytest.fixture(scope="session")
+def model_images(
+    client: Any, base_image: str, registry: str, created: list[str], tmp_path_factory: Any
+) -> dict[str, tuple[Path, str]]:
+    """build-prep + build (+ push) for each example, through the CLI; name -> (folder, ref)."""
+    images: dict[str, tuple[Path, str]] = {}
+    for name, (tag, version, _) in MODELS.items():
+        folder = tmp_path_factory.mktemp("models") / name
+        shutil.copytree(EXAMPLES / name, folder, ignore=shutil.ignore_patterns(*GENERATED))
+        prep = catwalk("build-prep", "-m", str(folder), "--docker-registry", registry)
+        assert prep.returncode == 0, prep.stdout + prep.stderr
+        assert f"FROM {base_image}\n" in (folder / "Dockerfile").read_text()
+        started = time.monotonic()
+        build = catwalk(
+            "build", "-m", str(folder), "--docker-registry", registry, "--network", "host"
+        )
+        ref = f"{registry}/{tag}:{version}"
+        created.append(ref)
+        assert build.returncode == 0, build.stdout + build.stderr
+        TIMINGS[f"{name} image cold build + push"] = f"{time.monotonic() - started:.1f} s"
+        TIMINGS[f"{name} image size"] = f"{image_size_mb(client, ref):.0f} MB"
+        assert f"pushed {ref}" in build.stdout
+        images[name] = (folder, ref)
+    return images
+
+
+def test_base_image_labels_user_and_version(client: Any, base_image: str) -> None:
+    config = client.api.inspect_image(base_image)["Config"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "catwalk"
+    assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert labels["org.opencontainers.image.source"].startswith("https://")
+    assert config["User"] not in ("", "root", "0")
+    assert config["Cmd"] == ["catwalk", "serve"]
+    out = client.containers.run(base_image, ["catwalk", "--version"], remove=True)
+    assert out.decode().strip().endswith(__version__)
+
+
+def test_base_image_serves_rng_as_an_arbitrary_uid(client: Any, base_image: str) -> None:
+    port = free_port()
+    with _container(client, base_image, port, user="23456:0") as container:
+        body = _predict(port, MODELS["rng"][2], container)
+        assert body["model"] == {"name": "RNGModel", "version": "0.0.1"}
+
+
+def test_pushed_to_the_registry(model_images: dict[str, tuple[Path, str]], registry: str) -> None:
+    namespace = registry.split("/", 1)[1]
+    repositories = _catalog()
+    for tag, version, _ in MODELS.values():
+        assert f"{namespace}/{tag}" in repositories
+        tags = _session().get(f"http://{REGISTRY_HOST}/v2/{namespace}/{tag}/tags/list", timeout=10)
+        assert version in tags.json()["tags"]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_test_image_passes(
+    name: str, model_images: dict[str, tuple[Path, str]], registry: str
+) -> None:
+    folder, _ = model_images[name]
+    port = str(free_port())
+    result = catwalk(
+        "test-image", "-m", str(folder), "--docker-registry", registry,
+        "--network", "host", "--server-port", port,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "as user 23456:0" in result.stdout
+    assert "[PASS] POST /predict: extra_data echoed" in result.stdout
+    assert "[PASS] stops on SIGTERM" in result.stdout
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_runs_as_uid_23456_and_stops_within_10s(
+    name: str, client: Any, model_images: dict[str, tuple[Path, str]]
+) -> None:
+    _, ref = model_images[name]
+    port = free_port()
+    with _container(client, ref, port, user="23456:0") as container:
+        body = _predict(port, MODELS[name][2], container)
+        assert "output" in body
+        started = time.monotonic()
+        container.stop(timeout=10)
+        took = time.monotonic() - started
+        container.reload()
+        assert took < 10, f"docker stop took {took:.1f} s: SIGTERM did not stop the server"
+        assert container.attrs["State"]["ExitCode"] in (0, 143)
+
+
+def test_https_with_an_ssl_config(
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
+) -> None:
+    if shutil.which("openssl") is None:
+        _unavailable("openssl is not installed (apt-get install openssl)")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    key, cert = str(conf / "key.pem"), str(conf / "cert.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (conf / "key.pem").chmod(0o600)  # as a real key is: test-image must still get it in
+    config = conf / "application.yml"
+    config.write_text(
+        "server:\n  workers: 1\n  ssl:\n    enabled: true\n    cert: cert.pem\n    key: key.pem\n"
+    )
+    folder, _ = model_images["rng"]
+    port = str(free_port())
+    result = catwalk(
+        "test-image", "-m", str(folder), "--docker-registry", registry,
+        "--network", "host", "--server-port", port, "--server-config", str(config),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"https://127.0.0.1:{port} answered" in result.stdout
+
+
+def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
+    model_images: dict[str, tuple[Path, str]], registry: str, client: Any, created: list[str]
+) -> None:
+    folder, ref = model_images["dataframe"]
+    created.insert(0, client.api.inspect_image(ref)["Id"])  # untagged by the rebuild
+    with (folder / "model.py").open("a") as f:
+        f.write("\n# a code change\n")
+    started = time.monotonic()
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push")
+    took = time.monotonic() - started
+    assert build.returncode == 0, build.stdout + build.stderr
+    TIMINGS["dataframe rebuild after changing model.py"] = f"{took:.1f} s"
+    steps = re.split(r"^Step \d+/\d+ : ", build.stdout, flags=re.M)
+    pip_step = next(s for s in steps if "pip install" in s.splitlines()[0])
+    copy_step = next(s for s in steps if s.startswith("COPY . "))
+    assert "Using cache" in pip_step
+    assert "Using cache" not in copy_step
+
+
+def test_failed_build_names_the_step(
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path, created: list[str]
+) -> None:
+    folder = tmp_path / "broken"
+    shutil.copytree(model_images["rng"][0], folder)
+    (folder / "requirements.txt").write_text("this-package-does-not-exist-catwalk==0.0.0\n")
+    assert (
+        catwalk(
+            "build-prep", "-m", str(folder), "--docker-registry", registry, "--force"
+        ).returncode
+        == 0
+    )
+    result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
+    layers = re.findall(r"^ ---> ([0-9a-f]{12})$", result.stdout, flags=re.M)
+    if layers:  # the last step that worked: a dangling image the failed build left
+        created.insert(0, layers[-1])
+    assert result.returncode == 1
+    assert "docker build of rngmodel:0.0.1 failed at step" in result.stderr
+    assert "pip install" in result.stderr
+
+
+def test_test_image_without_an_image_says_build_first(tmp_path: Path, client: Any) -> None:
+    folder = tmp_path / "rng"
+    shutil.copytree(EXAMPLES / "rng", folder, ignore=shutil.ignore_patterns(*GENERATED))
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "0.0.1"', 'version: "0.0.0-never-built"'))
+    result = catwalk("test-image", "-m", str(folder), "--network", "host")
+    assert result.returncode == 1
+    assert "build it with `catwalk build`" in result.stdout
+
+
+def test_deploy_prep_compose(
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
+) -> None:
+    folder, ref = model_images["rng"]
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  workers: 1\n")
+    result = catwalk(
+        "deploy-prep",
+        "-m",
+        str(folder),
+        "--docker-registry",
+        registry,
+        "--server-config",
+        str(config),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    compose = folder / "docker-compose.yml"
+    has_plugin = (
+        subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    if has_plugin:
+        check = subprocess.run(
+            ["docker", "compose", "-f", str(compose), "config"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, check.stderr
+        doc = yaml.safe_load(check.stdout)
+    else:
+        doc = yaml.safe_load(compose.read_text())
+    service = doc["services"]["rngmodel"]
+    assert service["image"] == ref
+    assert service["healthcheck"]["test"][0] == "CMD"
+    assert any(str(v.get("target")) == "/etc/catwalk" for v in service["volumes"])
+
+
+def _catalog() -> list[str]:
+    """Every repository in the registry, following the catalog's pagination."""
+    session, repositories = _session(), []
+    url: str | None = f"http://{REGISTRY_HOST}/v2/_catalog?n=100"
+    while url:
+        response = session.get(url, timeout=10)
+        response.raise_for_status()
+        repositories += response.json().get("repositories") or []
+        link = response.links.get("next", {}).get("url")
+        url = f"http://{REGISTRY_HOST}{link}" if link else None
+    return repositories
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+class _container:
+    """``docker run -d --network host -u USER`` of an image on ``port``; removed on exit."""
+
+    def __init__(self, client: Any, ref: str, port: int, user: str) -> None:
+        self.client, self.ref, self.port, self.user = client, ref, port, user
+
+    def __enter__(self) -> Any:
+        self.container = self.client.containers.run(
+            self.ref,
+            detach=True,
+            user=self.user,
+            network_mode="host",
+            environment={"SERVER_PORT": str(self.port)},
+            labels={"io.catwalk.throwaway": "pytest"},
+        )
+        return self.container
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            print(self.container.logs().decode(errors="replace"))
+        self.container.remove(force=True)
+
+
+def _predict(port: int, record: dict[str, Any], container: Any) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    session = _session()
+    while True:
+        try:
+            if session.get(url + "/status", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        container.reload()
+        assert container.status == "running", container.logs().decode(errors="replace")
+        assert time.monotonic() < deadline, "the container's server never answered /status"
+        time.sleep(0.2)
+    envelope = {"correlation_id": "uid-test", "input": record, "extra_data": {"k": [1, "two"]}}
+    response = session.post(url + "/predict", json=envelope, timeout=30)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["correlation_id"] == "uid-test"
+    assert body["extra_data"] == {"k": [1, "two"]}
+    return body
