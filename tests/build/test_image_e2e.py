@@ -30,7 +30,10 @@ from catwalk.build import docker as dk
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 REGISTRY_HOST = os.environ.get("CATWALK_TEST_REGISTRY", "localhost:5000")
-PYTHON_IMAGE = os.environ.get("CATWALK_TEST_PYTHON_IMAGE", "catwalk-debian:bookworm")
+# The Debian base scripts/ci-setup.sh makes (python:3.12-slim cannot be pulled on CI's machines).
+PYTHON_IMAGE = os.environ.get("CATWALK_TEST_PYTHON_IMAGE") or os.environ.get(
+    "CATWALK_BASE_IMAGE", "catwalk-debian:bookworm"
+)
 HOW = "run `bash scripts/ci-setup.sh` (as root) to start a Docker engine and a registry"
 MODELS = {
     "rng": ("rngmodel", "0.0.1", {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}),
