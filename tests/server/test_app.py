@@ -340,7 +340,7 @@ def test_body_larger_than_max_body_size_is_413_json(make_client: ClientFactory) 
     client = make_client("rng", max_body_size="1k")
     padding = {"pad": "x" * 2000}
     message = error_of(post(client, {"input": RNG_INPUT, "extra_data": padding}), 413)
-    assert message == "body: larger than the server's limit of 1k bytes"
+    assert message == "body: too large: the limit is 1k (server.max_body_size)"
     assert post(client, {"input": RNG_INPUT}).status_code == 200
 
 

@@ -125,5 +125,5 @@ def _http_message(error: HTTPException, settings: ServerSettings) -> str:
         allowed = ", ".join(m for m in error.valid_methods or () if m not in ("HEAD", "OPTIONS"))
         return f"method not allowed: {where} (allowed: {allowed})"
     if isinstance(error, RequestEntityTooLarge):
-        return f"body: larger than the server's limit of {settings.max_body_size} bytes"
+        return f"body: too large: the limit is {settings.max_body_size} (server.max_body_size)"
     return f"{error.name}: {error.description}" if error.description else str(error.name)
