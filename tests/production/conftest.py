@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -222,8 +223,10 @@ def tls_handshake(port: int, version: ssl.TLSVersion) -> str:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_ciphers("ALL:@SECLEVEL=0")  # let the client offer old protocols at all
-    ctx.minimum_version = version
-    ctx.maximum_version = version
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1_1 is, on purpose
+        ctx.minimum_version = version
+        ctx.maximum_version = version
     with (
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
         ctx.wrap_socket(raw) as tls,
