@@ -449,3 +449,15 @@ def _predict(port: int, record: dict[str, Any], container: Any) -> dict[str, Any
     assert body["correlation_id"] == "uid-test"
     assert body["extra_data"] == {"k": [1, "two"]}
     return body
+
+
+def test_missing_base_image_says_how_to_build_it(client: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "rng"
+    shutil.copytree(EXAMPLES / "rng", folder, ignore=shutil.ignore_patterns(*GENERATED))
+    missing = f"{REGISTRY_HOST}/catwalk-e2e-missing-{uuid.uuid4().hex[:8]}/catwalk:0"
+    prep = catwalk("build-prep", "-m", str(folder), "--base-image", missing)
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
+    assert result.returncode == 1
+    assert re.search(rf"failed at step 1/\d+ \(FROM {re.escape(missing)}\)", result.stderr)
+    assert "The base image is missing" in result.stderr

@@ -123,9 +123,18 @@ def build_command(
     try:
         network = dk.default_network(client, network, click.echo)
         click.echo(f"== build {ref}")
-        image_id = dk.build_image(
-            client, spec.path, ref, echo=click.echo, nocache=no_cache, network=network
-        )
+        try:
+            image_id = dk.build_image(
+                client, spec.path, ref, echo=click.echo, nocache=no_cache, network=network
+            )
+        except BuildError as exc:
+            if "(FROM " in str(exc):
+                raise BuildError(
+                    f"{exc}\nThe base image is missing: build it from catwalk's repository "
+                    "(docker build . -t <registry>/catwalk:<version>, see docs/images.md) "
+                    "or give build-prep --base-image"
+                ) from None
+            raise
         click.echo(f"built {ref} ({image_id[7:19]})")
         if push:
             if "/" not in ref.split(":")[0] and registry is None:
