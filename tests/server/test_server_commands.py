@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -275,3 +280,37 @@ def test_check_server_reports_one_line_per_check(
     assert report.passed, lines
     assert len(lines) == 10
     assert lines[2].startswith("[PASS] POST /predict: test data: a batch of 5 record(s)")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_test_server_still_stops_the_server(model_path: ModelPath) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "MODEL_PATH")}
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "catwalk", "test-server", "-m", str(model_path("slow"))]
+    process = subprocess.Popen(
+        [*command, "--debug"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        output = ""
+        deadline = time.monotonic() + 60
+        while "answers on" not in output and time.monotonic() < deadline:
+            output += process.stdout.readline()
+        port = port_in(output)
+        assert listening(port)
+        time.sleep(0.3)  # in the middle of the (slow) prediction checks
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output += rest
+    assert process.returncode != 0
+    assert "[PASS] 8. server stops" in output
+    assert "Aborted!" in output
+    assert not listening(port)
