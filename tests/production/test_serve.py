@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -78,6 +79,18 @@ def test_sigterm_stops_everything_within_10_s(serve: Serve) -> None:
     assert server.leftovers() == [], server.output()
     assert "received SIGTERM" in server.output()
     assert not run_dir.exists()
+
+
+def test_sigterm_lets_requests_in_flight_finish(serve: Serve) -> None:
+    server = serve(MODELS / "flaky")
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(server.post, "/predict", json={"input": {"x": 1000}})
+        time.sleep(0.5)  # the request is now inside predict (1.5 s)
+        server.proc.send_signal(signal.SIGTERM)
+        reply = slow.result(timeout=10)
+    assert reply.status_code == 200 and reply.json()["output"] == {"x": 1000}
+    assert server.wait_exit(12) == 0, server.output()
+    assert server.leftovers() == []
 
 
 def test_sigint_stops_too(serve: Serve) -> None:

@@ -88,9 +88,9 @@ def run_server(
         worker_user=worker_user() if os.geteuid() == 0 else None,
     )
     try:
-        _prepare(layout, Job(Path(model_path).resolve(), settings, app_factory), tuning)
-        check_nginx_conf(nginx, layout)
         with _Signals() as signals:
+            _prepare(layout, Job(Path(model_path).resolve(), settings, app_factory), tuning)
+            check_nginx_conf(nginx, layout)
             server = _Server(nginx, layout, settings, signals)
             try:
                 return server.run()
@@ -289,14 +289,16 @@ class _Server:
 
     # ---------------------------------------------------------------- run ----
     def run(self) -> int:
+        if self.signals.stopping:
+            return self._stopped()
         gunicorn = self._start(
             "gunicorn", [sys.executable, "-m", "catwalk.server.wsgi", str(self.layout.run_dir)]
         )
         if not self._wait_for(gunicorn, self._gunicorn_ready, STARTUP_TIMEOUT):
-            return 0  # stopped by a signal while starting
+            return self._stopped()
         nginx = self._start("nginx", [self.nginx_bin, *_nginx_args(self.layout)])
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
-            return 0
+            return self._stopped()
         _log(
             f"serving {self.settings.scheme}://0.0.0.0:{self.settings.port} "
             f"(nginx pid {nginx.pid} -> gunicorn pid {gunicorn.pid}, "
@@ -369,6 +371,9 @@ class _Server:
                 )
                 return child.status or 1
             self.signals.wait(1.0)
+        return self._stopped()
+
+    def _stopped(self) -> int:
         assert self.signals.received is not None
         _log(f"received {signal.Signals(self.signals.received).name}, shutting down")
         return 0

@@ -1,4 +1,6 @@
-"""Echoes its input, except that x < 0 makes predict raise."""
+"""Echoes its input, except that x < 0 makes predict raise and x >= 1000 takes 1.5 s."""
+
+import time
 
 
 class Model:
@@ -11,4 +13,6 @@ class Model:
     def predict(self, X):
         if X["x"] < 0:
             raise ValueError(f"negative x: {X['x']}")
+        if X["x"] >= 1000:
+            time.sleep(1.5)
         return {"x": X["x"]}
