@@ -122,9 +122,7 @@ def build_image(
             if text:
                 for line in text.rstrip("\n").splitlines():
                     if line.startswith("Step "):
-                        step = line.split(" : ", 1)[0].replace("Step", "step") + (
-                            f" ({line.split(' : ', 1)[1]})" if " : " in line else ""
-                        )
+                        step = _step_name(line)
                     echo(line)
             elif "status" in chunk:  # pulling the base image
                 echo(" ".join(str(chunk[k]) for k in ("id", "status") if chunk.get(k)))
@@ -138,6 +136,16 @@ def build_image(
     if image_id is None:
         image_id = str(inspect_image(client, tag)["Id"])
     return image_id
+
+
+def _step_name(line: str) -> str:
+    """``Step 5/11 : RUN   a  b`` -> ``step 5/11 (RUN a b)``, long instructions shortened."""
+    number, _, instruction = line.partition(" : ")
+    instruction = " ".join(instruction.split())
+    if len(instruction) > 120:
+        instruction = instruction[:117] + "..."
+    name = number.replace("Step", "step", 1)
+    return f"{name} ({instruction})" if instruction else name
 
 
 def push_image(client: docker.DockerClient, ref: str, *, echo: Echo) -> str:
