@@ -2,8 +2,8 @@
 
 :func:`check_server` makes the HTTP checks against any base URL (test-server's own server, a
 server given with ``--url``, or test-image's container); :func:`wait_ready` waits for
-``/status``; :class:`ServerProcess` starts ``catwalk serve`` on a free port and always stops
-it again.
+``/status``; :func:`test_server` starts ``catwalk serve`` on a free port
+(:class:`ServerProcess`), checks it, and always stops it again.
 """
 
 from __future__ import annotations
@@ -404,32 +404,6 @@ class ServerProcess:
 
     def close(self) -> None:
         self._log.close()
-
-
-@contextmanager
-def running_server(
-    model_path: str | Path,
-    *,
-    scheme: str = "http",
-    server_config: str | Path | None = None,
-    debug: bool = False,
-    verify: bool | str = True,
-    ready_timeout: float = 120.0,
-) -> Iterator[tuple[str, ServerProcess]]:
-    """Start ``catwalk serve`` on a free port, wait for it, yield ``(base_url, process)``.
-
-    The server is stopped on the way out, whatever happened (a failure, Ctrl-C).
-    """
-    port = free_port()
-    server = ServerProcess(model_path, port=port, server_config=server_config, debug=debug)
-    base_url = f"{scheme}://127.0.0.1:{port}"
-    try:
-        server.start()
-        wait_ready(base_url, timeout=ready_timeout, verify=verify, alive=server.alive)
-        yield base_url, server
-    finally:
-        server.stop()
-        server.close()
 
 
 def test_server(
