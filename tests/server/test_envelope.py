@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import timeit
 import uuid
 from collections.abc import Callable
 
@@ -97,19 +96,3 @@ def test_forked_workers_do_not_repeat_correlation_ids() -> None:
     os.close(read)
     os.close(write)
     assert child != new_correlation_id()
-
-
-def test_catwalk_overhead_per_request_is_under_50_microseconds(load: Load) -> None:
-    """Envelope + validation + normalisation + serialisation, around the model's own predict."""
-    model = load("rng")
-    predictor = Predictor(model)
-    number = 5000
-
-    def per_call(func: Callable[[], object]) -> float:
-        return min(timeit.repeat(func, number=number, repeat=5)) / number * 1e6
-
-    total = per_call(lambda: predictor.handle(RNG_BODY))
-    bare = per_call(lambda: model.instance.predict(RNG_INPUT))
-    overhead = total - bare
-    print(f"catwalk overhead: {overhead:.1f} us per request (total {total:.1f}, model {bare:.1f})")
-    assert overhead < 50.0
