@@ -16,9 +16,9 @@ Systems:
   bentoml, mlserver
             measured by ../shared/bench/run_peers.sh in the same run (it installs their venvs
             from PyPI under /tmp/benchvenvs on first use)
-  NAME=APP:key=value,...
+  NAME=APP:key=value+...
             a tuning variant through bench/serve.py, e.g.
-            ``catwalk-gthread=catwalk:worker_class=gthread,threads=2,upstream_keepalive=16``
+            ``catwalk-gthread=catwalk:worker_class=gthread+threads=2+upstream_keepalive=16``
 
 Usage: .venv/bin/python bench/run.py [--systems catwalk,bare,bentoml,mlserver] [--conns 1,32]
        [--duration 10] [--warmup 3] [--retries 2] [--rounds 1] [--out DIR]
@@ -111,6 +111,14 @@ def memory(pids: list[int]) -> tuple[float, float, int]:
         except (OSError, AttributeError):
             continue
     return rss / 1024, pss / 1024, n
+
+
+def cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace")[:120]
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -223,6 +231,11 @@ def measure(server: Server, conns: int, args: argparse.Namespace) -> Row:
         other = busy - (srv1 - srv0) / HZ / wall - wrk_cpu
         rps, p50, p99, errors = parse_wrk(text)
         rss, pss, n = memory(pids)
+        per_process = [f"{memory([pid])[0]:7.1f} {memory([pid])[1]:7.1f}  {pid}  "
+                       f"{cmdline(pid)}" for pid in pids]  # fmt: skip
+        (OUT / f"mem-{server.name}-c{conns}.txt").write_text(
+            "RSS MiB PSS MiB  pid  command\n" + "\n".join(per_process) + "\n"
+        )
         row = Row(server.name, conns, rps, p50, p99, errors, rss, pss, n, round(other, 2), attempt)
         log(f"{server.name} c={conns} try {attempt}: {rps:,.0f} req/s p50 {p50:.2f} ms "
             f"p99 {p99:.2f} ms rss {rss:.0f} MiB other {other:.2f} cores")  # fmt: skip
@@ -261,7 +274,7 @@ def start(system: str) -> Server:
         return Server(system, args, port, HERE / "payloads" / "bare.json", python_env())
     name, _, spec = system.partition("=")
     app, _, pairs = spec.partition(":")
-    args = [py, str(HERE / "serve.py"), app, str(port), *filter(None, pairs.split(","))]
+    args = [py, str(HERE / "serve.py"), app, str(port), *filter(None, pairs.split("+"))]
     return Server(name, args, port, HERE / "payloads" / f"{app}.json", python_env())
 
 

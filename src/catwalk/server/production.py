@@ -83,10 +83,8 @@ def run_server(
     configure_logging(settings.log_level)
     nginx = find_nginx()
     check_port(settings.port)
-    layout = RunLayout(
-        Path(tempfile.mkdtemp(prefix="catwalk-")),
-        worker_user=worker_user() if os.geteuid() == 0 else None,
-    )
+    user = worker_user() if os.geteuid() == 0 else None
+    layout = RunLayout(Path(tempfile.mkdtemp(prefix="catwalk-")), worker_user=user)
     try:
         with _Signals() as signals:
             _prepare(layout, Job(Path(model_path).resolve(), settings, app_factory), tuning)
