@@ -168,6 +168,10 @@ def test_preload_loads_the_model_once(serve: Serve, tmp_path: Path) -> None:
         env = child_env(LOADS_PID_FILE=str(pids))
         server = serve(MODELS / "loads_pid", config=config, env=env)
         server.post("/predict", json={"input": {"x": 1}})
+        server.wait_pids("catwalk.server.wsgi", 3)  # every worker has booted (and loaded)
+        deadline = time.monotonic() + 10
+        while len(pids.read_text().split()) < loads and time.monotonic() < deadline:
+            time.sleep(0.1)
         loaded = [int(x) for x in pids.read_text().split()]
         assert len(loaded) == loads, loaded
         masters = [p for p in server.pids("catwalk.server.wsgi") if p in _children(server)]
