@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 from conftest import (
@@ -89,6 +91,23 @@ def test_sigterm_lets_requests_in_flight_finish(serve: Serve) -> None:
         server.proc.send_signal(signal.SIGTERM)
         reply = slow.result(timeout=10)
     assert reply.status_code == 200 and reply.json()["output"] == {"x": 1000}
+    assert server.wait_exit(12) == 0, server.output()
+    assert server.leftovers() == []
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare"
+)
+def test_as_pid_1_it_stops_cleanly_and_reaps(serve: Serve) -> None:
+    # A container without --init: catwalk is PID 1 of its own PID namespace.
+    wrap = ("unshare", "--pid", "--fork", "--mount-proc")
+    server = serve(RNG, wrap=wrap)
+    [catwalk] = [p for p in server.tree if " -m catwalk serve" in cmdline(p)]
+    status = Path(f"/proc/{catwalk}/status").read_text()
+    [nspid] = [line.split()[-1] for line in status.splitlines() if line.startswith("NSpid:")]
+    assert nspid == "1"
+    assert server.post("/predict", json={"input": RNG_INPUT}).status_code == 200
+    os.kill(catwalk, signal.SIGTERM)  # unshare itself does not forward signals
     assert server.wait_exit(12) == 0, server.output()
     assert server.leftovers() == []
 
