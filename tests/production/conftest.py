@@ -100,13 +100,13 @@ def cmdline(pid: int) -> str:
 class Server:
     """One production server started as a subprocess."""
 
-    def __init__(self, args: list[str], port: int, scheme: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], port: int, scheme: str, env: dict[str, str], log: Path
+    ) -> None:
         self.port = port
         self.scheme = scheme
         self.url = f"{scheme}://127.0.0.1:{port}"
-        self.log = open(  # noqa: SIM115 - closed in stop()
-            Path(os.environ.get("TMPDIR", "/tmp")) / f"catwalk-test-{port}.log", "w+"
-        )
+        self.log = open(log, "w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             args, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
         )
@@ -158,9 +158,15 @@ class Server:
         except subprocess.TimeoutExpired:
             return None
 
+    @property
+    def catwalk_pid(self) -> int:
+        """The catwalk process itself (the child of a wrapper such as setpriv or unshare)."""
+        found = [pid for pid in self.tree if " -m catwalk serve" in cmdline(pid)]
+        return found[0] if found else self.proc.pid
+
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.catwalk_pid, signal.SIGTERM)
             if self.wait_exit(15) is None:
                 self.proc.kill()
                 self.proc.wait()
@@ -170,7 +176,7 @@ class Server:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Server]]:
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """``serve(model_dir, config=None, port=None, ready=True, wrap=[], env={})`` -> Server."""
     servers: list[Server] = []
 
@@ -189,7 +195,8 @@ def serve() -> Iterator[Callable[..., Server]]:
         args += ["--model-path", str(model), "--server-port", str(port)]
         if config is not None:
             args += ["--server-config", str(config)]
-        server = Server(args, port, scheme, env if env is not None else child_env())
+        log = tmp_path / f"server-{port}.log"
+        server = Server(args, port, scheme, env if env is not None else child_env(), log)
         servers.append(server)
         return server.wait_ready() if ready else server
 

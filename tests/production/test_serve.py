@@ -102,7 +102,7 @@ def test_as_pid_1_it_stops_cleanly_and_reaps(serve: Serve) -> None:
     # A container without --init: catwalk is PID 1 of its own PID namespace.
     wrap = ("unshare", "--pid", "--fork", "--mount-proc")
     server = serve(RNG, wrap=wrap)
-    [catwalk] = [p for p in server.tree if " -m catwalk serve" in cmdline(p)]
+    catwalk = server.catwalk_pid
     status = Path(f"/proc/{catwalk}/status").read_text()
     [nspid] = [line.split()[-1] for line in status.splitlines() if line.startswith("NSpid:")]
     assert nspid == "1"
