@@ -165,7 +165,10 @@ def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None) -> None:
         # nginx workers (another user) must reach the socket: traverse, not list.
         layout.run_dir.chmod(0o711)
     layout.nginx_temp.mkdir()
-    layout.nginx_conf.write_text(render_nginx_conf(job.settings, layout, tuning))
+    try:
+        layout.nginx_conf.write_text(render_nginx_conf(job.settings, layout, tuning))
+    except ValueError as exc:
+        raise ServeError(f"server.ssl: {exc}") from None
     layout.gunicorn_conf.write_text(render_gunicorn_conf(job.settings, layout, tuning))
     with layout.job_file.open("wb") as f:
         pickle.dump(job, f)
