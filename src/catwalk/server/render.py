@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from catwalk.config import ServerSettings
+from catwalk.templates import environment
 
 # nginx error-log level for each catwalk log level (nginx's "debug" needs a debug build).
 NGINX_LEVELS = {"DEBUG": "info", "INFO": "warn", "WARNING": "warn", "ERROR": "error"}
@@ -22,15 +21,7 @@ GRACEFUL_TIMEOUT = 4
 # Longest unix socket path (sun_path is 108 bytes on Linux, NUL included).
 MAX_SOCKET_PATH = 107
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("catwalk.server", "templates"),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
-_ENV.filters["pyrepr"] = repr
+_ENV = environment("catwalk.server", pyrepr=repr)
 
 
 @dataclass(frozen=True)
