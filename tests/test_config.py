@@ -179,3 +179,22 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 def test_bad_port(port: int) -> None:
     with pytest.raises(ConfigError, match=f"server port: {port} is not a TCP port"):
         load_settings(None, port=port)
+
+
+def test_duplicate_keys_are_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  workers: 2\n  timeout: 5\n  workers: 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value) == (
+        f"{path}: server.workers: duplicate key at line 4 (first set at line 2); keep one"
+    )
+
+
+def test_duplicate_keys_come_with_the_other_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, "logging: {level: LOUD}\nlogging: {level: INFO}\nserver: {workers: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).splitlines() == [
+        f"{path}: logging: duplicate key at line 2 (first set at line 1); keep one",
+        f"{path}: server.workers: must be a whole number >= 1",
+    ]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from catwalk.errors import SpecError
-from catwalk.spec import ModelSpec, load_spec, parse_spec
+from catwalk.spec import ModelSpec, load_spec, load_yaml, parse_spec
 
 
 def valid() -> dict[str, Any]:
@@ -307,3 +307,50 @@ def test_empty_schema_side() -> None:
     assert problems(data) == [
         "model.yml: schema.output: must be a mapping (a schema object), got null"
     ]
+
+
+def test_duplicate_keys_are_errors_naming_path_and_line(
+    model_copy: Callable[[str], Path],
+) -> None:
+    folder = model_copy("echo")
+    text = (folder / "model.yml").read_text()
+    text = text.replace("name: Echo\n", "name: A\nname: B\n", 1)
+    text = text.replace("  email: tester@example.com\n", "  email: a@b.c\n  email: d@e.f\n", 1)
+    (folder / "model.yml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(folder)
+    lines = text.splitlines()
+    name_line = lines.index("name: B") + 1
+    email_line = lines.index("  email: d@e.f") + 1
+    assert info.value.problems == [
+        f"model.yml: name: duplicate key at line {name_line} "
+        f"(first set at line {name_line - 1}); keep one",
+        f"model.yml: contact.email: duplicate key at line {email_line} "
+        f"(first set at line {email_line - 1}); keep one",
+    ]
+
+
+def test_duplicate_keys_are_reported_with_the_other_problems(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text("")
+    data = valid()
+    del data["contact"]["email"]
+    text = yaml.safe_dump(data, sort_keys=False)
+    text = text.replace("    properties:\n      x:", "    properties:\n      x: {}\n      x:", 1)
+    (tmp_path / "model.yml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path)
+    found = info.value.problems
+    assert len(found) == 2
+    assert found[0].startswith("model.yml: schema.input.properties.x: duplicate key at line ")
+    assert found[1] == "model.yml: contact.email: required field missing"
+
+
+def test_a_merge_key_overridden_is_not_a_duplicate() -> None:
+    data, duplicates = load_yaml("base: &b {a: 1, c: 3}\nm:\n  <<: *b\n  a: 2\n")
+    assert duplicates == []
+    assert data["m"] == {"a": 2, "c": 3}
+
+
+def test_duplicate_keys_in_flow_mappings_and_lists() -> None:
+    _, duplicates = load_yaml("l:\n  - {a: 1, a: 2}\n")
+    assert duplicates == ["l[0].a: duplicate key at line 2 (first set at line 2); keep one"]

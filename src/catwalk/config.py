@@ -15,7 +15,8 @@ server:
     cert: cert.pem         # relative paths resolve against this file's folder
     key: key.pem
 ```
-Unknown keys are errors: a typo must not silently leave a default in place.
+Unknown keys and keys written twice are errors: a typo must not silently leave a default in
+place, and a second ``workers:`` must not silently override the first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import yaml
 
 from catwalk.errors import ConfigError
+from catwalk.spec import load_yaml
 
 DEFAULT_PORT = 9090
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -98,12 +100,19 @@ def load_settings(config_file: str | Path | None, port: int = DEFAULT_PORT) -> S
     path = Path(config_file).expanduser().resolve()
     name = str(config_file)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, duplicates = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{name}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: not valid YAML ({exc})") from None
-    return parse_settings(data or {}, path, port)
+    found = [f"{path}: {d}" for d in duplicates]
+    try:
+        settings = parse_settings(data or {}, path, port)
+    except ConfigError as exc:
+        raise ConfigError("\n".join([*found, str(exc)])) from None
+    if found:
+        raise ConfigError("\n".join(found))
+    return settings
 
 
 def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSettings:

@@ -2,7 +2,9 @@
 
 Every problem in the file is collected in one pass and reported together as
 ``model.yml: <field path>: <problem>``. Unknown keys are errors, because a misspelt key
-(``contacts:``, ``io-type:``) would otherwise silently change nothing.
+(``contacts:``, ``io-type:``) would otherwise silently change nothing. So are keys written
+twice in one mapping (see :class:`UniqueKeyLoader`), which YAML itself would resolve silently
+by keeping the last.
 """
 
 from __future__ import annotations
@@ -101,10 +103,88 @@ def load_spec(path: str | Path) -> ModelSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"{SPEC_FILE}: cannot be read ({exc})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError([f"{SPEC_FILE}: not valid YAML: {_yaml_problem(exc)}"]) from None
-    return parse_spec(data, folder, raw=_raw_numbers(text))
+    found = [f"{SPEC_FILE}: {d}" for d in duplicates]
+    try:
+        spec = parse_spec(data, folder, raw=_raw_numbers(text))
+    except SpecError as exc:
+        raise SpecError(found + exc.problems) from None
+    if found:
+        raise SpecError(found)
+    return spec
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that notes every key written twice in one mapping.
+
+    Plain YAML keeps the last of two equal keys without a word, so ``name: A`` followed by
+    ``name: B`` would silently become ``B``. Each duplicate is recorded in ``found`` as
+    ``(line, "<key path>: <problem>")``; a merge key (``<<: *anchor``) overridden by the
+    mapping's own key is not a duplicate.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.found: list[tuple[int, str]] = []  # (line, problem)
+        self._paths: dict[int, str] = {}
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._paths = {}
+        self._note_paths(node, "")
+        return super().construct_document(node)
+
+    def _note_paths(self, node: yaml.Node, path: str) -> None:
+        if id(node) in self._paths:  # an alias: the node was reached by another path
+            return
+        if isinstance(node, yaml.MappingNode):
+            self._paths[id(node)] = path
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    self._note_paths(value, f"{path}.{key.value}" if path else str(key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            self._paths[id(node)] = path
+            for i, item in enumerate(node.value):
+                self._note_paths(item, f"{path}[{i}]")
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self._check_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _check_duplicates(self, node: yaml.MappingNode) -> None:
+        prefix = self._paths.get(id(node), "")
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+            if first is None:
+                seen[key] = line
+            else:
+                path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                problem = f"duplicate key at line {line} (first set at line {first}); keep one"
+                self.found.append((line, f"{path}: {problem}"))
+
+
+def load_yaml(text: str) -> tuple[Any, list[str]]:
+    """Parse YAML safely; return the data and a problem for every duplicate key.
+
+    Used for both ``model.yml`` and ``application.yml``. Raises ``yaml.YAMLError`` when the
+    text is not YAML at all.
+    """
+    loader = UniqueKeyLoader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    return data, [problem for _, problem in sorted(loader.found)]
 
 
 def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) -> ModelSpec:
