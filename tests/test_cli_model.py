@@ -219,6 +219,6 @@ def test_output_that_breaks_the_schema(model_copy: Callable[[str], Path]) -> Non
     )
     result = run("test-model", "-m", str(folder))
     assert result.exit_code == 1
-    assert "[FAIL] 7. predictions: row 0: output.label: None is not of type 'string'" in (
+    assert "[FAIL] 7. predictions: row 0: output.label: null is not of type 'string'" in (
         result.output
     )

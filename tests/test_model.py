@@ -182,7 +182,7 @@ def test_dataframe_validation_of_lists(model_dir: Callable[[str], Path]) -> None
     model = load(model_dir("dataframe_echo"))
     assert model.input_errors({"x": 1, "label": "a"}) == []
     assert model.input_errors([{"x": 1, "label": "a"}, {"x": "2", "label": "b"}]) == [
-        "input[1].x: '2' is not of type 'number'"
+        """input[1].x: "2" is not of type 'number'"""
     ]
     assert model.input_errors([]) == ["input: must not be an empty list"]
 
@@ -201,7 +201,7 @@ def test_dict_model_list_validation_uses_the_schema(model_dir: Callable[[str], P
     # A PYTHON_DICT model with an object schema does not take lists.
     model = load(model_dir("echo"))
     assert model.input_errors([{"x": 1, "label": "a"}]) == [
-        "input: [{'x': 1, 'label': 'a'}] is not of type 'object'"
+        """input: [{"x": 1, "label": "a"}] is not of type 'object'"""
     ]
 
 

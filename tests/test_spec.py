@@ -199,7 +199,7 @@ def test_batch_schema() -> None:
     spec = parse_spec(data, Path("/m"))
     assert spec.input.is_batch
     assert spec.input.errors([{"x": 1}, {"x": "a"}], "input") == [
-        "input[1].x: 'a' is not of type 'number'"
+        """input[1].x: "a" is not of type 'number'"""
     ]
 
 

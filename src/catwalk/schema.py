@@ -10,6 +10,7 @@ to name every failing field in a readable message.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -56,6 +57,13 @@ _INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _CHECKED_FORMATS = {"date", "date-time", "email", "ipv4", "ipv6", "hostname", "uri", "uuid"}
 _MAX_MESSAGES = 10
 _MAX_MESSAGE_LEN = 200
+_MAX_VALUE_LEN = 80  # a value quoted in a message
+_BOUNDS = {
+    "minimum": "less than the minimum of",
+    "maximum": "greater than the maximum of",
+    "exclusiveMinimum": "less than or equal to the minimum of",
+    "exclusiveMaximum": "greater than or equal to the maximum of",
+}
 
 
 def _is_uuid(value: str) -> bool:
@@ -243,6 +251,73 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE_LEN else text[: _MAX_MESSAGE_LEN - 3] + "..."
 
 
+def _json(value: Any) -> str:
+    """``value`` as the user wrote it in JSON (``null``, ``true``, ``"text"``), shortened."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):  # not a JSON value (a model's raw output, say)
+        text = repr(value)
+    return text if len(text) <= _MAX_VALUE_LEN else text[: _MAX_VALUE_LEN - 3] + "..."
+
+
+def _types(expected: Any) -> str:
+    names = expected if isinstance(expected, list) else [expected]
+    return " or ".join(f"'{name}'" for name in names)
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
+def _messages(error: jsonschema.ValidationError, prefix: str, seen: set[Any]) -> list[str]:
+    """``<field>: <problem>`` lines for one jsonschema error (none for a repeated one)."""
+    where = _field(prefix, error.path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        # jsonschema reports each missing property with the same instance and required list;
+        # name them all with the first error at this place, in the schema's order.
+        key = (where, id(error.schema))
+        if key in seen:
+            return []
+        seen.add(key)
+        required: Any = error.validator_value
+        missing = [name for name in required if name not in error.instance]
+        return [f"{where}: {_json(name)} is a required property" for name in missing]
+    return [f"{where}: {_message(error)}"]
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """The problem, with the user's values shown as JSON rather than as Python values."""
+    kind, value = error.validator, error.instance
+    limit: Any = error.validator_value
+    shown = _json(value)
+    if kind == "type":
+        return f"{shown} is not of type {_types(limit)}"
+    if kind == "additionalProperties" and isinstance(value, dict):
+        listed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        extras = [name for name in value if name not in listed]
+        verb = "was" if len(extras) == 1 else "were"
+        names = ", ".join(_json(name) for name in extras)
+        return f"Additional properties are not allowed ({names} {verb} unexpected)"
+    if kind == "enum":
+        return f"{shown} is not one of {_json(limit)}"
+    if kind == "const":
+        return f"{_json(limit)} was expected, got {shown}"
+    if kind in _BOUNDS:
+        return f"{shown} is {_BOUNDS[kind]} {_json(limit)}"
+    if kind == "multipleOf":
+        return f"{shown} is not a multiple of {_json(limit)}"
+    if kind in ("minLength", "maxLength", "minItems", "maxItems"):
+        unit = "character" if kind.endswith("Length") else "item"
+        if kind.startswith("min"):
+            return f"{shown} is too short (at least {_count(limit, unit)})"
+        return f"{shown} is too long (at most {_count(limit, unit)})"
+    if kind == "pattern":
+        return f"{shown} does not match the pattern {limit}"
+    if kind == "format":
+        return f"{shown} is not a valid {limit}"
+    return error.message
+
+
 def _path_order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
     # Indexes in numeric order, so that row 2 comes before row 10.
     return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.path]
@@ -253,7 +328,7 @@ def _fast_message(error: fastjsonschema.JsonSchemaValueException, prefix: str) -
     name = str(error.name or "data")
     where = prefix + name[len("data") :] if name.startswith("data") else prefix
     if error.rule == "format" and isinstance(error.definition, dict):
-        return f"{where}: {error.value!r} is not a {error.definition.get('format')!r}"
+        return f"{where}: {_json(error.value)} is not a valid {error.definition.get('format')}"
     problem = str(error.message)
     if problem.startswith(name):
         problem = problem[len(name) :].strip()
@@ -288,7 +363,8 @@ class SchemaValidator:
                 self.json_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
             )
         found = sorted(self._slow.iter_errors(value), key=_path_order)
-        messages = [_shorten(f"{_field(prefix, e.path)}: {e.message}") for e in found]
+        seen: set[Any] = set()
+        messages = [_shorten(m) for e in found for m in _messages(e, prefix, seen)]
         if not messages:
             # The two libraries disagree only on corner cases (a format one of them checks);
             # fastjsonschema's own message is still precise.

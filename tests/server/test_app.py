@@ -155,7 +155,7 @@ def test_malformed_bodies_are_400(rng: FlaskClient, body: bytes, expected: str) 
 
 def test_input_failing_the_schema_names_the_field(rng: FlaskClient) -> None:
     bad = {**RNG_INPUT, "mu": "one"}
-    assert error_of(post(rng, {"input": bad}), 400) == "input.mu: 'one' is not of type 'number'"
+    assert error_of(post(rng, {"input": bad}), 400) == """input.mu: "one" is not of type 'number'"""
 
 
 def test_every_input_problem_is_listed(rng: FlaskClient) -> None:
@@ -163,12 +163,12 @@ def test_every_input_problem_is_listed(rng: FlaskClient) -> None:
     message = error_of(post(rng, {"input": bad}), 400)
     assert "input.sigma: -1 is less than the minimum of 0" in message
     assert "input.seed: 1.5 is not of type 'integer'" in message
-    assert "'extra' was unexpected" in message
+    assert '"extra" was unexpected' in message
 
 
 def test_missing_input_field_is_named(rng: FlaskClient) -> None:
     bad = {k: v for k, v in RNG_INPUT.items() if k != "sigma"}
-    assert "'sigma' is a required property" in error_of(post(rng, {"input": bad}), 400)
+    assert '"sigma" is a required property' in error_of(post(rng, {"input": bad}), 400)
 
 
 @pytest.mark.parametrize(
@@ -253,8 +253,8 @@ def test_model_calling_sys_exit_is_500_not_the_end(make_client: ClientFactory) -
 @pytest.mark.parametrize(
     ("label", "expected"),
     [
-        ("wrong_type", "output.x: 'not a number' is not of type 'number'"),
-        ("missing", "output: 'x' is a required property"),
+        ("wrong_type", """output.x: "not a number" is not of type 'number'"""),
+        ("missing", 'output: "x" is a required property'),
         ("inf", "output.x: inf cannot be represented in JSON"),
         ("object", "output.x: value of type object cannot be converted to JSON"),
         ("big", "output: cannot be written as JSON"),
@@ -306,7 +306,7 @@ def test_array_schema_models_take_and_return_lists(make_client: ClientFactory) -
     assert len(body["output"]) == 2
     assert body["output"][0] == {"score": RNG_SCORE}
     message = error_of(post(client, {"input": [{**RNG_INPUT, "mu": "x"}]}), 400)
-    assert message == "input[0].mu: 'x' is not of type 'number'"
+    assert message == """input[0].mu: "x" is not of type 'number'"""
     assert error_of(post(client, {"input": RNG_INPUT}), 400).startswith("input: ")
 
 
