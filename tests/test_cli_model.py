@@ -48,9 +48,11 @@ def test_every_example_passes(example: str) -> None:
 def test_missing_email(model_dir: Callable[[str], Path]) -> None:
     result = run("test-model", "-m", str(model_dir("missing_email")))
     assert result.exit_code == 1
-    assert "[FAIL] 2. model.yml: model.yml: contact.email: required field missing" in (
-        result.output
-    )
+    lines = result.output.splitlines()
+    step = lines.index("[FAIL] 2. model.yml: 1 problem")
+    # The problem is shown once, in the usual "model.yml: <field>: <problem>" form.
+    assert lines[step + 1].strip() == "model.yml: contact.email: required field missing"
+    assert "model.yml: model.yml" not in result.output
     assert result.output.splitlines()[-1] == "test-model: 1 of 2 step(s) failed (2. model.yml)"
     assert "Traceback" not in result.output
 

@@ -40,7 +40,10 @@ def prepare(path: str | Path, report: Report, *, install: bool = True) -> Loaded
     try:
         spec = load_spec(folder)
     except SpecError as exc:
-        report.fail("2. model.yml", str(exc))
+        # Each problem already reads "model.yml: <field>: <problem>": list them under the step
+        # rather than after its name, which would print "model.yml: model.yml: ...".
+        count = len(exc.problems)
+        report.fail("2. model.yml", f"{count} problem{'' if count == 1 else 's'}\n{exc}")
         return None
     report.ok("2. model.yml", f"{spec.name} {spec.version} ({spec.io_type})")
 
