@@ -111,6 +111,27 @@ def test_unquoted_version_tells_to_quote_it_as_written(model_dir: Callable[[str]
     assert 'version: "1.10"' in message
 
 
+@pytest.mark.parametrize(
+    ("written", "because"),
+    [
+        ("2", "YAML reads an unquoted 2 as a number, not text"),
+        ("1.5", "YAML reads an unquoted 1.5 as a number (and 1.10 would become 1.1)"),
+        ("1.10", "YAML reads an unquoted 1.10 as the number 1.1"),
+        ("1_000", "YAML reads an unquoted 1_000 as the number 1000"),
+    ],
+)
+def test_unquoted_number_hint_fits_the_value(tmp_path: Path, written: str, because: str) -> None:
+    (tmp_path / "model.py").write_text("")
+    text = yaml.safe_dump(valid(), sort_keys=False).replace("version: '1.0'", f"version: {written}")
+    (tmp_path / "model.yml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path)
+    assert info.value.problems == [
+        f'model.yml: version: must be a string; write it in quotes (version: "{written}"), '
+        f"because {because}"
+    ]
+
+
 def test_unquoted_integer_name_is_an_error() -> None:
     data = valid()
     data["name"] = 7

@@ -284,17 +284,24 @@ def _text(
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            written = raw.get(path, str(value))
-            problems.append(
-                f'{path}: must be a string; write it in quotes ({key}: "{written}"), because '
-                f"YAML reads an unquoted {written} as a number (1.10 would become 1.1)"
-            )
+            problems.append(_quote_hint(key, path, value, raw.get(path, str(value))))
         else:
             problems.append(f"{path}: must be a string, got {type(value).__name__}")
         return ""
     if not value.strip():
         problems.append(f"{path}: must not be empty")
     return value
+
+
+def _quote_hint(key: str, path: str, value: float, written: str) -> str:
+    """Tell the user to quote an unquoted number, explaining what YAML did with this one."""
+    if written != str(value):  # 1.10 -> 1.1, 1_0 -> 10, 0o10 -> 8
+        why = f"YAML reads an unquoted {written} as the number {value}"
+    elif isinstance(value, float):
+        why = f"YAML reads an unquoted {written} as a number (and 1.10 would become 1.1)"
+    else:
+        why = f"YAML reads an unquoted {written} as a number, not text"
+    return f'{path}: must be a string; write it in quotes ({key}: "{written}"), because {why}'
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], prefix: str, problems: list[str]) -> None:
