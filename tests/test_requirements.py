@@ -120,6 +120,49 @@ def test_uncheckable_lines_are_remembered_by_a_stamp(
     assert len(fake_pip.calls) == 2
 
 
+@pytest.mark.parametrize(
+    "include",
+    [
+        "-r other.txt",
+        "-rother.txt",
+        "--requirement other.txt",
+        "--requirement=other.txt",
+        "-c other.txt",
+        "--constraint=other.txt",
+    ],
+)
+def test_editing_an_included_file_runs_pip_again(
+    tmp_path: Path, fake_pip: FakePip, include: str
+) -> None:
+    folder = folder_with(tmp_path, f"{include}\nclick\n")
+    (folder / "other.txt").write_text("click\n")
+    assert ensure_requirements(folder).startswith("installed")
+    assert ensure_requirements(folder).endswith("already satisfied")
+    assert len(fake_pip.calls) == 1
+    (folder / "other.txt").write_text("click\ncatwalk-tests-not-installed\n")
+    assert ensure_requirements(folder).startswith("installed")
+    assert len(fake_pip.calls) == 2
+
+
+def test_nested_includes_resolve_against_the_including_file(
+    tmp_path: Path, fake_pip: FakePip
+) -> None:
+    folder = folder_with(tmp_path, "-r reqs/base.txt\n")
+    (folder / "reqs").mkdir()
+    (folder / "reqs" / "base.txt").write_text("-r more.txt  # next to base.txt\n-r base.txt\n")
+    (folder / "reqs" / "more.txt").write_text("click\n")
+    assert requirements._included_files(folder / "requirements.txt") == [
+        folder / "reqs" / "base.txt",
+        folder / "reqs" / "more.txt",
+    ]
+    ensure_requirements(folder)
+    ensure_requirements(folder)
+    assert len(fake_pip.calls) == 1
+    (folder / "reqs" / "more.txt").write_text("click>=1\n")
+    ensure_requirements(folder)
+    assert len(fake_pip.calls) == 2
+
+
 def test_failed_pip_writes_no_stamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakePip(returncode=1, output="ERROR: no luck")
     monkeypatch.setattr(subprocess, "run", fake)

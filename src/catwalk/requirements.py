@@ -3,7 +3,8 @@
 The model's dependencies are the user's, so catwalk installs them with pip before importing
 the model. pip is only called when something is missing: plain ``name[extras] <specifier>``
 lines are checked against the installed distributions, and files with anything else (options,
-URLs, paths) are remembered by a stamp of their content once pip has succeeded. A file lock
+URLs, paths, ``-r`` includes) are remembered by a stamp of their content, and of the content of
+every file they include with ``-r``/``-c``, once pip has succeeded. A file lock
 keeps several catwalk processes that start at once on the same environment from running pip
 side by side.
 """
@@ -105,8 +106,57 @@ def _satisfied(req_file: Path, lines: list[str]) -> bool:
 
 
 def _stamp_path(req_file: Path) -> Path:
-    digest = hashlib.sha256(req_file.read_bytes() + sys.prefix.encode()).hexdigest()[:24]
-    return _state_dir() / "stamps" / digest
+    # The files it pulls in with -r/-c count too: editing one of them must run pip again.
+    digest = hashlib.sha256(req_file.read_bytes() + sys.prefix.encode())
+    for included in _included_files(req_file):
+        digest.update(b"\0" + str(included).encode() + b"\0")
+        try:
+            digest.update(included.read_bytes())
+        except OSError:
+            digest.update(b"\0(unreadable)")  # pip will say what is wrong with it
+    return _state_dir() / "stamps" / digest.hexdigest()[:24]
+
+
+_INCLUDE_OPTIONS = ("--requirement", "--constraint", "-r", "-c")
+
+
+def _included_files(req_file: Path) -> list[Path]:
+    """The files ``req_file`` includes with -r/-c (--requirement/--constraint), recursively.
+
+    As pip does, a relative name is resolved against the folder of the file that names it.
+    URLs are left out: their content is not ours to watch.
+    """
+    found: list[Path] = []
+    pending = [req_file.resolve()]
+    seen = set(pending)
+    while pending:
+        current = pending.pop(0)
+        try:
+            text = current.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for raw in text.splitlines():
+            name = _included_name(raw.split(" #", 1)[0].strip())
+            if not name or "://" in name:
+                continue
+            target = (current.parent / Path(name).expanduser()).resolve()
+            if target not in seen:
+                seen.add(target)
+                found.append(target)
+                pending.append(target)
+    return found
+
+
+def _included_name(line: str) -> str | None:
+    """The file named by a ``-r``/``-c`` line (``-r x``, ``-rx``, ``--requirement=x``), or None."""
+    for option in _INCLUDE_OPTIONS:
+        if not line.startswith(option):
+            continue
+        rest = line[len(option) :]
+        if option.startswith("--") and rest[:1] not in ("=", " ", "\t"):
+            continue  # a longer option that merely starts the same way
+        return rest.lstrip("= \t").strip() or None
+    return None
 
 
 def _write_stamp(req_file: Path) -> None:
