@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,47 @@ def test_output_that_breaks_the_schema(model_copy: Callable[[str], Path]) -> Non
     assert "[FAIL] 7. predictions: row 0: output.label: null is not of type 'string'" in (
         result.output
     )
+
+
+@pytest.mark.parametrize(
+    ("where", "step", "message"),
+    [
+        ("import", "4. model loads", "model.py: importing it raised"),
+        ("init", "4. model loads", "keyboard_interrupt') raised"),
+        ("load_test_data", "5. test data", "load_test_data raised"),
+        ("predict", "7. predictions", "row 0: predict raised"),
+    ],
+)
+def test_keyboard_interrupt_raised_by_the_model_is_its_failure(
+    model_dir: Callable[[str], Path], where: str, step: str, message: str
+) -> None:
+    result = run(
+        "test-model", "-m", str(model_dir("keyboard_interrupt")), env={"INTERRUPT_IN": where}
+    )
+    assert result.exit_code == 1, result.output
+    fail_lines = [line for line in result.output.splitlines() if line.startswith("[FAIL]")]
+    assert len(fail_lines) == 1
+    assert fail_lines[0].startswith(f"[FAIL] {step}: ")
+    assert fail_lines[0].endswith(f"{message} KeyboardInterrupt: the model gave up")
+    assert "model.py" in result.output  # the model's own traceback
+    assert CATWALK_DIR not in result.output
+    assert "Aborted" not in result.output
+
+
+def test_a_real_ctrl_c_during_the_model_aborts(model_dir: Callable[[str], Path]) -> None:
+    result = run(
+        "test-model", "-m", str(model_dir("keyboard_interrupt")), env={"INTERRUPT_IN": "sigint"}
+    )
+    assert result.exit_code == 130
+    assert "Aborted!" in result.output
+    assert "[FAIL]" not in result.output
+
+
+def test_a_real_ctrl_c_in_a_subprocess_exits_130(model_dir: Callable[[str], Path]) -> None:
+    env = {**os.environ, "INTERRUPT_IN": "sigint"}
+    folder = str(model_dir("keyboard_interrupt"))
+    cmd = [sys.executable, "-m", "catwalk", "test-model", "--no-install", "-m", folder]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr.strip().endswith("Aborted!")
+    assert "Traceback" not in proc.stderr

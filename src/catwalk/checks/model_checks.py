@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from catwalk.checks.report import Report
 from catwalk.errors import CatwalkError, ModelError, ModelLoadError, OutputError, SpecError
-from catwalk.model import LoadedModel, load_model
+from catwalk.model import LoadedModel, describe, load_model, user_traceback
 from catwalk.normalize import first_difference, to_json
 from catwalk.requirements import ensure_requirements, requirement_names
-from catwalk.spec import ModelSpec, check_model_folder, load_spec
+from catwalk.spec import MODEL_FILE, ModelSpec, check_model_folder, load_spec
 
 DEFAULT_TOLERANCE = 1e-9
 _MAX_ROW_FAILURES = 5
@@ -26,6 +32,54 @@ class TestData:
     # True when the whole test set is one request (array schema or DataFrame model): then
     # failures are reported by the row inside that batch.
     batch: bool = False
+
+
+class _Sigint:
+    """Whether a real Ctrl-C (SIGINT) arrived while the user's code ran."""
+
+    received = False
+
+
+@contextmanager
+def _user_code() -> Iterator[_Sigint]:
+    """Run the user's code, telling a real Ctrl-C from a KeyboardInterrupt the model raised.
+
+    A KeyboardInterrupt raised by the model itself is the model's failure, reported like any
+    other exception; one that comes from SIGINT is the user stopping catwalk, so it is
+    re-raised (and ends the command with exit code 130). Only the main thread receives
+    signals; elsewhere every KeyboardInterrupt is the model's.
+    """
+    sigint = _Sigint()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield sigint
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        sigint.received = True
+        previous(signum, frame)  # Python's default handler raises KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield sigint
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _raised(exc: KeyboardInterrupt, sigint: _Sigint, what: str) -> str:
+    """The failure text for a KeyboardInterrupt from the model; a real Ctrl-C is re-raised."""
+    if sigint.received:
+        raise exc
+    return f"{what} raised {describe(exc)}\n{user_traceback(exc)}"
+
+
+def _loading(spec: ModelSpec, exc: BaseException) -> str:
+    """What was running when loading the model raised: its import or its constructor."""
+    file = spec.path / MODEL_FILE
+    frames = traceback.extract_tb(exc.__traceback__)
+    if any(f.name == "<module>" and Path(f.filename) == file for f in frames):
+        return f"{file}: importing it"
+    return f"{file}: Model({str(spec.path)!r})"
 
 
 def prepare(path: str | Path, report: Report, *, install: bool = True) -> LoadedModel | None:
@@ -50,11 +104,15 @@ def prepare(path: str | Path, report: Report, *, install: bool = True) -> Loaded
     if not _requirements(spec, report, install):
         return None
 
-    try:
-        model = load_model(spec)
-    except ModelLoadError as exc:
-        report.fail("4. model loads", f"{exc}\n{exc.details}")
-        return None
+    with _user_code() as sigint:
+        try:
+            model = load_model(spec)
+        except ModelLoadError as exc:
+            report.fail("4. model loads", f"{exc}\n{exc.details}")
+            return None
+        except KeyboardInterrupt as exc:
+            report.fail("4. model loads", _raised(exc, sigint, _loading(spec, exc)))
+            return None
     report.ok("4. model loads", "model.py imported, Model constructed")
     return model
 
@@ -85,13 +143,17 @@ def _requirements(spec: ModelSpec, report: Report, install: bool) -> bool:
 def load_test_data(model: LoadedModel, report: Report) -> TestData | None:
     """Steps 5-6: load the model's test data and validate it against both schemas."""
     name = "5. test data"
-    try:
-        X, y = model.load_test_data()
-        data = _as_requests(model, X, y)
-    except CatwalkError as exc:
-        details = getattr(exc, "details", "")
-        report.fail(name, f"{exc}\n{details}" if details else str(exc))
-        return None
+    with _user_code() as sigint:
+        try:
+            X, y = model.load_test_data()
+            data = _as_requests(model, X, y)
+        except CatwalkError as exc:
+            details = getattr(exc, "details", "")
+            report.fail(name, f"{exc}\n{details}" if details else str(exc))
+            return None
+        except KeyboardInterrupt as exc:
+            report.fail(name, _raised(exc, sigint, "load_test_data"))
+            return None
     if data.batch:
         report.ok(name, f"{len(data.outputs[0])} example(s), sent as one batch")
     else:
@@ -143,14 +205,18 @@ def check_predictions(model: LoadedModel, data: TestData, report: Report, tolera
     """Step 7: predict on the test data; outputs must validate and equal y."""
     problems: list[str] = []
     for i, (x, expected) in enumerate(zip(data.inputs, data.outputs, strict=True)):
-        try:
-            got = model.predict(x)
-        except ModelError as exc:
-            report.fail("7. predictions", f"row {i}: {exc}\n{exc.details}")
-            return
-        except OutputError as exc:
-            problems.append(f"row {i}: {exc}")
-            continue
+        with _user_code() as sigint:
+            try:
+                got = model.predict(x)
+            except ModelError as exc:
+                report.fail("7. predictions", f"row {i}: {exc}\n{exc.details}")
+                return
+            except OutputError as exc:
+                problems.append(f"row {i}: {exc}")
+                continue
+            except KeyboardInterrupt as exc:
+                report.fail("7. predictions", _raised(exc, sigint, f"row {i}: predict"))
+                return
         row = "" if data.batch else f"row {i}: "
         problems += [row + m for m in model.output_errors(got, "output")]
         problems += _differences(expected, got, tolerance, i, data.batch)

@@ -14,6 +14,8 @@ from catwalk.errors import CatwalkError, ModelError, ModelLoadError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
 model_path_option = click.option(
     "--model-path",
     "-m",
@@ -33,7 +35,12 @@ install_option = click.option(
 
 
 def handle_errors(func: F) -> F:
-    """Turn catwalk's errors into a message on stderr and exit code 1, never a traceback."""
+    """Turn catwalk's errors into a message on stderr and exit code 1, never a traceback.
+
+    Ctrl-C (a KeyboardInterrupt that reaches here) ends the command with the conventional
+    exit code 130; a KeyboardInterrupt the model raised itself is reported as the model's
+    failure by the checks before it gets here.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,6 +52,9 @@ def handle_errors(func: F) -> F:
             if isinstance(exc, (ModelError, ModelLoadError)) and details:
                 click.echo(details.rstrip(), err=True)
             sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
