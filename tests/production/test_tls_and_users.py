@@ -9,16 +9,26 @@ import signal
 import ssl
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import RNG, RNG_INPUT, RNG_SCORE, ROOT, Server, child_env, tls_handshake, write_config
+from conftest import (
+    RNG,
+    RNG_INPUT,
+    RNG_SCORE,
+    ROOT,
+    Server,
+    child_env,
+    tls_handshake,
+    unavailable,
+    write_config,
+)
 
 Serve = Callable[..., Server]
-SYSTEM_PYTHON = "/usr/bin/python3.11"
 
 
 def tls_config(folder: Path, cert: Path, key: Path) -> Path:
@@ -55,22 +65,25 @@ def test_bad_certificate_is_a_clear_startup_error(serve: Serve, tmp_path: Path) 
     assert server.leftovers() == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to another UID")
-@pytest.mark.skipif(not shutil.which("setpriv"), reason="no setpriv")
-@pytest.mark.skipif(not os.access(SYSTEM_PYTHON, os.X_OK), reason=f"no {SYSTEM_PYTHON}")
 def test_runs_as_an_arbitrary_uid(serve: Serve) -> None:
     # The venv's interpreter may live under /root (unreachable for UID 23456): run the
-    # system Python 3.11 with the venv's packages on PYTHONPATH instead.
-    site = next((ROOT / ".venv" / "lib").glob("python3.*/site-packages"))
-    if f"{sys.version_info.major}.{sys.version_info.minor}" not in site.parent.name:
-        pytest.skip("venv is not Python 3.11")
+    # system Python of the venv's version (/usr/bin/python3.11 on Debian 12) with the venv's
+    # packages on PYTHONPATH instead.
+    site = Path(sysconfig.get_paths()["purelib"])
+    system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if os.geteuid() != 0:
+        unavailable("needs root to switch to another UID")
+    if not shutil.which("setpriv"):
+        unavailable("no setpriv (util-linux)")
+    if not os.access(system_python, os.X_OK):
+        unavailable(f"no {system_python}, the system Python of the venv's version")
     env = child_env()
     env["PYTHONPATH"] = f"{ROOT / 'src'}:{site}"
     env.pop("HOME", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["TMPDIR"] = "/tmp"  # the run folder must be creatable by UID 23456
     wrap = ("setpriv", "--reuid", "23456", "--regid", "0", "--clear-groups")
-    server = serve(RNG, wrap=wrap, python=SYSTEM_PYTHON, env=env)
+    server = serve(RNG, wrap=wrap, python=system_python, env=env)
     reply = server.post("/predict", json={"input": RNG_INPUT})
     assert reply.status_code == 200 and reply.json()["output"]["score"] == RNG_SCORE
     uids = {
