@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
+from catwalk.build.prep import context_leaks
 from catwalk.cli import cli
 
 
@@ -53,6 +54,46 @@ def test_build_prep_keeps_a_hand_written_dockerignore(example_copy) -> None:
     assert code == 0, out
     assert (folder / ".dockerignore").read_text() == "secrets/\n"
     assert "kept" in out
+
+
+def _ssl_config(conf: Path) -> Path:
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "cert.pem").write_text("cert\n")
+    (conf / "key.pem").write_text("key\n")
+    (conf / "key.pem").chmod(0o600)
+    config = conf / "application.yml"
+    config.write_text("server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
+    return config
+
+
+def test_build_prep_never_bakes_an_ssl_config_s_key(example_copy) -> None:
+    folder = example_copy("rng")
+    config = _ssl_config(folder / "conf")
+    code, out = run("build-prep", "-m", str(folder), "--server-config", str(config))
+    assert code == 0, out
+    assert "SERVER_CONFIG=/etc/catwalk/application.yml" in (folder / "Dockerfile").read_text()
+    ignore = (folder / ".dockerignore").read_text().splitlines()
+    assert "/conf/key.pem" in ignore and "/conf/cert.pem" in ignore
+    assert "never baked into the image" in out
+    assert f"mount {folder / 'conf'} read-only at /etc/catwalk" in out
+    assert "kept out of the image by .dockerignore: conf/cert.pem, conf/key.pem" in out
+    assert context_leaks(folder, "\n".join(ignore), ("conf/cert.pem", "conf/key.pem")) == []
+
+
+def test_build_prep_refuses_a_hand_written_dockerignore_that_leaks_keys(example_copy) -> None:
+    folder = example_copy("rng")
+    config = _ssl_config(folder / "conf")
+    (folder / ".dockerignore").write_text("secrets/\n")
+    code, out = run("build-prep", "-m", str(folder), "--server-config", str(config))
+    assert code == 1
+    assert "conf/cert.pem, conf/key.pem" in out and "--force" in out
+    assert not (folder / "Dockerfile").exists()
+    (folder / "conf" / "application.yml").unlink()  # no config: a stray key is refused too
+    (folder / "conf" / "cert.pem").unlink()
+    code, out = run("build-prep", "-m", str(folder))
+    assert code == 1 and "conf/key.pem" in out
+    code, out = run("build-prep", "-m", str(folder), "--force")  # the generated one keeps it out
+    assert code == 0, out
 
 
 def test_build_prep_rejects_a_bad_config(example_copy, tmp_path: Path) -> None:
@@ -103,6 +144,8 @@ def test_deploy_prep(example_copy, tmp_path: Path) -> None:
     assert service["ports"] == ["9191:9191"]
     assert service["volumes"][0]["read_only"] is True
     assert service["environment"]["SERVER_CONFIG"] == "/etc/catwalk/application.yml"
+    # outside the model folder: absolute, whatever folder compose runs from
+    assert service["volumes"][0]["source"] == str(tmp_path)
     # a hand-written compose file is not replaced without --force
     (folder / "docker-compose.yml").write_text("services: {}\n")
     code, out = run("deploy-prep", "-m", str(folder))

@@ -259,6 +259,68 @@ def test_https_with_an_ssl_config(
     assert f"https://127.0.0.1:{port} answered" in result.stdout
 
 
+def test_ssl_config_inside_the_model_folder_and_private_files(
+    model_images: dict[str, tuple[Path, str]],
+    registry: str,
+    client: Any,
+    created: list[str],
+    tmp_path: Path,
+) -> None:
+    """The key an SSL config inside the model folder names never lands in the image, and model
+    files that are mode 600 on the host are readable by the container's arbitrary UID."""
+    if shutil.which("openssl") is None:
+        _unavailable("openssl is not installed (apt-get install openssl)")
+    folder = tmp_path / "sslmodel"
+    shutil.copytree(EXAMPLES / "rng", folder, ignore=shutil.ignore_patterns(*GENERATED))
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace("name: RNGModel", "name: SslModel"))
+    (folder / "model.py").chmod(0o600)
+    (folder / ".env").write_text("TOKEN=secret\n")
+    conf = folder / "conf"
+    conf.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-keyout", str(conf / "key.pem"),
+         "-out", str(conf / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (conf / "key.pem").chmod(0o600)
+    config = conf / "application.yml"
+    config.write_text(
+        "server:\n  workers: 1\n  ssl:\n    enabled: true\n    cert: cert.pem\n    key: key.pem\n"
+    )
+    prep = catwalk(
+        "build-prep", "-m", str(folder), "--docker-registry", registry,
+        "--server-config", str(config),
+    )  # fmt: skip
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    ref = f"{registry}/sslmodel:0.0.1"
+    created.insert(0, ref)
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push")
+    assert build.returncode == 0, build.stdout + build.stderr
+    listing = client.containers.run(
+        ref,
+        ["sh", "-c", "find /srv/model -type f | sort; wc -c < /srv/model/model.py"],
+        user="23456:0",
+        remove=True,
+    ).decode()
+    files = listing.split()
+    assert "/srv/model/model.py" in files
+    for leaked in ("conf/key.pem", "conf/cert.pem", ".env", "Dockerfile", ".dockerignore"):
+        assert f"/srv/model/{leaked}" not in files, listing
+    # model.py (mode 600 on the host) is readable: wc printed its size, not an error
+    assert files[-1] == str((folder / "model.py").stat().st_size), listing
+    env = client.api.inspect_image(ref)["Config"]["Env"]
+    assert "SERVER_CONFIG=/etc/catwalk/application.yml" in env
+    port = str(free_port())
+    result = catwalk(
+        "test-image", "-m", str(folder), "--docker-registry", registry,
+        "--network", "host", "--server-port", port, "--server-config", str(config),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"https://127.0.0.1:{port} answered" in result.stdout
+
+
 def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
     model_images: dict[str, tuple[Path, str]], registry: str, client: Any, created: list[str]
 ) -> None:

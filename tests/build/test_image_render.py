@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+from docker.utils.build import exclude_paths
 
 from catwalk import __version__
 from catwalk.build.dockerfile import (
@@ -104,6 +105,26 @@ def test_config_inside_the_model_folder_is_copied_with_it(example_copy) -> None:
     assert f"SERVER_CONFIG={MODEL_DIR}/conf/app.yml" in text
 
 
+def test_ssl_config_inside_the_model_folder_is_mounted_not_baked(example_copy) -> None:
+    folder = example_copy("rng")
+    config = _ssl_config(folder / "conf")
+    text = render_dockerfile(load_spec(folder), ImageOptions(server_config=config))
+    env = next(line for line in _instructions(text) if line.startswith("ENV "))
+    assert f"SERVER_CONFIG={CONFIG_DIR}/application.yml" in env
+    assert f"{MODEL_DIR}/conf" not in text
+    assert "keys are never baked into images" in text
+
+
+def _ssl_config(conf: Path) -> Path:
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "cert.pem").write_text("cert\n")
+    (conf / "key.pem").write_text("key\n")
+    (conf / "key.pem").chmod(0o600)
+    config = conf / "application.yml"
+    config.write_text("server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
+    return config
+
+
 def test_labels_are_quoted(example_copy) -> None:
     folder = example_copy("rng")
     spec_file = folder / "model.yml"
@@ -120,9 +141,48 @@ def test_dockerignore() -> None:
     text = render_dockerignore()
     assert is_generated(text)
     patterns = [line for line in text.splitlines() if line and not line.startswith("#")]
-    for pattern in (".git", ".venv", "**/__pycache__", ".pytest_cache", "Dockerfile"):
+    for pattern in ("**/.git", "**/.venv", "**/__pycache__", "**/.pytest_cache", "Dockerfile"):
         assert pattern in patterns
-    assert "*.pem" not in patterns  # a config inside the model folder may need its certs
+    for pattern in ("**/.env", "**/*.key", "**/*key.pem", "**/*.p12", "docker-compose.yml"):
+        assert pattern in patterns
+    assert "**/*.pem" not in patterns  # a model may need a CA bundle; keys are matched by name
+
+
+def test_dockerignore_keeps_leaks_out_of_the_build_context(example_copy) -> None:
+    """What the Docker SDK would send with the generated .dockerignore: the model, nothing else."""
+    folder = example_copy("rng")
+    leaks = [
+        ".env", ".env.production", ".git/config", ".venv/bin/python", "venv/lib/x.py",
+        "__pycache__/model.cpython-311.pyc", "sub/__pycache__/x.pyc", "conf/server.key",
+        "conf/tls-key.pem", "sub/.env", "keystore.p12", ".ssh/id_rsa", "Dockerfile.dev",
+        "docker-compose.yml", "compose.yaml", ".pytest_cache/v", ".mypy_cache/x", ".netrc",
+        "conf/cert.pem",
+    ]  # fmt: skip
+    kept = ["weights/model.bin", "conf/app.yml", "conf/ca-bundle.pem", "sub/helper.py"]
+    for name in leaks + kept:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x\n")
+    text = render_dockerignore(("conf/cert.pem",))
+    assert "/conf/cert.pem" in text.splitlines()
+    (folder / ".dockerignore").write_text(text)
+    patterns = [line for line in text.splitlines() if line and not line.startswith("#")]
+    sent = exclude_paths(str(folder), patterns, dockerfile="Dockerfile")
+    # The SDK always sends .dockerignore; the engine drops it when .dockerignore lists it.
+    files = {p for p in sent if (folder / p).is_file()} - {".dockerignore"}
+    assert files == {"model.py", "model.yml", "test_data.json", *kept}
+
+
+def test_model_files_are_made_readable_for_any_uid(example_copy) -> None:
+    """A file that is mode 600 on the host must not break the image for UID 23456, group 0."""
+    first = example_copy("dataframe")
+    with_context = first.rename(first.parent / "with_context")
+    rng, dataframe = example_copy("rng"), example_copy("dataframe")
+    (with_context / "requirements.txt").write_text("./wheels/x.whl\n")
+    for folder in (rng, dataframe, with_context):
+        lines = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
+        chmod = lines[lines.index(f"COPY . {MODEL_DIR}") + 1]
+        assert chmod.startswith(f"RUN find {MODEL_DIR} ")
+        assert "-exec chmod a+rX {} +" in chmod
 
 
 def test_compose(example_copy, tmp_path: Path) -> None:
@@ -152,7 +212,7 @@ def test_compose(example_copy, tmp_path: Path) -> None:
     [volume] = service["volumes"]
     assert volume == {
         "type": "bind",
-        "source": "../conf",  # relative to the compose file's folder
+        "source": str(tmp_path / "conf"),  # outside the model folder: absolute
         "target": CONFIG_DIR,
         "read_only": True,
     }
@@ -160,6 +220,16 @@ def test_compose(example_copy, tmp_path: Path) -> None:
     test = service["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
     assert "https://127.0.0.1:8443/status" in test[3]
+
+
+def test_compose_config_inside_the_model_folder_is_relative(example_copy) -> None:
+    folder = example_copy("rng")
+    config = _ssl_config(folder / "conf")
+    doc = yaml.safe_load(
+        render_compose(load_spec(folder), server_config=config, ssl=True, compose_dir=folder)
+    )
+    [volume] = doc["services"]["rngmodel"]["volumes"]
+    assert volume["source"] == "./conf"  # moves with the model folder and its compose file
 
 
 def test_compose_without_config(example_copy) -> None:

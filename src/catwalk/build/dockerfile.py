@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,7 +16,7 @@ import jinja2
 
 from catwalk import __version__
 from catwalk.build.naming import base_image_ref, image_ref, model_tag
-from catwalk.config import DEFAULT_PORT
+from catwalk.config import DEFAULT_PORT, load_settings
 from catwalk.spec import ModelSpec
 from catwalk.templates import environment
 
@@ -78,12 +77,28 @@ def requirements_mode(folder: Path) -> str:
     return "alone"
 
 
-def config_in_image(model_folder: Path, server_config: Path | None) -> tuple[str | None, str]:
+def config_secrets(server_config: Path | None, port: int = DEFAULT_PORT) -> tuple[Path, ...]:
+    """The TLS certificate and private key the server config names (none when SSL is off).
+
+    Raises :class:`~catwalk.errors.ConfigError` when the config is invalid.
+    """
+    if server_config is None:
+        return ()
+    ssl = load_settings(server_config, port).ssl
+    if not ssl.enabled:
+        return ()
+    return tuple(f.resolve() for f in (ssl.cert, ssl.key) if f is not None)
+
+
+def config_in_image(
+    model_folder: Path, server_config: Path | None, *, ssl: bool = False
+) -> tuple[str | None, str]:
     """Where the image finds the server config, and a note saying how it gets there.
 
-    A config inside the model folder is copied with the model; one outside it is expected to be
-    mounted read-only at ``/etc/catwalk`` (as test-image and the docker-compose.yml do), so
-    private keys are not baked into the image.
+    A config without SSL inside the model folder is copied with the model. One outside it, or
+    one that enables SSL (its certificate and private key are never baked into an image), is
+    expected to be mounted read-only at ``/etc/catwalk`` (as test-image and the
+    docker-compose.yml do).
     """
     if server_config is None:
         return None, ""
@@ -91,18 +106,35 @@ def config_in_image(model_folder: Path, server_config: Path | None) -> tuple[str
     try:
         relative = config.relative_to(model_folder.resolve())
     except ValueError:
+        relative = None
+    if relative is None or ssl:
+        why = "it enables SSL, and keys are never baked into images" if ssl else "it is outside"
         target = str(PurePosixPath(CONFIG_DIR) / config.name)
         note = (
-            f"The server config is not in the image: mount the folder holding {config.name}\n"
-            f"# read-only at {CONFIG_DIR} (catwalk test-image and deploy-prep's compose file do)."
+            f"The server config is not in the image ({why}): mount the folder holding\n"
+            f"# {config.name} and its certificates read-only at {CONFIG_DIR} (catwalk test-image\n"
+            "# and deploy-prep's compose file do)."
         )
         return target, note
     return str(PurePosixPath(MODEL_DIR) / relative.as_posix()), ""
 
 
+def context_relative(model_folder: Path, files: tuple[Path, ...]) -> tuple[str, ...]:
+    """The ``files`` inside the model folder, as /-separated paths relative to it."""
+    folder = model_folder.resolve()
+    inside = []
+    for file in files:
+        try:
+            inside.append(file.resolve().relative_to(folder).as_posix())
+        except ValueError:
+            continue
+    return tuple(inside)
+
+
 def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
     """The model image's Dockerfile."""
-    server_config, note = config_in_image(spec.path, options.server_config)
+    secrets = config_secrets(options.server_config, options.server_port)
+    server_config, note = config_in_image(spec.path, options.server_config, ssl=bool(secrets))
     return _render(
         "Dockerfile.j2",
         base_image=base_image_ref(options.docker_registry, options.base_image),
@@ -121,8 +153,12 @@ def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
 
 
 def render_dockerignore(extra: tuple[str, ...] = ()) -> str:
-    """The model folder's .dockerignore: VCS, venvs, caches and catwalk's own files stay out."""
-    return _render("dockerignore.j2", extra=list(extra))
+    """The model folder's .dockerignore: VCS, venvs, caches, secrets and build files stay out.
+
+    ``extra``: paths relative to the model folder to keep out as well (the certificate and key
+    an SSL server config names).
+    """
+    return _render("dockerignore.j2", extra=[f"/{p.lstrip('/')}" for p in extra])
 
 
 def healthcheck_command(port: int, scheme: str) -> str:
@@ -146,15 +182,17 @@ def render_compose(
 ) -> str:
     """A docker-compose.yml running the model's image with its port, environment and config.
 
-    The config's folder is mounted read-only at ``/etc/catwalk``; its host path is written
-    relative to ``compose_dir`` (the folder the file goes in) when it can be.
+    The config's folder is mounted read-only at ``/etc/catwalk``. Its host path is written
+    relative to ``compose_dir`` (the folder the file goes in, the model folder) only when the
+    config is inside it, so the pair moves together; otherwise it is absolute, which holds
+    whatever folder ``docker compose`` is run from or the model folder is copied to.
     """
     config_source = config_target = config_env = None
     if server_config is not None:
         config = server_config.resolve()
-        config_source = str(config.parent)
+        config_source = config.parent.as_posix()
         if compose_dir is not None:
-            config_source = _relative_path(config.parent, compose_dir.resolve())
+            config_source = _path_inside(config.parent, compose_dir.resolve()) or config_source
         config_target = CONFIG_DIR
         config_env = str(PurePosixPath(CONFIG_DIR) / config.name)
     return _render(
@@ -170,14 +208,13 @@ def render_compose(
     )
 
 
-def _relative_path(target: Path, start: Path) -> str:
-    """``./x`` or ``../x`` when the two share a folder below ``/``, else the absolute path."""
-    if os.path.commonpath([target, start]) == target.anchor:
-        return str(target)
-    rel = os.path.relpath(target, start)
-    if rel == ".":
-        return "."
-    return rel if rel.startswith("..") else f"./{rel}"
+def _path_inside(target: Path, start: Path) -> str | None:
+    """``.`` or ``./x`` when ``target`` is ``start`` or inside it, else None."""
+    try:
+        rel = target.relative_to(start)
+    except ValueError:
+        return None
+    return "." if rel == Path(".") else f"./{rel.as_posix()}"
 
 
 def is_generated(text: str) -> bool:

@@ -81,8 +81,11 @@ def build_prep_command(
         server_port=server_port,
         server_config=server_config,
     )
-    for written in build_prep(spec, options, force=force):
+    prepared = build_prep(spec, options, force=force)
+    for written in prepared.files:
         click.echo(f"{written.action}: {written.path}")
+    for note in prepared.notes:
+        click.echo(f"note: {note}")
     flag = f" --docker-registry {options.docker_registry}" if options.docker_registry else ""
     ref = image_ref(spec, options.docker_registry)
     click.echo(f"next: catwalk build -m {model_path}{flag}  (builds {ref})")
@@ -116,7 +119,7 @@ def build_command(
         push = registry is not None
     if not (spec.path / DOCKERFILE).exists():
         click.echo(f"no {DOCKERFILE} in {spec.path}: running build-prep first")
-        for written in build_prep(spec, ImageOptions(docker_registry=registry)):
+        for written in build_prep(spec, ImageOptions(docker_registry=registry)).files:
             click.echo(f"{written.action}: {written.path}")
 
     client = dk.connect()
