@@ -51,7 +51,9 @@ RUN set -eux; \
     rm -rf /tmp/catwalk-src /home/catwalk/.cache /root/.cache; \
     catwalk --version
 
+# Readable by any UID in group 0 even when the checkout is private (umask 077, mode 600 files).
 COPY example_models/rng /opt/catwalk-examples/rng
+RUN chmod -R a+rX,go-w /opt/catwalk-examples
 
 ENV MODEL_PATH=/opt/catwalk-examples/rng \
     SERVER_PORT=9090 \

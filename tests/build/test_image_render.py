@@ -258,3 +258,12 @@ def test_root_dockerignore_keeps_the_context_small() -> None:
     assert patterns[patterns.index("*") :][:1] == ["*"]  # everything out, then allow-list
     assert "!src/" in patterns
     assert "!example_models/rng/" in patterns
+    # ...and never a key that happens to sit in an allowed folder
+    for secret in ("**/.env", "**/*.key", "**/*key.pem"):
+        assert patterns.index(secret) > patterns.index("!example_models/rng/")
+
+
+def test_root_dockerfile_makes_the_example_readable_for_any_uid() -> None:
+    lines = _instructions((ROOT / "Dockerfile").read_text())
+    copy = lines.index("COPY example_models/rng /opt/catwalk-examples/rng")
+    assert lines[copy + 1] == "RUN chmod -R a+rX,go-w /opt/catwalk-examples"
