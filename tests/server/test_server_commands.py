@@ -187,16 +187,59 @@ def test_test_server_reports_failures_shows_the_log_and_still_stops(
     assert not listening(port_in(result.output))
 
 
-def test_test_server_on_an_unreachable_url_fails_every_check(model_path: ModelPath) -> None:
+def test_test_server_on_an_unreachable_url_fails_once_and_stops(model_path: ModelPath) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connections are refused
-        result = run(
-            "test-server", "-m", str(model_path("rng")), "--url", f"http://127.0.0.1:{port}"
-        )
+        url = f"http://127.0.0.1:{port}"
+        result = run("test-server", "-m", str(model_path("rng")), "--url", url)
     assert result.exit_code == 1
-    assert "[FAIL] GET /status: request failed" in result.output
+    assert f"server not reachable at {url}: connection refused" in result.output
+    assert result.output.count("[FAIL]") == 1, result.output
+    assert "GET /status" not in result.output
+    assert "urllib3" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:9090", "ftp://localhost:9090", "http://", "http://host:port", "9090"]
+)
+def test_test_server_url_must_be_http_with_a_host(model_path: ModelPath, url: str) -> None:
+    result = CliRunner().invoke(cli, ["test-server", "-m", str(model_path("rng")), "--url", url])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--url'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_announces_only_overrides_of_arguments_given(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
+) -> None:
+    # MODEL_PATH points nowhere, so serve stops right after reading its arguments.
+    missing = str(tmp_path / "no-model")
+    monkeypatch.setenv("MODEL_PATH", missing)
+    monkeypatch.setenv("SERVER_PORT", "8081")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["serve", "--no-install"])
+    assert result.exit_code == 1
+    assert "overrides" not in result.output, result.output  # nothing was given: no news
+    result = runner.invoke(cli, ["serve", "--no-install", "-m", missing, "--server-port", "9"])
+    assert "MODEL_PATH=" not in result.output  # given, but the same value
+    assert "SERVER_PORT=8081 overrides --server-port" in result.output
+    result = runner.invoke(cli, ["serve", "--no-install", "--model-path", "elsewhere"])
+    assert f"MODEL_PATH={missing} overrides --model-path" in result.output
+    assert "SERVER_PORT" not in result.output
+
+
+def test_env_overrides_announces_given_arguments_only(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODEL_PATH", "/srv/model")
+    monkeypatch.setenv("RUN_TESTS", "1")
+    assert env_overrides(".", None, 9090, False) == ("/srv/model", None, 9090, True)
+    assert capsys.readouterr().err == ""
+    env_overrides("m", None, 9090, False, {"model_path", "run_tests"})
+    err = capsys.readouterr().err
+    assert "MODEL_PATH=/srv/model overrides --model-path" in err
+    assert "RUN_TESTS=1 overrides --run-tests/--no-run-tests" in err
 
 
 @pytest.mark.slow

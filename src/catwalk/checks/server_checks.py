@@ -9,6 +9,7 @@ server given with ``--url``, or test-image's container); :func:`wait_ready` wait
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -315,7 +316,38 @@ def _snippet(response: requests.Response) -> str:
     return (text[:200] + "...") if len(text) > 200 else (text or "(empty body)")
 
 
-def _short(exc: BaseException) -> str:
+def unreachable(base_url: str, *, verify: bool | str = True, timeout: float = 10.0) -> str | None:
+    """Why nothing answers HTTP at ``base_url`` (short), or None when something does."""
+    try:
+        with _quiet_if_unverified(verify):
+            requests.get(base_url.rstrip("/") + "/status", timeout=timeout, verify=verify)
+    except requests.RequestException as exc:
+        return connection_problem(exc)
+    return None
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def connection_problem(exc: BaseException) -> str:
+    """A requests error in a few words: "connection refused", "timed out", an SSL problem."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        found = re.search(r"SSLError\((?:\d+, )?['\"]?([^'\"]+)", text)
+        return f"TLS error: {found.group(1) if found else 'handshake failed'}"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip().rstrip(".").lower()
+    if "Name or service not known" in text or "NameResolutionError" in text:
+        return "host name not found"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the connection was closed without an answer"
+    return _short(text.splitlines()[0] if text else type(exc).__name__)
+
+
+def _short(exc: BaseException | str) -> str:
     text = str(exc)
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -422,6 +454,10 @@ def test_server(
 ) -> None:
     """Check ``url``, or start the model's own server and check it; report every step."""
     if url is not None:
+        problem = unreachable(url, verify=verify)
+        if problem is not None:
+            report.fail(f"{step}. server", f"server not reachable at {url}: {problem}")
+            return
         report.ok(f"{step}. server", f"checking {url} (already running)")
         check_server(url, model, data, report, verify=verify, tolerance=tolerance)
         return

@@ -12,10 +12,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
 from catwalk.checks.report import Report
@@ -57,37 +60,54 @@ tolerance_option = click.option(
 
 
 def env_overrides(
-    model_path: str, server_config: str | None, server_port: int, run_tests: bool
+    model_path: str,
+    server_config: str | None,
+    server_port: int,
+    run_tests: bool,
+    given: Collection[str] = (),
 ) -> tuple[str, str | None, int, bool]:
     """Apply MODEL_PATH, SERVER_CONFIG, SERVER_PORT and RUN_TESTS over the CLI values.
 
-    A variable that is unset or empty leaves the argument alone; each override is announced
-    on stderr so an operator sees where a value came from.
+    A variable that is unset or empty leaves the argument alone. ``given`` names the
+    parameters (``model_path``, ...) actually given on the command line: an override of one of
+    them by a different value is announced on stderr, so an operator sees where a value came
+    from; a variable replacing a default is the normal case in a container and goes unsaid.
     """
     env = os.environ
 
-    def announce(name: str, value: str, option: str) -> None:
-        click.echo(f"{name}={value} overrides {option}", err=True)
+    def announce(param: str, name: str, value: str, old: object, new: object) -> None:
+        if param in given and old != new:
+            option = "--" + param.replace("_", "-")
+            if param == "run_tests":
+                option = "--run-tests/--no-run-tests"
+            click.echo(f"{name}={value} overrides {option}", err=True)
 
     if env.get("MODEL_PATH"):
-        model_path = env["MODEL_PATH"]
-        announce("MODEL_PATH", model_path, "--model-path")
+        new_path = env["MODEL_PATH"]
+        announce("model_path", "MODEL_PATH", new_path, model_path, new_path)
+        model_path = new_path
     if env.get("SERVER_CONFIG"):
-        server_config = env["SERVER_CONFIG"]
-        announce("SERVER_CONFIG", server_config, "--server-config")
+        new_config = env["SERVER_CONFIG"]
+        announce("server_config", "SERVER_CONFIG", new_config, server_config, new_config)
+        server_config = new_config
     if env.get("SERVER_PORT"):
         text = env["SERVER_PORT"].strip()
         if not text.isdigit():
             raise ConfigError(f"SERVER_PORT: {text!r} is not a port number")
+        announce("server_port", "SERVER_PORT", text, server_port, int(text))
         server_port = int(text)
-        announce("SERVER_PORT", text, "--server-port")
     if env.get("RUN_TESTS"):
         text = env["RUN_TESTS"].strip().lower()
         if text not in _TRUE + _FALSE:
             raise ConfigError(f"RUN_TESTS: {env['RUN_TESTS']!r} is not one of true/false/1/0")
+        announce("run_tests", "RUN_TESTS", text, run_tests, text in _TRUE)
         run_tests = text in _TRUE
-        announce("RUN_TESTS", text, "--run-tests/--no-run-tests")
     return model_path, server_config, server_port, run_tests
+
+
+def given_on_command_line(ctx: click.Context, *names: str) -> set[str]:
+    """The parameters among ``names`` whose value was typed on the command line."""
+    return {n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
 
 
 @click.command("serve")
@@ -121,7 +141,9 @@ def env_overrides(
 )
 @install_option
 @handle_errors
+@click.pass_context
 def serve_command(
+    ctx: click.Context,
     model_path: str,
     server_config: str | None,
     server_port: int,
@@ -137,8 +159,9 @@ def serve_command(
     from catwalk.requirements import ensure_requirements
     from catwalk.spec import load_spec
 
+    given = given_on_command_line(ctx, "model_path", "server_config", "server_port", "run_tests")
     model_path, server_config, server_port, run_tests = env_overrides(
-        model_path, server_config, server_port, run_tests
+        model_path, server_config, server_port, run_tests, given
     )
     settings = load_settings(server_config, server_port)
     spec = load_spec(model_path)
@@ -211,11 +234,28 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
         raise ConfigError(f"cannot listen on port {settings.port}: {exc.strerror}") from None
 
 
+def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--url must be an http(s) URL with a host (and, if any, a valid port)."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise click.BadParameter(f"{value!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{value!r} is not an http(s) URL with a host, e.g. http://localhost:9090"
+        )
+    return value.strip()
+
+
 @click.command("test-server")
 @model_path_option
 @click.option(
     "--url",
     default=None,
+    callback=_check_url,
     help="Check this running server (e.g. http://localhost:9090) instead of starting one.",
 )
 @server_config_option
