@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from catwalk.config import ServerSettings, SslSettings
+from catwalk.server import messages
 from catwalk.server.render import (
+    WORKER_TIMEOUT_MARGIN,
     RunLayout,
     Tuning,
     WorkerUser,
@@ -94,7 +96,8 @@ def test_gunicorn_conf(tmp_path: Path) -> None:
     conf = gunicorn_conf(tmp_path, workers=3, timeout=30, preload=False, log_level="DEBUG")
     assert conf["bind"] == [f"unix:{RUN}/gunicorn.sock"]
     assert conf["workers"] == 3
-    assert conf["timeout"] == 30
+    # nginx answers 504 at server.timeout; gunicorn aborts the stuck worker a little later
+    assert conf["timeout"] == 30 + WORKER_TIMEOUT_MARGIN
     assert conf["graceful_timeout"] == 4  # the whole stop must fit in 10 s
     assert conf["preload_app"] is False
     assert conf["loglevel"] == "debug"
@@ -118,13 +121,16 @@ def test_every_gunicorn_setting_is_known(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="no nginx")
-@pytest.mark.parametrize("tls", [False, True])
-def test_nginx_accepts_the_rendered_config(tmp_path: Path, tls: bool, tls_pair) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("tls", "ipv6"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_nginx_accepts_the_rendered_config(tmp_path: Path, tls: bool, ipv6: bool, tls_pair) -> None:  # type: ignore[no-untyped-def]
     cert, key = tls_pair
     ssl = SslSettings(enabled=True, cert=cert, key=key) if tls else SslSettings()
     layout = RunLayout(tmp_path)
     (tmp_path / "nginx").mkdir()
-    layout.nginx_conf.write_text(render_nginx_conf(ServerSettings(port=9, ssl=ssl), layout))
+    text = render_nginx_conf(ServerSettings(port=9, ssl=ssl), layout, ipv6=ipv6)
+    layout.nginx_conf.write_text(text)
     nginx = shutil.which("nginx", path="/usr/sbin:/usr/bin")
     result = subprocess.run(
         [str(nginx), "-t", "-p", str(tmp_path), "-c", str(layout.nginx_conf), "-e", "stderr"],
@@ -132,3 +138,37 @@ def test_nginx_accepts_the_rendered_config(tmp_path: Path, tls: bool, tls_pair) 
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_ipv6_listen_only_when_asked() -> None:
+    layout = RunLayout(RUN)
+    assert "[::]" not in render_nginx_conf(ServerSettings(port=9191), layout)
+    text = render_nginx_conf(ServerSettings(port=9191), layout, ipv6=True)
+    assert "listen 9191;" in text and "listen [::]:9191;" in text
+    ssl = SslSettings(enabled=True, cert=Path("/c.pem"), key=Path("/k.pem"))
+    text = render_nginx_conf(ServerSettings(port=8443, ssl=ssl), layout, ipv6=True)
+    assert "listen 8443 ssl;" in text and "listen [::]:8443 ssl;" in text
+
+
+def test_nginx_passes_its_request_id_to_the_app() -> None:
+    assert "proxy_set_header X-Request-Id $request_id;" in nginx_conf()
+
+
+def test_nginx_says_too_large_in_the_apps_words() -> None:
+    text = nginx_conf(max_body_size="3m")
+    assert f'"message": "{messages.too_large("3m")}"' in text
+
+
+def test_gunicorn_worker_abort_hook_logs_the_timeout(tmp_path: Path) -> None:
+    conf = gunicorn_conf(tmp_path, timeout=7)
+    hook = conf["worker_abort"]
+    assert callable(hook)
+    from catwalk.model import let_system_exit_through
+
+    try:
+        hook(object())  # type: ignore[operator]
+        import catwalk.model
+
+        assert catwalk.model._system_exit_passes is True
+    finally:
+        let_system_exit_through(False)

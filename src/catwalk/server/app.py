@@ -8,6 +8,11 @@ tests each build their own. Routes:
 - ``GET /info``   -> 200 the model's spec (``ModelSpec.info()``)
 - ``POST /predict`` -> the envelope (see :mod:`catwalk.server.envelope`)
 
+Behind catwalk's nginx (production mode) the WSGI environ carries nginx's request id
+(:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi` from the
+``X-Request-Id`` header nginx always sets): it is the correlation id of a request that brings
+none, so the ids nginx puts in its own 502/504/413 answers are the ones in this app's log.
+
 Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
 HTTP error raised by Flask/Werkzeug (404, 405, 413) or an unexpected exception (500) — goes
 through :func:`_error_handler` and becomes ``{"correlation_id": ..., "output": {"message":
@@ -26,8 +31,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
+from catwalk.server import messages
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, RequestLog
+from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
 
 JSON = "application/json"
 ROUTES = ("GET /status", "GET /info", "POST /predict")
@@ -67,8 +73,11 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
 
     @app.post("/predict")
     def predict() -> Response:
-        correlation_id, body = predictor.handle(request.get_data(cache=False))
-        request.environ[CORRELATION_ID_KEY] = correlation_id
+        environ = request.environ
+        correlation_id, body = predictor.handle(
+            request.get_data(cache=False), environ.get(REQUEST_ID_KEY)
+        )
+        environ[CORRELATION_ID_KEY] = correlation_id
         return response_class(body, 200, content_type=JSON)
 
     def on_error(exc: Exception) -> Response:
@@ -97,19 +106,23 @@ def _error_handler(
             headers["Allow"] = ", ".join(error.valid_methods)
     else:
         status, message = 500, f"internal server error: {describe(error)}"
+    environ = request.environ
     if correlation_id is None:
-        correlation_id = new_correlation_id()
-    request.environ[CORRELATION_ID_KEY] = correlation_id
+        correlation_id = environ.get(REQUEST_ID_KEY) or new_correlation_id()
+    environ[CORRELATION_ID_KEY] = correlation_id
 
     if status >= 500:
+        # Messages may quote the request: logged with control characters escaped. A model's
+        # traceback stays a block of lines, each indented under the message.
         if isinstance(error, ModelError):
-            log.error("correlation_id=%s %s\n%s", correlation_id, message, error.details.rstrip())
+            details = "\n".join("    " + safe(line) for line in error.details.splitlines())
+            log.error("correlation_id=%s %s\n%s", correlation_id, safe(message), details)
         elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", correlation_id, message)
+            log.error("correlation_id=%s %s", correlation_id, safe(message))
         else:
-            log.error("correlation_id=%s %s", correlation_id, message, exc_info=error)
+            log.error("correlation_id=%s %s", correlation_id, safe(message), exc_info=error)
     elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", correlation_id, status, message)
+        log.debug("correlation_id=%s %d %s", correlation_id, status, safe(message))
 
     response: Response = response_class(
         error_body(correlation_id, message), status, headers=headers, content_type=JSON
@@ -125,5 +138,5 @@ def _http_message(error: HTTPException, settings: ServerSettings) -> str:
         allowed = ", ".join(m for m in error.valid_methods or () if m not in ("HEAD", "OPTIONS"))
         return f"method not allowed: {where} (allowed: {allowed})"
     if isinstance(error, RequestEntityTooLarge):
-        return f"body: too large: the limit is {settings.max_body_size} (server.max_body_size)"
+        return messages.too_large(settings.max_body_size)
     return f"{error.name}: {error.description}" if error.description else str(error.name)

@@ -12,7 +12,15 @@ Rules (documented in docs/serving.md):
   (``extradata``) would otherwise be dropped silently;
 - ``model``, when given, must be ``{"name": str, "version": str}``; a different name or
   version is 404 (this server does not serve that model);
-- ``extra_data`` must be an object and is echoed untouched.
+- ``extra_data`` must be an object and is echoed untouched;
+- ``correlation_id``, when given, is a non-empty string of at most 256 characters without
+  control characters (it is logged);
+- the echoed ``input`` is what the client sent, whatever the model does to its argument.
+
+Numbers: orjson parses and writes the common case. An integer beyond 64 bits would come out
+of orjson as a float, so a body holding a run of 19 or more digits is parsed again with the
+standard library's json (exact integers), and a response orjson cannot write (it refuses
+integers beyond 64 bits) is written with the standard library's json.
 
 Failures raise :class:`PredictFailed`, which carries the request's correlation id next to the
 :class:`~catwalk.errors.CatwalkError`; the app's one error handler turns it into a response.
@@ -20,19 +28,33 @@ Failures raise :class:`PredictFailed`, which carries the request's correlation i
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
+import re
 from typing import Any
 
 import orjson
 
 from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
+from catwalk.server.logs import in_flight
 
 ENVELOPE_FIELDS = ("correlation_id", "model", "input", "extra_data")
 _ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
 _MODEL_KEYS = ("name", "version")
 _ABSENT: Any = object()
+MAX_CORRELATION_ID = 256
+# C0 controls, DEL and C1 controls: a correlation id is logged and must stay on its line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Every digit becomes "9", everything else a space: a run of 19 "9"s then means a number
+# orjson may not parse exactly (beyond 64 bits it gives a float). bytes.translate + `in` is
+# about twice as fast as a regex search; counting the digits first (translate deleting the
+# others) is cheaper still and rules out most bodies, which hold fewer than 19 digits.
+_DIGITS = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_NOT_DIGITS = bytes(i for i in range(256) if not 0x30 <= i <= 0x39)
+_LONG_NUMBER = b"9" * 19
 
 
 class PredictFailed(Exception):
@@ -61,6 +83,56 @@ def new_correlation_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def loads(body: bytes) -> Any:
+    """Parse a request body; integers of any size stay exact. Raises InvalidRequest."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses integers beyond a double's range: only the exact path can say.
+        if not _long_number(body):
+            raise InvalidRequest(f"body: not valid JSON ({exc})") from None
+        return _exact_loads(body)
+    if _long_number(body):
+        return _exact_loads(body)
+    return value
+
+
+def _long_number(body: bytes) -> bool:
+    """True when the body holds a run of 19 or more digits (maybe an integer beyond 64 bits)."""
+    return _LONG_NUMBER in body.translate(_DIGITS)
+
+
+def _exact_loads(body: bytes) -> Any:
+    """The slow path: the standard library's parser, as strict as orjson."""
+    try:
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except ValueError as exc:  # also e.g. an integer of more than 4300 digits
+        raise InvalidRequest(f"body: not valid JSON ({exc})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:20]}... is out of range")
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes of a JSON value; integers beyond 64 bits are written exactly, too.
+
+    Raises TypeError or ValueError when the value cannot be written as JSON at all.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
 def error_body(correlation_id: str | None, message: str) -> bytes:
     """The JSON body of every error response."""
     return orjson.dumps({"correlation_id": correlation_id, "output": {"message": message}})
@@ -81,6 +153,23 @@ def kind(value: Any) -> str:
     return "number"
 
 
+def correlation_id_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a client's correlation id (None when it can)."""
+    if type(value) is not str or not value:
+        return f"correlation_id: must be a non-empty string, got {kind(value)}"
+    if len(value) > MAX_CORRELATION_ID:
+        return f"correlation_id: must be at most {MAX_CORRELATION_ID} characters, got {len(value)}"
+    if not value.isprintable():
+        found = _CONTROL.search(value)
+        if found is not None:
+            return (
+                f"correlation_id: must not contain control characters, found "
+                f"{found.group().encode('unicode_escape').decode('ascii')} at position "
+                f"{found.start()}"
+            )
+    return None
+
+
 class Predictor:
     """Answers ``POST /predict`` bodies for one loaded model.
 
@@ -95,26 +184,34 @@ class Predictor:
         self.model_ref = {"name": model.spec.name, "version": model.spec.version}
         self.validate_output = validate_output
 
-    def handle(self, body: bytes) -> tuple[str, bytes]:
-        """Return ``(correlation_id, response body)``, or raise PredictFailed."""
+    def handle(self, body: bytes, request_id: str | None = None) -> tuple[str, bytes]:
+        """Return ``(correlation_id, response body)``, or raise PredictFailed.
+
+        ``request_id`` (nginx's id of the request, production mode) is the correlation id
+        when the body brings none; otherwise one is generated.
+        """
         try:
-            envelope = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            error = InvalidRequest(f"body: not valid JSON ({exc})")
-            raise PredictFailed(error, new_correlation_id()) from None
+            envelope = orjson.loads(body)  # loads(body), with its fast path inlined
+            if len(body.translate(None, _NOT_DIGITS)) >= 19 and _long_number(body):
+                envelope = _exact_loads(body)
+        except (orjson.JSONDecodeError, InvalidRequest):
+            try:
+                envelope = loads(body)
+            except InvalidRequest as exc:
+                raise PredictFailed(exc, request_id or new_correlation_id()) from None
         if type(envelope) is not dict:
             error = InvalidRequest(
                 f"body: must be a JSON object (the request envelope), got {kind(envelope)}"
             )
-            raise PredictFailed(error, new_correlation_id())
+            raise PredictFailed(error, request_id or new_correlation_id())
         correlation_id = envelope.get("correlation_id", _ABSENT)
         if correlation_id is _ABSENT:
-            correlation_id = new_correlation_id()
-        elif type(correlation_id) is not str or not correlation_id:
-            error = InvalidRequest(
-                f"correlation_id: must be a non-empty string, got {kind(correlation_id)}"
-            )
-            raise PredictFailed(error, new_correlation_id())
+            correlation_id = request_id or new_correlation_id()
+        else:
+            problem = correlation_id_problem(correlation_id)
+            if problem is not None:
+                raise PredictFailed(InvalidRequest(problem), request_id or new_correlation_id())
+        in_flight.correlation_id = correlation_id  # reset by RequestLog at the next request
         try:
             return correlation_id, self._answer(envelope, correlation_id)
         except CatwalkError as exc:
@@ -139,20 +236,37 @@ class Predictor:
         problems = self.model.input_errors(data)
         if problems:
             raise InvalidRequest("; ".join(problems))
+        # The input is written now, before the model can change it in place (X.pop(...)):
+        # the echo is what was sent, for less than a deep copy would cost. (The model never
+        # sees extra_data.)
+        try:
+            sent = orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            sent = dumps(data)  # integers beyond 64 bits, from the exact path
         output = self.model.predict(data)
         if self.validate_output:
             problems = self.model.output_errors(output)
             if problems:
                 raise OutputError("; ".join(problems))
 
-        response = {"correlation_id": correlation_id, "model": self.model_ref, "input": data}
+        response = {
+            "correlation_id": correlation_id,
+            "model": self.model_ref,
+            "input": orjson.Fragment(sent),
+        }
         if extra is not _ABSENT:
             response["extra_data"] = extra
         response["output"] = output
         try:
             return orjson.dumps(response)
-        except orjson.JSONEncodeError as exc:
-            # to_json accepted it, but orjson cannot write it (an integer beyond 64 bits).
+        except orjson.JSONEncodeError:
+            pass
+        # Integers beyond 64 bits, in extra_data or the output: the standard library's json,
+        # which knows no Fragment (the input is read back from its own exact bytes).
+        response["input"] = json.loads(sent)
+        try:
+            return dumps(response)
+        except (TypeError, ValueError) as exc:
             raise OutputError(f"output: cannot be written as JSON ({exc})") from None
 
     def _check_model(self, ref: Any) -> None:

@@ -5,11 +5,20 @@ is counted once, whichever way it ends (a view, the error handler, a routing 404
 with one logger call and nothing at all when INFO is disabled::
 
     POST /predict 200 0.41ms correlation_id=6f1c...
+    POST /predict 200 0.41ms correlation_id=order-17 request_id=0d4e...
+
+``request_id`` is nginx's id of the request (production mode, header ``X-Request-Id``), shown
+when it is not the correlation id itself, i.e. when the client sent its own: nginx answers
+a 504, 502 or 413 with its id, and this is how such an answer is found in this log.
+
+Values that come from the client (the path, error messages quoting the body) are logged with
+their control characters escaped (:func:`safe`): a request cannot forge a log line.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +28,12 @@ from typing import Any
 LOGGER_NAME = "catwalk.server"
 # Where a view leaves the request's correlation id for the request line (WSGI environ key).
 CORRELATION_ID_KEY = "catwalk.correlation_id"
+# Where production mode leaves nginx's request id (X-Request-Id) for the app (WSGI environ key);
+# never set in debug mode, where a client's X-Request-Id header is not trusted.
+REQUEST_ID_KEY = "catwalk.request_id"
 _LINE = "%s %s %s %.2fms correlation_id=%s"
+_LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 StartResponse = Callable[..., Any]
@@ -36,6 +50,40 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger(LOGGER_NAME).setLevel(level)
+
+
+def safe(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``): one log line stays one."""
+    if text.isprintable():  # the common case, and cheap
+        return text
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class InFlight:
+    """The request a (sync) worker is answering, for gunicorn's worker-timeout hook."""
+
+    __slots__ = ("correlation_id", "environ")
+
+    def __init__(self) -> None:
+        self.environ: dict[str, Any] | None = None
+        self.correlation_id: str | None = None  # set by the Predictor before the model runs
+
+    def describe(self) -> str:
+        """``POST /predict correlation_id=... request_id=...`` (what is known of it)."""
+        environ = self.environ
+        if environ is None:
+            return "no request in flight"
+        parts = [safe(str(environ.get("REQUEST_METHOD"))), safe(str(environ.get("PATH_INFO")))]
+        correlation_id = self.correlation_id or environ.get(CORRELATION_ID_KEY)
+        if correlation_id:
+            parts.append(f"correlation_id={correlation_id}")
+        request_id = environ.get(REQUEST_ID_KEY)
+        if request_id and request_id != correlation_id:
+            parts.append(f"request_id={safe(request_id)}")
+        return " ".join(parts)
+
+
+in_flight = InFlight()
 
 
 class Formatter(logging.Formatter):
@@ -62,23 +110,34 @@ class RequestLog:
         self.logger = logger
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # Left in place after the request: a sync worker answers one request at a time, and
+        # gunicorn's timeout only ever interrupts one in the middle.
+        in_flight.environ = environ
+        in_flight.correlation_id = None
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return self.app(environ, start_response)
         started = perf_counter()
 
         def logged_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            args = (
+            correlation_id = environ.get(CORRELATION_ID_KEY, "-")
+            request_id = environ.get(REQUEST_ID_KEY)
+            path = environ.get("PATH_INFO", "")
+            args: tuple[Any, ...] = (
                 environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
+                path if path.isprintable() else safe(path),
                 status[:3],
                 (perf_counter() - started) * 1000.0,
-                environ.get(CORRELATION_ID_KEY, "-"),
+                correlation_id,
             )
+            line = _LINE
+            if request_id is not None and request_id != correlation_id:
+                line = _LINE_WITH_REQUEST_ID
+                args += (safe(request_id),)
             # makeRecord + handle is logger.info without its stack walk for the caller's
             # file and line, which would be this line anyway.
             logger.handle(
-                logger.makeRecord(logger.name, logging.INFO, __file__, 0, _LINE, args, None)
+                logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, args, None)
             )
             return start_response(status, headers, exc_info)
 

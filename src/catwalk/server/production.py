@@ -82,14 +82,16 @@ def run_server(
     """:func:`serve_production` with the app factory and tuning open (tests and bench/)."""
     configure_logging(settings.log_level)
     nginx = find_nginx()
-    check_port(settings.port)
+    ipv6 = ipv6_available()
+    check_port(settings.port, ipv6=ipv6)
     user = worker_user() if os.geteuid() == 0 else None
     layout = RunLayout(Path(tempfile.mkdtemp(prefix="catwalk-")), worker_user=user)
     try:
         with _Signals() as signals:
-            _prepare(layout, Job(Path(model_path).resolve(), settings, app_factory), tuning)
+            job = Job(Path(model_path).resolve(), settings, app_factory)
+            _prepare(layout, job, tuning, ipv6=ipv6)
             check_nginx_conf(nginx, layout)
-            server = _Server(nginx, layout, settings, signals)
+            server = _Server(nginx, layout, settings, signals, ipv6=ipv6)
             try:
                 return server.run()
             finally:
@@ -114,20 +116,39 @@ def find_nginx() -> str:
     raise ServeError(NGINX_MISSING)
 
 
-def check_port(port: int) -> None:
-    """Fail early and clearly when nginx could not listen on the port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ServeError(f"port {port} is already in use") from None
-            if exc.errno == errno.EACCES:
-                raise ServeError(
-                    f"port {port}: permission denied (ports below 1024 need root)"
-                ) from None
-            raise ServeError(f"port {port}: cannot listen ({exc.strerror})") from None
+def ipv6_available() -> bool:
+    """True when nginx can also listen on ``[::]``: IPv6 is built in and not disabled here."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as nginx does
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+def check_port(port: int, *, ipv6: bool = False) -> None:
+    """Fail early and clearly when nginx could not listen on the port (on IPv6 too)."""
+    probes = [(socket.AF_INET, ("0.0.0.0", port))]
+    if ipv6:
+        probes.append((socket.AF_INET6, ("::", port)))
+    for family, address in probes:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ServeError(f"port {port} is already in use") from None
+                if exc.errno == errno.EACCES:
+                    raise ServeError(
+                        f"port {port}: permission denied (ports below 1024 need root)"
+                    ) from None
+                raise ServeError(f"port {port}: cannot listen ({exc.strerror})") from None
 
 
 def worker_user() -> WorkerUser:
@@ -158,7 +179,7 @@ def check_nginx_conf(nginx: str, layout: RunLayout) -> None:
         raise ServeError("nginx rejects the configuration:\n" + "\n".join(lines).strip())
 
 
-def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None) -> None:
+def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None, *, ipv6: bool = False) -> None:
     if len(str(layout.socket)) > MAX_SOCKET_PATH:
         raise ServeError(f"{layout.socket}: path too long for a unix socket; set TMPDIR shorter")
     if layout.worker_user:
@@ -166,7 +187,7 @@ def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None) -> None:
         layout.run_dir.chmod(0o711)
     layout.nginx_temp.mkdir()
     try:
-        layout.nginx_conf.write_text(render_nginx_conf(job.settings, layout, tuning))
+        layout.nginx_conf.write_text(render_nginx_conf(job.settings, layout, tuning, ipv6=ipv6))
     except ValueError as exc:
         raise ServeError(f"server.ssl: {exc}") from None
     layout.gunicorn_conf.write_text(render_gunicorn_conf(job.settings, layout, tuning))
@@ -280,9 +301,16 @@ def _log(message: str, level: int = logging.INFO) -> None:
 
 class _Server:
     def __init__(
-        self, nginx: str, layout: RunLayout, settings: ServerSettings, signals: _Signals
+        self,
+        nginx: str,
+        layout: RunLayout,
+        settings: ServerSettings,
+        signals: _Signals,
+        *,
+        ipv6: bool = False,
     ) -> None:
         self.nginx_bin = nginx
+        self.ipv6 = ipv6
         self.layout = layout
         self.settings = settings
         self.signals = signals
@@ -302,6 +330,7 @@ class _Server:
             return self._stopped()
         _log(
             f"serving {self.settings.scheme}://0.0.0.0:{self.settings.port} "
+            f"{'and [::]:' + str(self.settings.port) + ' ' if self.ipv6 else ''}"
             f"(nginx pid {nginx.pid} -> gunicorn pid {gunicorn.pid}, "
             f"{self.settings.workers} workers, preload {str(self.settings.preload).lower()})"
         )

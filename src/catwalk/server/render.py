@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catwalk.config import ServerSettings
+from catwalk.server import messages
 from catwalk.templates import environment
 
 # nginx error-log level for each catwalk log level (nginx's "debug" needs a debug build).
@@ -18,6 +19,10 @@ NGINX_LEVELS = {"DEBUG": "info", "INFO": "warn", "WARNING": "warn", "ERROR": "er
 # Seconds gunicorn workers get to finish their requests on SIGTERM; the whole stop must fit in
 # 10 s, nginx's drain included (see production.STOP_BUDGET).
 GRACEFUL_TIMEOUT = 4
+# gunicorn's worker timeout is server.timeout plus this: nginx answers 504 at server.timeout,
+# then gunicorn aborts the worker still stuck in the request (its check runs about once a
+# second, so without a margin it could kill the worker first and nginx would answer 502).
+WORKER_TIMEOUT_MARGIN = 2
 # Longest unix socket path (sun_path is 108 bytes on Linux, NUL included).
 MAX_SOCKET_PATH = 107
 
@@ -91,9 +96,9 @@ class RunLayout:
 
 
 def render_nginx_conf(
-    settings: ServerSettings, layout: RunLayout, tuning: Tuning | None = None
+    settings: ServerSettings, layout: RunLayout, tuning: Tuning | None = None, *, ipv6: bool = False
 ) -> str:
-    """The text of ``nginx.conf`` for this server."""
+    """The text of ``nginx.conf`` for this server; ``ipv6``: listen on ``[::]`` too."""
     tuning = tuning or Tuning()
     ssl = settings.ssl
     if ssl.enabled and (ssl.cert is None or ssl.key is None):
@@ -116,6 +121,8 @@ def render_nginx_conf(
         ssl=ssl.enabled,
         ssl_cert=ssl.cert,
         ssl_key=ssl.key,
+        ipv6=ipv6,
+        too_large_message=messages.too_large(settings.max_body_size),
     )
 
 
@@ -130,7 +137,9 @@ def render_gunicorn_conf(
         workers=settings.workers,
         worker_class=tuning.worker_class,
         threads=tuning.threads,
-        timeout=settings.timeout,
+        timeout=settings.timeout + WORKER_TIMEOUT_MARGIN,
+        server_timeout=settings.timeout,
+        timeout_margin=WORKER_TIMEOUT_MARGIN,
         graceful_timeout=min(GRACEFUL_TIMEOUT, settings.timeout),
         keepalive=max(settings.keepalive, 1),
         preload=settings.preload,

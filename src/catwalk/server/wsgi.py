@@ -8,12 +8,23 @@ With ``preload`` the model is loaded here, once, before gunicorn forks its worke
 its memory pages); otherwise each worker loads its own copy. Either way a model that cannot be
 loaded ends gunicorn at once with exit code 4 and a one-paragraph message in
 ``startup-error.txt`` (no traceback soup, no endless worker restarts).
+
+nginx sends its id of every request in ``X-Request-Id`` (it always sets the header, so a
+client cannot choose it); :class:`TrustRequestId` hands it to the app, which uses it as the
+correlation id of a request that brings none and logs it next to one that does.
+
+A request that runs longer than ``server.timeout`` gets nginx's 504; shortly after, gunicorn
+aborts the stuck worker (SIGABRT, whose handler raises SystemExit in the worker).
+:func:`worker_abort` (gunicorn's hook, set in ``gunicorn.conf.py``) logs which request it was
+and lets that SystemExit through the model's call, so the worker ends as gunicorn intends
+and is replaced, instead of answering a 500 "predict raised SystemExit".
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import pickle
 import runpy
 import sys
@@ -28,8 +39,8 @@ from gunicorn.errors import AppImportError
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError
-from catwalk.model import LoadedModel, load_model
-from catwalk.server.logs import configure_logging
+from catwalk.model import LoadedModel, let_system_exit_through, load_model
+from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, configure_logging, in_flight
 from catwalk.server.render import RunLayout
 from catwalk.spec import load_spec
 
@@ -51,12 +62,34 @@ class AppLoadError(Exception):
     """The app could not be built; the message is meant for the operator as is."""
 
 
+class TrustRequestId:
+    """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ[REQUEST_ID_KEY] = environ.get("HTTP_X_REQUEST_ID")
+        return self.app(environ, start_response)
+
+
+def worker_abort(worker: Any, timeout: int) -> None:
+    """gunicorn's ``worker_abort`` hook: the worker exceeded the timeout and is being ended."""
+    let_system_exit_through()
+    logging.getLogger(LOGGER_NAME).error(
+        "worker timeout: a request ran longer than server.timeout (%s s), nginx answered 504; "
+        "gunicorn ends this worker and starts a new one: %s",
+        timeout,
+        in_flight.describe(),
+    )
+
+
 def build_app(job: Job) -> Any:
     """Load the model and build the WSGI app, or raise AppLoadError with a clear message."""
     try:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
-        return factory(model, job.settings)
+        return TrustRequestId(factory(model, job.settings))
     except CatwalkError as exc:
         details = getattr(exc, "details", "")
         message = f"cannot load the model: {exc}"
