@@ -157,3 +157,14 @@ def test_image_commands_in_help() -> None:
     assert code == 0
     for name in ("build-prep", "build", "test-image", "deploy-prep"):
         assert name in out
+
+
+def test_build_refuses_a_context_with_a_key_that_appeared_after_build_prep(example_copy) -> None:
+    folder = example_copy("rng")
+    (folder / ".dockerignore").write_text("secrets/\n")  # the user's own: build-prep keeps it
+    assert run("build-prep", "-m", str(folder))[0] == 0
+    (folder / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    # Refused before any engine is contacted: no Docker needed for this test.
+    code, out = run("build", "-m", str(folder), "--no-push")
+    assert code == 1
+    assert "would copy secrets into the image: id_rsa" in out

@@ -115,6 +115,22 @@ def context_leaks(folder: Path, ignore_text: str, secrets: tuple[str, ...] = ())
     return sorted(leaks)
 
 
+def check_build_context(folder: Path) -> None:
+    """Refuse to build when the context would send files that look like keys or credentials.
+
+    ``build`` runs this on every build, since files may have appeared in the folder after
+    build-prep checked it.
+    """
+    ignore = folder / DOCKERIGNORE
+    text = ignore.read_text(encoding="utf-8") if ignore.is_file() else ""
+    leaks = context_leaks(folder, text)
+    if leaks:
+        raise BuildError(
+            f"{folder}: the build would copy secrets into the image: {', '.join(leaks)}. "
+            f"Add them to {ignore.name} (or move them out of the model folder)"
+        )
+
+
 def build_prep(spec: ModelSpec, options: ImageOptions, *, force: bool = False) -> Prepared:
     """Write the model folder's Dockerfile and .dockerignore.
 

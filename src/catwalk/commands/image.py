@@ -8,7 +8,7 @@ import click
 
 from catwalk.build.dockerfile import ImageOptions
 from catwalk.build.naming import check_registry, image_ref
-from catwalk.build.prep import DOCKERFILE, build_prep, deploy_prep
+from catwalk.build.prep import DOCKERFILE, build_prep, check_build_context, deploy_prep
 from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
     finish,
@@ -121,6 +121,7 @@ def build_command(
         click.echo(f"no {DOCKERFILE} in {spec.path}: running build-prep first")
         for written in build_prep(spec, ImageOptions(docker_registry=registry)).files:
             click.echo(f"{written.action}: {written.path}")
+    check_build_context(spec.path)
 
     client = dk.connect()
     try:
