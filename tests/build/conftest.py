@@ -28,3 +28,20 @@ def example_copy(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+@pytest.fixture
+def ssl_config() -> Callable[[Path], Path]:
+    """``ssl_config(folder)`` -> an application.yml in ``folder`` with SSL on, next to a
+    placeholder cert.pem and a mode-600 key.pem (contents never read: rendering tests only)."""
+
+    def write(conf: Path) -> Path:
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "cert.pem").write_text("cert\n")
+        (conf / "key.pem").write_text("key\n")
+        (conf / "key.pem").chmod(0o600)
+        config = conf / "application.yml"
+        config.write_text("server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
+        return config
+
+    return write

@@ -56,19 +56,9 @@ def test_build_prep_keeps_a_hand_written_dockerignore(example_copy) -> None:
     assert "kept" in out
 
 
-def _ssl_config(conf: Path) -> Path:
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "cert.pem").write_text("cert\n")
-    (conf / "key.pem").write_text("key\n")
-    (conf / "key.pem").chmod(0o600)
-    config = conf / "application.yml"
-    config.write_text("server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
-    return config
-
-
-def test_build_prep_never_bakes_an_ssl_config_s_key(example_copy) -> None:
+def test_build_prep_never_bakes_an_ssl_config_s_key(example_copy, ssl_config) -> None:
     folder = example_copy("rng")
-    config = _ssl_config(folder / "conf")
+    config = ssl_config(folder / "conf")
     code, out = run("build-prep", "-m", str(folder), "--server-config", str(config))
     assert code == 0, out
     assert "SERVER_CONFIG=/etc/catwalk/application.yml" in (folder / "Dockerfile").read_text()
@@ -80,9 +70,11 @@ def test_build_prep_never_bakes_an_ssl_config_s_key(example_copy) -> None:
     assert context_leaks(folder, "\n".join(ignore), ("conf/cert.pem", "conf/key.pem")) == []
 
 
-def test_build_prep_refuses_a_hand_written_dockerignore_that_leaks_keys(example_copy) -> None:
+def test_build_prep_refuses_a_hand_written_dockerignore_that_leaks_keys(
+    example_copy, ssl_config
+) -> None:
     folder = example_copy("rng")
-    config = _ssl_config(folder / "conf")
+    config = ssl_config(folder / "conf")
     (folder / ".dockerignore").write_text("secrets/\n")
     code, out = run("build-prep", "-m", str(folder), "--server-config", str(config))
     assert code == 1

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import yaml
 
 from catwalk import __version__
 from catwalk.build import docker as dk
+from catwalk.checks.server_checks import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -61,12 +61,6 @@ def _session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # loopback only: never through a proxy
     return session
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def catwalk(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -231,17 +225,15 @@ def test_runs_as_uid_23456_and_stops_within_10s(
         assert container.attrs["State"]["ExitCode"] in (0, 143)
 
 
-def test_https_with_an_ssl_config(
-    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
-) -> None:
+def _tls_config(conf: Path) -> Path:
+    """An application.yml in ``conf`` with SSL on and a real self-signed pair (openssl CLI)."""
     if shutil.which("openssl") is None:
         _unavailable("openssl is not installed (apt-get install openssl)")
-    conf = tmp_path / "conf"
     conf.mkdir()
-    key, cert = str(conf / "key.pem"), str(conf / "cert.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+         "-subj", "/CN=localhost", "-keyout", str(conf / "key.pem"),
+         "-out", str(conf / "cert.pem")],
         check=True, capture_output=True,
     )  # fmt: skip
     (conf / "key.pem").chmod(0o600)  # as a real key is: test-image must still get it in
@@ -249,6 +241,13 @@ def test_https_with_an_ssl_config(
     config.write_text(
         "server:\n  workers: 1\n  ssl:\n    enabled: true\n    cert: cert.pem\n    key: key.pem\n"
     )
+    return config
+
+
+def test_https_with_an_ssl_config(
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
+) -> None:
+    config = _tls_config(tmp_path / "conf")
     folder, _ = model_images["rng"]
     port = str(free_port())
     result = catwalk(
@@ -268,27 +267,13 @@ def test_ssl_config_inside_the_model_folder_and_private_files(
 ) -> None:
     """The key an SSL config inside the model folder names never lands in the image, and model
     files that are mode 600 on the host are readable by the container's arbitrary UID."""
-    if shutil.which("openssl") is None:
-        _unavailable("openssl is not installed (apt-get install openssl)")
     folder = tmp_path / "sslmodel"
     shutil.copytree(EXAMPLES / "rng", folder, ignore=shutil.ignore_patterns(*GENERATED))
     spec = folder / "model.yml"
     spec.write_text(spec.read_text().replace("name: RNGModel", "name: SslModel"))
     (folder / "model.py").chmod(0o600)
     (folder / ".env").write_text("TOKEN=secret\n")
-    conf = folder / "conf"
-    conf.mkdir()
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-keyout", str(conf / "key.pem"),
-         "-out", str(conf / "cert.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    (conf / "key.pem").chmod(0o600)
-    config = conf / "application.yml"
-    config.write_text(
-        "server:\n  workers: 1\n  ssl:\n    enabled: true\n    cert: cert.pem\n    key: key.pem\n"
-    )
+    config = _tls_config(folder / "conf")
     prep = catwalk(
         "build-prep", "-m", str(folder), "--docker-registry", registry,
         "--server-config", str(config),

@@ -105,24 +105,14 @@ def test_config_inside_the_model_folder_is_copied_with_it(example_copy) -> None:
     assert f"SERVER_CONFIG={MODEL_DIR}/conf/app.yml" in text
 
 
-def test_ssl_config_inside_the_model_folder_is_mounted_not_baked(example_copy) -> None:
+def test_ssl_config_inside_the_model_folder_is_mounted_not_baked(example_copy, ssl_config) -> None:
     folder = example_copy("rng")
-    config = _ssl_config(folder / "conf")
+    config = ssl_config(folder / "conf")
     text = render_dockerfile(load_spec(folder), ImageOptions(server_config=config))
     env = next(line for line in _instructions(text) if line.startswith("ENV "))
     assert f"SERVER_CONFIG={CONFIG_DIR}/application.yml" in env
     assert f"{MODEL_DIR}/conf" not in text
     assert "keys are never baked into images" in text
-
-
-def _ssl_config(conf: Path) -> Path:
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "cert.pem").write_text("cert\n")
-    (conf / "key.pem").write_text("key\n")
-    (conf / "key.pem").chmod(0o600)
-    config = conf / "application.yml"
-    config.write_text("server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
-    return config
 
 
 def test_labels_are_quoted(example_copy) -> None:
@@ -222,9 +212,9 @@ def test_compose(example_copy, tmp_path: Path) -> None:
     assert "https://127.0.0.1:8443/status" in test[3]
 
 
-def test_compose_config_inside_the_model_folder_is_relative(example_copy) -> None:
+def test_compose_config_inside_the_model_folder_is_relative(example_copy, ssl_config) -> None:
     folder = example_copy("rng")
-    config = _ssl_config(folder / "conf")
+    config = ssl_config(folder / "conf")
     doc = yaml.safe_load(
         render_compose(load_spec(folder), server_config=config, ssl=True, compose_dir=folder)
     )

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import requests
 
+from catwalk.checks.server_checks import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MODELS = HERE / "models"
@@ -52,12 +54,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(
                 pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
             )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_env(**extra: str) -> dict[str, str]:
