@@ -12,6 +12,7 @@ server:
   max_body_size: 10m       # largest request body (nginx syntax: bytes, or k / m suffix)
   validate_output: true    # check every prediction against the output schema (500 if not)
   shutdown_delay: 0        # seconds /ready answers 503 before the drain starts, on a stop
+  metrics: true            # GET /metrics (Prometheus); false: no metrics at all
   ssl:
     enabled: false
     cert: cert.pem         # relative paths resolve against this file's folder
@@ -55,6 +56,7 @@ _ALLOWED = {
         "max_body_size",
         "validate_output",
         "shutdown_delay",
+        "metrics",
         "ssl",
         "auth",
     },
@@ -95,6 +97,7 @@ class ServerSettings:
     max_body_size: str = "10m"
     validate_output: bool = True
     shutdown_delay: float = 0.0
+    metrics: bool = True
     ssl: SslSettings = SslSettings()
     auth: AuthSettings = AuthSettings()
     config_path: Path | None = None
@@ -179,6 +182,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     if not _SIZE.match(max_body):
         problems.append("server.max_body_size: must be a size such as 512k or 10m")
 
+    metrics = _bool(server, "metrics", defaults.metrics, "server.", problems)
     shutdown_delay = server.get("shutdown_delay", 0)
     if isinstance(shutdown_delay, bool) or not isinstance(shutdown_delay, (int, float)):
         problems.append("server.shutdown_delay: must be a number of seconds >= 0")
@@ -202,6 +206,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_body_size=max_body,
         validate_output=validate_output,
         shutdown_delay=float(shutdown_delay),
+        metrics=metrics,
         ssl=ssl,
         auth=auth,
         config_path=path,
@@ -239,11 +244,35 @@ def _auth(section: dict[str, Any], base: Path, problems: list[str]) -> AuthSetti
         problems.append(f"{where}: must be the path of a tokens file")
         return AuthSettings()
     file = (Path.cwd() if from_env else base) / Path(value).expanduser()
-    problem = tokens_file_problem(file.resolve())
+    file = file.resolve()
+    problem = tokens_file_problem(file)
+    if problem is None:
+        try:
+            if not read_tokens(file):
+                problem = f"{file}: holds no token (one per line; # starts a comment)"
+        except (OSError, ValueError) as exc:
+            problem = str(exc)
     if problem:
         problems.append(f"{where}: {problem}")
         return AuthSettings()
-    return AuthSettings(tokens_file=file.resolve())
+    return AuthSettings(tokens_file=file)
+
+
+def read_tokens(file: Path) -> list[str]:
+    """The tokens in a tokens file: one per line, blank lines and ``#`` comments skipped.
+
+    Raises ValueError naming the line (never its content: it may be a token) when a line is
+    not one token.
+    """
+    tokens = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        token = line.strip()
+        if not token or token.startswith("#"):
+            continue
+        if any(c.isspace() for c in token) or not token.isprintable():
+            raise ValueError(f"{file}: line {number}: a token may not contain spaces")
+        tokens.append(token)
+    return tokens
 
 
 def tokens_file_problem(file: Path) -> str | None:

@@ -191,6 +191,8 @@ def test_auth_shows_in_the_document(load: Callable[[str], LoadedModel], tmp_path
     tokens.chmod(0o600)
     settings = ServerSettings(auth=AuthSettings(tokens_file=tokens))
     client = create_app(load("rng"), settings).test_client()
-    doc = document(client)
+    assert client.get("/openapi.json").status_code == 401
+    response = client.get("/openapi.json", headers={"Authorization": "Bearer secret-token"})
+    doc = response.get_json()
     validate(doc)
     assert doc["security"] == [{"bearer": []}]

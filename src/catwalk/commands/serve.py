@@ -213,7 +213,10 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
     click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
 
+    from catwalk.server import readiness
+
     def stop(signum: int, frame: Any) -> None:
+        readiness.state.stopping = True  # /ready: 503 (the debug server stops at once anyway)
         raise KeyboardInterrupt  # the development server shuts down cleanly on it
 
     signal.signal(signal.SIGTERM, stop)

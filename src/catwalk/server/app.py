@@ -36,9 +36,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
-from catwalk.server import docs, messages
+from catwalk.server import docs, messages, ops, readiness
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
+from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
 
 JSON = "application/json"
@@ -70,6 +71,12 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
+    metrics = Metrics(model.spec) if settings.metrics else None
+    if metrics is not None:
+        # The model's own time. One model served by one app; a second app on the same model
+        # (tests) takes the timing over instead of timing it twice.
+        untimed = getattr(model.predict, "__wrapped__", model.predict)
+        model.predict = metrics.time_predict(untimed)  # type: ignore[method-assign,assignment]
     predictor = Predictor(model, validate_output=settings.validate_output)
     app.extensions["catwalk"] = predictor
     response_class = app.response_class
@@ -132,7 +139,11 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    app.wsgi_app = RequestLog(app.wsgi_app, log)  # type: ignore[method-assign]
+    app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
+    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
+        ops.wrap(app.wsgi_app, settings, metrics, log), log
+    )
+    readiness.state.loaded = True
     return app
 
 
