@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-from catwalk.build.dockerfile import ImageOptions
-from catwalk.build.naming import check_registry, image_ref
-from catwalk.build.prep import DOCKERFILE, build_prep, check_build_context, deploy_prep
 from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
     finish,
@@ -18,7 +15,11 @@ from catwalk.commands.common import (
     new_report,
 )
 from catwalk.config import DEFAULT_PORT
+from catwalk.deploy.prep import deploy_prep
 from catwalk.errors import BuildError
+from catwalk.image.dockerfile import ImageOptions
+from catwalk.image.naming import check_registry, image_ref
+from catwalk.image.prep import DOCKERFILE, build_prep, check_build_context
 from catwalk.spec import ModelSpec, load_spec
 
 registry_option = click.option(
@@ -110,7 +111,7 @@ def build_command(
     network: str | None,
 ) -> None:
     """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
-    from catwalk.build import docker as dk
+    from catwalk.image import docker as dk
 
     spec = _spec(model_path)
     registry = check_registry(docker_registry)
