@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from catwalk.cli import cli
+from catwalk.image.naming import model_tag
 from catwalk.scaffold import check_name, render_folder
 from catwalk.spec import load_spec
 
@@ -116,6 +117,7 @@ def test_rejects_names_that_are_not_valid_model_or_image_names(tmp_path: Path, n
 @pytest.mark.parametrize("name", ["m", "my-model", "Iris_v2", "a.b-c_d", "x" * 128])
 def test_accepts_valid_names(name: str) -> None:
     assert check_name(name) == name
+    assert model_tag(name) == name.lower()  # the image is named after the model, unchanged
 
 
 def test_render_folder_is_pure_and_names_the_folder() -> None:

@@ -12,7 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from catwalk.errors import CatwalkError
+from catwalk.errors import BuildError, CatwalkError
+from catwalk.image.naming import model_tag
 from catwalk.spec import IO_TYPES, MODEL_FILE, REQUIREMENTS_FILE, SPEC_FILE, IoType
 from catwalk.templates import environment
 
@@ -38,7 +39,11 @@ class InitError(CatwalkError):
 
 def check_name(name: str) -> str:
     """Return ``name`` if it makes a valid model name, folder name and image name as it is."""
-    if not _NAME.match(name) or len(name) > MAX_NAME:
+    try:
+        fits = _NAME.match(name) is not None and model_tag(name) == name.lower()
+    except BuildError:
+        fits = False
+    if not fits or len(name) > MAX_NAME:
         raise InitError(
             f"model name {name!r}: use letters, digits and single '.', '_' or '-' between "
             f"them, at most {MAX_NAME} characters (e.g. my-model): it names the folder, "
