@@ -19,6 +19,10 @@ server:
     key: key.pem
   auth:
     tokens_file: tokens.txt  # bearer tokens, one per line; not readable by others
+  batching:                # overrides model.yml's batching: for this deployment
+    enabled: true          # false: answer every request with its own predict call
+    max_batch_size: 32
+    max_latency_ms: 10
 ```
 ``SERVER_AUTH_TOKENS_FILE`` (relative to the working folder), when set, overrides
 ``server.auth.tokens_file``: containers mount their tokens as a secret file.
@@ -38,7 +42,7 @@ from typing import Any
 import yaml
 
 from catwalk.errors import ConfigError
-from catwalk.spec import load_yaml
+from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 
 DEFAULT_PORT = 9090
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -59,9 +63,11 @@ _ALLOWED = {
         "metrics",
         "ssl",
         "auth",
+        "batching",
     },
     "server.ssl": {"enabled", "cert", "key"},
     "server.auth": {"tokens_file"},
+    "server.batching": {"enabled", "max_batch_size", "max_latency_ms"},
 }
 
 
@@ -84,6 +90,28 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class BatchingSettings:
+    """``server.batching``: this deployment's say over a model's ``batching:``."""
+
+    enabled: bool = True
+    max_batch_size: int | None = None
+    max_latency_ms: float | None = None
+
+    def apply(self, declared: Batching | None) -> Batching | None:
+        """The batching in force for a model declaring ``declared`` (None: unbatched).
+
+        Only a model that declares ``batching:`` is batched (it has to be written for it); the
+        overrides change its numbers, ``enabled: false`` turns it off.
+        """
+        if declared is None or not self.enabled:
+            return None
+        return Batching(
+            self.max_batch_size if self.max_batch_size is not None else declared.max_batch_size,
+            self.max_latency_ms if self.max_latency_ms is not None else declared.max_latency_ms,
+        )
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     """Everything the server needs besides the model itself."""
 
@@ -100,6 +128,7 @@ class ServerSettings:
     metrics: bool = True
     ssl: SslSettings = SslSettings()
     auth: AuthSettings = AuthSettings()
+    batching: BatchingSettings = BatchingSettings()
     config_path: Path | None = None
 
     @property
@@ -158,10 +187,12 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     server = _mapping(data, "server", problems)
     ssl_section = _mapping(server, "ssl", problems, "server.")
     auth_section = _mapping(server, "auth", problems, "server.")
+    batching_section = _mapping(server, "batching", problems, "server.")
     _check_keys(logging_section, "logging", problems)
     _check_keys(server, "server", problems)
     _check_keys(ssl_section, "server.ssl", problems)
     _check_keys(auth_section, "server.auth", problems)
+    _check_keys(batching_section, "server.batching", problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
@@ -193,6 +224,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
 
     ssl = _ssl(ssl_section, path.parent, problems)
     auth = _auth(auth_section, path.parent, problems)
+    batching = _batching(batching_section, problems)
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return ServerSettings(
@@ -209,7 +241,28 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         metrics=metrics,
         ssl=ssl,
         auth=auth,
+        batching=batching,
         config_path=path,
+    )
+
+
+def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:
+    enabled = _bool(section, "enabled", True, "server.batching.", problems)
+    size = section.get("max_batch_size")
+    latency = section.get("max_latency_ms")
+    for key, value, check in (
+        ("max_batch_size", size, batch_size_problem),
+        ("max_latency_ms", latency, latency_problem),
+    ):
+        problem = None if value is None else check(value)
+        if problem:
+            problems.append(f"server.batching.{key}: {problem}")
+    return BatchingSettings(
+        enabled=enabled,
+        max_batch_size=size if isinstance(size, int) and not batch_size_problem(size) else None,
+        max_latency_ms=(
+            float(latency) if latency is not None and not latency_problem(latency) else None
+        ),
     )
 
 

@@ -244,3 +244,16 @@ def test_the_environment_names_the_tokens_file(
     monkeypatch.setenv("SERVER_AUTH_TOKENS_FILE", "missing.txt")
     with pytest.raises(ConfigError, match=r"SERVER_AUTH_TOKENS_FILE: .*missing\.txt"):
         load_settings(None)
+
+
+def test_a_batching_model_reports_its_batch_sizes(
+    make_client: Callable[..., FlaskClient],
+) -> None:
+    client = make_client("dataframe")  # model.yml has batching:
+    record = {"x1": 1.0, "x2": 2.0, "x3": 3.0}
+    for _ in range(3):
+        assert client.post("/predict", json={"input": record}).status_code == 200
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert found[("catwalk_batch_size_count", ())] == 3  # one request at a time: batches of 1
+    assert found[("catwalk_batch_size_bucket", (("le", "1.0"),))] == 3
+    assert found[("catwalk_predict_duration_seconds_count", ())] == 3

@@ -37,6 +37,7 @@ from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
 from catwalk.server import docs, messages, ops, readiness
+from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
 from catwalk.server.metrics import Metrics
@@ -77,8 +78,11 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         # (tests) takes the timing over instead of timing it twice.
         untimed = getattr(model.predict, "__wrapped__", model.predict)
         model.predict = metrics.time_predict(untimed)  # type: ignore[method-assign,assignment]
-    predictor = Predictor(model, validate_output=settings.validate_output)
-    app.extensions["catwalk"] = predictor
+    batcher = make_batcher(model, settings)
+    if batcher is not None and metrics is not None:
+        batcher.run = metrics.time_batches(batcher.run)  # batch sizes and the model's time
+    predictor = Predictor(model, validate_output=settings.validate_output, batcher=batcher)
+    app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
     # Bodies that never change are serialised once.
     status_body = orjson.dumps({"status": "ok"})

@@ -8,8 +8,8 @@ Metrics (all prefixed ``catwalk_``):
 - ``request_duration_seconds{endpoint}``: histogram of the time the app took per request;
 - ``predict_duration_seconds``: histogram of the model's own time (its ``predict`` call);
 - ``in_flight_requests``: gauge of the requests being answered now;
-- ``batch_size``: histogram of the batch sizes given to the model (:meth:`Metrics.observe_batch`,
-  the hook for adaptive batching);
+- ``batch_size``: histogram of the number of requests in each batch given to the model, for a
+  model with ``batching:`` (:meth:`Metrics.time_batches` wraps the batcher's model call);
 - ``model_info{name,version}``: gauge, always 1.
 
 Production mode runs several gunicorn worker processes: each writes its numbers to files in
@@ -141,6 +141,23 @@ class Metrics:
                 observe(perf_counter() - started)
 
         timed.__wrapped__ = predict  # type: ignore[attr-defined]
+        return timed
+
+    def time_batches(
+        self, run: Callable[[list[Any]], list[Any]]
+    ) -> Callable[[list[Any]], list[Any]]:
+        """A batcher's ``run`` (one model call per batch) timed, its batch sizes observed."""
+        observe_time = self.predict_duration.observe
+        observe_size = self.batch_size.observe
+
+        def timed(inputs: list[Any]) -> list[Any]:
+            observe_size(len(inputs))
+            started = perf_counter()
+            try:
+                return run(inputs)
+            finally:
+                observe_time(perf_counter() - started)
+
         return timed
 
     def exposition(self) -> bytes:
