@@ -10,6 +10,8 @@ server:
   keepalive: 5             # seconds an idle client connection is kept open by nginx
   max_body_size: 10m       # largest request body (nginx syntax: bytes, or k / m suffix)
   validate_output: true    # check every prediction against the output schema (500 if not)
+  limits:
+    max_depth: 64          # deepest nesting of arrays/objects in a request body (1-200)
   ssl:
     enabled: false
     cert: cert.pem         # relative paths resolve against this file's folder
@@ -33,6 +35,10 @@ from catwalk.errors import ConfigError
 from catwalk.spec import load_yaml
 
 DEFAULT_PORT = 9090
+# Request body limits (docs/serving.md). orjson writes at most 255 levels (the echoed
+# extra_data) and parses at most 1,024: the depth limit stays well below both.
+DEFAULT_MAX_DEPTH = 64
+MAX_MAX_DEPTH = 200
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SIZE = re.compile(r"^(\d+)([kKmM]?)$")
 _ALLOWED = {
@@ -46,8 +52,10 @@ _ALLOWED = {
         "max_body_size",
         "validate_output",
         "ssl",
+        "limits",
     },
     "server.ssl": {"enabled", "cert", "key"},
+    "server.limits": {"max_depth"},
 }
 
 
@@ -71,6 +79,7 @@ class ServerSettings:
     max_body_size: str = "10m"
     validate_output: bool = True
     ssl: SslSettings = SslSettings()
+    max_depth: int = DEFAULT_MAX_DEPTH
     config_path: Path | None = None
 
     @property
@@ -144,6 +153,17 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         problems.append("server.max_body_size: must be a size such as 512k or 10m")
 
     ssl = _ssl(ssl_section, path.parent, problems)
+    # Request body limits (docs/serving.md): checked before a body is parsed.
+    limits = _mapping(server, "limits", problems, "server.")
+    _check_keys(limits, "server.limits", problems)
+    max_depth = limits.get("max_depth", DEFAULT_MAX_DEPTH)
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int):
+        max_depth = None
+    if max_depth is None or not 1 <= max_depth <= MAX_MAX_DEPTH:
+        problems.append(
+            f"server.limits.max_depth: must be a whole number from 1 to {MAX_MAX_DEPTH}"
+        )
+        max_depth = DEFAULT_MAX_DEPTH
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return ServerSettings(
@@ -156,6 +176,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_body_size=max_body,
         validate_output=validate_output,
         ssl=ssl,
+        max_depth=max_depth,
         config_path=path,
     )
 

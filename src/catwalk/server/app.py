@@ -56,7 +56,9 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
-    predictor = Predictor(model, validate_output=settings.validate_output)
+    predictor = Predictor(
+        model, validate_output=settings.validate_output, max_depth=settings.max_depth
+    )
     app.extensions["catwalk"] = predictor
     response_class = app.response_class
     # Bodies that never change are serialised once.
