@@ -70,23 +70,15 @@ def multiple_of(value: int | float, step: int | float) -> bool:
         return False
 
 
-def _is_type(value: Any, name: str) -> bool:
-    kind = type(value)
-    if name == "object":
-        return kind is dict
-    if name == "array":
-        return kind is list
-    if name == "string":
-        return kind is str
-    if name == "boolean":
-        return kind is bool
-    if name == "null":
-        return value is None
-    if name == "integer":
-        return kind is int or (kind is float and value.is_integer())
-    if name == "number":
-        return kind is int or kind is float
-    return False
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "integer": (int,),  # and a float with no fraction, as in JSON Schema draft 7
+    "number": (int, float),
+}
 
 
 @dataclass
@@ -95,6 +87,9 @@ class Node:
 
     schema: dict[str, Any]
     types: tuple[str, ...] = ()
+    py_types: frozenset[type] = frozenset()
+    whole_floats: bool = False  # "integer" without "number": a float passes if whole
+    combines: bool = False
     enum: frozenset[Any] | None = None
     bounds: tuple[tuple[str, Any], ...] = ()
     multiple: int | float | None = None
@@ -123,6 +118,8 @@ def compile_node(schema: dict[str, Any]) -> Node:
     typ = schema.get("type")
     if typ is not None:
         node.types = tuple(typ) if isinstance(typ, list) else (typ,)
+        node.py_types = frozenset(t for name in node.types for t in _PY_TYPES.get(name, ()))
+        node.whole_floats = "integer" in node.types and float not in node.py_types
     if "enum" in schema:
         node.enum = frozenset(canonical(v) for v in schema["enum"])
     node.bounds = tuple((k, schema[k]) for k in _BOUNDS if k in schema)
@@ -145,6 +142,7 @@ def compile_node(schema: dict[str, Any]) -> Node:
     node.one_of = tuple(compile_node(s) for s in schema.get("oneOf", ()))
     if "not" in schema:
         node.not_ = compile_node(schema["not"])
+    node.combines = bool(node.all_of or node.any_of or node.one_of or node.not_)
     return node
 
 
@@ -252,7 +250,12 @@ class Explainer:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise _Stop
-        if node.types and not any(_is_type(value, t) for t in node.types):
+        kind = type(value)
+        if (
+            node.types
+            and kind not in node.py_types
+            and not (node.whole_floats and kind is float and value.is_integer())
+        ):
             if self._want(quiet):
                 self._say(path, f"{preview(value)} is not of type {_types(node.types)}")
             return False
@@ -264,7 +267,6 @@ class Explainer:
             if quiet:
                 return False
             ok = False
-        kind = type(value)
         if kind is int or kind is float:
             ok = self._number(node, value, path, quiet) and ok
         elif kind is str:
@@ -273,8 +275,8 @@ class Explainer:
             ok = self._array(node, value, path, quiet) and ok
         elif kind is dict:
             ok = self._object(node, value, path, quiet) and ok
-        if not ok and quiet:
-            return False
+        if not node.combines or (not ok and quiet):
+            return ok
         return self._combinators(node, value, path, quiet) and ok
 
     def _number(self, node: Node, value: float, path: tuple[Any, ...], quiet: bool) -> bool:
