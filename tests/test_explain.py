@@ -170,3 +170,15 @@ def test_quiet_checks_share_the_budget() -> None:
     explainer = Explainer("input")
     assert explainer.valid(node, ["a"] * 10) is True
     assert explainer.steps == 12
+
+
+def test_rows_of_a_dataframe_model_are_explained_in_one_bounded_walk() -> None:
+    rows = validator(RECORD)
+    assert rows.rows_errors([{"seed": 1, "mu": 0.5}] * 3, "input") == []
+    assert rows.rows_errors([{"seed": 1, "mu": 0.5}, {"seed": "x", "mu": 1}], "input") == [
+        """input[1].seed: "x" is not of type 'integer'"""
+    ]
+    started = time.perf_counter()
+    found = rows.rows_errors([{"seed": "x", "mu": 1}] * 300_000, "input")
+    assert time.perf_counter() - started < 1  # was one explanation per row
+    assert found[-1] == "... and more problems (the first 10 are shown)"

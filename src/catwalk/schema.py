@@ -278,6 +278,7 @@ class SchemaValidator:
         formats = dict(FORMATS)
         self._fast = fastjsonschema.compile(_fast_schema(json_schema, formats), formats=formats)
         self._slow: Node | None = None
+        self._rows: Node | None = None
 
     def errors(self, value: Any, prefix: str) -> list[str]:
         """Return ``[]`` when ``value`` is valid, else messages like ``input.a: ...``."""
@@ -291,6 +292,31 @@ class SchemaValidator:
             # explainer is exact on those: it decides.
             return self._explain(value, prefix, None)
         return []
+
+    def rows_errors(self, rows: list[Any], prefix: str) -> list[str]:
+        """Like :meth:`errors` for each of ``rows`` (``prefix[i]...``), explained as one walk.
+
+        One bounded explanation for the whole list: 500,000 bad rows cost no more than a few.
+        """
+        fast = self._fast
+        first: fastjsonschema.JsonSchemaValueException | None = None
+        at = 0
+        for i, row in enumerate(rows):
+            try:
+                fast(row)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                first, at = exc, i
+                break
+            except (ArithmeticError, ValueError, TypeError, RecursionError):
+                break  # the explainer decides, as in errors()
+        else:
+            return []
+        if self._rows is None:
+            self._rows = compile_node({"type": "array", "items": self.json_schema})
+        messages = Explainer(prefix).explain(self._rows, rows)
+        if not messages and first is not None:
+            messages = [_fast_message(first, f"{prefix}[{at}]")]
+        return messages
 
     def _explain(
         self,
