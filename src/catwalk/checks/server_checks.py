@@ -26,7 +26,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import InsecureRequestWarning
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
 from catwalk.checks.report import Report
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
@@ -436,6 +436,13 @@ class ServerProcess:
 
     def close(self) -> None:
         self._log.close()
+
+
+def planned_steps(url: str | None, step: int = 7) -> tuple[str, ...]:
+    """test-server's numbered steps (the HTTP checks between them depend on the server)."""
+    if url is not None:
+        return (*MODEL_STEPS[: step - 1], f"{step}. server")
+    return (*MODEL_STEPS[: step - 1], f"{step}. server starts", f"{step + 1}. server stops")
 
 
 def test_server(

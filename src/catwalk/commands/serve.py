@@ -21,11 +21,13 @@ import click
 from click.core import ParameterSource
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
-from catwalk.checks.report import Report
+from catwalk.checks.report import Report, Step
 from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
+    junit_option,
+    junit_reports,
     model_path_option,
     new_report,
 )
@@ -269,6 +271,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @tolerance_option
 @install_option
+@junit_option
 @handle_errors
 def test_server_command(
     model_path: str,
@@ -278,11 +281,16 @@ def test_server_command(
     cacert: str | None,
     tolerance: float,
     install: bool,
+    junit_xml: str | None,
 ) -> None:
     """Start the model's server (or use --url) and check it against the test data."""
-    report = new_report("test-server")
-    _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
-    finish(report)
+    from catwalk.checks.server_checks import planned_steps
+
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-server", planned_steps(url))
+        reports.append(report)
+        _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
+        finish(report)
 
 
 @click.command("test")
@@ -291,22 +299,37 @@ def test_server_command(
 @debug_option
 @tolerance_option
 @install_option
+@junit_option
 @handle_errors
 def test_command(
-    model_path: str, server_config: str | None, debug: bool, tolerance: float, install: bool
+    model_path: str,
+    server_config: str | None,
+    debug: bool,
+    tolerance: float,
+    install: bool,
+    junit_xml: str | None,
 ) -> None:
     """Run test-model, then test-server (which is skipped when test-model fails)."""
-    from catwalk.checks.model_checks import test_model
+    from catwalk.checks.model_checks import MODEL_STEPS, test_model
+    from catwalk.checks.server_checks import planned_steps
 
-    report = new_report("test-model")
-    model, data = test_model(model_path, report, install=install, tolerance=tolerance)
-    report.summary()
-    if not report.passed or model is None or data is None:
-        sys.exit(1)
-    click.echo("")
-    report = new_report("test-server")
-    _check_server(report, model, data, None, server_config, debug, None, tolerance)
-    finish(report)
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-model", MODEL_STEPS)
+        reports.append(report)
+        model, data = test_model(model_path, report, install=install, tolerance=tolerance)
+        report.summary()
+        server_report = new_report("test-server", planned_steps(None)[len(MODEL_STEPS) - 1 :])
+        reports.append(server_report)
+        if not report.passed or model is None or data is None:
+            # Recorded for a CI system; the console already says test-model failed.
+            server_report.planned = ()
+            server_report.records.append(
+                Step("SKIP", "test-server", "not run: test-model failed", 0.0)
+            )
+            sys.exit(1)
+        click.echo("")
+        _check_server(server_report, model, data, None, server_config, debug, None, tolerance)
+        finish(server_report)
 
 
 def _test_server(
