@@ -142,6 +142,11 @@ def given_on_command_line(ctx: click.Context, *names: str) -> set[str]:
     "RUN_TESTS overrides it.",
 )
 @install_option
+@click.option(
+    "--reload",
+    is_flag=True,
+    help="With --debug: restart the server whenever a file in the model folder changes.",
+)
 @handle_errors
 @click.pass_context
 def serve_command(
@@ -152,6 +157,7 @@ def serve_command(
     debug: bool,
     run_tests: bool,
     install: bool,
+    reload: bool,
 ) -> None:
     """Serve the model as a REST API (nginx + gunicorn, or --debug).
 
@@ -166,6 +172,10 @@ def serve_command(
         model_path, server_config, server_port, run_tests, given
     )
     settings = load_settings(server_config, server_port)
+    if reload:
+        sys.exit(
+            _serve_reloading(model_path, server_config, server_port, debug, run_tests, install)
+        )
     spec = load_spec(model_path)
     if install:
         click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
@@ -186,6 +196,31 @@ def serve_command(
     if model is None:
         model = load_model(spec)
     _serve_debug(model, settings)
+
+
+def _serve_reloading(
+    model_path: str,
+    server_config: str | None,
+    server_port: int,
+    debug: bool,
+    run_tests: bool,
+    install: bool,
+) -> int:
+    """This command without --reload, as a child restarted on every change (server.reload)."""
+    from catwalk.server.reload import serve_with_reload
+    from catwalk.spec import check_model_folder
+
+    if not debug:
+        raise click.UsageError("--reload needs --debug (the production server is not for editing)")
+    folder = check_model_folder(model_path)
+    command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
+    command += ["--server-port", str(server_port), "--run-tests" if run_tests else "--no-run-tests"]
+    command += ["--install" if install else "--no-install"]
+    watched = [folder]
+    if server_config:
+        command += ["--server-config", str(Path(server_config).resolve())]
+        watched.append(Path(server_config))
+    return serve_with_reload(command, watched, lambda line: click.echo(line, err=True))
 
 
 def _serve_production(model_path: Path, settings: ServerSettings) -> int:
