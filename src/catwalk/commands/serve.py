@@ -240,7 +240,7 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
     from catwalk.server.logs import configure_logging
 
-    configure_logging("DEBUG")
+    configure_logging("DEBUG", settings.log_format)
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(model, settings)

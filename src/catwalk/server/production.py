@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def run_server(
     tuning: Tuning | None = None,
 ) -> int:
     """:func:`serve_production` with the app factory and tuning open (tests and bench/)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     nginx = find_nginx()
     ipv6 = ipv6_available()
     check_port(settings.port, ipv6=ipv6)
@@ -281,14 +282,29 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _spawn(name: str, args: list[str]) -> _Child:
+def _spawn(name: str, args: list[str], *, json_stderr: bool = False) -> _Child:
     process = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE if json_stderr else None,
         start_new_session=True,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
+    if json_stderr:
+        # nginx's error log is plain text by design: each line becomes a JSON object.
+        threading.Thread(target=_relay_json, args=(process,), daemon=True).start()
     return _Child(name, process)
+
+
+def _relay_json(process: subprocess.Popen[bytes]) -> None:
+    from catwalk.server.jsonlog import nginx_line
+
+    assert process.stderr is not None
+    for raw in process.stderr:
+        line = raw.decode("utf-8", "replace")
+        if line.strip():
+            sys.stderr.write(nginx_line(line) + "\n")
+            sys.stderr.flush()
 
 
 _logger = logging.getLogger("catwalk.production")
@@ -325,7 +341,11 @@ class _Server:
         )
         if not self._wait_for(gunicorn, self._gunicorn_ready, STARTUP_TIMEOUT):
             return self._stopped()
-        nginx = self._start("nginx", [self.nginx_bin, *_nginx_args(self.layout)])
+        nginx = self._start(
+            "nginx",
+            [self.nginx_bin, *_nginx_args(self.layout)],
+            json_stderr=self.settings.log_format == "json",
+        )
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
             return self._stopped()
         _log(
@@ -336,8 +356,8 @@ class _Server:
         )
         return self._supervise()
 
-    def _start(self, name: str, args: list[str]) -> _Child:
-        child = _spawn(name, args)
+    def _start(self, name: str, args: list[str], *, json_stderr: bool = False) -> _Child:
+        child = _spawn(name, args, json_stderr=json_stderr)
         self.children.append(child)
         return child
 

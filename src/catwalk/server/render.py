@@ -159,4 +159,5 @@ def render_gunicorn_conf(
         # socket (it sits in a 0711 folder with a random name); otherwise owner only.
         umask=0o000 if layout.worker_user else 0o077,
         proc_name=f"catwalk:{settings.port}",
+        json_logs=settings.log_format == "json",
     )

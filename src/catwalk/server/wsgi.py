@@ -37,6 +37,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
+from gunicorn.glogging import Logger as GunicornLogger
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
@@ -62,6 +63,17 @@ class Job:
     model_path: Path
     settings: ServerSettings
     app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
+
+
+class JsonLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger with ``logging.format: json`` (set as ``logger_class``)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from catwalk.server.jsonlog import JsonFormatter
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 class AppLoadError(Exception):
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     with layout.job_file.open("rb") as f:
         job: Job = pickle.load(f)
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
-    configure_logging(job.settings.log_level)
+    configure_logging(job.settings.log_level, job.settings.log_format)
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
