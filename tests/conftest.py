@@ -12,6 +12,8 @@ TESTS = Path(__file__).resolve().parent
 MODELS = TESTS / "models"
 ROOT = TESTS.parent
 EXAMPLES = ROOT / "example_models"
+#: Files build-prep/deploy-prep write into a model folder: never copied from a checkout.
+GENERATED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "kubernetes.yml", "__pycache__")
 
 
 @pytest.fixture
@@ -36,3 +38,32 @@ def model_copy(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+@pytest.fixture
+def example_copy(tmp_path: Path) -> Callable[[str], Path]:
+    """``example_copy("rng")`` -> a fresh copy of example_models/rng, free to write into."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns(*GENERATED))
+        return target
+
+    return copy
+
+
+@pytest.fixture
+def ssl_config() -> Callable[[Path], Path]:
+    """``ssl_config(folder)`` -> an application.yml in ``folder`` with SSL on, next to a
+    placeholder cert.pem and a mode-600 key.pem (contents never read: rendering tests only)."""
+
+    def write(conf: Path) -> Path:
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "cert.pem").write_text("cert\n")
+        (conf / "key.pem").write_text("key\n")
+        (conf / "key.pem").chmod(0o600)
+        config = conf / "application.yml"
+        config.write_text("server:\n  ssl: {enabled: true, cert: cert.pem, key: key.pem}\n")
+        return config
+
+    return write

@@ -20,6 +20,10 @@ server:
     enabled: false
     cert: cert.pem         # relative paths resolve against this file's folder
     key: key.pem
+  batching:                # overrides model.yml's batching: for this deployment
+    enabled: true          # false: answer every request with its own predict call
+    max_batch_size: 32
+    max_latency_ms: 10
 ```
 Unknown keys and keys written twice are errors: a typo must not silently leave a default in
 place, and a second ``workers:`` must not silently override the first.
@@ -36,7 +40,7 @@ from typing import Any
 import yaml
 
 from catwalk.errors import ConfigError
-from catwalk.spec import load_yaml
+from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 
 DEFAULT_PORT = 9090
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -67,8 +71,10 @@ _ALLOWED = {
         "max_worker_memory",
         "graceful_timeout",
         "ssl",
+        "batching",
     },
     "server.ssl": {"enabled", "cert", "key"},
+    "server.batching": {"enabled", "max_batch_size", "max_latency_ms"},
 }
 
 
@@ -77,6 +83,28 @@ class SslSettings:
     enabled: bool = False
     cert: Path | None = None
     key: Path | None = None
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    """``server.batching``: this deployment's say over a model's ``batching:``."""
+
+    enabled: bool = True
+    max_batch_size: int | None = None
+    max_latency_ms: float | None = None
+
+    def apply(self, declared: Batching | None) -> Batching | None:
+        """The batching in force for a model declaring ``declared`` (None: unbatched).
+
+        Only a model that declares ``batching:`` is batched (it has to be written for it); the
+        overrides change its numbers, ``enabled: false`` turns it off.
+        """
+        if declared is None or not self.enabled:
+            return None
+        return Batching(
+            self.max_batch_size if self.max_batch_size is not None else declared.max_batch_size,
+            self.max_latency_ms if self.max_latency_ms is not None else declared.max_latency_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,7 @@ class ServerSettings:
     max_worker_memory: str | None = None
     graceful_timeout: int = 30
     ssl: SslSettings = SslSettings()
+    batching: BatchingSettings = BatchingSettings()
     config_path: Path | None = None
 
     @property
@@ -155,9 +184,11 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     logging_section = _mapping(data, "logging", problems)
     server = _mapping(data, "server", problems)
     ssl_section = _mapping(server, "ssl", problems, "server.")
+    batching_section = _mapping(server, "batching", problems, "server.")
     _check_keys(logging_section, "logging", problems)
     _check_keys(server, "server", problems)
     _check_keys(ssl_section, "server.ssl", problems)
+    _check_keys(batching_section, "server.batching", problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
@@ -179,6 +210,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         problems.append("server.max_worker_memory: must be a size such as 512m or 2g")
 
     ssl = _ssl(ssl_section, path.parent, problems)
+    batching = _batching(batching_section, problems)
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return ServerSettings(
@@ -192,8 +224,29 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         validate_output=validate_output,
         max_worker_memory=None if memory is None else str(memory),
         ssl=ssl,
+        batching=batching,
         config_path=path,
         **limits,
+    )
+
+
+def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:
+    enabled = _bool(section, "enabled", True, "server.batching.", problems)
+    size = section.get("max_batch_size")
+    latency = section.get("max_latency_ms")
+    for key, value, check in (
+        ("max_batch_size", size, batch_size_problem),
+        ("max_latency_ms", latency, latency_problem),
+    ):
+        problem = None if value is None else check(value)
+        if problem:
+            problems.append(f"server.batching.{key}: {problem}")
+    return BatchingSettings(
+        enabled=enabled,
+        max_batch_size=size if isinstance(size, int) and not batch_size_problem(size) else None,
+        max_latency_ms=(
+            float(latency) if latency is not None and not latency_problem(latency) else None
+        ),
     )
 
 

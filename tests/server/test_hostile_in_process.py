@@ -19,7 +19,7 @@ from catwalk.config import ServerSettings
 from catwalk.model import let_system_exit_through
 from catwalk.server.app import create_app
 from catwalk.server.children import relay
-from catwalk.server.debug import OneAtATime
+from catwalk.server.debug import DebugApp
 from catwalk.server.logs import in_flight, safe
 from catwalk.server.wsgi import (
     TrustRequestId,
@@ -198,7 +198,7 @@ def test_debug_body_limit_holds_for_chunked_bodies() -> None:
         start_response("200 OK", [])
         return [b""]
 
-    guarded = OneAtATime(app, 10)
+    guarded = DebugApp(app, 10)
     statuses: list[list[tuple[str, str]]] = []
     for body in (b"x" * 10, b"x" * 50):
         environ = {"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True}

@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from catwalk.build import docker as dk
-from catwalk.build.dockerfile import CONFIG_DIR
-from catwalk.build.naming import image_ref
 from catwalk.checks.model_checks import TestData, load_test_data, prepare
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server, wait_ready
 from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
 from catwalk.errors import CatwalkError
+from catwalk.image import docker as dk
+from catwalk.image.dockerfile import CONFIG_DIR
+from catwalk.image.naming import image_ref
 from catwalk.model import LoadedModel
 
 #: The UID test-image runs the image as: not the image's own user, not root.

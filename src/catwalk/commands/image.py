@@ -6,19 +6,22 @@ from pathlib import Path
 
 import click
 
-from catwalk.build.dockerfile import ImageOptions
-from catwalk.build.naming import check_registry, image_ref
-from catwalk.build.prep import DOCKERFILE, build_prep, check_build_context, deploy_prep
 from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
+    junit_option,
+    junit_reports,
     model_path_option,
     new_report,
 )
 from catwalk.config import DEFAULT_PORT
+from catwalk.deploy.prep import deploy_prep
 from catwalk.errors import BuildError
+from catwalk.image.dockerfile import ImageOptions
+from catwalk.image.naming import check_registry, image_ref
+from catwalk.image.prep import DOCKERFILE, build_prep, check_build_context
 from catwalk.spec import ModelSpec, load_spec
 
 registry_option = click.option(
@@ -110,7 +113,7 @@ def build_command(
     network: str | None,
 ) -> None:
     """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
-    from catwalk.build import docker as dk
+    from catwalk.image import docker as dk
 
     spec = _spec(model_path)
     registry = check_registry(docker_registry)
@@ -164,6 +167,7 @@ def build_command(
     show_default=True,
     help="Seconds to wait for the container's server to answer.",
 )
+@junit_option
 @handle_errors
 def test_image_command(
     model_path: str,
@@ -173,19 +177,22 @@ def test_image_command(
     network: str | None,
     install: bool,
     timeout: float,
+    junit_xml: str | None,
 ) -> None:
     """Run the model's image in a throwaway container and check it."""
-    report = new_report("test-image")
-    options = ImageTestOptions(
-        docker_registry=check_registry(docker_registry),
-        server_port=server_port,
-        server_config=server_config,
-        network=network,
-        install=install,
-        ready_timeout=timeout,
-    )
-    test_image(model_path, report, options)
-    finish(report)
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-image")
+        reports.append(report)
+        options = ImageTestOptions(
+            docker_registry=check_registry(docker_registry),
+            server_port=server_port,
+            server_config=server_config,
+            network=network,
+            install=install,
+            ready_timeout=timeout,
+        )
+        test_image(model_path, report, options)
+        finish(report)
 
 
 @click.command("deploy-prep")

@@ -21,11 +21,13 @@ import click
 from click.core import ParameterSource
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
-from catwalk.checks.report import Report
+from catwalk.checks.report import Report, Step
 from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
+    junit_option,
+    junit_reports,
     model_path_option,
     new_report,
 )
@@ -140,6 +142,11 @@ def given_on_command_line(ctx: click.Context, *names: str) -> set[str]:
     "RUN_TESTS overrides it.",
 )
 @install_option
+@click.option(
+    "--reload",
+    is_flag=True,
+    help="With --debug: restart the server whenever a file in the model folder changes.",
+)
 @handle_errors
 @click.pass_context
 def serve_command(
@@ -150,6 +157,7 @@ def serve_command(
     debug: bool,
     run_tests: bool,
     install: bool,
+    reload: bool,
 ) -> None:
     """Serve the model as a REST API (nginx + gunicorn, or --debug).
 
@@ -164,6 +172,10 @@ def serve_command(
         model_path, server_config, server_port, run_tests, given
     )
     settings = load_settings(server_config, server_port)
+    if reload:
+        sys.exit(
+            _serve_reloading(model_path, server_config, server_port, debug, run_tests, install)
+        )
     spec = load_spec(model_path)
     if install:
         click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
@@ -186,6 +198,31 @@ def serve_command(
     _serve_debug(model, settings)
 
 
+def _serve_reloading(
+    model_path: str,
+    server_config: str | None,
+    server_port: int,
+    debug: bool,
+    run_tests: bool,
+    install: bool,
+) -> int:
+    """This command without --reload, as a child restarted on every change (server.reload)."""
+    from catwalk.server.reload import serve_with_reload
+    from catwalk.spec import check_model_folder
+
+    if not debug:
+        raise click.UsageError("--reload needs --debug (the production server is not for editing)")
+    folder = check_model_folder(model_path)
+    command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
+    command += ["--server-port", str(server_port), "--run-tests" if run_tests else "--no-run-tests"]
+    command += ["--install" if install else "--no-install"]
+    watched = [folder]
+    if server_config:
+        command += ["--server-config", str(Path(server_config).resolve())]
+        watched.append(Path(server_config))
+    return serve_with_reload(command, watched, lambda line: click.echo(line, err=True))
+
+
 def _serve_production(model_path: Path, settings: ServerSettings) -> int:
     try:
         from catwalk.server.production import serve_production
@@ -200,14 +237,17 @@ def _serve_production(model_path: Path, settings: ServerSettings) -> int:
 
 def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
-    from catwalk.server.debug import OneAtATime, request_handler
+    from catwalk.server.debug import DebugApp, request_handler
     from catwalk.server.logs import configure_logging
 
     configure_logging("DEBUG")
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(model, settings)
-    app.wsgi_app = OneAtATime(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
+    batched = settings.batching.apply(model.spec.batching) is not None
+    app.wsgi_app = DebugApp(  # type: ignore[method-assign]
+        app.wsgi_app, settings.max_body_bytes, one_at_a_time=not batched
+    )
     ssl_context = None
     if settings.ssl.enabled:
         ssl_context = (str(settings.ssl.cert), str(settings.ssl.key))
@@ -220,7 +260,7 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        # Threaded, so an idle client blocks no one; OneAtATime runs one request at a time.
+        # Threaded, so an idle client blocks no one; DebugApp runs one request at a time.
         app.run(
             host=DEBUG_HOST,
             port=settings.port,
@@ -271,6 +311,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @tolerance_option
 @install_option
+@junit_option
 @handle_errors
 def test_server_command(
     model_path: str,
@@ -280,11 +321,16 @@ def test_server_command(
     cacert: str | None,
     tolerance: float,
     install: bool,
+    junit_xml: str | None,
 ) -> None:
     """Start the model's server (or use --url) and check it against the test data."""
-    report = new_report("test-server")
-    _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
-    finish(report)
+    from catwalk.checks.server_checks import planned_steps
+
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-server", planned_steps(url))
+        reports.append(report)
+        _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
+        finish(report)
 
 
 @click.command("test")
@@ -293,22 +339,37 @@ def test_server_command(
 @debug_option
 @tolerance_option
 @install_option
+@junit_option
 @handle_errors
 def test_command(
-    model_path: str, server_config: str | None, debug: bool, tolerance: float, install: bool
+    model_path: str,
+    server_config: str | None,
+    debug: bool,
+    tolerance: float,
+    install: bool,
+    junit_xml: str | None,
 ) -> None:
     """Run test-model, then test-server (which is skipped when test-model fails)."""
-    from catwalk.checks.model_checks import test_model
+    from catwalk.checks.model_checks import MODEL_STEPS, test_model
+    from catwalk.checks.server_checks import planned_steps
 
-    report = new_report("test-model")
-    model, data = test_model(model_path, report, install=install, tolerance=tolerance)
-    report.summary()
-    if not report.passed or model is None or data is None:
-        sys.exit(1)
-    click.echo("")
-    report = new_report("test-server")
-    _check_server(report, model, data, None, server_config, debug, None, tolerance)
-    finish(report)
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-model", MODEL_STEPS)
+        reports.append(report)
+        model, data = test_model(model_path, report, install=install, tolerance=tolerance)
+        report.summary()
+        server_report = new_report("test-server", planned_steps(None)[len(MODEL_STEPS) - 1 :])
+        reports.append(server_report)
+        if not report.passed or model is None or data is None:
+            # Recorded for a CI system; the console already says test-model failed.
+            server_report.planned = ()
+            server_report.records.append(
+                Step("SKIP", "test-server", "not run: test-model failed", 0.0)
+            )
+            sys.exit(1)
+        click.echo("")
+        _check_server(server_report, model, data, None, server_config, debug, None, tolerance)
+        finish(server_report)
 
 
 def _test_server(

@@ -2,9 +2,11 @@
 
 * **Threaded**: each connection has its own thread, so one idle or slow client does not block
   the others; an idle connection is closed after ``server.client_timeout``.
-* **One request at a time in the app**, as in each production worker: the body is read in
-  full first (outside the lock), then the app runs under a lock, so user models need not be
-  thread-safe (the RNG example seeds a shared generator per request).
+* **One request at a time in the app**, as in each production sync worker: the body is read
+  in full first (outside the lock), then the app runs under a lock, so user models need not
+  be thread-safe (the RNG example seeds a shared generator per request). A batching model is
+  the exception, as in production: its requests run side by side to meet in the batcher,
+  which alone calls the model.
 * **The body limit holds for chunked bodies too**: a body without Content-Length is read up
   to ``server.max_body_size`` + 1 byte; over the limit, the app sees that length and answers
   its JSON 413 (instead of parsing a silently truncated body), and the connection is closed.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 from collections.abc import Iterable
@@ -22,13 +25,13 @@ from werkzeug.serving import WSGIRequestHandler
 from catwalk.server.logs import StartResponse, WsgiApp
 
 
-class OneAtATime:
-    """WSGI middleware: read the whole body (bounded), then run the app under a lock."""
+class DebugApp:
+    """WSGI middleware: read the whole body (bounded), then run the app (under a lock)."""
 
-    def __init__(self, app: WsgiApp, max_body: int) -> None:
+    def __init__(self, app: WsgiApp, max_body: int, *, one_at_a_time: bool = True) -> None:
         self.app = app
         self.max_body = max_body
-        self.lock = threading.Lock()
+        self.lock: Any = threading.Lock() if one_at_a_time else contextlib.nullcontext()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         over = False

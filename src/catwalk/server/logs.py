@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from time import perf_counter
@@ -85,10 +86,11 @@ def default_correlation_id(environ: dict[str, Any]) -> str | None:
     return environ.get(REQUEST_ID_KEY)
 
 
-class InFlight:
-    """The request a (sync) worker is answering, for gunicorn's worker-timeout hook."""
+class InFlight(threading.local):
+    """The request this thread is answering, for gunicorn's worker-timeout hook.
 
-    __slots__ = ("answered", "correlation_id", "environ")
+    Thread-local: a batching model's worker answers several requests at once, one a thread.
+    """
 
     def __init__(self) -> None:
         self.environ: dict[str, Any] | None = None

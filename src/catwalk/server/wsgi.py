@@ -51,6 +51,7 @@ from gunicorn.errors import AppImportError
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
+from catwalk.server.batching import end_stuck_workers, worker_threads
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.logs import (
     LOGGER_NAME,
@@ -60,8 +61,8 @@ from catwalk.server.logs import (
     in_flight,
     safe,
 )
-from catwalk.server.render import RunLayout
-from catwalk.spec import load_spec
+from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout
+from catwalk.spec import Batching, load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
@@ -225,6 +226,13 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         values = runpy.run_path(str(self.layout.gunicorn_conf))
+        batching = _batching(self.job)
+        if batching is not None:
+            # A batching model: a thread per request, so that concurrent requests can meet
+            # in the worker's collector (catwalk.server.batching); unbatched models keep
+            # the sync workers, which are cheaper per request.
+            values["worker_class"] = "gthread"
+            values["threads"] = worker_threads(batching)
         for name, value in values.items():
             if name in self.cfg.settings:  # settings this gunicorn does not know are skipped
                 self.cfg.set(name, value)
@@ -238,6 +246,15 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
             _report(self.layout, str(exc))
             # gunicorn prints it and halts the whole server instead of re-spawning the worker.
             raise AppImportError(str(exc)) from None
+
+
+def _batching(job: Job) -> Batching | None:
+    """The batching in force for the job's model; None when unbatched or unreadable."""
+    try:
+        spec = load_spec(job.model_path)
+    except CatwalkError:  # reported when the app is built
+        return None
+    return job.settings.batching.apply(spec.batching)
 
 
 def _report(layout: RunLayout, message: str) -> None:
@@ -259,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(job.settings.log_level)
     # gunicorn's worker looks it up at each error: its own answers become JSON too.
     gunicorn_util.write_error = write_json_error
+    # A batch still in the model when gunicorn would have aborted a sync worker ends its worker.
+    end_stuck_workers(job.settings.timeout + WORKER_TIMEOUT_MARGIN)
     app = None
     if job.settings.preload:
         try:

@@ -25,8 +25,8 @@ import requests
 import yaml
 
 from catwalk import __version__
-from catwalk.build import docker as dk
 from catwalk.checks.server_checks import free_port
+from catwalk.image import docker as dk
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -26,8 +26,8 @@ import docker.errors
 import docker.types
 import requests
 
-from catwalk.build.naming import split_ref
 from catwalk.errors import BuildError
+from catwalk.image.naming import split_ref
 
 Echo = Callable[[str], None]
 Client = docker.DockerClient

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from catwalk import __version__
-from catwalk.build.naming import (
+from catwalk.errors import BuildError
+from catwalk.image.naming import (
     base_image_ref,
     check_registry,
     image_ref,
@@ -13,7 +14,6 @@ from catwalk.build.naming import (
     split_ref,
     version_tag,
 )
-from catwalk.errors import BuildError
 from catwalk.spec import load_spec
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from catwalk.build.prep import context_leaks
 from catwalk.cli import cli
+from catwalk.image.prep import context_leaks
 
 
 def run(*args: str) -> tuple[int, str]:
