@@ -49,8 +49,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
 from catwalk.config import ServerSettings
-from catwalk.errors import CatwalkError
+from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
+from catwalk.server import readiness
 from catwalk.server.batching import end_stuck_workers, worker_threads
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.logs import (
@@ -65,6 +66,9 @@ from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout
 from catwalk.spec import Batching, load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
+# from there, as that would import prometheus-client before the variable is set).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
 APP_LOAD_ERROR = 4
 
@@ -197,6 +201,8 @@ def build_app(job: Job) -> Any:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
         return TrustRequestId(factory(model, job.settings), job.proxy_secret)
+    except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
+        raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
         details = getattr(exc, "details", "")
         message = f"cannot load the model: {exc}"
@@ -276,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(job.settings.log_level)
     # gunicorn's worker looks it up at each error: its own answers become JSON too.
     gunicorn_util.write_error = write_json_error
+    # Before anything imports prometheus-client: it picks its multiprocess mode at import.
+    layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
+    readiness.state.stop_file = str(layout.stop_file)
     # A batch still in the model when gunicorn would have aborted a sync worker ends its worker.
     end_stuck_workers(job.settings.timeout + WORKER_TIMEOUT_MARGIN)
     app = None
