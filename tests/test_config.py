@@ -198,3 +198,35 @@ def test_duplicate_keys_come_with_the_other_problems(tmp_path: Path) -> None:
         f"{path}: logging: duplicate key at line 2 (first set at line 1); keep one",
         f"{path}: server.workers: must be a whole number >= 1",
     ]
+
+
+def test_batching_overrides(tmp_path: Path) -> None:
+    from catwalk.config import BatchingSettings
+    from catwalk.spec import Batching
+
+    settings = load_settings(
+        write(tmp_path, "server:\n  batching:\n    max_batch_size: 4\n    max_latency_ms: 1.5\n")
+    )
+    assert settings.batching == BatchingSettings(True, 4, 1.5)
+    declared = Batching(32, 10.0)
+    assert settings.batching.apply(declared) == Batching(4, 1.5)
+    assert settings.batching.apply(None) is None  # a model without batching: stays unbatched
+    off = load_settings(write(tmp_path, "server:\n  batching:\n    enabled: false\n"))
+    assert off.batching.apply(declared) is None
+    assert ServerSettings().batching.apply(declared) == declared
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("    max_batch_size: 0\n", "server.batching.max_batch_size: must be between 1 and"),
+        ("    max_batch_size: x\n", "server.batching.max_batch_size: must be a whole number"),
+        ("    max_latency_ms: 0\n", "server.batching.max_latency_ms: must be > 0"),
+        ("    enabled: maybe\n", "server.batching.enabled: must be true or false"),
+        ("    size: 3\n", "server.batching.size: unknown key (allowed: enabled, max_batch_size"),
+    ],
+)
+def test_bad_batching_overrides(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "server:\n  batching:\n" + text))
+    assert expected in str(info.value)

@@ -14,6 +14,10 @@ server:
     enabled: false
     cert: cert.pem         # relative paths resolve against this file's folder
     key: key.pem
+  batching:                # overrides model.yml's batching: for this deployment
+    enabled: true          # false: answer every request with its own predict call
+    max_batch_size: 32
+    max_latency_ms: 10
 ```
 Unknown keys and keys written twice are errors: a typo must not silently leave a default in
 place, and a second ``workers:`` must not silently override the first.
@@ -30,7 +34,7 @@ from typing import Any
 import yaml
 
 from catwalk.errors import ConfigError
-from catwalk.spec import load_yaml
+from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 
 DEFAULT_PORT = 9090
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -46,8 +50,10 @@ _ALLOWED = {
         "max_body_size",
         "validate_output",
         "ssl",
+        "batching",
     },
     "server.ssl": {"enabled", "cert", "key"},
+    "server.batching": {"enabled", "max_batch_size", "max_latency_ms"},
 }
 
 
@@ -56,6 +62,28 @@ class SslSettings:
     enabled: bool = False
     cert: Path | None = None
     key: Path | None = None
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    """``server.batching``: this deployment's say over a model's ``batching:``."""
+
+    enabled: bool = True
+    max_batch_size: int | None = None
+    max_latency_ms: float | None = None
+
+    def apply(self, declared: Batching | None) -> Batching | None:
+        """The batching in force for a model declaring ``declared`` (None: unbatched).
+
+        Only a model that declares ``batching:`` is batched (it has to be written for it); the
+        overrides change its numbers, ``enabled: false`` turns it off.
+        """
+        if declared is None or not self.enabled:
+            return None
+        return Batching(
+            self.max_batch_size if self.max_batch_size is not None else declared.max_batch_size,
+            self.max_latency_ms if self.max_latency_ms is not None else declared.max_latency_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,7 @@ class ServerSettings:
     max_body_size: str = "10m"
     validate_output: bool = True
     ssl: SslSettings = SslSettings()
+    batching: BatchingSettings = BatchingSettings()
     config_path: Path | None = None
 
     @property
@@ -124,9 +153,11 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     logging_section = _mapping(data, "logging", problems)
     server = _mapping(data, "server", problems)
     ssl_section = _mapping(server, "ssl", problems, "server.")
+    batching_section = _mapping(server, "batching", problems, "server.")
     _check_keys(logging_section, "logging", problems)
     _check_keys(server, "server", problems)
     _check_keys(ssl_section, "server.ssl", problems)
+    _check_keys(batching_section, "server.batching", problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
@@ -144,6 +175,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         problems.append("server.max_body_size: must be a size such as 512k or 10m")
 
     ssl = _ssl(ssl_section, path.parent, problems)
+    batching = _batching(batching_section, problems)
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return ServerSettings(
@@ -156,7 +188,28 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_body_size=max_body,
         validate_output=validate_output,
         ssl=ssl,
+        batching=batching,
         config_path=path,
+    )
+
+
+def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:
+    enabled = _bool(section, "enabled", True, "server.batching.", problems)
+    size = section.get("max_batch_size")
+    latency = section.get("max_latency_ms")
+    for key, value, check in (
+        ("max_batch_size", size, batch_size_problem),
+        ("max_latency_ms", latency, latency_problem),
+    ):
+        problem = None if value is None else check(value)
+        if problem:
+            problems.append(f"server.batching.{key}: {problem}")
+    return BatchingSettings(
+        enabled=enabled,
+        max_batch_size=size if isinstance(size, int) and not batch_size_problem(size) else None,
+        max_latency_ms=(
+            float(latency) if latency is not None and not latency_problem(latency) else None
+        ),
     )
 
 

@@ -19,6 +19,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ class _Checker:
             self.not_json,
             self.wrong_name,
             self.wrong_version,
+            *([self.concurrent] if self.spec.batching is not None else []),
         ]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -296,6 +298,54 @@ class _Checker:
         ref = {"name": self.spec.name, "version": self.spec.version + "-other"}
         message = self._error(self._post({"model": ref, "input": self.first_input}), 404)
         self.report.ok(self.current, message)
+
+    def concurrent(self) -> None:
+        """A batching model: many requests at once, each answer must be its own request's."""
+        self._start("POST /predict: concurrent requests (batching)")
+        assert self.spec.batching is not None
+        cases = _concurrent_cases(self.model, self.data)
+        count = max(8, min(2 * self.spec.batching.max_batch_size, 64))
+        sent = [(f"catwalk-test-{i}-{uuid.uuid4().hex[:8]}", *cases[i % len(cases)])
+                for i in range(count)]  # fmt: skip
+
+        def send(case: tuple[str, Any, Any]) -> str | None:
+            correlation_id, x, expected = case
+            try:
+                response = requests.post(
+                    self.base + "/predict",
+                    json={"correlation_id": correlation_id, "input": x},
+                    timeout=self.timeout,
+                    verify=self.verify,
+                )
+                body = self._json(response, 200)
+            except (_Failed, requests.RequestException) as exc:
+                return f"{correlation_id}: {exc}"
+            if body.get("correlation_id") != correlation_id:
+                return (
+                    f"{correlation_id}: answered with correlation_id {body.get('correlation_id')!r}"
+                )
+            if body.get("input") != x:
+                return f"{correlation_id}: answered with another request's input"
+            diff = first_difference(expected, body.get("output"), self.tolerance, "output")
+            return f"{correlation_id}: {diff}" if diff else None
+
+        with ThreadPoolExecutor(count) as pool:
+            problems = [p for p in pool.map(send, sent) if p]
+        if problems:
+            raise _Failed("\n".join(problems[:5]))
+        self.report.ok(
+            self.current, f"{count} requests at once: each answer is its own request's and equals y"
+        )
+
+
+def _concurrent_cases(model: LoadedModel, data: TestData) -> list[tuple[Any, Any]]:
+    """(input, expected output) pairs, one record each when the test set is one batch."""
+    if not data.batch:
+        return list(zip(data.inputs, data.outputs, strict=True))
+    records, outputs = data.inputs[0], data.outputs[0]
+    if model.spec.batch_kind == "concat":
+        return [([x], [y]) for x, y in zip(records, outputs, strict=True)]
+    return list(zip(records, outputs, strict=True))
 
 
 def _info_difference(expected: dict[str, Any], got: Any) -> str:

@@ -32,6 +32,7 @@ from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
 from catwalk.server import messages
+from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
 
@@ -56,8 +57,10 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
-    predictor = Predictor(model, validate_output=settings.validate_output)
-    app.extensions["catwalk"] = predictor
+    predictor = Predictor(
+        model, validate_output=settings.validate_output, batcher=make_batcher(model, settings)
+    )
+    app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
     # Bodies that never change are serialised once.
     status_body = orjson.dumps({"status": "ok"})

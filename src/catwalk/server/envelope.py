@@ -39,6 +39,7 @@ import orjson
 
 from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
+from catwalk.server.batching import Batcher
 from catwalk.server.logs import in_flight
 
 ENVELOPE_FIELDS = ("correlation_id", "model", "input", "extra_data")
@@ -177,12 +178,18 @@ class Predictor:
     computed once here; :meth:`handle` is the hot path.
     """
 
-    __slots__ = ("model", "model_ref", "validate_output")
+    __slots__ = ("_predict", "batcher", "model", "model_ref", "validate_output")
 
-    def __init__(self, model: LoadedModel, *, validate_output: bool = True) -> None:
+    def __init__(
+        self, model: LoadedModel, *, validate_output: bool = True, batcher: Batcher | None = None
+    ) -> None:
         self.model = model
         self.model_ref = {"name": model.spec.name, "version": model.spec.version}
         self.validate_output = validate_output
+        # With batching, the model call (only it) goes through the worker's collector; the
+        # request is parsed, validated and answered in its own thread either way.
+        self.batcher = batcher
+        self._predict = batcher.submit if batcher is not None else model.predict
 
     def handle(self, body: bytes, request_id: str | None = None) -> tuple[str, bytes]:
         """Return ``(correlation_id, response body)``, or raise PredictFailed.
@@ -190,6 +197,12 @@ class Predictor:
         ``request_id`` (nginx's id of the request, production mode) is the correlation id
         when the body brings none; otherwise one is generated.
         """
+        if self.batcher is not None:
+            with self.batcher.arriving():
+                return self._handle(body, request_id)
+        return self._handle(body, request_id)
+
+    def _handle(self, body: bytes, request_id: str | None) -> tuple[str, bytes]:
         try:
             envelope = orjson.loads(body)  # loads(body), with its fast path inlined
             if len(body.translate(None, _NOT_DIGITS)) >= 19 and _long_number(body):
@@ -243,7 +256,7 @@ class Predictor:
             sent = orjson.dumps(data)
         except orjson.JSONEncodeError:
             sent = dumps(data)  # integers beyond 64 bits, from the exact path
-        output = self.model.predict(data)
+        output = self._predict(data)
         if self.validate_output:
             problems = self.model.output_errors(output)
             if problems:
