@@ -85,10 +85,15 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def to_json_schema(schema: Any, path: str, problems: list[str]) -> dict[str, Any]:
+def to_json_schema(
+    schema: Any, path: str, problems: list[str], *, annotations: bool = False
+) -> dict[str, Any]:
     """Check an OpenAPI 3.0 Schema Object and return its JSON Schema draft 7 equivalent.
 
-    Every problem found is appended to ``problems`` as ``"<path>: <problem>"``.
+    Every problem found is appended to ``problems`` as ``"<path>: <problem>"``. With
+    ``annotations`` the result keeps ``description``, ``title``, ``default``, ``deprecated``,
+    ``readOnly`` and ``writeOnly``, and ``example`` becomes JSON Schema's ``examples``: the
+    OpenAPI document (:mod:`catwalk.server.openapi`) shows them; validators need not.
     """
     if not isinstance(schema, dict):
         problems.append(f"{path}: must be a mapping (a schema object), got {_kind(schema)}")
@@ -110,12 +115,14 @@ def to_json_schema(schema: Any, path: str, problems: list[str]) -> dict[str, Any
         out["type"] = [typ, "null"] if nullable else typ
 
     if typ == "object" or "properties" in schema:
-        _convert_object(schema, path, problems, out)
+        _convert_object(schema, path, problems, out, annotations)
     if typ == "array" or "items" in schema:
         if "items" not in schema:
             problems.append(f"{path}.items: required for an array schema")
         else:
-            out["items"] = to_json_schema(schema["items"], f"{path}.items", problems)
+            out["items"] = to_json_schema(
+                schema["items"], f"{path}.items", problems, annotations=annotations
+            )
 
     _convert_scalars(schema, path, problems, out, typ)
 
@@ -133,16 +140,28 @@ def to_json_schema(schema: Any, path: str, problems: list[str]) -> dict[str, Any
                 problems.append(f"{path}.{combinator}: must be a non-empty list of schemas")
             else:
                 out[combinator] = [
-                    to_json_schema(s, f"{path}.{combinator}[{i}]", problems)
+                    to_json_schema(
+                        s, f"{path}.{combinator}[{i}]", problems, annotations=annotations
+                    )
                     for i, s in enumerate(subs)
                 ]
     if "not" in schema:
-        out["not"] = to_json_schema(schema["not"], f"{path}.not", problems)
+        out["not"] = to_json_schema(schema["not"], f"{path}.not", problems, annotations=annotations)
+    if annotations:
+        for key in _ANNOTATIONS:
+            if key in schema:
+                out["examples" if key == "example" else key] = (
+                    [schema[key]] if key == "example" else schema[key]
+                )
     return out
 
 
 def _convert_object(
-    schema: dict[str, Any], path: str, problems: list[str], out: dict[str, Any]
+    schema: dict[str, Any],
+    path: str,
+    problems: list[str],
+    out: dict[str, Any],
+    annotations: bool = False,
 ) -> None:
     props = schema.get("properties", {})
     if not isinstance(props, dict):
@@ -153,7 +172,7 @@ def _convert_object(
         problems.append(f"{path}.properties: property name {name!r} must be a string (quote it)")
         props = {k: v for k, v in props.items() if k != name}
     out["properties"] = {
-        name: to_json_schema(sub, f"{path}.properties.{name}", problems)
+        name: to_json_schema(sub, f"{path}.properties.{name}", problems, annotations=annotations)
         for name, sub in props.items()
     }
     # catwalk's rule: every listed property is required unless the schema lists its own.
@@ -171,7 +190,7 @@ def _convert_object(
         out["additionalProperties"] = additional
     else:
         out["additionalProperties"] = to_json_schema(
-            additional, f"{path}.additionalProperties", problems
+            additional, f"{path}.additionalProperties", problems, annotations=annotations
         )
     for key in ("minProperties", "maxProperties"):
         if key in schema:
