@@ -13,6 +13,8 @@ server:
   validate_output: true    # check every prediction against the output schema (500 if not)
   shutdown_delay: 0        # seconds /ready answers 503 before the drain starts, on a stop
   metrics: true            # GET /metrics (Prometheus); false: no metrics at all
+  limits:
+    max_depth: 64          # deepest nesting of arrays/objects in a request body (1-200)
   ssl:
     enabled: false
     cert: cert.pem         # relative paths resolve against this file's folder
@@ -45,6 +47,10 @@ from catwalk.errors import ConfigError
 from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 
 DEFAULT_PORT = 9090
+# Request body limits (docs/serving.md). orjson writes at most 255 levels (the echoed
+# extra_data) and parses at most 1,024: the depth limit stays well below both.
+DEFAULT_MAX_DEPTH = 64
+MAX_MAX_DEPTH = 200
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 TOKENS_ENV = "SERVER_AUTH_TOKENS_FILE"
@@ -62,10 +68,12 @@ _ALLOWED = {
         "shutdown_delay",
         "metrics",
         "ssl",
+        "limits",
         "auth",
         "batching",
     },
     "server.ssl": {"enabled", "cert", "key"},
+    "server.limits": {"max_depth"},
     "server.auth": {"tokens_file"},
     "server.batching": {"enabled", "max_batch_size", "max_latency_ms"},
 }
@@ -127,6 +135,7 @@ class ServerSettings:
     shutdown_delay: float = 0.0
     metrics: bool = True
     ssl: SslSettings = SslSettings()
+    max_depth: int = DEFAULT_MAX_DEPTH
     auth: AuthSettings = AuthSettings()
     batching: BatchingSettings = BatchingSettings()
     config_path: Path | None = None
@@ -225,6 +234,17 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     ssl = _ssl(ssl_section, path.parent, problems)
     auth = _auth(auth_section, path.parent, problems)
     batching = _batching(batching_section, problems)
+    # Request body limits (docs/serving.md): checked before a body is parsed.
+    limits = _mapping(server, "limits", problems, "server.")
+    _check_keys(limits, "server.limits", problems)
+    max_depth = limits.get("max_depth", DEFAULT_MAX_DEPTH)
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int):
+        max_depth = None
+    if max_depth is None or not 1 <= max_depth <= MAX_MAX_DEPTH:
+        problems.append(
+            f"server.limits.max_depth: must be a whole number from 1 to {MAX_MAX_DEPTH}"
+        )
+        max_depth = DEFAULT_MAX_DEPTH
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return ServerSettings(
@@ -240,6 +260,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         shutdown_delay=float(shutdown_delay),
         metrics=metrics,
         ssl=ssl,
+        max_depth=max_depth,
         auth=auth,
         batching=batching,
         config_path=path,

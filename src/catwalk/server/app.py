@@ -81,7 +81,12 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     batcher = make_batcher(model, settings)
     if batcher is not None and metrics is not None:
         batcher.run = metrics.time_batches(batcher.run)  # batch sizes and the model's time
-    predictor = Predictor(model, validate_output=settings.validate_output, batcher=batcher)
+    predictor = Predictor(
+        model,
+        validate_output=settings.validate_output,
+        batcher=batcher,
+        max_depth=settings.max_depth,
+    )
     app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
     # Bodies that never change are serialised once.
