@@ -63,9 +63,9 @@ class JsonFormatter(logging.Formatter):
         correlation_id = getattr(record, "correlation_id", None)
         if correlation_id is not None:
             out["correlation_id"] = correlation_id
-            prefix = f"correlation_id={correlation_id} "
-            if out["message"].startswith(prefix):
-                out["message"] = out["message"][len(prefix) :]
+            message = out["message"]
+            if message.startswith("correlation_id="):  # the text format's prefix: a field here
+                out["message"] = message.partition(" ")[2]
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode("utf-8")
