@@ -50,15 +50,7 @@ from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
 
 JSON = "application/json"
-ROUTES = (
-    "GET /status",
-    "GET /ready",
-    "GET /info",
-    "POST /predict",
-    "GET /metrics",
-    "GET /openapi.json",
-    "GET /docs",
-)
+ROUTES = messages.ROUTES
 
 __all__ = ["Predictor", "create_app", "handle_predict"]
 

@@ -42,6 +42,7 @@ _PREDICT_ERRORS = {
     "401": "A bearer token is required (server.auth) and none, or a wrong one, was sent.",
     "404": "The envelope names another model (name or version) than the one served.",
     "413": "The body is larger than server.max_body_size.",
+    "429": "Production mode: too many connections from this client (max_connections_per_client).",
     "500": "The model raised, or its output fails the output schema or is not JSON.",
     "502": "Production mode: the model server (gunicorn) is not answering.",
     "504": "Production mode: the model did not answer within server.timeout.",
