@@ -10,19 +10,7 @@ import pytest
 
 from catwalk import explain
 from catwalk.explain import Explainer, canonical, compile_node, multiple_of, preview
-from catwalk.schema import SchemaValidator, to_json_schema
-
-
-def validator(schema: dict[str, Any]) -> SchemaValidator:
-    problems: list[str] = []
-    converted = to_json_schema(schema, "schema", problems)
-    assert problems == []
-    return SchemaValidator(converted)
-
-
-def errors(schema: dict[str, Any], value: Any) -> list[str]:
-    return validator(schema).errors(value, "input")
-
+from test_schema import errors, validator
 
 RECORD = {
     "type": "object",
