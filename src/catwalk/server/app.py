@@ -13,10 +13,12 @@ Behind catwalk's nginx (production mode) the WSGI environ carries nginx's reques
 ``X-Request-Id`` header nginx always sets): it is the correlation id of a request that brings
 none, so the ids nginx puts in its own 502/504/413 answers are the ones in this app's log.
 
-Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
-HTTP error raised by Flask/Werkzeug (404, 405, 413) or an unexpected exception (500) — goes
-through :func:`_error_handler` and becomes ``{"correlation_id": ..., "output": {"message":
-...}}`` with ``Content-Type: application/json``.
+``POST /predict`` itself is answered by :class:`~catwalk.server.predict_route.PredictRoute`,
+the app's ``wsgi_app``, before Flask's request machinery (the view below serves only what that
+route hands on, e.g. a chunked body). Every error — a :class:`~catwalk.errors.CatwalkError`
+(its ``status`` is the HTTP status), an HTTP error raised by Flask/Werkzeug (404, 405, 413) or
+an unexpected exception (500) — becomes ``{"correlation_id": ..., "output": {"message":
+...}}`` with ``Content-Type: application/json`` (:mod:`catwalk.server.failures`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from catwalk.config import ServerSettings
-from catwalk.errors import CatwalkError, ModelError
-from catwalk.model import LoadedModel, describe
+from catwalk.model import LoadedModel
 from catwalk.server import messages
 from catwalk.server.batching import make_batcher
-from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
+from catwalk.server.envelope import Predictor
+from catwalk.server.failures import error_answer
+from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog
+from catwalk.server.predict_route import PredictRoute
 
 JSON = "application/json"
 ROUTES = ("GET /status", "GET /info", "POST /predict")
@@ -87,49 +90,22 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    app.wsgi_app = RequestLog(app.wsgi_app, log)  # type: ignore[method-assign]
+    # POST /predict is answered before Flask's request machinery; everything else goes
+    # through Flask. Both log their request line and answer errors the same way.
+    app.wsgi_app = PredictRoute(  # type: ignore[method-assign]
+        RequestLog(app.wsgi_app, log), predictor, settings.max_body_bytes, log
+    )
     return app
 
 
 def _error_handler(
     exc: Exception, settings: ServerSettings, log: logging.Logger, response_class: Any
 ) -> Response:
-    """The one place where an error becomes a response."""
-    correlation_id: str | None = None
-    error: BaseException = exc
-    if isinstance(exc, PredictFailed):
-        correlation_id, error = exc.correlation_id, exc.error
-    headers: dict[str, str] = {}
-    if isinstance(error, CatwalkError):
-        status, message = error.status, error.message
-    elif isinstance(error, HTTPException):
-        status = error.code or 500
-        message = _http_message(error, settings)
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            headers["Allow"] = ", ".join(error.valid_methods)
-    else:
-        status, message = 500, f"internal server error: {describe(error)}"
-    environ = request.environ
-    if correlation_id is None:
-        correlation_id = environ.get(REQUEST_ID_KEY) or new_correlation_id()
-    environ[CORRELATION_ID_KEY] = correlation_id
-
-    if status >= 500:
-        # Messages may quote the request: logged with control characters escaped. A model's
-        # traceback stays a block of lines, each indented under the message.
-        if isinstance(error, ModelError):
-            details = "\n".join("    " + safe(line) for line in error.details.splitlines())
-            log.error("correlation_id=%s %s\n%s", correlation_id, safe(message), details)
-        elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", correlation_id, safe(message))
-        else:
-            log.error("correlation_id=%s %s", correlation_id, safe(message), exc_info=error)
-    elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", correlation_id, status, safe(message))
-
-    response: Response = response_class(
-        error_body(correlation_id, message), status, headers=headers, content_type=JSON
+    """Flask's side of the one place where an error becomes a response (catwalk.server.failures)."""
+    status, headers, body = error_answer(
+        exc, request.environ, log, lambda error: _http_message(error, settings)
     )
+    response: Response = response_class(body, status, headers=headers, content_type=JSON)
     return response
 
 

@@ -122,25 +122,30 @@ class RequestLog:
         started = perf_counter()
 
         def logged_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            correlation_id = environ.get(CORRELATION_ID_KEY, "-")
-            request_id = environ.get(REQUEST_ID_KEY)
-            path = environ.get("PATH_INFO", "")
-            args: tuple[Any, ...] = (
-                environ.get("REQUEST_METHOD"),
-                path if path.isprintable() else safe(path),
-                status[:3],
-                (perf_counter() - started) * 1000.0,
-                correlation_id,
-            )
-            line = _LINE
-            if request_id is not None and request_id != correlation_id:
-                line = _LINE_WITH_REQUEST_ID
-                args += (safe(request_id),)
-            # makeRecord + handle is logger.info without its stack walk for the caller's
-            # file and line, which would be this line anyway.
-            logger.handle(
-                logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, args, None)
-            )
+            self.line(environ, status, started)
             return start_response(status, headers, exc_info)
 
         return self.app(environ, logged_start_response)
+
+    def line(self, environ: dict[str, Any], status: str, started: float) -> None:
+        """Log the request line of a request answered with ``status`` (at INFO only)."""
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        correlation_id = environ.get(CORRELATION_ID_KEY, "-")
+        request_id = environ.get(REQUEST_ID_KEY)
+        path = environ.get("PATH_INFO", "")
+        args: tuple[Any, ...] = (
+            environ.get("REQUEST_METHOD"),
+            path if path.isprintable() else safe(path),
+            status[:3],
+            (perf_counter() - started) * 1000.0,
+            correlation_id,
+        )
+        line = _LINE
+        if request_id is not None and request_id != correlation_id:
+            line = _LINE_WITH_REQUEST_ID
+            args += (safe(request_id),)
+        # makeRecord + handle is logger.info without its stack walk for the caller's file and
+        # line, which would be this line anyway.
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, args, None))
