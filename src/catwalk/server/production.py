@@ -52,7 +52,7 @@ from catwalk.server.render import (
     render_gunicorn_conf,
     render_nginx_conf,
 )
-from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job
+from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
 
 NGINX_MISSING = (
     "nginx is not installed: run `bash scripts/install-system-deps.sh nginx` "
@@ -180,6 +180,7 @@ def check_nginx_conf(nginx: str, layout: RunLayout) -> None:
 
 
 def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None, *, ipv6: bool = False) -> None:
+    tuning = tuning or tuning_for(job)
     if len(str(layout.socket)) > MAX_SOCKET_PATH:
         raise ServeError(f"{layout.socket}: path too long for a unix socket; set TMPDIR shorter")
     if layout.worker_user:

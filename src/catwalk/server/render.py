@@ -23,6 +23,8 @@ GRACEFUL_TIMEOUT = 4
 # then gunicorn aborts the worker still stuck in the request (its check runs about once a
 # second, so without a margin it could kill the worker first and nginx would answer 502).
 WORKER_TIMEOUT_MARGIN = 2
+# Seconds nginx keeps an idle keep-alive connection to gunicorn open (when it keeps any).
+UPSTREAM_IDLE = 60
 # Longest unix socket path (sun_path is 108 bytes on Linux, NUL included).
 MAX_SOCKET_PATH = 107
 
@@ -118,6 +120,7 @@ def render_nginx_conf(
         body_buffer_size=tuning.body_buffer_size,
         timeout=settings.timeout,
         upstream_keepalive=tuning.upstream_keepalive,
+        upstream_idle=UPSTREAM_IDLE,
         ssl=ssl.enabled,
         ssl_cert=ssl.cert,
         ssl_key=ssl.key,
@@ -141,7 +144,9 @@ def render_gunicorn_conf(
         server_timeout=settings.timeout,
         timeout_margin=WORKER_TIMEOUT_MARGIN,
         graceful_timeout=min(GRACEFUL_TIMEOUT, settings.timeout),
-        keepalive=max(settings.keepalive, 1),
+        # With keep-alive from nginx, gunicorn must not close an idle connection before nginx
+        # does (nginx would send the next request into a closing socket: a 502).
+        keepalive=UPSTREAM_IDLE + 15 if tuning.upstream_keepalive else max(settings.keepalive, 1),
         preload=settings.preload,
         loglevel=settings.log_level.lower(),
         pidfile=str(layout.gunicorn_pid),
