@@ -200,6 +200,28 @@ def test_duplicate_keys_come_with_the_other_problems(tmp_path: Path) -> None:
     ]
 
 
+def test_request_body_limits(tmp_path: Path) -> None:
+    assert load_settings(None).max_depth == 64
+    path = write(tmp_path, "server:\n  limits:\n    max_depth: 10\n")
+    assert load_settings(path).max_depth == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("limits:\n    max_depth: 0", r"server\.limits\.max_depth: must be a whole number from 1"),
+        ("limits:\n    max_depth: 201", r"server\.limits\.max_depth: must be a whole number"),
+        ("limits:\n    max_depth: deep", r"server\.limits\.max_depth: must be a whole number"),
+        ("limits:\n    max_depth: true", r"server\.limits\.max_depth: must be a whole number"),
+        ("limits:\n    max_dept: 3", r"server\.limits\.max_dept: unknown key \(allowed: max_depth"),
+        ("limits: 3", r"server\.limits: must be a mapping"),
+    ],
+)
+def test_bad_request_body_limits(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, f"server:\n  {text}\n"))
+
+
 def test_batching_overrides(tmp_path: Path) -> None:
     from catwalk.config import BatchingSettings
     from catwalk.spec import Batching

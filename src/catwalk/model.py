@@ -69,10 +69,7 @@ class LoadedModel:
         if self.is_dataframe and not side.is_batch and type(value) is list:
             if not value:
                 return [f"{prefix}: must not be an empty list"]
-            errors: list[str] = []
-            for i, record in enumerate(value):
-                errors += side.errors(record, f"{prefix}[{i}]")
-            return errors
+            return side.rows_errors(value, prefix)
         return side.errors(value, prefix)
 
     def predict(self, data: Any) -> Any:

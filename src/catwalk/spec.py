@@ -58,6 +58,10 @@ class IoSchema:
     def errors(self, value: Any, prefix: str) -> list[str]:
         return self.validator.errors(value, prefix)
 
+    def rows_errors(self, rows: list[Any], prefix: str) -> list[str]:
+        """Problems of each row of a list checked against this one-record schema."""
+        return self.validator.rows_errors(rows, prefix)
+
 
 @dataclass(frozen=True)
 class Batching:

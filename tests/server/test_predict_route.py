@@ -69,7 +69,7 @@ def test_fast_route_and_flask_view_give_the_same_answer(
     load: Callable[[str], LoadedModel], body: bytes
 ) -> None:
     app = create_app(load("rng"), ServerSettings())
-    route = app.wsgi_app
+    route = app.extensions["catwalk.predict_route"]
     assert isinstance(route, PredictRoute)
     fast = call(app, environ(body))
     flask = call(route.other, environ(body))
@@ -84,7 +84,8 @@ def test_model_outcomes_are_the_same_on_both_paths(
     x = model.load_test_data()[0][0]
     app = create_app(model, ServerSettings())
     body = orjson.dumps({"correlation_id": "same", "input": x})
-    assert call(app, environ(body)) == call(app.wsgi_app.other, environ(body))
+    route = app.extensions["catwalk.predict_route"]
+    assert call(app, environ(body)) == call(route.other, environ(body))
 
 
 def test_the_fast_route_logs_one_request_line(

@@ -8,6 +8,8 @@ when a check fails.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -19,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from catwalk.checks.model_checks import TestData, load_test_data, prepare
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server, wait_ready
-from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
 from catwalk.errors import CatwalkError
 from catwalk.image import docker as dk
 from catwalk.image.dockerfile import CONFIG_DIR
@@ -43,6 +45,7 @@ class ImageTestOptions:
     install: bool = True
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
+    token: str | None = None  # bearer token for a config with server.auth (default: its first)
 
 
 @contextmanager
@@ -64,6 +67,9 @@ def staged_config(config: Path, settings: ServerSettings) -> Iterator[tuple[list
         mounts = [dk.Mount(inner, CONFIG_DIR)]
         files = [config]
         files += [f for f in (settings.ssl.cert, settings.ssl.key) if f is not None]
+        tokens = settings.auth.tokens_file
+        if tokens is not None:
+            files.append(tokens)
         for index, file in enumerate(files):
             try:
                 relative = file.relative_to(config.parent)
@@ -77,7 +83,14 @@ def staged_config(config: Path, settings: ServerSettings) -> Iterator[tuple[list
                     (inner / parent).mkdir(exist_ok=True)
                     (inner / parent).chmod(0o755)
             shutil.copyfile(file, copy)
-            copy.chmod(0o444)
+            if file == tokens:
+                # catwalk refuses a tokens file others can read: the container's UID reads it
+                # through group 0 (it runs in group 0, as OpenShift runs images).
+                with contextlib.suppress(PermissionError):
+                    os.chown(copy, -1, 0)
+                copy.chmod(0o440)
+            else:
+                copy.chmod(0o444)
         yield mounts, str(PurePosixPath(CONFIG_DIR) / config.name)
     finally:
         shutil.rmtree(outer, ignore_errors=True)
@@ -163,7 +176,10 @@ def _run_checks(
                 # Not verifying is deliberate: the certificate is the user's (often self-signed);
                 # the check is that the image serves TLS with it.
                 if _ready(container, base_url, report, options.ready_timeout):
-                    check_server(base_url, model, data, report, verify=False)
+                    token = options.token
+                    if token is None and settings.auth.tokens_file is not None:
+                        token = read_tokens(settings.auth.tokens_file)[0]
+                    check_server(base_url, model, data, report, verify=False, token=token)
                 _stops(container, report)
                 if len(report.failures) > failed_before:
                     _print_logs(report, container)

@@ -82,9 +82,14 @@ def check_server(
     verify: bool | str = True,
     timeout: float = 10.0,
     tolerance: float = DEFAULT_TOLERANCE,
+    token: str | None = None,
 ) -> None:
-    """Check the server at ``base_url`` serving ``model``; one report line per check."""
-    checker = _Checker(base_url, model, data, report, verify, timeout, tolerance)
+    """Check the server at ``base_url`` serving ``model``; one report line per check.
+
+    ``token``: sent as ``Authorization: Bearer <token>`` (a server with ``server.auth``); a
+    further check then makes sure a request without it is refused.
+    """
+    checker = _Checker(base_url, model, data, report, verify, timeout, tolerance, token)
     with checker.session, _quiet_if_unverified(verify):
         for check in checker.checks():
             try:
@@ -118,8 +123,10 @@ class _Checker:
         verify: bool | str,
         timeout: float,
         tolerance: float,
+        token: str | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
+        self.token = token
         self.model = model
         self.spec = model.spec
         self.data = data
@@ -127,6 +134,8 @@ class _Checker:
         self.timeout = timeout
         self.tolerance = tolerance
         self.session = requests.Session()
+        if token is not None:
+            self.session.headers["Authorization"] = f"Bearer {token}"
         # Per request, not session.verify: REQUESTS_CA_BUNDLE would silently win over that.
         self.verify = verify
         self.ref = {"name": self.spec.name, "version": self.spec.version}
@@ -145,6 +154,7 @@ class _Checker:
             self.wrong_name,
             self.wrong_version,
             *([self.concurrent] if self.spec.batching is not None else []),
+            *([self.token_required] if self.token is not None else []),
         ]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -314,6 +324,7 @@ class _Checker:
                 response = requests.post(
                     self.base + "/predict",
                     json={"correlation_id": correlation_id, "input": x},
+                    headers=self.session.headers,
                     timeout=self.timeout,
                     verify=self.verify,
                 )
@@ -336,6 +347,20 @@ class _Checker:
         self.report.ok(
             self.current, f"{count} requests at once: each answer is its own request's and equals y"
         )
+
+    def token_required(self) -> None:
+        self._start("POST /predict: no token, 401")
+        response = requests.post(
+            self.base + "/predict",
+            json={"input": self.first_input},
+            timeout=self.timeout,
+            verify=self.verify,
+        )
+        self._error(response, 401)
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if not challenge.startswith("Bearer"):
+            raise _Failed(f"WWW-Authenticate is {challenge!r}, not Bearer ...")
+        self.report.ok(self.current, "401 with WWW-Authenticate: Bearer")
 
 
 def _concurrent_cases(model: LoadedModel, data: TestData) -> list[tuple[Any, Any]]:
@@ -508,6 +533,7 @@ def test_server(
     tolerance: float = DEFAULT_TOLERANCE,
     ready_timeout: float = 120.0,
     step: int = 7,
+    token: str | None = None,
 ) -> None:
     """Check ``url``, or start the model's own server and check it; report every step."""
     if url is not None:
@@ -516,7 +542,7 @@ def test_server(
             report.fail(f"{step}. server", f"server not reachable at {url}: {problem}")
             return
         report.ok(f"{step}. server", f"checking {url} (already running)")
-        check_server(url, model, data, report, verify=verify, tolerance=tolerance)
+        check_server(url, model, data, report, verify=verify, tolerance=tolerance, token=token)
         return
     mode = "debug" if debug else "production"
     port = free_port()
@@ -533,7 +559,7 @@ def test_server(
             return
         started = True
         report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
-        check_server(base_url, model, data, report, verify=verify, tolerance=tolerance)
+        check_server(base_url, model, data, report, verify=verify, tolerance=tolerance, token=token)
         show_log = not report.passed
     finally:
         stopping = time.monotonic()

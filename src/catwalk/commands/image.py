@@ -15,6 +15,7 @@ from catwalk.commands.common import (
     junit_reports,
     model_path_option,
     new_report,
+    token_option,
 )
 from catwalk.config import DEFAULT_PORT
 from catwalk.deploy.prep import deploy_prep
@@ -167,6 +168,7 @@ def build_command(
     show_default=True,
     help="Seconds to wait for the container's server to answer.",
 )
+@token_option
 @junit_option
 @handle_errors
 def test_image_command(
@@ -177,6 +179,7 @@ def test_image_command(
     network: str | None,
     install: bool,
     timeout: float,
+    token: str | None,
     junit_xml: str | None,
 ) -> None:
     """Run the model's image in a throwaway container and check it."""
@@ -190,6 +193,7 @@ def test_image_command(
             network=network,
             install=install,
             ready_timeout=timeout,
+            token=token,
         )
         test_image(model_path, report, options)
         finish(report)

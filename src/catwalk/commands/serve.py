@@ -30,8 +30,9 @@ from catwalk.commands.common import (
     junit_reports,
     model_path_option,
     new_report,
+    token_option,
 )
-from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
 from catwalk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -250,7 +251,10 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
     click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
 
+    from catwalk.server import readiness
+
     def stop(signum: int, frame: Any) -> None:
+        readiness.state.stopping = True  # /ready: 503 (the debug server stops at once anyway)
         raise KeyboardInterrupt  # the development server shuts down cleanly on it
 
     signal.signal(signal.SIGTERM, stop)
@@ -305,6 +309,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "(without it, HTTPS certificates are not verified: self-signed pairs are the norm).",
 )
 @tolerance_option
+@token_option
 @install_option
 @junit_option
 @handle_errors
@@ -315,6 +320,7 @@ def test_server_command(
     debug: bool,
     cacert: str | None,
     tolerance: float,
+    token: str | None,
     install: bool,
     junit_xml: str | None,
 ) -> None:
@@ -324,7 +330,9 @@ def test_server_command(
     with junit_reports(junit_xml) as reports:
         report = new_report("test-server", planned_steps(url))
         reports.append(report)
-        _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
+        _test_server(
+            report, model_path, url, server_config, debug, cacert, tolerance, install, token
+        )
         finish(report)
 
 
@@ -333,6 +341,7 @@ def test_server_command(
 @server_config_option
 @debug_option
 @tolerance_option
+@token_option
 @install_option
 @junit_option
 @handle_errors
@@ -341,6 +350,7 @@ def test_command(
     server_config: str | None,
     debug: bool,
     tolerance: float,
+    token: str | None,
     install: bool,
     junit_xml: str | None,
 ) -> None:
@@ -363,7 +373,9 @@ def test_command(
             )
             sys.exit(1)
         click.echo("")
-        _check_server(server_report, model, data, None, server_config, debug, None, tolerance)
+        _check_server(
+            server_report, model, data, None, server_config, debug, None, tolerance, token
+        )
         finish(server_report)
 
 
@@ -376,6 +388,7 @@ def _test_server(
     cacert: str | None,
     tolerance: float,
     install: bool,
+    token: str | None = None,
 ) -> None:
     from catwalk.checks.model_checks import load_test_data, prepare
 
@@ -386,7 +399,7 @@ def _test_server(
     data = load_test_data(model, report)
     if data is None:
         return
-    _check_server(report, model, data, url, server_config, debug, cacert, tolerance)
+    _check_server(report, model, data, url, server_config, debug, cacert, tolerance, token)
 
 
 def _check_server(
@@ -398,10 +411,14 @@ def _check_server(
     debug: bool,
     cacert: str | None,
     tolerance: float,
+    token: str | None = None,
 ) -> None:
     from catwalk.checks.server_checks import test_server
 
     settings = load_settings(server_config)
+    if token is None and url is None and settings.auth.tokens_file is not None:
+        # The server test-server starts takes the tokens of this file: use its first one.
+        token = read_tokens(settings.auth.tokens_file)[0]
     https = url.startswith("https:") if url else settings.ssl.enabled
     # Without a CA to check against, HTTPS is not verified: self-signed pairs are the norm.
     verify: bool | str = cacert if cacert else not https
@@ -415,6 +432,7 @@ def _check_server(
         debug=debug,
         verify=verify,
         tolerance=tolerance,
+        token=token,
     )
 
 

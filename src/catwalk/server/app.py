@@ -7,18 +7,21 @@ tests each build their own. Routes:
 - ``GET /status`` -> 200 ``{"status": "ok"}``
 - ``GET /info``   -> 200 the model's spec (``ModelSpec.info()``)
 - ``POST /predict`` -> the envelope (see :mod:`catwalk.server.envelope`)
+- ``GET /openapi.json`` -> the OpenAPI document (:mod:`catwalk.server.openapi`), built at its
+  first request (it calls the model's ``load_test_data`` for an example)
+- ``GET /docs`` (and ``/docs/<asset>``) -> Swagger UI, offline (:mod:`catwalk.server.docs`)
+- ``GET /ready``, ``GET /metrics`` and bearer-token checks are WSGI pieces around this app
+  (:mod:`catwalk.server.ops`), so they work whatever answers the other routes.
 
 Behind catwalk's nginx (production mode) the WSGI environ carries nginx's request id
 (:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi` from the
 ``X-Request-Id`` header nginx always sets): it is the correlation id of a request that brings
 none, so the ids nginx puts in its own 502/504/413 answers are the ones in this app's log.
 
-``POST /predict`` itself is answered by :class:`~catwalk.server.predict_route.PredictRoute`,
-the app's ``wsgi_app``, before Flask's request machinery (the view below serves only what that
-route hands on, e.g. a chunked body). Every error — a :class:`~catwalk.errors.CatwalkError`
-(its ``status`` is the HTTP status), an HTTP error raised by Flask/Werkzeug (404, 405, 413) or
-an unexpected exception (500) — becomes ``{"correlation_id": ..., "output": {"message":
-...}}`` with ``Content-Type: application/json`` (:mod:`catwalk.server.failures`).
+Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
+HTTP error raised by Flask/Werkzeug (404, 405, 413) or an unexpected exception (500) — goes
+through :func:`_error_handler` and becomes ``{"correlation_id": ..., "output": {"message":
+...}}`` with ``Content-Type: application/json``.
 """
 
 from __future__ import annotations
@@ -32,15 +35,25 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
-from catwalk.server import messages
+from catwalk.server import docs, messages, ops, readiness
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
 from catwalk.server.failures import error_answer
 from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog
+from catwalk.server.metrics import Metrics
+from catwalk.server.openapi import example_inputs, openapi_document
 from catwalk.server.predict_route import PredictRoute
 
 JSON = "application/json"
-ROUTES = ("GET /status", "GET /info", "POST /predict")
+ROUTES = (
+    "GET /status",
+    "GET /ready",
+    "GET /info",
+    "POST /predict",
+    "GET /metrics",
+    "GET /openapi.json",
+    "GET /docs",
+)
 
 __all__ = ["Predictor", "create_app", "handle_predict"]
 
@@ -60,8 +73,20 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
+    metrics = Metrics(model.spec) if settings.metrics else None
+    if metrics is not None:
+        # The model's own time. One model served by one app; a second app on the same model
+        # (tests) takes the timing over instead of timing it twice.
+        untimed = getattr(model.predict, "__wrapped__", model.predict)
+        model.predict = metrics.time_predict(untimed)  # type: ignore[method-assign,assignment]
+    batcher = make_batcher(model, settings)
+    if batcher is not None and metrics is not None:
+        batcher.run = metrics.time_batches(batcher.run)  # batch sizes and the model's time
     predictor = Predictor(
-        model, validate_output=settings.validate_output, batcher=make_batcher(model, settings)
+        model,
+        validate_output=settings.validate_output,
+        batcher=batcher,
+        max_depth=settings.max_depth,
     )
     app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
@@ -77,6 +102,40 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     def info() -> Response:
         return response_class(info_body, 200, content_type=JSON)
 
+    openapi_body: list[bytes] = []  # built at the first GET /openapi.json, then kept
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Response:
+        if not openapi_body:
+            examples, output = example_inputs(model, log)
+            document = openapi_document(
+                model.spec,
+                examples=examples,
+                example_output=output,
+                auth=settings.auth.enabled,
+            )
+            openapi_body.append(orjson.dumps(document))
+        return response_class(openapi_body[0], 200, content_type=JSON)
+
+    docs_page = docs.page(model.spec.name)
+
+    @app.get("/docs")
+    def docs_index() -> Response:
+        response: Response = response_class(docs_page, 200, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = docs.CSP
+        return response
+
+    @app.get("/docs/<name>")
+    def docs_asset(name: str) -> Response:
+        found = docs.asset(name)
+        if found is None:
+            raise NotFound()
+        body, content_type, etag = found
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
+        if request.headers.get("If-None-Match") == etag:
+            return response_class(b"", 304, headers=headers)
+        return response_class(body, 200, headers=headers, content_type=content_type)
+
     @app.post("/predict")
     def predict() -> Response:
         environ = request.environ
@@ -90,11 +149,16 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    # POST /predict is answered before Flask's request machinery; everything else goes
-    # through Flask. Both log their request line and answer errors the same way.
-    app.wsgi_app = PredictRoute(  # type: ignore[method-assign]
-        RequestLog(app.wsgi_app, log), predictor, settings.max_body_bytes, log
+    app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
+    # POST /predict is answered before Flask's request machinery (PredictRoute); everything
+    # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
+    # log wrap both alike.
+    route = PredictRoute(app.wsgi_app, predictor, settings.max_body_bytes, log)
+    app.extensions["catwalk.predict_route"] = route
+    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
+        ops.wrap(route, settings, metrics, log), log
     )
+    readiness.state.loaded = True
     return app
 
 

@@ -10,40 +10,33 @@ JSON of :mod:`catwalk.server.failures`, the request log line of
 answers with 413) to Flask unchanged. The answers are the same bytes, statuses and headers
 either way (tests/server compare them).
 
-It is the one WSGI entry of the app: middleware (auth, metrics) wraps the Flask app (or its
-``wsgi_app``) and so sees every request, fast or not.
+It sits where Flask's ``wsgi_app`` was: the request log, metrics, auth and ``/ready``
+(:mod:`catwalk.server.ops`) wrap it, so they see every request, fast or not.
 """
 
 from __future__ import annotations
 
 import logging
-from time import perf_counter
 from typing import Any
 
 from catwalk.server.envelope import Predictor
 from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import (
-    CORRELATION_ID_KEY,
-    REQUEST_ID_KEY,
-    RequestLog,
-    StartResponse,
-    in_flight,
-)
+from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
 
 JSON = "application/json"
 
 
 class PredictRoute:
-    """WSGI app: ``POST /predict`` here, everything else to ``request_log`` (Flask inside)."""
+    """WSGI app: ``POST /predict`` here, everything else to ``other`` (Flask's wsgi_app)."""
 
     def __init__(
         self,
-        request_log: RequestLog,
+        other: WsgiApp,
         predictor: Predictor,
         max_body_bytes: int,
         log: logging.Logger,
     ) -> None:
-        self.other = request_log
+        self.other = other
         self.predictor = predictor
         self.max_body_bytes = max_body_bytes
         self.log = log
@@ -55,9 +48,6 @@ class PredictRoute:
         length = environ.get("CONTENT_LENGTH")
         if not length or not length.isdigit() or int(length) > self.max_body_bytes:
             return self.other(environ, start_response)  # chunked, or Flask's 413
-        started = perf_counter()
-        in_flight.environ = environ
-        in_flight.correlation_id = None
         body = environ["wsgi.input"].read(int(length))
         try:
             correlation_id, answer = self.predictor.handle(body, environ.get(REQUEST_ID_KEY))
@@ -70,6 +60,5 @@ class PredictRoute:
             environ[CORRELATION_ID_KEY] = correlation_id
             status = "200 OK"
             headers = [("Content-Type", JSON), ("Content-Length", str(len(answer)))]
-        self.other.line(environ, status, started)
         start_response(status, headers)
         return [answer]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import pickle
 import runpy
 import sys
@@ -38,14 +39,18 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
 from catwalk.config import ServerSettings
-from catwalk.errors import CatwalkError
+from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
+from catwalk.server import readiness
 from catwalk.server.batching import end_stuck_workers, worker_threads
 from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, configure_logging, in_flight
 from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout, Tuning
 from catwalk.spec import Batching, load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
+# from there, as that would import prometheus-client before the variable is set).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
 APP_LOAD_ERROR = 4
 
@@ -91,6 +96,8 @@ def build_app(job: Job) -> Any:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
         return TrustRequestId(factory(model, job.settings))
+    except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
+        raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
         details = getattr(exc, "details", "")
         message = f"cannot load the model: {exc}"
@@ -175,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         job: Job = pickle.load(f)
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
     configure_logging(job.settings.log_level)
+    # Before anything imports prometheus-client: it picks its multiprocess mode at import.
+    layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
+    readiness.state.stop_file = str(layout.stop_file)
     # A batch still in the model when gunicorn would have aborted a sync worker ends its worker.
     end_stuck_workers(job.settings.timeout + WORKER_TIMEOUT_MARGIN)
     app = None
