@@ -20,7 +20,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import describe
 from catwalk.server.envelope import PredictFailed, error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, safe
+from catwalk.server.logs import CORRELATION_ID_KEY, default_correlation_id, safe
 
 
 def status_line(code: int) -> str:
@@ -50,19 +50,20 @@ def error_answer(
     else:
         status, message = 500, f"internal server error: {describe(error)}"
     if correlation_id is None:
-        correlation_id = environ.get(REQUEST_ID_KEY) or new_correlation_id()
+        correlation_id = default_correlation_id(environ) or new_correlation_id()
     environ[CORRELATION_ID_KEY] = correlation_id
+    logged_id = safe(correlation_id)
 
     if status >= 500:
         # Messages may quote the request: logged with control characters escaped. A model's
         # traceback stays a block of lines, each indented under the message.
         if isinstance(error, ModelError):
             details = "\n".join("    " + safe(line) for line in error.details.splitlines())
-            log.error("correlation_id=%s %s\n%s", correlation_id, safe(message), details)
+            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details)
         elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", correlation_id, safe(message))
+            log.error("correlation_id=%s %s", logged_id, safe(message))
         else:
-            log.error("correlation_id=%s %s", correlation_id, safe(message), exc_info=error)
+            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error)
     elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", correlation_id, status, safe(message))
+        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message))
     return status, headers, error_body(correlation_id, message)
