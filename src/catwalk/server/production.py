@@ -90,10 +90,11 @@ def run_server(
     user = worker_user() if os.geteuid() == 0 else None
     secret = secrets.token_hex(16)
     layout = RunLayout(Path(tempfile.mkdtemp(prefix="catwalk-")), user, secret)
-    tuning = replace(tuning or Tuning(), open_files=open_files_limit())
+    job = Job(Path(model_path).resolve(), settings, app_factory, secret)
+    # The worker model follows the model (sync, or gthread for batching: tuning_for).
+    tuning = replace(tuning or tuning_for(job), open_files=open_files_limit())
     try:
         with Signals() as signals:
-            job = Job(Path(model_path).resolve(), settings, app_factory, secret)
             _prepare(layout, job, tuning, ipv6=ipv6)
             check_nginx_conf(nginx, layout)
             server = _Server(nginx, layout, settings, signals, ipv6=ipv6)
@@ -105,8 +106,7 @@ def run_server(
         shutil.rmtree(layout.run_dir, ignore_errors=True)
 
 
-def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None, *, ipv6: bool = False) -> None:
-    tuning = tuning or tuning_for(job)
+def _prepare(layout: RunLayout, job: Job, tuning: Tuning, *, ipv6: bool = False) -> None:
     if len(str(layout.socket)) > MAX_SOCKET_PATH:
         raise ServeError(f"{layout.socket}: path too long for a unix socket; set TMPDIR shorter")
     layout.nginx_temp.mkdir(mode=0o700)
