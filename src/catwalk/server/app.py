@@ -35,7 +35,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
-from catwalk.server import docs, messages, ops, readiness
+from catwalk.server import docs, jsonlog, messages, ops, readiness
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
 from catwalk.server.failures import error_answer
@@ -73,6 +73,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
+    jsonlog.model_fields.update(model_name=model.spec.name, model_version=model.spec.version)
     metrics = Metrics(model.spec) if settings.metrics else None
     if metrics is not None:
         # The model's own time. One model served by one app; a second app on the same model

@@ -53,17 +53,18 @@ def error_answer(
         correlation_id = default_correlation_id(environ) or new_correlation_id()
     environ[CORRELATION_ID_KEY] = correlation_id
     logged_id = safe(correlation_id)
+    ids = {"correlation_id": correlation_id}  # a field of its own in JSON logs
 
     if status >= 500:
         # Messages may quote the request: logged with control characters escaped. A model's
         # traceback stays a block of lines, each indented under the message.
         if isinstance(error, ModelError):
             details = "\n".join("    " + safe(line) for line in error.details.splitlines())
-            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details)
+            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details, extra=ids)
         elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", logged_id, safe(message))
+            log.error("correlation_id=%s %s", logged_id, safe(message), extra=ids)
         else:
-            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error)
+            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error, extra=ids)
     elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message))
+        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message), extra=ids)
     return status, headers, error_body(correlation_id, message)
