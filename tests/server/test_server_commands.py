@@ -296,7 +296,7 @@ def test_test_runs_test_model_then_test_server(model_path: ModelPath, clean_env:
     assert result.exit_code == 0, result.output
     assert "test-model: all 7 step(s) passed" in result.output
     assert "test-server: all 12 step(s) passed" in result.output
-    assert result.output.index("test-model: all") < result.output.index("7. server starts")
+    assert result.output.index("test-model: all") < result.output.index("8. server starts")
 
 
 def test_test_stops_when_test_model_fails(model_path: ModelPath) -> None:

@@ -20,6 +20,9 @@ from catwalk.requirements import ensure_requirements, requirement_names
 from catwalk.spec import MODEL_FILE, ModelSpec, check_model_folder, load_spec
 
 DEFAULT_TOLERANCE = 1e-9
+#: test-model's steps: 1-4 prepare the model, 5-6 its test data, 7 predicts.
+MODEL_STEPS = 7
+DATA_STEPS = 6
 _MAX_ROW_FAILURES = 5
 
 
@@ -220,8 +223,6 @@ def check_predictions(model: LoadedModel, data: TestData, report: Report, tolera
         row = "" if data.batch else f"row {i}: "
         problems += [row + m for m in model.output_errors(got, "output")]
         problems += _differences(expected, got, tolerance, i, data.batch)
-        if len(problems) > _MAX_ROW_FAILURES:
-            break
     if problems:
         report.fail("7. predictions", _first(problems))
     else:
@@ -252,7 +253,8 @@ def _differences(expected: Any, got: Any, tolerance: float, row: int, batch: boo
 def _first(problems: list[str]) -> str:
     shown = problems[:_MAX_ROW_FAILURES]
     if len(problems) > _MAX_ROW_FAILURES:
-        shown.append(f"... and more ({len(problems)} problems in all)")
+        more = len(problems) - _MAX_ROW_FAILURES
+        shown.append(f"... and {more} more ({len(problems)} problems in all)")
     return "\n".join(shown)
 
 
@@ -264,6 +266,7 @@ def test_model(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[LoadedModel | None, TestData | None]:
     """Run all seven steps, printing each; returns the model and its data for later checks."""
+    report.planned = MODEL_STEPS
     model = prepare(path, report, install=install)
     if model is None:
         return None, None

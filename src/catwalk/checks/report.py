@@ -14,6 +14,8 @@ class Report:
     echo: Callable[[str], None] = print
     failures: list[str] = field(default_factory=list)
     steps: int = 0
+    #: How many steps a full run has: the summary says how many were not run after a failure.
+    planned: int = 0
 
     def ok(self, name: str, detail: str = "") -> None:
         self._line("PASS", name, detail)
@@ -37,6 +39,8 @@ class Report:
                 f"{self.title}: {len(self.failures)} of {self.steps} step(s) failed "
                 f"({', '.join(self.failures)})"
             )
+            if self.planned > self.steps:
+                line += f"; {self.planned - self.steps} later step(s) not run"
         self.echo(line)
         return line
 

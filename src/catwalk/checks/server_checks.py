@@ -131,19 +131,22 @@ class _Checker:
         self.ref = {"name": self.spec.name, "version": self.spec.version}
         self.current = ""
 
+    #: The checks, in order (one report line each).
+    NAMES = (
+        "status",
+        "info",
+        "predictions",
+        "correlation_id_echoed",
+        "correlation_id_generated",
+        "model_accepted",
+        "extra_data_echoed",
+        "not_json",
+        "wrong_name",
+        "wrong_version",
+    )
+
     def checks(self) -> list[Callable[[], None]]:
-        return [
-            self.status,
-            self.info,
-            self.predictions,
-            self.correlation_id_echoed,
-            self.correlation_id_generated,
-            self.model_accepted,
-            self.extra_data_echoed,
-            self.not_json,
-            self.wrong_name,
-            self.wrong_version,
-        ]
+        return [getattr(self, name) for name in self.NAMES]
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -436,6 +439,11 @@ class ServerProcess:
 
     def close(self) -> None:
         self._log.close()
+
+
+def server_steps(url: str | None) -> int:
+    """How many report lines test_server adds: the server (started and stopped) and the checks."""
+    return (1 if url else 2) + len(_Checker.NAMES)
 
 
 def test_server(

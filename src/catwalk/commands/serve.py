@@ -305,7 +305,8 @@ def test_command(
         sys.exit(1)
     click.echo("")
     report = new_report("test-server")
-    _check_server(report, model, data, None, server_config, debug, None, tolerance)
+    # Numbered on from test-model's steps (1-7), so no number appears twice in one run.
+    _check_server(report, model, data, None, server_config, debug, None, tolerance, step=8)
     finish(report)
 
 
@@ -319,8 +320,10 @@ def _test_server(
     tolerance: float,
     install: bool,
 ) -> None:
-    from catwalk.checks.model_checks import load_test_data, prepare
+    from catwalk.checks.model_checks import DATA_STEPS, load_test_data, prepare
+    from catwalk.checks.server_checks import server_steps
 
+    report.planned = DATA_STEPS + server_steps(url)
     load_settings(server_config)  # a broken application.yml is reported before anything runs
     model = prepare(model_path, report, install=install)
     if model is None:
@@ -340,9 +343,12 @@ def _check_server(
     debug: bool,
     cacert: str | None,
     tolerance: float,
+    step: int = 7,
 ) -> None:
-    from catwalk.checks.server_checks import test_server
+    from catwalk.checks.server_checks import server_steps, test_server
 
+    if step > 7:
+        report.planned = server_steps(url)
     settings = load_settings(server_config)
     https = url.startswith("https:") if url else settings.ssl.enabled
     # Without a CA to check against, HTTPS is not verified: self-signed pairs are the norm.
@@ -357,6 +363,7 @@ def _check_server(
         debug=debug,
         verify=verify,
         tolerance=tolerance,
+        step=step,
     )
 
 
