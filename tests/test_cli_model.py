@@ -17,7 +17,16 @@ from catwalk.cli import cli
 
 CATWALK_DIR = str(Path(catwalk.__file__).resolve().parent)
 EXAMPLES = Path(__file__).resolve().parents[1] / "example_models"
-COMMANDS = ["test-model", "test-server", "test", "serve", "build-prep", "build", "test-image"]
+COMMANDS = [
+    "test-model",
+    "test-server",
+    "test",
+    "serve",
+    "predict",
+    "build-prep",
+    "build",
+    "test-image",
+]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

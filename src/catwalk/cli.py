@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from catwalk import __version__
-from catwalk.commands import image, model, serve
+from catwalk.commands import image, init, model, predict, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +20,13 @@ def cli() -> None:
     """
 
 
-for command in (*model.COMMANDS, *serve.COMMANDS, *image.COMMANDS):
+for command in (
+    *init.COMMANDS,
+    *model.COMMANDS,
+    *predict.COMMANDS,
+    *serve.COMMANDS,
+    *image.COMMANDS,
+):
     cli.add_command(command)
 
 

@@ -1,0 +1,49 @@
+"""``catwalk init``: scaffold a new model folder."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import click
+
+from catwalk.commands.common import handle_errors
+from catwalk.spec import IO_TYPES, IoType
+
+
+@click.command("init")
+@click.argument("name")
+@click.option(
+    "--io-type",
+    type=click.Choice(IO_TYPES, case_sensitive=False),
+    default="PYTHON_DICT",
+    show_default=True,
+    help="PYTHON_DICT: predict gets a dict per record; PANDAS_DATA_FRAME: a DataFrame.",
+)
+@click.option(
+    "--path",
+    "parent",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Create the folder NAME inside this folder.",
+)
+@handle_errors
+def init_command(name: str, io_type: str, parent: str) -> None:
+    """Create the model folder NAME: model.yml, model.py, test data, requirements, README.
+
+    It passes test-model and test-server as it is; replace its model with yours.
+    """
+    from catwalk.scaffold import create
+
+    folder = create(name, cast(IoType, io_type.upper()), parent)
+    click.echo(f"created {folder}/ (model.yml, model.py, weights.json, test_data.json, ...)")
+    click.echo("next:")
+    for line in (
+        f"catwalk test-model -m {folder}",
+        f"catwalk serve -m {folder} --debug --reload",
+        f'catwalk predict -m {folder} --input \'{{"length": 5.1, "width": 3.5}}\'',
+    ):
+        click.echo(f"  {line}")
+
+
+COMMANDS = [init_command]
