@@ -160,3 +160,26 @@ def test_build_refuses_a_context_with_a_key_that_appeared_after_build_prep(examp
     code, out = run("build", "-m", str(folder), "--no-push")
     assert code == 1
     assert "would copy secrets into the image: id_rsa" in out
+
+
+def test_deploy_prep_takes_network_like_build_and_test_image(example_copy) -> None:
+    folder = example_copy("rng")
+    code, out = run("deploy-prep", "-m", str(folder), "--network", "host")
+    assert code == 0, out
+    service = yaml.safe_load((folder / "docker-compose.yml").read_text())["services"]["rngmodel"]
+    assert service["network_mode"] == "host"
+    assert "ports" not in service  # host networking publishes nothing
+
+
+def test_the_same_options_wherever_they_apply() -> None:
+    """--tolerance, --network, --server-port and --server-config mean the same everywhere."""
+    shared = {
+        "--tolerance": ["test-model", "test-server", "test", "test-image"],
+        "--network": ["build", "test-image", "deploy-prep"],
+        "--server-port": ["serve", "build-prep", "test-image", "deploy-prep"],
+        "--server-config": ["serve", "test-server", "test", "build-prep", "test-image"],
+    }
+    for option, commands in shared.items():
+        for command in commands:
+            code, out = run(command, "--help")
+            assert code == 0 and option in out, f"{command} lacks {option}"

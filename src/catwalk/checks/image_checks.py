@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from catwalk.checks.model_checks import TestData, load_test_data, prepare
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData, load_test_data, prepare
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server, wait_ready
 from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
@@ -42,6 +42,7 @@ class ImageTestOptions:
     user: str = TEST_UID
     install: bool = True
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    tolerance: float = DEFAULT_TOLERANCE
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
 
 
@@ -163,7 +164,9 @@ def _run_checks(
                 # Not verifying is deliberate: the certificate is the user's (often self-signed);
                 # the check is that the image serves TLS with it.
                 if _ready(container, base_url, report, options.ready_timeout):
-                    check_server(base_url, model, data, report, verify=False)
+                    check_server(
+                        base_url, model, data, report, verify=False, tolerance=options.tolerance
+                    )
                 _stops(container, report)
                 if len(report.failures) > failed_before:
                     _print_logs(report, container)

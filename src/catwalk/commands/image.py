@@ -13,8 +13,10 @@ from catwalk.commands.common import (
     install_option,
     model_path_option,
     new_report,
+    server_config_option,
+    server_port_option,
+    tolerance_option,
 )
-from catwalk.config import DEFAULT_PORT
 from catwalk.deploy.prep import deploy_prep
 from catwalk.errors import BuildError
 from catwalk.image.dockerfile import ImageOptions
@@ -28,19 +30,6 @@ registry_option = click.option(
     show_envvar=True,
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
-)
-port_option = click.option(
-    "--server-port",
-    type=click.IntRange(1, 65535),
-    default=DEFAULT_PORT,
-    show_default=True,
-    help="Port the server listens on in the container.",
-)
-config_option = click.option(
-    "--server-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Server configuration (application.yml); its folder holds the certificates.",
 )
 network_option = click.option(
     "--network",
@@ -62,8 +51,8 @@ def _spec(model_path: str) -> ModelSpec:
     default=None,
     help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
 )
-@config_option
-@port_option
+@server_config_option
+@server_port_option
 @click.option("--force", is_flag=True, help="Replace a Dockerfile catwalk did not generate.")
 @handle_errors
 def build_prep_command(
@@ -154,9 +143,10 @@ def build_command(
 @click.command("test-image")
 @model_path_option
 @registry_option
-@port_option
-@config_option
+@server_port_option
+@server_config_option
 @network_option
+@tolerance_option
 @install_option
 @click.option(
     "--timeout",
@@ -172,6 +162,7 @@ def test_image_command(
     server_port: int,
     server_config: Path | None,
     network: str | None,
+    tolerance: float,
     install: bool,
     timeout: float,
 ) -> None:
@@ -184,6 +175,7 @@ def test_image_command(
         network=network,
         install=install,
         ready_timeout=timeout,
+        tolerance=tolerance,
     )
     test_image(model_path, report, options)
     finish(report)
@@ -192,8 +184,9 @@ def test_image_command(
 @click.command("deploy-prep")
 @model_path_option
 @registry_option
-@port_option
-@config_option
+@server_port_option
+@server_config_option
+@network_option
 @click.option(
     "--force", is_flag=True, help="Replace a docker-compose.yml catwalk did not generate."
 )
@@ -203,6 +196,7 @@ def deploy_prep_command(
     docker_registry: str | None,
     server_port: int,
     server_config: Path | None,
+    network: str | None,
     force: bool,
 ) -> None:
     """Write a docker-compose.yml that runs the model's image."""
@@ -212,6 +206,7 @@ def deploy_prep_command(
         docker_registry=check_registry(docker_registry),
         server_port=server_port,
         server_config=server_config,
+        network=network,
         force=force,
     )
     click.echo(f"{written.action}: {written.path}")

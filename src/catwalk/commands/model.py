@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import click
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, test_model
+from catwalk.checks.model_checks import test_model
 from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
     model_path_option,
     new_report,
+    tolerance_option,
 )
 
 
 @click.command("test-model")
 @model_path_option
 @install_option
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TOLERANCE,
-    show_default=True,
-    help="Relative tolerance when comparing predicted and expected floats.",
-)
+@tolerance_option
 @handle_errors
 def test_model_command(model_path: str, install: bool, tolerance: float) -> None:
     """Check a model folder: spec, requirements, import, test data, predictions."""

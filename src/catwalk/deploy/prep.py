@@ -25,6 +25,7 @@ def deploy_prep(
     docker_registry: str | None = None,
     server_port: int = DEFAULT_PORT,
     server_config: Path | None = None,
+    network: str | None = None,
     force: bool = False,
 ) -> Written:
     """Write the model folder's docker-compose.yml."""
@@ -36,5 +37,6 @@ def deploy_prep(
         server_config=server_config,
         ssl=ssl,
         compose_dir=spec.path,
+        network=network,
     )
     return write_generated(spec.path / COMPOSE_FILE, text, force)
