@@ -198,3 +198,53 @@ def test_duplicate_keys_come_with_the_other_problems(tmp_path: Path) -> None:
         f"{path}: logging: duplicate key at line 2 (first set at line 1); keep one",
         f"{path}: server.workers: must be a whole number >= 1",
     ]
+
+
+# -- environment variables for the settings operators change most in containers ------------
+
+
+def test_env_variables_win_over_application_yml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("logging: {level: INFO}\nserver: {workers: 4, timeout: 60}\n")
+    monkeypatch.setenv("SERVER_WORKERS", "1")
+    monkeypatch.setenv("SERVER_TIMEOUT", "5")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = load_settings(config)
+    assert (settings.workers, settings.timeout, settings.log_level) == (1, 5, "DEBUG")
+    assert settings.config_path == config.resolve()
+
+
+def test_env_variables_without_a_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVER_WORKERS", "3")
+    settings = load_settings(None, 8080)
+    assert (settings.workers, settings.port, settings.config_path) == (3, 8080, None)
+
+
+def test_empty_env_variables_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  workers: 4\n")
+    for name in ("SERVER_WORKERS", "SERVER_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"):
+        monkeypatch.setenv(name, "")
+    assert load_settings(config).workers == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SERVER_WORKERS", "two", "SERVER_WORKERS: 'two' is not a whole number >= 1"),
+        ("SERVER_TIMEOUT", "0", "SERVER_TIMEOUT: '0' is not a whole number >= 1"),
+        ("LOG_LEVEL", "LOUD", "logging.level: must be one of DEBUG, INFO, WARNING, ERROR"),
+    ],
+)
+def test_bad_env_variables_are_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert message in str(info.value)
+    assert name in str(info.value)
