@@ -17,7 +17,6 @@ import importlib
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -28,6 +27,7 @@ from packaging.utils import canonicalize_name
 
 from catwalk.errors import RequirementsError
 from catwalk.spec import REQUIREMENTS_FILE
+from catwalk.tmp import temp_dir
 
 _PIP_TAIL_LINES = 25
 
@@ -170,13 +170,13 @@ def _write_stamp(req_file: Path) -> None:
 
 
 def _state_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"catwalk-{os.getuid()}"
+    return temp_dir() / f"catwalk-{os.getuid()}"
 
 
 @contextmanager
 def _pip_lock() -> Iterator[None]:
     digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"catwalk-pip-{digest}.lock"
+    lock_path = temp_dir() / f"catwalk-pip-{digest}.lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

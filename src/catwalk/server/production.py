@@ -33,7 +33,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from catwalk.server.render import (
     render_nginx_conf,
 )
 from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job
+from catwalk.tmp import make_temp_dir
 
 NGINX_MISSING = (
     "nginx is not installed: run `bash scripts/install-system-deps.sh nginx` "
@@ -85,7 +85,7 @@ def run_server(
     ipv6 = ipv6_available()
     check_port(settings.port, ipv6=ipv6)
     user = worker_user() if os.geteuid() == 0 else None
-    layout = RunLayout(Path(tempfile.mkdtemp(prefix="catwalk-")), worker_user=user)
+    layout = RunLayout(make_temp_dir("catwalk-"), worker_user=user)
     try:
         with _Signals() as signals:
             job = Job(Path(model_path).resolve(), settings, app_factory)
