@@ -20,9 +20,16 @@ from catwalk.requirements import ensure_requirements, requirement_names
 from catwalk.spec import MODEL_FILE, ModelSpec, check_model_folder, load_spec
 
 DEFAULT_TOLERANCE = 1e-9
-#: test-model's steps: 1-4 prepare the model, 5-6 its test data, 7 predicts.
-MODEL_STEPS = 7
-DATA_STEPS = 6
+# Every step's name, in order (test-server runs the first six, then its own).
+MODEL_STEPS = (
+    "1. model folder",
+    "2. model.yml",
+    "3. requirements",
+    "4. model loads",
+    "5. test data",
+    "6. test data matches the schema",
+    "7. predictions",
+)
 _MAX_ROW_FAILURES = 5
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import InsecureRequestWarning
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
 from catwalk.checks.report import Report
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
@@ -131,22 +131,19 @@ class _Checker:
         self.ref = {"name": self.spec.name, "version": self.spec.version}
         self.current = ""
 
-    #: The checks, in order (one report line each).
-    NAMES = (
-        "status",
-        "info",
-        "predictions",
-        "correlation_id_echoed",
-        "correlation_id_generated",
-        "model_accepted",
-        "extra_data_echoed",
-        "not_json",
-        "wrong_name",
-        "wrong_version",
-    )
-
     def checks(self) -> list[Callable[[], None]]:
-        return [getattr(self, name) for name in self.NAMES]
+        return [
+            self.status,
+            self.info,
+            self.predictions,
+            self.correlation_id_echoed,
+            self.correlation_id_generated,
+            self.model_accepted,
+            self.extra_data_echoed,
+            self.not_json,
+            self.wrong_name,
+            self.wrong_version,
+        ]
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -441,9 +438,11 @@ class ServerProcess:
         self._log.close()
 
 
-def server_steps(url: str | None) -> int:
-    """How many report lines test_server adds: the server (started and stopped) and the checks."""
-    return (1 if url else 2) + len(_Checker.NAMES)
+def planned_steps(url: str | None, step: int = 7) -> tuple[str, ...]:
+    """test-server's numbered steps (the HTTP checks between them depend on the server)."""
+    if url is not None:
+        return (*MODEL_STEPS[: step - 1], f"{step}. server")
+    return (*MODEL_STEPS[: step - 1], f"{step}. server starts", f"{step + 1}. server stops")
 
 
 def test_server(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +69,15 @@ install_option = click.option(
 )
 
 
+junit_option = click.option(
+    "--junit-xml",
+    "junit_xml",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the steps to this file as a JUnit XML report (for CI test views).",
+)
+
+
 def handle_errors(func: F) -> F:
     """Turn catwalk's errors into a message on stderr and exit code 1, never a traceback.
 
@@ -93,8 +103,30 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def new_report(title: str) -> Report:
-    return Report(title=title, echo=click.echo)
+def new_report(title: str, planned: tuple[str, ...] = ()) -> Report:
+    return Report(title=title, echo=click.echo, planned=planned)
+
+
+@contextmanager
+def junit_reports(path: str | None) -> Iterator[list[Report]]:
+    """Collect the command's reports and, with ``--junit-xml``, write them however it ends.
+
+    The command appends each report it makes to the yielded list. An error that ends the
+    command is recorded in the last report (as an ``<error>``) before it is printed as usual;
+    the exit code is never changed, unless the report file itself cannot be written.
+    """
+    reports: list[Report] = []
+    try:
+        yield reports
+    except CatwalkError as exc:
+        if reports:
+            reports[-1].error(str(exc))
+        raise
+    finally:
+        if path is not None:
+            from catwalk.checks.junit import write
+
+            write(path, reports)
 
 
 def finish(report: Report) -> None:

@@ -11,6 +11,8 @@ from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
+    junit_option,
+    junit_reports,
     model_path_option,
     new_report,
     server_config_option,
@@ -155,6 +157,7 @@ def build_command(
     show_default=True,
     help="Seconds to wait for the container's server to answer.",
 )
+@junit_option
 @handle_errors
 def test_image_command(
     model_path: str,
@@ -165,20 +168,23 @@ def test_image_command(
     tolerance: float,
     install: bool,
     timeout: float,
+    junit_xml: str | None,
 ) -> None:
     """Run the model's image in a throwaway container and check it."""
-    report = new_report("test-image")
-    options = ImageTestOptions(
-        docker_registry=check_registry(docker_registry),
-        server_port=server_port,
-        server_config=server_config,
-        network=network,
-        install=install,
-        ready_timeout=timeout,
-        tolerance=tolerance,
-    )
-    test_image(model_path, report, options)
-    finish(report)
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-image")
+        reports.append(report)
+        options = ImageTestOptions(
+            docker_registry=check_registry(docker_registry),
+            server_port=server_port,
+            server_config=server_config,
+            network=network,
+            install=install,
+            ready_timeout=timeout,
+            tolerance=tolerance,
+        )
+        test_image(model_path, report, options)
+        finish(report)
 
 
 @click.command("deploy-prep")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
-from catwalk.checks.model_checks import test_model
+from catwalk.checks.model_checks import MODEL_STEPS, test_model
 from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
+    junit_option,
+    junit_reports,
     model_path_option,
     new_report,
     tolerance_option,
@@ -19,12 +21,17 @@ from catwalk.commands.common import (
 @model_path_option
 @install_option
 @tolerance_option
+@junit_option
 @handle_errors
-def test_model_command(model_path: str, install: bool, tolerance: float) -> None:
+def test_model_command(
+    model_path: str, install: bool, tolerance: float, junit_xml: str | None
+) -> None:
     """Check a model folder: spec, requirements, import, test data, predictions."""
-    report = new_report("test-model")
-    test_model(model_path, report, install=install, tolerance=tolerance)
-    finish(report)
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-model", MODEL_STEPS)
+        reports.append(report)
+        test_model(model_path, report, install=install, tolerance=tolerance)
+        finish(report)
 
 
 COMMANDS = [test_model_command]

@@ -19,11 +19,13 @@ import click
 from click.core import ParameterSource
 
 from catwalk.checks.model_checks import TestData
-from catwalk.checks.report import Report
+from catwalk.checks.report import Report, Step
 from catwalk.commands.common import (
     finish,
     handle_errors,
     install_option,
+    junit_option,
+    junit_reports,
     model_path_option,
     new_report,
     server_config_option,
@@ -203,6 +205,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @tolerance_option
 @install_option
+@junit_option
 @handle_errors
 def test_server_command(
     model_path: str,
@@ -212,11 +215,16 @@ def test_server_command(
     cacert: str | None,
     tolerance: float,
     install: bool,
+    junit_xml: str | None,
 ) -> None:
     """Start the model's server (or use --url) and check it against the test data."""
-    report = new_report("test-server")
-    _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
-    finish(report)
+    from catwalk.checks.server_checks import planned_steps
+
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-server", planned_steps(url))
+        reports.append(report)
+        _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
+        finish(report)
 
 
 @click.command("test")
@@ -225,23 +233,40 @@ def test_server_command(
 @debug_option
 @tolerance_option
 @install_option
+@junit_option
 @handle_errors
 def test_command(
-    model_path: str, server_config: Path | None, debug: bool, tolerance: float, install: bool
+    model_path: str,
+    server_config: Path | None,
+    debug: bool,
+    tolerance: float,
+    install: bool,
+    junit_xml: str | None,
 ) -> None:
     """Run test-model, then test-server (which is skipped when test-model fails)."""
-    from catwalk.checks.model_checks import test_model
+    from catwalk.checks.model_checks import MODEL_STEPS, test_model
+    from catwalk.checks.server_checks import planned_steps
 
-    report = new_report("test-model")
-    model, data = test_model(model_path, report, install=install, tolerance=tolerance)
-    report.summary()
-    if not report.passed or model is None or data is None:
-        sys.exit(1)
-    click.echo("")
-    report = new_report("test-server")
-    # Numbered on from test-model's steps (1-7), so no number appears twice in one run.
-    _check_server(report, model, data, None, server_config, debug, None, tolerance, step=8)
-    finish(report)
+    with junit_reports(junit_xml) as reports:
+        report = new_report("test-model", MODEL_STEPS)
+        reports.append(report)
+        model, data = test_model(model_path, report, install=install, tolerance=tolerance)
+        report.summary()
+        server_report = new_report("test-server", planned_steps(None, step=8)[len(MODEL_STEPS) :])
+        reports.append(server_report)
+        if not report.passed or model is None or data is None:
+            # Recorded for a CI system; the console already says test-model failed.
+            server_report.planned = ()
+            server_report.records.append(
+                Step("SKIP", "test-server", "not run: test-model failed", 0.0)
+            )
+            sys.exit(1)
+        click.echo("")
+        # Numbered on from test-model's steps (1-7), so no number appears twice in one run.
+        _check_server(
+            server_report, model, data, None, server_config, debug, None, tolerance, step=8
+        )
+        finish(server_report)
 
 
 def _test_server(
@@ -254,10 +279,8 @@ def _test_server(
     tolerance: float,
     install: bool,
 ) -> None:
-    from catwalk.checks.model_checks import DATA_STEPS, load_test_data, prepare
-    from catwalk.checks.server_checks import server_steps
+    from catwalk.checks.model_checks import load_test_data, prepare
 
-    report.planned = DATA_STEPS + server_steps(url)
     load_settings(server_config)  # a broken application.yml is reported before anything runs
     model = prepare(model_path, report, install=install)
     if model is None:
@@ -279,10 +302,8 @@ def _check_server(
     tolerance: float,
     step: int = 7,
 ) -> None:
-    from catwalk.checks.server_checks import server_steps, test_server
+    from catwalk.checks.server_checks import test_server
 
-    if step > 7:
-        report.planned = server_steps(url)
     settings = load_settings(server_config)
     https = url.startswith("https:") if url else settings.ssl.enabled
     # Without a CA to check against, HTTPS is not verified: self-signed pairs are the norm.
