@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -182,35 +179,8 @@ def test_unsatisfiable_requirement_shows_pips_output(tmp_path: Path) -> None:
     assert "catwalk-tests-no-such-package==9.9.9" in message  # pip's own words
 
 
-def build_wheel(where: Path, name: str, requires: tuple[str, ...] = ()) -> Path:
-    """Write a minimal pure-Python wheel by hand: no build backend, no index needed."""
-    dist_info = f"{name}-0.1.dist-info"
-    requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
-    files = {
-        f"{name}/__init__.py": "ANSWER = 42\n",
-        f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n{requires_dist}"
-        ),
-        f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: catwalk-tests\nRoot-Is-Purelib: true\n"
-            "Tag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{dist_info}/RECORD,,")
-    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
-    wheel = where / f"{name}-0.1-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-    return wheel
-
-
 @pytest.fixture
-def local_package(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def local_package(tmp_path: Path, build_wheel: Any) -> Iterator[tuple[str, Path]]:
     """A wheel of a tiny package unique to this run; uninstalled from the venv afterwards."""
     name = f"catwalk_tests_tiny_{os.getpid()}"
     wheels = tmp_path / "wheels"
@@ -302,7 +272,7 @@ def test_pip_runs_under_constraints_pinning_catwalks_dependencies(
 
 
 def test_a_package_needing_an_older_flask_is_refused_by_pip_and_nothing_changes(
-    tmp_path: Path,
+    tmp_path: Path, build_wheel: Any
 ) -> None:
     # A real pip run: the model's own dependency wants Flask<3, catwalk's constraint says no.
     name = f"catwalk_tests_old_flask_{os.getpid()}"

@@ -31,6 +31,8 @@ MODEL_STEPS = (
     "7. predictions",
 )
 _MAX_ROW_FAILURES = 5
+#: ``catwalk export-test-data`` prints its JSON on a last line starting with this.
+TEST_DATA_PREFIX = "catwalk-test-data: "
 
 
 @dataclass
