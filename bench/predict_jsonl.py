@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Throughput of ``catwalk predict`` on JSON lines, side by side with a hand-written loop.
 
-For each model (example_models/rng, bench/models/forest) it writes ``--lines`` random inputs
-to a file, then runs, as separate processes, interleaved, ``--rounds`` times each:
+For each model — example_models/rng; bench/models/trees (100 pure-Python trees, no batching);
+example_models/forest (a scikit-learn RandomForest with ``batching:`` and ``predict_batch``) —
+it writes ``--lines`` random inputs to a file, then runs, as separate processes, interleaved,
+``--rounds`` times each:
 
 * ``catwalk``: ``python -m catwalk predict --no-install -m MODEL --input-file F --output OUT``
-  (the real CLI: model loading, input and output validation, normalisation, progress);
-* ``bare``: the loop a data scientist would write without catwalk
-  (``json.loads`` -> ``Model.predict`` -> ``json.dumps``, no validation at all).
+  (the real CLI: model loading, input and output validation, normalisation, batching, progress);
+* ``bare``: the loop a data scientist would write without catwalk (``json.loads`` ->
+  ``Model.predict`` -> ``json.dumps``, no validation at all; for a model with ``batching:``,
+  ``Model.predict_batch`` on chunks of its ``max_batch_size``, as catwalk calls it).
 
 Both outputs must be the same values, line for line, before any figure is reported. Each
 figure is the quietest round's wall time for the whole process (start-up included), in lines
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -29,6 +34,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -42,9 +49,16 @@ MODELS: dict[str, tuple[Path, Callable[[random.Random], dict[str, Any]]]] = {
             "sigma": r.uniform(0, 5),
         },
     ),
-    "forest": (
-        HERE / "models" / "forest",
+    "trees": (
+        HERE / "models" / "trees",
         lambda r: {f"f{i}": r.uniform(-1.5, 1.5) for i in range(8)},
+    ),
+    "forest": (
+        ROOT / "example_models" / "forest",
+        lambda r: {
+            name: r.gauss(0.0, 0.05)
+            for name in ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+        },
     ),
 }
 
@@ -57,18 +71,32 @@ def bare(model_dir: str, source: str, target: str) -> None:
     sys.path.insert(0, model_dir)
     spec.loader.exec_module(module)
     model = module.Model(model_dir)
+    spec = yaml.safe_load((Path(model_dir) / "model.yml").read_text())
+    size = spec.get("batching", {}).get("max_batch_size")
     with open(source, encoding="utf-8") as inputs, open(target, "w", encoding="utf-8") as out:
-        for line in inputs:
-            out.write(json.dumps(model.predict(json.loads(line))) + "\n")
+        if size is None:
+            for line in inputs:
+                out.write(json.dumps(model.predict(json.loads(line))) + "\n")
+            return
+        while chunk := [json.loads(line) for line in itertools.islice(inputs, size)]:
+            for output in model.predict_batch(chunk):
+                out.write(json.dumps(output) + "\n")
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one child process."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{command}: exit code {process.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def same_outputs(a: Path, b: Path) -> bool:
+    """Line for line equal (floats within 1e-9: numpy's float64 -> JSON is exact anyway)."""
     with a.open() as left, b.open() as right:
         return all(json.loads(x) == json.loads(y) for x, y in zip(left, right, strict=True))
 
@@ -106,22 +134,28 @@ def main() -> None:
                     str(outs["bare"]),
                 ],
             }
-            best = {system: float("inf") for system in commands}
+            wall = {system: float("inf") for system in commands}
+            cpu = dict(wall)
             for _ in range(args.rounds):
                 for system, command in commands.items():
-                    best[system] = min(best[system], timed(command))
+                    took, used = timed(command)
+                    wall[system], cpu[system] = min(wall[system], took), min(cpu[system], used)
             if not same_outputs(outs["catwalk"], outs["bare"]):
                 raise SystemExit(f"{name}: catwalk and bare outputs differ")
-            rate = {system: args.lines / seconds for system, seconds in best.items()}
-            rows.append((name, rate["catwalk"], best["catwalk"], rate["bare"], best["bare"]))
+            rows.append((name, wall, cpu))
 
-    print(f"{args.lines} JSON lines, best of {args.rounds} round(s), whole process wall time\n")
-    print("| model | catwalk predict | bare loop | ratio |")
-    print("|---|---|---|---|")
-    for name, cat_rate, cat_s, bare_rate, bare_s in rows:
+    print(f"{args.lines} JSON lines, best of {args.rounds} round(s), whole process (start-up in)")
+    print("lines/s on CPU time (user + system; steady on a shared host), wall time in brackets\n")
+    print("| model | catwalk predict | bare loop | ratio (CPU) | ratio (wall) |")
+    print("|---|---|---|---|---|")
+    for name, wall, cpu in rows:
+        cells = [
+            f"{args.lines / cpu[s]:,.0f} lines/s ({cpu[s]:.2f} s CPU, {wall[s]:.2f} s wall)"
+            for s in ("catwalk", "bare")
+        ]
         print(
-            f"| {name} | {cat_rate:,.0f} lines/s ({cat_s:.2f} s) "
-            f"| {bare_rate:,.0f} lines/s ({bare_s:.2f} s) | {cat_rate / bare_rate:.2f} |"
+            f"| {name} | {cells[0]} | {cells[1]} | {cpu['bare'] / cpu['catwalk']:.2f} "
+            f"| {wall['bare'] / wall['catwalk']:.2f} |"
         )
 
 

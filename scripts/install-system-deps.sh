@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages catwalk's tests and product need, by group.
 #
-# Usage: scripts/install-system-deps.sh [nginx] [wrk] [docker]     (no argument = all groups)
+# Usage: scripts/install-system-deps.sh [nginx] [wrk] [docker] [chromium] [prometheus]
+#        (no argument = all groups)
 #
-#   nginx   nginx                                  (the distro's nginx service is left stopped)
-#   wrk     wrk                                    (HTTP load generator for benchmarks)
-#   docker  docker.io docker-registry debootstrap  (engine, local registry, base-image builder;
-#                                                  see scripts/start-docker.sh, build-base-os-image.sh)
+#   nginx       nginx                                  (the distro's nginx service is left stopped)
+#   wrk         wrk                                    (HTTP load generator for benchmarks)
+#   docker      docker.io docker-registry debootstrap  (engine, local registry, base-image builder;
+#                                                      see scripts/start-docker.sh, build-base-os-image.sh)
+#   chromium    chromium                               (headless browser for the /docs page test)
+#   prometheus  prometheus                             (a real scraper for the /metrics test; the
+#                                                      distro's service is left stopped)
 #
 # Idempotent and fast: a package whose binary is already on PATH is skipped, and apt-get (and
 # `apt-get update`) runs only when something is missing. Package maintainer scripts are not
@@ -17,15 +21,17 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() { sed -n '2,9s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
 
-ALL_GROUPS=(nginx wrk docker)
+ALL_GROUPS=(nginx wrk docker chromium prometheus)
 
 group_packages() {
   case $1 in
     nginx) echo nginx ;;
     wrk) echo wrk ;;
     docker) echo docker.io docker-registry debootstrap debian-archive-keyring ;;
+    chromium) echo chromium ;;
+    prometheus) echo prometheus ;;
     *) return 1 ;;
   esac
 }
@@ -39,6 +45,8 @@ package_present() {
     docker-registry) have docker-registry ;;
     debootstrap) have debootstrap ;;
     debian-archive-keyring) [[ -s /usr/share/keyrings/debian-archive-keyring.gpg ]] ;;
+    chromium) have chromium ;;
+    prometheus) have prometheus ;;
     *) return 1 ;;
   esac
 }
@@ -47,8 +55,9 @@ package_present() {
 declare -A SERVICE_PIDFILE=(
   [nginx]=/run/nginx.pid
   [docker-registry]=/run/docker-registry.pid
+  [prometheus]=/run/prometheus/prometheus.pid
 )
-declare -A SERVICE_EXE=([nginx]=nginx [docker-registry]=docker-registry)
+declare -A SERVICE_EXE=([nginx]=nginx [docker-registry]=docker-registry [prometheus]=prometheus)
 
 # stop_distro_service PKG - stop the package's own service if its install left it running.
 stop_distro_service() {
@@ -71,7 +80,7 @@ main() {
     case $g in
       -h | --help) usage 0 ;;
       all) groups+=("${ALL_GROUPS[@]}") ;;
-      nginx | wrk | docker) groups+=("$g") ;;
+      nginx | wrk | docker | chromium | prometheus) groups+=("$g") ;;
       *) log "unknown group: $g"; usage 2 ;;
     esac
   done

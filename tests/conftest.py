@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import zipfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests are deterministic (derandomize: the same examples on every run, so a
+# CI failure reproduces locally) and bounded. HYPOTHESIS_PROFILE=explore searches further.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=150,
+    deadline=timedelta(seconds=2),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("explore", max_examples=5000, deadline=timedelta(seconds=2))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 TESTS = Path(__file__).resolve().parent
 MODELS = TESTS / "models"

@@ -200,6 +200,60 @@ def test_duplicate_keys_come_with_the_other_problems(tmp_path: Path) -> None:
     ]
 
 
+def test_request_body_limits(tmp_path: Path) -> None:
+    assert load_settings(None).max_depth == 64
+    path = write(tmp_path, "server:\n  limits:\n    max_depth: 10\n")
+    assert load_settings(path).max_depth == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("limits:\n    max_depth: 0", r"server\.limits\.max_depth: must be a whole number from 1"),
+        ("limits:\n    max_depth: 201", r"server\.limits\.max_depth: must be a whole number"),
+        ("limits:\n    max_depth: deep", r"server\.limits\.max_depth: must be a whole number"),
+        ("limits:\n    max_depth: true", r"server\.limits\.max_depth: must be a whole number"),
+        ("limits:\n    max_dept: 3", r"server\.limits\.max_dept: unknown key \(allowed: max_depth"),
+        ("limits: 3", r"server\.limits: must be a mapping"),
+    ],
+)
+def test_bad_request_body_limits(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, f"server:\n  {text}\n"))
+
+
+def test_batching_overrides(tmp_path: Path) -> None:
+    from catwalk.config import BatchingSettings
+    from catwalk.spec import Batching
+
+    settings = load_settings(
+        write(tmp_path, "server:\n  batching:\n    max_batch_size: 4\n    max_latency_ms: 1.5\n")
+    )
+    assert settings.batching == BatchingSettings(True, 4, 1.5)
+    declared = Batching(32, 10.0)
+    assert settings.batching.apply(declared) == Batching(4, 1.5)
+    assert settings.batching.apply(None) is None  # a model without batching: stays unbatched
+    off = load_settings(write(tmp_path, "server:\n  batching:\n    enabled: false\n"))
+    assert off.batching.apply(declared) is None
+    assert ServerSettings().batching.apply(declared) == declared
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("    max_batch_size: 0\n", "server.batching.max_batch_size: must be between 1 and"),
+        ("    max_batch_size: x\n", "server.batching.max_batch_size: must be a whole number"),
+        ("    max_latency_ms: 0\n", "server.batching.max_latency_ms: must be > 0"),
+        ("    enabled: maybe\n", "server.batching.enabled: must be true or false"),
+        ("    size: 3\n", "server.batching.size: unknown key (allowed: enabled, max_batch_size"),
+    ],
+)
+def test_bad_batching_overrides(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "server:\n  batching:\n" + text))
+    assert expected in str(info.value)
+
+
 # -- environment variables for the settings operators change most in containers ------------
 
 

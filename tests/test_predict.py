@@ -201,3 +201,40 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "scoring" in text and "100%" in text, text
     assert "predict: 2000 line(s) read" in text
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2000
+
+
+def test_a_batching_model_gets_chunks_of_its_max_batch_size() -> None:
+    result = run("-m", str(MODELS / "batch_printer"), stdin=lines(*({"x": i} for i in range(10))))
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"y": 2.0 * i} for i in range(10)
+    ]
+    calls = [line for line in result.stderr.splitlines() if line.startswith(("batch", "single"))]
+    assert calls == ["batch of 4", "batch of 4", "batch of 2"]
+
+
+def test_a_failed_batch_is_scored_line_by_line_to_name_the_bad_line() -> None:
+    inputs = [{"x": 1}, {"x": "one"}, {"x": 13}, {"x": 4}, {"x": 5}]
+    result = run("-m", str(MODELS / "batch_printer"), "--on-error", "skip", stdin=lines(*inputs))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ['{"y":2.0}', "null", "null", '{"y":8.0}', '{"y":10.0}']
+    errors = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert errors == [
+        "line 2: input.x: \"one\" is not of type 'number'",
+        "line 3: predict raised ValueError: 13 is unlucky",
+    ]
+    calls = [line for line in result.stderr.splitlines() if line.startswith(("batch", "single"))]
+    # The first chunk's valid lines (1, 3, 4) failed together, then went one by one.
+    assert calls == ["batch of 3", "single", "single", "single", "batch of 1"]
+
+
+def test_the_sklearn_forest_batched_gives_what_one_by_one_gives() -> None:
+    forest = ROOT / "example_models" / "forest"
+    test_data = json.loads((forest / "test_data.json").read_text())
+    inputs = [row["X"] for row in test_data]
+    result = run("-m", str(forest), "--no-install", stdin=lines(*inputs))
+    assert result.exit_code == 0, result.output
+    outputs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert outputs == [row["y"] for row in test_data]
+    single = run("-m", str(forest), "--no-install", "--input", json.dumps(inputs[3]))
+    assert json.loads(single.stdout) == outputs[3]

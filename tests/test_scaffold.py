@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,27 @@ def test_render_folder_is_pure_and_names_the_folder() -> None:
     frame = render_folder("m", "PANDAS_DATA_FRAME", "m")
     assert "import pandas as pd" in frame["model.py"]
     assert "pandas>=" in frame["requirements.txt"]
+
+
+def test_the_readme_quickstart_says_what_really_happens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart's init / test-model / predict lines, run as written, print what it shows."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    lines = [line.split("#")[0].strip() for line in section.splitlines()]
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    for line in lines:
+        if line.startswith("catwalk ") and " serve " not in line and "<" not in line:
+            args = shlex.split(line)[1:]
+            if args[0] == "test":
+                args.append("--debug")  # test-server's production run is covered above
+            result = run(*args)
+            assert result.exit_code == 0, f"{line}\n{result.output}"
+            ran.append((args[0], result.stdout))
+    assert [name for name, _ in ran] == ["init", "test-model", "predict", "test"]
+    shown = section.split("catwalk predict -m my-model --input", 1)[1].splitlines()[1]
+    assert json.loads(ran[2][1]) == json.loads(shown.lstrip("# "))
+    curl_shown = section.split('"output":', 1)[1].split("}", 1)[0] + "}"
+    assert json.loads(curl_shown) == json.loads(ran[2][1])

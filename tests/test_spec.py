@@ -375,3 +375,50 @@ def test_a_merge_key_overridden_is_not_a_duplicate() -> None:
 def test_duplicate_keys_in_flow_mappings_and_lists() -> None:
     _, duplicates = load_yaml("l:\n  - {a: 1, a: 2}\n")
     assert duplicates == ["l[0].a: duplicate key at line 2 (first set at line 2); keep one"]
+
+
+# ------------------------------------------------------------------ batching ----
+def test_batching_is_read_with_defaults_for_what_is_left_out() -> None:
+    data = valid()
+    data["batching"] = {"max_batch_size": 16, "max_latency_ms": 2.5}
+    spec = parse_spec(data, Path("/nowhere"))
+    assert spec.batching is not None
+    assert (spec.batching.max_batch_size, spec.batching.max_latency_ms) == (16, 2.5)
+    assert spec.info()["batching"] == {"max_batch_size": 16, "max_latency_ms": 2.5}
+    data["batching"] = {}
+    spec = parse_spec(data, Path("/nowhere"))
+    assert spec.batching is not None and spec.batching.max_batch_size == 32
+    assert parse_spec(valid(), Path("/nowhere")).batching is None
+    assert "batching" not in parse_spec(valid(), Path("/nowhere")).info()
+
+
+@pytest.mark.parametrize(
+    ("batching", "expected"),
+    [
+        ({"max_batch_size": 0}, "model.yml: batching.max_batch_size: must be between 1 and"),
+        ({"max_batch_size": 2.5}, "model.yml: batching.max_batch_size: must be a whole number"),
+        ({"max_batch_size": True}, "model.yml: batching.max_batch_size: must be a whole number"),
+        ({"max_batch_size": "8"}, "model.yml: batching.max_batch_size: must be a whole number"),
+        ({"max_latency_ms": 0}, "model.yml: batching.max_latency_ms: must be > 0"),
+        ({"max_latency_ms": -1}, "model.yml: batching.max_latency_ms: must be > 0"),
+        ({"max_latency_ms": "5ms"}, "model.yml: batching.max_latency_ms: must be a number"),
+        ({"max_size": 8}, "model.yml: batching.max_size: unknown field (allowed: max_batch_size"),
+        ([8], "model.yml: batching: must be a mapping with max_batch_size and max_latency_ms"),
+        (None, "model.yml: batching: must be a mapping"),
+    ],
+)
+def test_bad_batching_is_a_spec_error_naming_the_field(batching: Any, expected: str) -> None:
+    data = valid()
+    data["batching"] = batching
+    found = problems(data)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_batch_kind_follows_io_type_and_input_schema() -> None:
+    data = valid()
+    assert parse_spec(data, Path("/nowhere")).batch_kind == "predict_batch"
+    data["io_type"] = "PANDAS_DATA_FRAME"
+    assert parse_spec(data, Path("/nowhere")).batch_kind == "frame"
+    data = valid()
+    data["schema"]["input"] = {"type": "array", "items": data["schema"]["input"]}
+    assert parse_spec(data, Path("/nowhere")).batch_kind == "concat"

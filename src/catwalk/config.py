@@ -3,6 +3,7 @@
 ```yaml
 logging:
   level: INFO              # DEBUG | INFO | WARNING | ERROR
+  format: text             # text | json (one JSON object per line, nginx's logs too)
 server:
   workers: 2               # gunicorn workers; default: the CPUs this process may use
   preload: true            # load the model once before forking workers (false: once per worker)
@@ -10,11 +11,23 @@ server:
   keepalive: 5             # seconds an idle client connection is kept open by nginx
   max_body_size: 10m       # largest request body (nginx syntax: bytes, or k / m suffix)
   validate_output: true    # check every prediction against the output schema (500 if not)
+  shutdown_delay: 0        # seconds /ready answers 503 before the drain starts, on a stop
+  metrics: true            # GET /metrics (Prometheus); false: no metrics at all
+  limits:
+    max_depth: 64          # deepest nesting of arrays/objects in a request body (1-200)
   ssl:
     enabled: false
     cert: cert.pem         # relative paths resolve against this file's folder
     key: key.pem
+  auth:
+    tokens_file: tokens.txt  # bearer tokens, one per line; not readable by others
+  batching:                # overrides model.yml's batching: for this deployment
+    enabled: true          # false: answer every request with its own predict call
+    max_batch_size: 32
+    max_latency_ms: 10
 ```
+``SERVER_AUTH_TOKENS_FILE`` (relative to the working folder), when set, overrides
+``server.auth.tokens_file``: containers mount their tokens as a secret file.
 Unknown keys and keys written twice are errors: a typo must not silently leave a default in
 place, and a second ``workers:`` must not silently override the first.
 """
@@ -24,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +46,20 @@ import yaml
 
 from catwalk.cpus import usable_cpus
 from catwalk.errors import ConfigError
-from catwalk.spec import load_yaml
+from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 
 DEFAULT_PORT = 9090
+# Request body limits (docs/serving.md). orjson writes at most 255 levels (the echoed
+# extra_data) and parses at most 1,024: the depth limit stays well below both.
+DEFAULT_MAX_DEPTH = 64
+MAX_MAX_DEPTH = 200
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+TOKENS_ENV = "SERVER_AUTH_TOKENS_FILE"
 _SIZE = re.compile(r"^(\d+)([kKmM]?)$")
 _ALLOWED = {
     "": {"logging", "server"},
-    "logging": {"level"},
+    "logging": {"level", "format"},
     "server": {
         "workers",
         "preload",
@@ -47,9 +67,17 @@ _ALLOWED = {
         "keepalive",
         "max_body_size",
         "validate_output",
+        "shutdown_delay",
+        "metrics",
         "ssl",
+        "limits",
+        "auth",
+        "batching",
     },
     "server.ssl": {"enabled", "cert", "key"},
+    "server.limits": {"max_depth"},
+    "server.auth": {"tokens_file"},
+    "server.batching": {"enabled", "max_batch_size", "max_latency_ms"},
 }
 
 
@@ -61,18 +89,57 @@ class SslSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Bearer-token auth: on when a tokens file is given (see :mod:`catwalk.server.auth`)."""
+
+    tokens_file: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.tokens_file is not None
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    """``server.batching``: this deployment's say over a model's ``batching:``."""
+
+    enabled: bool = True
+    max_batch_size: int | None = None
+    max_latency_ms: float | None = None
+
+    def apply(self, declared: Batching | None) -> Batching | None:
+        """The batching in force for a model declaring ``declared`` (None: unbatched).
+
+        Only a model that declares ``batching:`` is batched (it has to be written for it); the
+        overrides change its numbers, ``enabled: false`` turns it off.
+        """
+        if declared is None or not self.enabled:
+            return None
+        return Batching(
+            self.max_batch_size if self.max_batch_size is not None else declared.max_batch_size,
+            self.max_latency_ms if self.max_latency_ms is not None else declared.max_latency_ms,
+        )
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     """Everything the server needs besides the model itself."""
 
     port: int = DEFAULT_PORT
     log_level: str = "INFO"
+    log_format: str = "text"
     workers: int = field(default_factory=usable_cpus)  # the CPUs a container may use
     preload: bool = True
     timeout: int = 60
     keepalive: int = 5
     max_body_size: str = "10m"
     validate_output: bool = True
+    shutdown_delay: float = 0.0
+    metrics: bool = True
     ssl: SslSettings = SslSettings()
+    max_depth: int = DEFAULT_MAX_DEPTH
+    auth: AuthSettings = AuthSettings()
+    batching: BatchingSettings = BatchingSettings()
     config_path: Path | None = None
 
     @property
@@ -99,10 +166,14 @@ def load_settings(config_file: str | Path | None, port: int = DEFAULT_PORT) -> S
         raise ConfigError(f"server port: {port} is not a TCP port (1-65535)")
     if config_file is None:
         overlay = env_settings({})
-        if not overlay:
-            return ServerSettings(port=port)
-        settings = _parse_with_env(overlay, Path.cwd() / "(environment)", port)
-        return dataclasses.replace(settings, config_path=None)
+        if overlay:
+            settings = _parse_with_env(overlay, Path.cwd() / "(environment)", port)
+            return dataclasses.replace(settings, config_path=None)
+        problems: list[str] = []
+        auth = _auth({}, Path.cwd(), problems)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return ServerSettings(port=port, auth=auth)
     path = Path(config_file).expanduser().resolve()
     name = str(config_file)
     try:
@@ -130,13 +201,21 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     logging_section = _mapping(data, "logging", problems)
     server = _mapping(data, "server", problems)
     ssl_section = _mapping(server, "ssl", problems, "server.")
+    auth_section = _mapping(server, "auth", problems, "server.")
+    batching_section = _mapping(server, "batching", problems, "server.")
     _check_keys(logging_section, "logging", problems)
     _check_keys(server, "server", problems)
     _check_keys(ssl_section, "server.ssl", problems)
+    _check_keys(auth_section, "server.auth", problems)
+    _check_keys(batching_section, "server.batching", problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
         problems.append(f"logging.level: must be one of {', '.join(LOG_LEVELS)}")
+    log_format = logging_section.get("format", "text")
+    if log_format not in LOG_FORMATS:
+        problems.append(f"logging.format: must be one of {', '.join(LOG_FORMATS)}")
+        log_format = "text"
     defaults = ServerSettings()
     workers = _int(server, "workers", defaults.workers, 1, problems)
     timeout = _int(server, "timeout", defaults.timeout, 1, problems)
@@ -149,20 +228,68 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     if not _SIZE.match(max_body):
         problems.append("server.max_body_size: must be a size such as 512k or 10m")
 
+    metrics = _bool(server, "metrics", defaults.metrics, "server.", problems)
+    shutdown_delay = server.get("shutdown_delay", 0)
+    if isinstance(shutdown_delay, bool) or not isinstance(shutdown_delay, (int, float)):
+        problems.append("server.shutdown_delay: must be a number of seconds >= 0")
+        shutdown_delay = 0
+    elif not 0 <= shutdown_delay <= 3600:
+        problems.append("server.shutdown_delay: must be between 0 and 3600 seconds")
+        shutdown_delay = 0
+
     ssl = _ssl(ssl_section, path.parent, problems)
+    auth = _auth(auth_section, path.parent, problems)
+    batching = _batching(batching_section, problems)
+    # Request body limits (docs/serving.md): checked before a body is parsed.
+    limits = _mapping(server, "limits", problems, "server.")
+    _check_keys(limits, "server.limits", problems)
+    max_depth = limits.get("max_depth", DEFAULT_MAX_DEPTH)
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int):
+        max_depth = None
+    if max_depth is None or not 1 <= max_depth <= MAX_MAX_DEPTH:
+        problems.append(
+            f"server.limits.max_depth: must be a whole number from 1 to {MAX_MAX_DEPTH}"
+        )
+        max_depth = DEFAULT_MAX_DEPTH
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return ServerSettings(
         port=port,
         log_level=level,
+        log_format=log_format,
         workers=workers,
         preload=preload,
         timeout=timeout,
         keepalive=keepalive,
         max_body_size=max_body,
         validate_output=validate_output,
+        shutdown_delay=float(shutdown_delay),
+        metrics=metrics,
         ssl=ssl,
+        max_depth=max_depth,
+        auth=auth,
+        batching=batching,
         config_path=path,
+    )
+
+
+def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:
+    enabled = _bool(section, "enabled", True, "server.batching.", problems)
+    size = section.get("max_batch_size")
+    latency = section.get("max_latency_ms")
+    for key, value, check in (
+        ("max_batch_size", size, batch_size_problem),
+        ("max_latency_ms", latency, latency_problem),
+    ):
+        problem = None if value is None else check(value)
+        if problem:
+            problems.append(f"server.batching.{key}: {problem}")
+    return BatchingSettings(
+        enabled=enabled,
+        max_batch_size=size if isinstance(size, int) and not batch_size_problem(size) else None,
+        max_latency_ms=(
+            float(latency) if latency is not None and not latency_problem(latency) else None
+        ),
     )
 
 
@@ -184,6 +311,66 @@ def _ssl(section: dict[str, Any], base: Path, problems: list[str]) -> SslSetting
         else:
             files[key] = file
     return SslSettings(enabled=True, cert=files.get("cert"), key=files.get("key"))
+
+
+def _auth(section: dict[str, Any], base: Path, problems: list[str]) -> AuthSettings:
+    """``server.auth``, with ``SERVER_AUTH_TOKENS_FILE`` over ``tokens_file``; file checked."""
+    from_env = os.environ.get(TOKENS_ENV, "").strip()
+    value: Any = from_env or section.get("tokens_file")
+    if value is None:
+        return AuthSettings()
+    where = TOKENS_ENV if from_env else "server.auth.tokens_file"
+    if not isinstance(value, str) or not value:
+        problems.append(f"{where}: must be the path of a tokens file")
+        return AuthSettings()
+    file = (Path.cwd() if from_env else base) / Path(value).expanduser()
+    file = file.resolve()
+    problem = tokens_file_problem(file)
+    if problem is None:
+        try:
+            if not read_tokens(file):
+                problem = f"{file}: holds no token (one per line; # starts a comment)"
+        except (OSError, ValueError) as exc:
+            problem = str(exc)
+    if problem:
+        problems.append(f"{where}: {problem}")
+        return AuthSettings()
+    return AuthSettings(tokens_file=file)
+
+
+def read_tokens(file: Path) -> list[str]:
+    """The tokens in a tokens file: one per line, blank lines and ``#`` comments skipped.
+
+    Raises ValueError naming the line (never its content: it may be a token) when a line is
+    not one token.
+    """
+    tokens = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        token = line.strip()
+        if not token or token.startswith("#"):
+            continue
+        if any(c.isspace() for c in token) or not token.isprintable():
+            raise ValueError(f"{file}: line {number}: a token may not contain spaces")
+        tokens.append(token)
+    return tokens
+
+
+def tokens_file_problem(file: Path) -> str | None:
+    """Why ``file`` cannot be a tokens file (None when it can): missing, unreadable, shared."""
+    try:
+        mode = file.stat().st_mode
+    except OSError as exc:
+        return f"{file}: cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return f"{file}: not a regular file"
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        return (
+            f"{file}: readable or writable by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"make it private: chmod 600 {file}"
+        )
+    if not os.access(file, os.R_OK):
+        return f"{file}: not readable by this user"
+    return None
 
 
 def _check_keys(section: dict[str, Any], where: str, problems: list[str]) -> None:

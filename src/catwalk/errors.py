@@ -13,6 +13,7 @@ CLI turns any of them into a message and an exit code::
     ├── ModelMismatch (404)        a request names a model this server does not serve
     ├── ModelError (500)           the user's predict() or load_test_data() raised
     ├── OutputError (500)          the model's output cannot be serialised or breaks the schema
+    ├── ModelTimeout (504)         a batched request's model call took longer than server.timeout
     ├── ServeError (500)           the production server could not start or died
     └── BuildError (500)           building, pushing or running an image failed
 """
@@ -84,6 +85,12 @@ class ModelError(CatwalkError):
 
 class OutputError(CatwalkError):
     """The model returned something that is not JSON-serialisable or breaks the output schema."""
+
+
+class ModelTimeout(CatwalkError):
+    """A batched request was not answered within ``server.timeout``."""
+
+    status = 504
 
 
 class ServeError(CatwalkError):

@@ -1,7 +1,8 @@
 """The user-model contract and its loader. No HTTP here.
 
 A model folder's ``model.py`` defines ``class Model`` with ``__init__(path)``,
-``load_test_data(path) -> (X, y)`` and ``predict(X)``. :func:`load_model` imports it (so that
+``load_test_data(path) -> (X, y)`` and ``predict(X)`` (and ``predict_batch(Xs)`` when model.yml
+asks for ``batching:``, see :mod:`catwalk.model_batch`). :func:`load_model` imports it (so that
 modules beside it can be imported by it) and constructs it once; :class:`LoadedModel` adapts
 inputs and outputs to the model's ``io_type`` and normalises outputs to JSON values.
 """
@@ -68,10 +69,7 @@ class LoadedModel:
         if self.is_dataframe and not side.is_batch and type(value) is list:
             if not value:
                 return [f"{prefix}: must not be an empty list"]
-            errors: list[str] = []
-            for i, record in enumerate(value):
-                errors += side.errors(record, f"{prefix}[{i}]")
-            return errors
+            return side.rows_errors(value, prefix)
         return side.errors(value, prefix)
 
     def predict(self, data: Any) -> Any:
@@ -120,6 +118,10 @@ class LoadedModel:
             )
         return result[0], result[1]
 
+    def call(self, method: Any, arg: Any, name: str = "predict") -> Any:
+        """Call one of the user's methods; raises ModelError when it raises."""
+        return self._call(method, arg, name)
+
     @staticmethod
     def _call(method: Any, arg: Any, name: str = "predict") -> Any:
         try:
@@ -152,6 +154,15 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     for method in ("predict", "load_test_data"):
         if not callable(getattr(cls, method, None)):
             raise ModelLoadError(f"{spec.path / MODEL_FILE}: Model has no method {method}(...)")
+    if (
+        spec.batching is not None
+        and spec.batch_kind == "predict_batch"
+        and not callable(getattr(cls, "predict_batch", None))
+    ):
+        raise ModelLoadError(
+            f"{spec.path / MODEL_FILE}: model.yml has batching:, so Model needs a method "
+            f"predict_batch(self, Xs) returning one output per input (or remove batching:)"
+        )
     try:
         instance = cls(str(spec.path))
     except (Exception, SystemExit) as exc:

@@ -4,18 +4,27 @@ Each input is what a request's ``input`` field holds. It is parsed like a reques
 (integers of any size stay exact), checked against ``schema.input``, given to the model through
 its io type, normalised to JSON values and checked against ``schema.output`` — the very calls
 the server's :class:`~catwalk.server.envelope.Predictor` makes, without the envelope around
-them. JSON lines are scored one line at a time, in order, and each line's outcome is either its
-output's JSON bytes or the :class:`~catwalk.errors.CatwalkError` that explains why it has none.
+them. JSON lines are scored in order, and each line's outcome is either its output's JSON
+bytes or the :class:`~catwalk.errors.CatwalkError` that explains why it has none.
+
+A model with ``batching:`` in model.yml gets up to ``max_batch_size`` valid lines per call, as
+the server batches concurrent requests (:func:`catwalk.model_batch.predict_many`:
+``predict_batch``, or one DataFrame / joined array for ``predict``). When such a call fails as
+a whole (the model raises, or its output cannot be split back), that chunk's lines are scored
+again one by one, so the problem is reported on the line that has it; test-model's step 8
+checks that both paths give the same outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from catwalk.errors import CatwalkError, InvalidRequest, OutputError
 from catwalk.model import LoadedModel
+from catwalk.model_batch import predict_many
 from catwalk.server.envelope import dumps, loads
 
 
@@ -44,29 +53,67 @@ class Scorer:
         except InvalidRequest as exc:
             raise InvalidRequest(exc.message.removeprefix("body: ")) from None
 
-    def score(self, data: Any) -> Any:
-        """The model's JSON output for one parsed input; raises CatwalkError."""
+    def check_input(self, data: Any) -> Any:
         problems = self.model.input_errors(data)
         if problems:
             raise InvalidRequest("; ".join(problems))
-        output = self.model.predict(data)
+        return data
+
+    def finish(self, output: Any) -> bytes:
+        """A JSON output, checked against the output schema, as JSON bytes."""
         problems = self.model.output_errors(output)
         if problems:
             raise OutputError("; ".join(problems))
-        return output
-
-    def score_bytes(self, text: bytes) -> bytes:
-        """One input's JSON text in, its output's JSON bytes out."""
-        output = self.score(self.parse(text))
         try:
             return dumps(output)
         except (TypeError, ValueError) as exc:
             raise OutputError(f"output: cannot be written as JSON ({exc})") from None
 
+    def score_bytes(self, text: bytes) -> bytes:
+        """One input's JSON text in, its output's JSON bytes out (one ``predict`` call)."""
+        return self.finish(self.model.predict(self.check_input(self.parse(text))))
+
     def score_lines(self, lines: Iterable[bytes]) -> Iterator[Scored]:
         """Every line's outcome, in order; a failing line does not stop the others."""
-        for number, line in enumerate(lines, 1):
+        numbered = enumerate(lines, 1)
+        batching = self.model.spec.batching
+        if batching is None:
+            for number, line in numbered:
+                yield self._one(number, line)
+            return
+        while chunk := list(islice(numbered, batching.max_batch_size)):
+            yield from self._chunk(chunk)
+
+    def _one(self, number: int, line: bytes) -> Scored:
+        try:
+            return Scored(number, output=self.score_bytes(line))
+        except CatwalkError as exc:
+            return Scored(number, error=exc)
+
+    def _chunk(self, chunk: list[tuple[int, bytes]]) -> Iterator[Scored]:
+        """One batched model call for the chunk's valid lines; outcomes in line order."""
+        outcome: dict[int, Scored] = {}
+        valid: list[tuple[int, Any]] = []
+        for number, line in chunk:
             try:
-                yield Scored(number, output=self.score_bytes(line))
+                valid.append((number, self.check_input(self.parse(line))))
             except CatwalkError as exc:
-                yield Scored(number, error=exc)
+                outcome[number] = Scored(number, error=exc)
+        if valid:
+            try:
+                outputs = predict_many(self.model, [data for _, data in valid])
+            except CatwalkError:
+                outputs = None  # the batch as a whole failed: find the line, one at a time
+            for i, (number, data) in enumerate(valid):
+                try:
+                    if outputs is None:
+                        output = self.model.predict(data)
+                    elif isinstance(outputs[i], CatwalkError):
+                        raise outputs[i]
+                    else:
+                        output = outputs[i]
+                    outcome[number] = Scored(number, output=self.finish(output))
+                except CatwalkError as exc:
+                    outcome[number] = Scored(number, error=exc)
+        for number, _ in chunk:
+            yield outcome[number]

@@ -26,7 +26,12 @@ REQUIREMENTS_FILE = "requirements.txt"
 IoType = Literal["PYTHON_DICT", "PANDAS_DATA_FRAME"]
 IO_TYPES: tuple[IoType, ...] = ("PYTHON_DICT", "PANDAS_DATA_FRAME")
 
-_TOP_KEYS = {"name", "version", "contact", "schema", "io_type", "description"}
+_TOP_KEYS = {"name", "version", "contact", "schema", "io_type", "description", "batching"}
+_BATCHING_KEYS = {"max_batch_size", "max_latency_ms"}
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_MAX_LATENCY_MS = 10.0
+# How a batch of requests becomes one call of the model (see ModelSpec.batch_kind).
+BatchKind = Literal["predict_batch", "frame", "concat"]
 _CONTACT_KEYS = {"name", "email"}
 _SCHEMA_KEYS = {"input", "output"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -53,6 +58,22 @@ class IoSchema:
     def errors(self, value: Any, prefix: str) -> list[str]:
         return self.validator.errors(value, prefix)
 
+    def rows_errors(self, rows: list[Any], prefix: str) -> list[str]:
+        """Problems of each row of a list checked against this one-record schema."""
+        return self.validator.rows_errors(rows, prefix)
+
+
+@dataclass(frozen=True)
+class Batching:
+    """``batching:`` in model.yml: up to ``max_batch_size`` requests per model call, the first
+    of them waiting at most ``max_latency_ms`` for the others."""
+
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+
+    def info(self) -> dict[str, Any]:
+        return {"max_batch_size": self.max_batch_size, "max_latency_ms": self.max_latency_ms}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -66,6 +87,21 @@ class ModelSpec:
     output: IoSchema
     io_type: IoType = "PYTHON_DICT"
     description: str | None = None
+    batching: Batching | None = None
+
+    @property
+    def batch_kind(self) -> BatchKind:
+        """How batched requests reach the model.
+
+        ``predict_batch``: a PYTHON_DICT model with an object input gets the inputs as a list
+        (``Model.predict_batch(Xs) -> list``). ``frame``: a PANDAS_DATA_FRAME model gets the
+        records of all requests as one DataFrame. ``concat``: a PYTHON_DICT model with an array
+        input gets the requests' arrays joined into one. The last two call ``predict`` and
+        split its rows back by request.
+        """
+        if self.io_type == "PANDAS_DATA_FRAME":
+            return "frame"
+        return "concat" if self.input.is_batch else "predict_batch"
 
     def info(self) -> dict[str, Any]:
         """The spec as served by ``GET /info``: model.yml's content, defaults filled in."""
@@ -78,6 +114,8 @@ class ModelSpec:
         }
         if self.description is not None:
             info["description"] = self.description
+        if self.batching is not None:
+            info["batching"] = self.batching.info()
         return info
 
 
@@ -221,6 +259,8 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
     if description is not None and not isinstance(description, str):
         problems.append("description: must be a string")
 
+    batching = _batching(data, problems) if "batching" in data else None
+
     schema = _section(data, "schema", problems)
     sides: dict[str, IoSchema | None] = {"input": None, "output": None}
     if schema is not None:
@@ -239,7 +279,52 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         output=sides["output"],
         io_type=io_type,
         description=description,
+        batching=batching,
     )
+
+
+def _batching(data: dict[str, Any], problems: list[str]) -> Batching | None:
+    section = data["batching"]
+    if not isinstance(section, dict):
+        problems.append(
+            "batching: must be a mapping with max_batch_size and max_latency_ms, "
+            f"got {type(section).__name__}"
+        )
+        return None
+    _unknown(section, _BATCHING_KEYS, "batching.", problems)
+    size = batch_size_problem(section.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+    latency = latency_problem(section.get("max_latency_ms", DEFAULT_MAX_LATENCY_MS))
+    for key, problem in (("max_batch_size", size), ("max_latency_ms", latency)):
+        if problem:
+            problems.append(f"batching.{key}: {problem}")
+    if size or latency:
+        return None
+    return Batching(
+        int(section.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE)),
+        float(section.get("max_latency_ms", DEFAULT_MAX_LATENCY_MS)),
+    )
+
+
+MAX_BATCH_SIZE = 4096
+MAX_LATENCY_MS = 10_000
+
+
+def batch_size_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a max_batch_size (None when it can); shared with application.yml."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a whole number >= 1, got {value!r}"
+    if not 1 <= value <= MAX_BATCH_SIZE:
+        return f"must be between 1 and {MAX_BATCH_SIZE}, got {value}"
+    return None
+
+
+def latency_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a max_latency_ms (None when it can); shared with application.yml."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return f"must be a number of milliseconds > 0, got {value!r}"
+    if not 0 < value <= MAX_LATENCY_MS:
+        return f"must be > 0 and at most {MAX_LATENCY_MS} (ms), got {value}"
+    return None
 
 
 def _io_schema(schema: dict[str, Any], side: str, problems: list[str]) -> IoSchema | None:

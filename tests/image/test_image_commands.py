@@ -70,6 +70,27 @@ def test_build_prep_never_bakes_an_ssl_config_s_key(example_copy, ssl_config) ->
     assert context_leaks(folder, "\n".join(ignore), ("conf/cert.pem", "conf/key.pem")) == []
 
 
+def test_build_prep_never_bakes_a_tokens_file(example_copy) -> None:
+    folder = example_copy("rng")
+    conf = folder / "conf"
+    conf.mkdir()
+    (conf / "api-keys").write_text("a-token\n")  # a name no pattern knows: the config says
+    (conf / "api-keys").chmod(0o600)
+    config = conf / "application.yml"
+    config.write_text("server:\n  auth:\n    tokens_file: api-keys\n")
+    code, out = run("build-prep", "-m", str(folder), "--server-config", str(config))
+    assert code == 0, out
+    assert "SERVER_CONFIG=/etc/catwalk/application.yml" in (folder / "Dockerfile").read_text()
+    ignore = (folder / ".dockerignore").read_text()
+    assert "/conf/api-keys" in ignore.splitlines()
+    assert "bearer tokens" in out
+    assert context_leaks(folder, ignore, ("conf/api-keys",)) == []
+    assert context_leaks(folder, "", ("conf/api-keys",)) == ["conf/api-keys"]
+    (folder / "tokens.txt").write_text("x\n")  # the documented name is refused anywhere
+    assert context_leaks(folder, "") == ["tokens.txt"]
+    assert context_leaks(folder, ignore) == []
+
+
 def test_build_prep_refuses_a_hand_written_dockerignore_that_leaks_keys(
     example_copy, ssl_config
 ) -> None:

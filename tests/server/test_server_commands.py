@@ -348,3 +348,33 @@ def test_ctrl_c_during_test_server_still_stops_the_server(model_path: ModelPath)
     assert "[PASS] 8. server stops" in output
     assert "Aborted!" in output
     assert not listening(port)
+
+
+# -- bearer tokens ---------------------------------------------------------------------------
+
+
+def test_test_server_checks_a_protected_server_with_its_token(
+    model_path: ModelPath, tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CATWALK_TOKEN", raising=False)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("first-token\nsecond-token\n")
+    tokens.chmod(0o600)
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  workers: 1\n  auth:\n    tokens_file: tokens.txt\n")
+    rng = str(model_path("rng"))
+    # The server test-server starts itself: a token of its own file is used.
+    result = run("test-server", "-m", rng, "--server-config", str(config), "--no-install")
+    assert result.exit_code == 0, result.output
+    assert "POST /predict: no token, 401" in result.output
+    result = run(
+        "test-server", "-m", rng, "--server-config", str(config), "--no-install", "--debug",
+        "--token", "wrong-token",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "expected HTTP 200, got 401" in result.output
+    monkeypatch.setenv("CATWALK_TOKEN", "second-token")
+    result = run(
+        "test-server", "-m", rng, "--server-config", str(config), "--no-install", "--debug"
+    )
+    assert result.exit_code == 0, result.output

@@ -9,7 +9,9 @@ a check fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -21,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TEST_DATA_PREFIX, TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server, wait_ready
-from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
 from catwalk.errors import CatwalkError, SpecError
 from catwalk.image import docker as dk
 from catwalk.image.dockerfile import CONFIG_DIR
@@ -46,6 +48,7 @@ class ImageTestOptions:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     tolerance: float = DEFAULT_TOLERANCE
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
+    token: str | None = None  # bearer token for a config with server.auth (default: its first)
 
 
 @contextmanager
@@ -67,6 +70,9 @@ def staged_config(config: Path, settings: ServerSettings) -> Iterator[tuple[list
         mounts = [dk.Mount(inner, CONFIG_DIR)]
         files = [config]
         files += [f for f in (settings.ssl.cert, settings.ssl.key) if f is not None]
+        tokens = settings.auth.tokens_file
+        if tokens is not None:
+            files.append(tokens)
         for index, file in enumerate(files):
             try:
                 relative = file.relative_to(config.parent)
@@ -80,7 +86,14 @@ def staged_config(config: Path, settings: ServerSettings) -> Iterator[tuple[list
                     (inner / parent).mkdir(exist_ok=True)
                     (inner / parent).chmod(0o755)
             shutil.copyfile(file, copy)
-            copy.chmod(0o444)
+            if file == tokens:
+                # catwalk refuses a tokens file others can read: the container's UID reads it
+                # through group 0 (it runs in group 0, as OpenShift runs images).
+                with contextlib.suppress(PermissionError):
+                    os.chown(copy, -1, 0)
+                copy.chmod(0o440)
+            else:
+                copy.chmod(0o444)
         yield mounts, str(PurePosixPath(CONFIG_DIR) / config.name)
     finally:
         shutil.rmtree(outer, ignore_errors=True)
@@ -209,8 +222,17 @@ def _run_checks(
                 # Not verifying is deliberate: the certificate is the user's (often self-signed);
                 # the check is that the image serves TLS with it.
                 if _ready(container, base_url, report, options.ready_timeout):
+                    token = options.token
+                    if token is None and settings.auth.tokens_file is not None:
+                        token = read_tokens(settings.auth.tokens_file)[0]
                     check_server(
-                        base_url, model, data, report, verify=False, tolerance=options.tolerance
+                        base_url,
+                        model,
+                        data,
+                        report,
+                        verify=False,
+                        token=token,
+                        tolerance=options.tolerance,
                     )
                 _stops(container, report)
                 if len(report.failures) > failed_before:

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from catwalk.checks.batch_checks import check_batching
 from catwalk.checks.report import Report
 from catwalk.errors import CatwalkError, ModelError, ModelLoadError, OutputError, SpecError
 from catwalk.model import LoadedModel, describe, load_model, user_traceback
@@ -274,8 +275,10 @@ def test_model(
     install: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[LoadedModel | None, TestData | None]:
-    """Run all seven steps, printing each; returns the model and its data for later checks."""
-    report.planned = MODEL_STEPS
+    """Run all seven steps (eight with ``batching:``), printing each.
+
+    Returns the model and its data for later checks.
+    """
     model = prepare(path, report, install=install)
     if model is None:
         return None, None
@@ -283,4 +286,5 @@ def test_model(
     if data is None:
         return model, None
     check_predictions(model, data, report, tolerance)
+    check_batching(model, data.inputs, data.batch, report, tolerance)
     return model, data

@@ -19,6 +19,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,14 @@ def check_server(
     verify: bool | str = True,
     timeout: float = 10.0,
     tolerance: float = DEFAULT_TOLERANCE,
+    token: str | None = None,
 ) -> None:
-    """Check the server at ``base_url`` serving ``model``; one report line per check."""
-    checker = _Checker(base_url, model, data, report, verify, timeout, tolerance)
+    """Check the server at ``base_url`` serving ``model``; one report line per check.
+
+    ``token``: sent as ``Authorization: Bearer <token>`` (a server with ``server.auth``); a
+    further check then makes sure a request without it is refused.
+    """
+    checker = _Checker(base_url, model, data, report, verify, timeout, tolerance, token)
     with checker.session, _quiet_if_unverified(verify):
         for check in checker.checks():
             try:
@@ -117,8 +123,10 @@ class _Checker:
         verify: bool | str,
         timeout: float,
         tolerance: float,
+        token: str | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
+        self.token = token
         self.model = model
         self.spec = model.spec
         self.data = data
@@ -126,6 +134,8 @@ class _Checker:
         self.timeout = timeout
         self.tolerance = tolerance
         self.session = requests.Session()
+        if token is not None:
+            self.session.headers["Authorization"] = f"Bearer {token}"
         # Per request, not session.verify: REQUESTS_CA_BUNDLE would silently win over that.
         self.verify = verify
         self.ref = {"name": self.spec.name, "version": self.spec.version}
@@ -143,6 +153,8 @@ class _Checker:
             self.not_json,
             self.wrong_name,
             self.wrong_version,
+            *([self.concurrent] if self.spec.batching is not None else []),
+            *([self.token_required] if self.token is not None else []),
         ]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -296,6 +308,69 @@ class _Checker:
         ref = {"name": self.spec.name, "version": self.spec.version + "-other"}
         message = self._error(self._post({"model": ref, "input": self.first_input}), 404)
         self.report.ok(self.current, message)
+
+    def concurrent(self) -> None:
+        """A batching model: many requests at once, each answer must be its own request's."""
+        self._start("POST /predict: concurrent requests (batching)")
+        assert self.spec.batching is not None
+        cases = _concurrent_cases(self.model, self.data)
+        count = max(8, min(2 * self.spec.batching.max_batch_size, 64))
+        sent = [(f"catwalk-test-{i}-{uuid.uuid4().hex[:8]}", *cases[i % len(cases)])
+                for i in range(count)]  # fmt: skip
+
+        def send(case: tuple[str, Any, Any]) -> str | None:
+            correlation_id, x, expected = case
+            try:
+                response = requests.post(
+                    self.base + "/predict",
+                    json={"correlation_id": correlation_id, "input": x},
+                    headers=self.session.headers,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                )
+                body = self._json(response, 200)
+            except (_Failed, requests.RequestException) as exc:
+                return f"{correlation_id}: {exc}"
+            if body.get("correlation_id") != correlation_id:
+                return (
+                    f"{correlation_id}: answered with correlation_id {body.get('correlation_id')!r}"
+                )
+            if body.get("input") != x:
+                return f"{correlation_id}: answered with another request's input"
+            diff = first_difference(expected, body.get("output"), self.tolerance, "output")
+            return f"{correlation_id}: {diff}" if diff else None
+
+        with ThreadPoolExecutor(count) as pool:
+            problems = [p for p in pool.map(send, sent) if p]
+        if problems:
+            raise _Failed("\n".join(problems[:5]))
+        self.report.ok(
+            self.current, f"{count} requests at once: each answer is its own request's and equals y"
+        )
+
+    def token_required(self) -> None:
+        self._start("POST /predict: no token, 401")
+        response = requests.post(
+            self.base + "/predict",
+            json={"input": self.first_input},
+            timeout=self.timeout,
+            verify=self.verify,
+        )
+        self._error(response, 401)
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if not challenge.startswith("Bearer"):
+            raise _Failed(f"WWW-Authenticate is {challenge!r}, not Bearer ...")
+        self.report.ok(self.current, "401 with WWW-Authenticate: Bearer")
+
+
+def _concurrent_cases(model: LoadedModel, data: TestData) -> list[tuple[Any, Any]]:
+    """(input, expected output) pairs, one record each when the test set is one batch."""
+    if not data.batch:
+        return list(zip(data.inputs, data.outputs, strict=True))
+    records, outputs = data.inputs[0], data.outputs[0]
+    if model.spec.batch_kind == "concat":
+        return [([x], [y]) for x, y in zip(records, outputs, strict=True)]
+    return list(zip(records, outputs, strict=True))
 
 
 def _info_difference(expected: dict[str, Any], got: Any) -> str:
@@ -458,6 +533,7 @@ def test_server(
     tolerance: float = DEFAULT_TOLERANCE,
     ready_timeout: float = 120.0,
     step: int = 7,
+    token: str | None = None,
 ) -> None:
     """Check ``url``, or start the model's own server and check it; report every step."""
     if url is not None:
@@ -466,7 +542,7 @@ def test_server(
             report.fail(f"{step}. server", f"server not reachable at {url}: {problem}")
             return
         report.ok(f"{step}. server", f"checking {url} (already running)")
-        check_server(url, model, data, report, verify=verify, tolerance=tolerance)
+        check_server(url, model, data, report, verify=verify, tolerance=tolerance, token=token)
         return
     mode = "debug" if debug else "production"
     port = free_port()
@@ -483,7 +559,7 @@ def test_server(
             return
         started = True
         report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
-        check_server(base_url, model, data, report, verify=verify, tolerance=tolerance)
+        check_server(base_url, model, data, report, verify=verify, tolerance=tolerance, token=token)
         show_log = not report.passed
     finally:
         stopping = time.monotonic()

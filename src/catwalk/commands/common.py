@@ -69,6 +69,13 @@ install_option = click.option(
 )
 
 
+token_option = click.option(
+    "--token",
+    envvar="CATWALK_TOKEN",
+    default=None,
+    help="Bearer token to send, for a server with server.auth (or set CATWALK_TOKEN; "
+    "the environment keeps it out of shell history and ps).",
+)
 junit_option = click.option(
     "--junit-xml",
     "junit_xml",

@@ -16,6 +16,7 @@ from catwalk.commands.common import (
     new_report,
     server_config_option,
     server_port_option,
+    token_option,
     tolerance_option,
 )
 from catwalk.image.dockerfile import ImageOptions
@@ -147,6 +148,7 @@ def build_command(
     show_default=True,
     help="Seconds to wait for the container's server to answer.",
 )
+@token_option
 @junit_option
 @handle_errors
 def test_image_command(
@@ -158,6 +160,7 @@ def test_image_command(
     tolerance: float,
     install: bool,
     timeout: float,
+    token: str | None,
     junit_xml: str | None,
 ) -> None:
     """Run the model's image in a throwaway container and check it."""
@@ -171,6 +174,7 @@ def test_image_command(
             network=network,
             ready_timeout=timeout,
             tolerance=tolerance,
+            token=token,
         )
         test_image(model_path, report, options)
         finish(report)

@@ -30,9 +30,10 @@ from catwalk.commands.common import (
     new_report,
     server_config_option,
     server_port_option,
+    token_option,
     tolerance_option,
 )
-from catwalk.config import ServerSettings, load_settings
+from catwalk.config import ServerSettings, load_settings, read_tokens
 from catwalk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ def note_unused_env(ctx: click.Context) -> None:
     help="Run the test-model checks first and refuse to start if they fail.",
 )
 @install_option
+@click.option(
+    "--reload",
+    is_flag=True,
+    help="With --debug: restart the server whenever a file in the model folder changes.",
+)
 @handle_errors
 @click.pass_context
 def serve_command(
@@ -89,6 +95,7 @@ def serve_command(
     debug: bool,
     run_tests: bool,
     install: bool,
+    reload: bool,
 ) -> None:
     """Serve the model as a REST API (nginx + gunicorn, or --debug).
 
@@ -100,6 +107,10 @@ def serve_command(
 
     note_unused_env(ctx)
     settings = load_settings(server_config, server_port)
+    if reload:
+        sys.exit(
+            _serve_reloading(model_path, server_config, server_port, debug, run_tests, install)
+        )
     spec = load_spec(model_path)
     if install:
         click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
@@ -120,6 +131,31 @@ def serve_command(
     if model is None:
         model = load_model(spec)
     _serve_debug(model, settings)
+
+
+def _serve_reloading(
+    model_path: str,
+    server_config: Path | None,
+    server_port: int,
+    debug: bool,
+    run_tests: bool,
+    install: bool,
+) -> int:
+    """This command without --reload, as a child restarted on every change (server.reload)."""
+    from catwalk.server.reload import serve_with_reload
+    from catwalk.spec import check_model_folder
+
+    if not debug:
+        raise click.UsageError("--reload needs --debug (the production server is not for editing)")
+    folder = check_model_folder(model_path)
+    command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
+    command += ["--server-port", str(server_port), "--run-tests" if run_tests else "--no-run-tests"]
+    command += ["--install" if install else "--no-install"]
+    watched = [folder]
+    if server_config:
+        command += ["--server-config", str(Path(server_config).resolve())]
+        watched.append(Path(server_config))
+    return serve_with_reload(command, watched, lambda line: click.echo(line, err=True))
 
 
 def _serve_production(model_path: Path, settings: ServerSettings) -> int:
@@ -149,7 +185,10 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
     click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
 
+    from catwalk.server import readiness
+
     def stop(signum: int, frame: Any) -> None:
+        readiness.state.stopping = True  # /ready: 503 (the debug server stops at once anyway)
         raise KeyboardInterrupt  # the development server shuts down cleanly on it
 
     signal.signal(signal.SIGTERM, stop)
@@ -204,6 +243,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "(without it, HTTPS certificates are not verified: self-signed pairs are the norm).",
 )
 @tolerance_option
+@token_option
 @install_option
 @junit_option
 @handle_errors
@@ -214,6 +254,7 @@ def test_server_command(
     debug: bool,
     cacert: str | None,
     tolerance: float,
+    token: str | None,
     install: bool,
     junit_xml: str | None,
 ) -> None:
@@ -223,7 +264,9 @@ def test_server_command(
     with junit_reports(junit_xml) as reports:
         report = new_report("test-server", planned_steps(url))
         reports.append(report)
-        _test_server(report, model_path, url, server_config, debug, cacert, tolerance, install)
+        _test_server(
+            report, model_path, url, server_config, debug, cacert, tolerance, install, token
+        )
         finish(report)
 
 
@@ -232,6 +275,7 @@ def test_server_command(
 @server_config_option
 @debug_option
 @tolerance_option
+@token_option
 @install_option
 @junit_option
 @handle_errors
@@ -240,6 +284,7 @@ def test_command(
     server_config: Path | None,
     debug: bool,
     tolerance: float,
+    token: str | None,
     install: bool,
     junit_xml: str | None,
 ) -> None:
@@ -252,7 +297,9 @@ def test_command(
         reports.append(report)
         model, data = test_model(model_path, report, install=install, tolerance=tolerance)
         report.summary()
-        server_report = new_report("test-server", planned_steps(None, step=8)[len(MODEL_STEPS) :])
+        # Numbered on from test-model's steps (7, or 8 with batching): no number twice.
+        step = report.steps + 1
+        server_report = new_report("test-server", planned_steps(None, step=step)[-2:])
         reports.append(server_report)
         if not report.passed or model is None or data is None:
             # Recorded for a CI system; the console already says test-model failed.
@@ -262,9 +309,17 @@ def test_command(
             )
             sys.exit(1)
         click.echo("")
-        # Numbered on from test-model's steps (1-7), so no number appears twice in one run.
         _check_server(
-            server_report, model, data, None, server_config, debug, None, tolerance, step=8
+            server_report,
+            model,
+            data,
+            None,
+            server_config,
+            debug,
+            None,
+            tolerance,
+            token,
+            step=step,
         )
         finish(server_report)
 
@@ -278,6 +333,7 @@ def _test_server(
     cacert: str | None,
     tolerance: float,
     install: bool,
+    token: str | None = None,
 ) -> None:
     from catwalk.checks.model_checks import load_test_data, prepare
 
@@ -288,7 +344,7 @@ def _test_server(
     data = load_test_data(model, report)
     if data is None:
         return
-    _check_server(report, model, data, url, server_config, debug, cacert, tolerance)
+    _check_server(report, model, data, url, server_config, debug, cacert, tolerance, token)
 
 
 def _check_server(
@@ -300,11 +356,15 @@ def _check_server(
     debug: bool,
     cacert: str | None,
     tolerance: float,
+    token: str | None = None,
     step: int = 7,
 ) -> None:
     from catwalk.checks.server_checks import test_server
 
     settings = load_settings(server_config)
+    if token is None and url is None and settings.auth.tokens_file is not None:
+        # The server test-server starts takes the tokens of this file: use its first one.
+        token = read_tokens(settings.auth.tokens_file)[0]
     https = url.startswith("https:") if url else settings.ssl.enabled
     # Without a CA to check against, HTTPS is not verified: self-signed pairs are the norm.
     verify: bool | str = cacert if cacert else not https
@@ -318,6 +378,7 @@ def _check_server(
         debug=debug,
         verify=verify,
         tolerance=tolerance,
+        token=token,
         step=step,
     )
 

@@ -61,16 +61,18 @@ def requirements_mode(folder: Path) -> str:
 
 
 def config_secrets(server_config: Path | None, port: int = DEFAULT_PORT) -> tuple[Path, ...]:
-    """The TLS certificate and private key the server config names (none when SSL is off).
+    """The secret files the server config names: TLS certificate and key, bearer tokens.
 
     Raises :class:`~catwalk.errors.ConfigError` when the config is invalid.
     """
     if server_config is None:
         return ()
-    ssl = load_settings(server_config, port).ssl
-    if not ssl.enabled:
-        return ()
-    return tuple(f.resolve() for f in (ssl.cert, ssl.key) if f is not None)
+    settings = load_settings(server_config, port)
+    ssl = settings.ssl
+    files = [f for f in (ssl.cert, ssl.key) if f is not None] if ssl.enabled else []
+    if settings.auth.tokens_file is not None:
+        files.append(settings.auth.tokens_file)
+    return tuple(f.resolve() for f in files)
 
 
 def config_in_image(
@@ -91,7 +93,11 @@ def config_in_image(
     except ValueError:
         relative = None
     if relative is None or ssl:
-        why = "it enables SSL, and keys are never baked into images" if ssl else "it is outside"
+        why = (
+            "it names TLS keys or tokens: keys are never baked into images"
+            if ssl
+            else "it is outside"
+        )
         target = str(PurePosixPath(CONFIG_DIR) / config.name)
         note = (
             f"The server config is not in the image ({why}): mount the folder holding\n"

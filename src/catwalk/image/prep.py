@@ -45,6 +45,7 @@ SECRET_NAMES = (
     ".netrc",
     ".pypirc",
     ".git-credentials",
+    "*tokens.txt",
 )
 
 
@@ -137,7 +138,8 @@ def _notes(
     config = options.server_config.resolve()
     if target is not None and target.startswith(CONFIG_DIR + "/"):
         why = (
-            "it enables SSL: its certificate and key are never baked into the image"
+            "it names secrets (TLS certificate and key, bearer tokens): they are never baked "
+            "into the image"
             if secret_files
             else "it is outside the model folder"
         )

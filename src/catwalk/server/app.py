@@ -7,6 +7,11 @@ tests each build their own. Routes:
 - ``GET /status`` -> 200 ``{"status": "ok"}``
 - ``GET /info``   -> 200 the model's spec (``ModelSpec.info()``)
 - ``POST /predict`` -> the envelope (see :mod:`catwalk.server.envelope`)
+- ``GET /openapi.json`` -> the OpenAPI document (:mod:`catwalk.server.openapi`), built at its
+  first request (it calls the model's ``load_test_data`` for an example)
+- ``GET /docs`` (and ``/docs/<asset>``) -> Swagger UI, offline (:mod:`catwalk.server.docs`)
+- ``GET /ready``, ``GET /metrics`` and bearer-token checks are WSGI pieces around this app
+  (:mod:`catwalk.server.ops`), so they work whatever answers the other routes.
 
 Behind catwalk's nginx (production mode) the WSGI environ carries nginx's request id
 (:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi` from the
@@ -31,12 +36,23 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
-from catwalk.server import messages
+from catwalk.server import docs, messages, ops, readiness
+from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
+from catwalk.server.metrics import Metrics
+from catwalk.server.openapi import example_inputs, openapi_document
 
 JSON = "application/json"
-ROUTES = ("GET /status", "GET /info", "POST /predict")
+ROUTES = (
+    "GET /status",
+    "GET /ready",
+    "GET /info",
+    "POST /predict",
+    "GET /metrics",
+    "GET /openapi.json",
+    "GET /docs",
+)
 
 __all__ = ["Predictor", "create_app", "handle_predict"]
 
@@ -56,8 +72,22 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
-    predictor = Predictor(model, validate_output=settings.validate_output)
-    app.extensions["catwalk"] = predictor
+    metrics = Metrics(model.spec) if settings.metrics else None
+    if metrics is not None:
+        # The model's own time. One model served by one app; a second app on the same model
+        # (tests) takes the timing over instead of timing it twice.
+        untimed = getattr(model.predict, "__wrapped__", model.predict)
+        model.predict = metrics.time_predict(untimed)  # type: ignore[method-assign,assignment]
+    batcher = make_batcher(model, settings)
+    if batcher is not None and metrics is not None:
+        batcher.run = metrics.time_batches(batcher.run)  # batch sizes and the model's time
+    predictor = Predictor(
+        model,
+        validate_output=settings.validate_output,
+        batcher=batcher,
+        max_depth=settings.max_depth,
+    )
+    app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
     # Bodies that never change are serialised once.
     status_body = orjson.dumps({"status": "ok"})
@@ -70,6 +100,40 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     @app.get("/info")
     def info() -> Response:
         return response_class(info_body, 200, content_type=JSON)
+
+    openapi_body: list[bytes] = []  # built at the first GET /openapi.json, then kept
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Response:
+        if not openapi_body:
+            examples, output = example_inputs(model, log)
+            document = openapi_document(
+                model.spec,
+                examples=examples,
+                example_output=output,
+                auth=settings.auth.enabled,
+            )
+            openapi_body.append(orjson.dumps(document))
+        return response_class(openapi_body[0], 200, content_type=JSON)
+
+    docs_page = docs.page(model.spec.name)
+
+    @app.get("/docs")
+    def docs_index() -> Response:
+        response: Response = response_class(docs_page, 200, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = docs.CSP
+        return response
+
+    @app.get("/docs/<name>")
+    def docs_asset(name: str) -> Response:
+        found = docs.asset(name)
+        if found is None:
+            raise NotFound()
+        body, content_type, etag = found
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
+        if request.headers.get("If-None-Match") == etag:
+            return response_class(b"", 304, headers=headers)
+        return response_class(body, 200, headers=headers, content_type=content_type)
 
     @app.post("/predict")
     def predict() -> Response:
@@ -84,7 +148,11 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    app.wsgi_app = RequestLog(app.wsgi_app, log)  # type: ignore[method-assign]
+    app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
+    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
+        ops.wrap(app.wsgi_app, settings, metrics, log), log
+    )
+    readiness.state.loaded = True
     return app
 
 

@@ -17,9 +17,13 @@ Rules (documented in docs/serving.md):
   control characters (it is logged);
 - the echoed ``input`` is what the client sent, whatever the model does to its argument.
 
+Limits (docs/serving.md, "Request body limits"): a body nested deeper than
+``server.limits.max_depth`` is refused before it is parsed (:mod:`catwalk.server.body_limits`).
+
 Numbers: orjson parses and writes the common case. An integer beyond 64 bits would come out
 of orjson as a float, so a body holding a run of 19 or more digits is parsed again with the
-standard library's json (exact integers), and a response orjson cannot write (it refuses
+standard library's json (exact integers) - only when orjson accepts the body with those runs
+cut short, so both parsers accept one language - and a response orjson cannot write (it refuses
 integers beyond 64 bits) is written with the standard library's json.
 
 Failures raise :class:`PredictFailed`, which carries the request's correlation id next to the
@@ -37,8 +41,11 @@ from typing import Any
 
 import orjson
 
+from catwalk.config import DEFAULT_MAX_DEPTH
 from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
+from catwalk.server.batching import Batcher
+from catwalk.server.body_limits import too_deep
 from catwalk.server.logs import in_flight
 
 ENVELOPE_FIELDS = ("correlation_id", "model", "input", "extra_data")
@@ -55,6 +62,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _DIGITS = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _NOT_DIGITS = bytes(i for i in range(256) if not 0x30 <= i <= 0x39)
 _LONG_NUMBER = b"9" * 19
+_DIGIT_RUN = re.compile(rb"([0-9]{18})[0-9]+")
 
 
 class PredictFailed(Exception):
@@ -91,10 +99,26 @@ def loads(body: bytes) -> Any:
         # orjson refuses integers beyond a double's range: only the exact path can say.
         if not _long_number(body):
             raise InvalidRequest(f"body: not valid JSON ({exc})") from None
+        _only_long_numbers(body)
         return _exact_loads(body)
     if _long_number(body):
         return _exact_loads(body)
     return value
+
+
+def _only_long_numbers(body: bytes) -> None:
+    """Raise InvalidRequest unless orjson rejected ``body`` only for its long numbers.
+
+    The standard library's parser accepts more than orjson (lone surrogates such as
+    ``"\\ud800"``, which no UTF-8 response can carry; UTF-16 bodies; nesting beyond 1,024):
+    the body with every run of digits cut to 18 must pass orjson too, so that both parsers
+    accept one language. Cutting a run keeps every ``\\uXXXX`` escape and every number's
+    validity, and changes nothing else.
+    """
+    try:
+        orjson.loads(_DIGIT_RUN.sub(rb"\1", body))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"body: not valid JSON ({exc})") from None
 
 
 def _long_number(body: bytes) -> bool:
@@ -177,12 +201,24 @@ class Predictor:
     computed once here; :meth:`handle` is the hot path.
     """
 
-    __slots__ = ("model", "model_ref", "validate_output")
+    __slots__ = ("_predict", "batcher", "max_depth", "model", "model_ref", "validate_output")
 
-    def __init__(self, model: LoadedModel, *, validate_output: bool = True) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        validate_output: bool = True,
+        batcher: Batcher | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
         self.model = model
         self.model_ref = {"name": model.spec.name, "version": model.spec.version}
         self.validate_output = validate_output
+        self.max_depth = max_depth
+        # With batching, the model call (only it) goes through the worker's collector; the
+        # request is parsed, validated and answered in its own thread either way.
+        self.batcher = batcher
+        self._predict = batcher.submit if batcher is not None else model.predict
 
     def handle(self, body: bytes, request_id: str | None = None) -> tuple[str, bytes]:
         """Return ``(correlation_id, response body)``, or raise PredictFailed.
@@ -190,6 +226,18 @@ class Predictor:
         ``request_id`` (nginx's id of the request, production mode) is the correlation id
         when the body brings none; otherwise one is generated.
         """
+        if self.batcher is not None:
+            with self.batcher.arriving():
+                return self._handle(body, request_id)
+        return self._handle(body, request_id)
+
+    def _handle(self, body: bytes, request_id: str | None) -> tuple[str, bytes]:
+        if too_deep(body, self.max_depth):  # before any parser: both recurse
+            error = InvalidRequest(
+                f"body: nested more than {self.max_depth} levels deep (the limit, "
+                "server.limits.max_depth)"
+            )
+            raise PredictFailed(error, request_id or new_correlation_id())
         try:
             envelope = orjson.loads(body)  # loads(body), with its fast path inlined
             if len(body.translate(None, _NOT_DIGITS)) >= 19 and _long_number(body):
@@ -243,7 +291,7 @@ class Predictor:
             sent = orjson.dumps(data)
         except orjson.JSONEncodeError:
             sent = dumps(data)  # integers beyond 64 bits, from the exact path
-        output = self.model.predict(data)
+        output = self._predict(data)
         if self.validate_output:
             problems = self.model.output_errors(output)
             if problems:

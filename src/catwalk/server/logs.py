@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from time import perf_counter
@@ -59,10 +60,11 @@ def safe(text: str) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-class InFlight:
-    """The request a (sync) worker is answering, for gunicorn's worker-timeout hook."""
+class InFlight(threading.local):
+    """The request this thread is answering, for gunicorn's worker-timeout hook.
 
-    __slots__ = ("correlation_id", "environ")
+    Thread-local: a batching model's worker answers several requests at once, one a thread.
+    """
 
     def __init__(self) -> None:
         self.environ: dict[str, Any] | None = None

@@ -411,9 +411,10 @@ class _Server:
     # --------------------------------------------------------------- stop ----
     def stop(self) -> None:
         """Stop nginx (drain), then gunicorn; SIGKILL whatever is left at the deadline."""
-        deadline = time.monotonic() + STOP_BUDGET
         by_name = {child.name: child for child in self.children}
         nginx, gunicorn = by_name.get("nginx"), by_name.get("gunicorn")
+        self._announce_stop(nginx)
+        deadline = time.monotonic() + STOP_BUDGET
         if nginx:
             nginx.send(signal.SIGQUIT)  # graceful: finish the requests in flight
             if not self._wait_exit(nginx, min(time.monotonic() + NGINX_DRAIN, deadline)):
@@ -430,6 +431,22 @@ class _Server:
                 )
             child.kill_group(signal.SIGKILL)
             self._wait_exit(child, time.monotonic() + 1.0)
+
+    def _announce_stop(self, nginx: _Child | None) -> None:
+        """/ready answers 503 from now on; then serve on for ``server.shutdown_delay`` s.
+
+        A load balancer polling /ready stops sending new requests during that delay, before
+        nginx closes its port and drains.
+        """
+        with contextlib.suppress(OSError):
+            self.layout.stop_file.touch()
+        delay = self.settings.shutdown_delay
+        if delay > 0 and nginx is not None and nginx.alive and self.signals.stopping:
+            _log(f"not ready any more; draining in {delay:g} s (server.shutdown_delay)")
+            until = time.monotonic() + delay
+            while time.monotonic() < until and all(c.alive for c in self.children):
+                self.signals.wait(min(0.2, until - time.monotonic()))
+                self._reap()
 
     def _wait_exit(self, child: _Child, until: float) -> bool:
         while child.alive and time.monotonic() < until:

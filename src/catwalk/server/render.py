@@ -90,6 +90,16 @@ class RunLayout:
         return self.run_dir / "job.pickle"
 
     @property
+    def stop_file(self) -> Path:
+        """Created by the supervisor when a stop begins: ``GET /ready`` answers 503 from then."""
+        return self.run_dir / "stopping"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """prometheus-client's multiprocess files, one set per gunicorn worker."""
+        return self.run_dir / "metrics"
+
+    @property
     def error_file(self) -> Path:
         """Where the gunicorn side writes why the app could not be loaded."""
         return self.run_dir / "startup-error.txt"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import pickle
 import runpy
 import sys
@@ -38,13 +39,18 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
 from catwalk.config import ServerSettings
-from catwalk.errors import CatwalkError
+from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
+from catwalk.server import readiness
+from catwalk.server.batching import end_stuck_workers, worker_threads
 from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, configure_logging, in_flight
-from catwalk.server.render import RunLayout
-from catwalk.spec import load_spec
+from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout
+from catwalk.spec import Batching, load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
+# from there, as that would import prometheus-client before the variable is set).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
 APP_LOAD_ERROR = 4
 
@@ -90,6 +96,8 @@ def build_app(job: Job) -> Any:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
         return TrustRequestId(factory(model, job.settings))
+    except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
+        raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
         details = getattr(exc, "details", "")
         message = f"cannot load the model: {exc}"
@@ -119,6 +127,13 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         values = runpy.run_path(str(self.layout.gunicorn_conf))
+        batching = _batching(self.job)
+        if batching is not None:
+            # A batching model: a thread per request, so that concurrent requests can meet
+            # in the worker's collector (catwalk.server.batching); unbatched models keep
+            # the sync workers, which are cheaper per request.
+            values["worker_class"] = "gthread"
+            values["threads"] = worker_threads(batching)
         for name, value in values.items():
             if name in self.cfg.settings:  # settings this gunicorn does not know are skipped
                 self.cfg.set(name, value)
@@ -132,6 +147,15 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
             _report(self.layout, str(exc))
             # gunicorn prints it and halts the whole server instead of re-spawning the worker.
             raise AppImportError(str(exc)) from None
+
+
+def _batching(job: Job) -> Batching | None:
+    """The batching in force for the job's model; None when unbatched or unreadable."""
+    try:
+        spec = load_spec(job.model_path)
+    except CatwalkError:  # reported when the app is built
+        return None
+    return job.settings.batching.apply(spec.batching)
 
 
 def _report(layout: RunLayout, message: str) -> None:
@@ -151,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         job: Job = pickle.load(f)
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
     configure_logging(job.settings.log_level)
+    # Before anything imports prometheus-client: it picks its multiprocess mode at import.
+    layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
+    readiness.state.stop_file = str(layout.stop_file)
+    # A batch still in the model when gunicorn would have aborted a sync worker ends its worker.
+    end_stuck_workers(job.settings.timeout + WORKER_TIMEOUT_MARGIN)
     app = None
     if job.settings.preload:
         try:

@@ -1,4 +1,4 @@
-"""ForestLike: the mean leaf value of 100 random depth-6 trees (a stand-in for a tree ensemble)."""
+"""TreesLike: the mean leaf value of 100 random depth-6 trees (a stand-in for a tree ensemble)."""
 
 import random
 

@@ -1,0 +1,213 @@
+"""Prometheus metrics (``GET /metrics``), correct across every gunicorn worker.
+
+Metrics (all prefixed ``catwalk_``):
+
+- ``requests_total{endpoint,status}``: counter of answered requests; ``endpoint`` is one of
+  the server's routes (``/predict``, ``/status``, ``/ready``, ``/info``, ``/metrics``,
+  ``/openapi.json``, ``/docs``) or ``other``, so a client cannot create series at will;
+- ``request_duration_seconds{endpoint}``: histogram of the time the app took per request;
+- ``predict_duration_seconds``: histogram of the model's own time (its ``predict`` call);
+- ``in_flight_requests``: gauge of the requests being answered now;
+- ``batch_size``: histogram of the number of requests in each batch given to the model, for a
+  model with ``batching:`` (:meth:`Metrics.time_batches` wraps the batcher's model call);
+- ``model_info{name,version}``: gauge, always 1.
+
+Production mode runs several gunicorn worker processes: each writes its numbers to files in
+a private folder of the run folder (prometheus-client's multiprocess mode,
+``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`catwalk.server.wsgi` before anything imports
+prometheus-client), and ``/metrics`` — whichever worker answers it — sums them all. A worker
+that exits (restarted after a timeout, ``max_requests``...) leaves its files: its counts stay
+in the sums; only its in-flight gauge is dropped (gunicorn's ``child_exit`` hook calls
+:func:`worker_exited`). In debug mode (one process) the numbers live in memory.
+
+Errors nginx answers itself (413 body too large, 502, 504) never reach the app: they are not
+in these counters but in nginx's log (see docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as _multiprocess
+
+from catwalk.server.logs import StartResponse, WsgiApp
+from catwalk.spec import ModelSpec
+
+METRICS_PATH = "/metrics"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+ENDPOINTS = {
+    "/predict": "/predict",
+    "/status": "/status",
+    "/ready": "/ready",
+    "/info": "/info",
+    "/metrics": "/metrics",
+    "/openapi.json": "/openapi.json",
+    "/docs": "/docs",
+}
+# Seconds: from a fast model's half a millisecond to a slow one's minute.
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def endpoint_of(path: str) -> str:
+    """The bounded ``endpoint`` label of a request path."""
+    found = ENDPOINTS.get(path)
+    if found is not None:
+        return found
+    return "/docs" if path.startswith("/docs/") else "other"
+
+
+class Metrics:
+    """The metrics of one served model, and their exposition."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        # Multiprocess mode: values go to files whatever the registry; a private registry
+        # otherwise, so that several apps in one process (tests) do not collide.
+        self.registry = CollectorRegistry()
+        registry = None if self.multiprocess_dir else self.registry
+        self.requests = Counter(
+            "catwalk_requests_total",
+            "Requests answered by the app, by endpoint and HTTP status.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "catwalk_request_duration_seconds",
+            "Time the app took to answer a request, by endpoint.",
+            ["endpoint"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.predict_duration = Histogram(
+            "catwalk_predict_duration_seconds",
+            "Time spent in the model's predict (with catwalk's conversion of its output).",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "catwalk_in_flight_requests",
+            "Requests being answered now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.batch_size = Histogram(
+            "catwalk_batch_size",
+            "Number of requests (records) in each batch given to the model.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        info = Gauge(
+            "catwalk_model_info",
+            "The model served (always 1).",
+            ["name", "version"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        info.labels(spec.name, spec.version).set(1)
+        # Label children looked up once: the hot path skips prometheus-client's label lock.
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed = {name: self.request_duration.labels(name) for name in {*ENDPOINTS.values()}}
+        self._timed["other"] = self.request_duration.labels("other")
+
+    def observe_request(self, endpoint: str, status: str, seconds: float) -> None:
+        child = self._counted.get((endpoint, status))
+        if child is None:
+            child = self._counted[(endpoint, status)] = self.requests.labels(endpoint, status)
+        child.inc()
+        self._timed[endpoint].observe(seconds)
+
+    def observe_batch(self, size: int) -> None:
+        """The batching hook: call once per batch given to the model, with its size."""
+        self.batch_size.observe(size)
+
+    def time_predict(self, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``predict`` wrapped so that each call's duration is observed."""
+        observe = self.predict_duration.observe
+
+        def timed(data: Any) -> Any:
+            started = perf_counter()
+            try:
+                return predict(data)
+            finally:
+                observe(perf_counter() - started)
+
+        timed.__wrapped__ = predict  # type: ignore[attr-defined]
+        return timed
+
+    def time_batches(
+        self, run: Callable[[list[Any]], list[Any]]
+    ) -> Callable[[list[Any]], list[Any]]:
+        """A batcher's ``run`` (one model call per batch) timed, its batch sizes observed."""
+        observe_time = self.predict_duration.observe
+        observe_size = self.batch_size.observe
+
+        def timed(inputs: list[Any]) -> list[Any]:
+            observe_size(len(inputs))
+            started = perf_counter()
+            try:
+                return run(inputs)
+            finally:
+                observe_time(perf_counter() - started)
+
+        return timed
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric, summed over all worker processes."""
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            _multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def answer_metrics(
+    metrics: Metrics, environ: dict[str, Any], start_response: StartResponse
+) -> Iterable[bytes]:
+    """The WSGI answer of ``GET /metrics``."""
+    body = metrics.exposition()
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Cache-Control", "no-store")])
+    return [body]
+
+
+class CountRequests:
+    """WSGI middleware: counts and times every request and keeps the in-flight gauge."""
+
+    def __init__(self, app: WsgiApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._inc = metrics.in_flight.inc
+        self._dec = metrics.in_flight.dec
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = perf_counter()
+        status = "500"  # an exception that escapes the app becomes gunicorn's 500
+
+        def counted_start_response(line: str, headers: Any, exc_info: Any = None) -> Any:
+            nonlocal status
+            status = line[:3]
+            return start_response(line, headers, exc_info)
+
+        self._inc()
+        try:
+            return self.app(environ, counted_start_response)
+        finally:
+            self._dec()
+            self.metrics.observe_request(
+                endpoint_of(environ.get("PATH_INFO", "")), status, perf_counter() - started
+            )
+
+
+def worker_exited(pid: int) -> None:
+    """gunicorn's ``child_exit`` hook: drop a dead worker's live gauges (counts are kept)."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        _multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]

@@ -1,0 +1,70 @@
+"""catwalk's operational WSGI pieces, put around whatever app answers the model's routes.
+
+From the outside in: :class:`~catwalk.server.metrics.CountRequests` (every request counted
+and timed, 401s included), :class:`~catwalk.server.auth.BearerAuth` (when
+``server.auth`` is on), then :class:`Endpoints`, which answers ``GET /ready`` and
+``GET /metrics`` itself. They are WSGI middleware rather than Flask hooks so that they work
+the same whatever serves ``/predict`` (Flask or a plain WSGI callable), and each costs one
+call and a few dictionary look-ups per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from catwalk.config import ServerSettings
+from catwalk.server.auth import BearerAuth, Tokens
+from catwalk.server.envelope import error_body, new_correlation_id
+from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
+from catwalk.server.metrics import METRICS_PATH, CountRequests, Metrics, answer_metrics
+from catwalk.server.readiness import READY_PATH, answer_ready
+
+_READ = ("GET", "HEAD")
+
+
+class Endpoints:
+    """WSGI middleware answering ``/ready`` and ``/metrics``; everything else goes on."""
+
+    def __init__(self, app: WsgiApp, metrics: Metrics | None) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == READY_PATH or (path == METRICS_PATH and self.metrics is not None):
+            method = environ.get("REQUEST_METHOD")
+            if method not in _READ:
+                return _not_allowed(environ, start_response, path)
+            if path == READY_PATH:
+                return answer_ready(environ, start_response)
+            assert self.metrics is not None
+            return answer_metrics(self.metrics, environ, start_response)
+        return self.app(environ, start_response)
+
+
+def _not_allowed(
+    environ: dict[str, Any], start_response: StartResponse, path: str
+) -> Iterable[bytes]:
+    correlation_id = environ.get(REQUEST_ID_KEY) or new_correlation_id()
+    environ[CORRELATION_ID_KEY] = correlation_id
+    method = str(environ.get("REQUEST_METHOD"))[:16]
+    start_response(
+        "405 Method Not Allowed",
+        [("Content-Type", "application/json"), ("Allow", "GET, HEAD")],
+    )
+    message = f"method not allowed: {method} {path} (allowed: GET)"
+    return [error_body(correlation_id, message)]
+
+
+def wrap(
+    app: WsgiApp, settings: ServerSettings, metrics: Metrics | None, log: logging.Logger
+) -> WsgiApp:
+    """``app`` inside the metrics, auth and /ready + /metrics pieces ``settings`` ask for."""
+    wrapped: WsgiApp = Endpoints(app, metrics)
+    if settings.auth.tokens_file is not None:
+        wrapped = BearerAuth(wrapped, Tokens(settings.auth.tokens_file, log))
+    if metrics is not None:
+        wrapped = CountRequests(wrapped, metrics)
+    return wrapped

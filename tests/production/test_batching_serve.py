@@ -1,0 +1,89 @@
+"""Batching in production mode: real nginx -> gunicorn gthread workers -> the collector."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from conftest import RNG, ROOT, Server, write_config
+
+Serve = Callable[..., Server]
+BATCHER = ROOT / "tests" / "server" / "models" / "batcher"
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(serve: Serve) -> None:
+    server = serve(BATCHER)
+
+    def send(i: int) -> requests.Response:
+        x: Any = "bad" if i == 5 else i
+        return server.post("/predict", json={"correlation_id": f"r{i}", "input": {"x": x}})
+
+    with ThreadPoolExecutor(40) as pool:
+        replies = list(pool.map(send, range(40)))
+    for i, reply in enumerate(replies):
+        body = reply.json()
+        assert body["correlation_id"] == f"r{i}"
+        if i == 5:
+            assert reply.status_code == 400, reply.text
+            assert "input.x" in body["output"]["message"], body
+        else:
+            assert reply.status_code == 200, reply.text
+            assert body["input"] == {"x": i} and body["output"] == {"y": 2.0 * i}
+    log = server.output()
+    assert "Using worker: gthread" in log
+    assert "POST /predict 200" in log and "correlation_id=r7" in log  # the request log line
+
+
+def test_unbatched_models_keep_sync_workers(serve: Serve) -> None:
+    assert "Using worker: sync" in serve(RNG).output()
+
+
+def test_batching_can_be_turned_off_per_deployment(serve: Serve, tmp_path: Path) -> None:
+    config = write_config(tmp_path, "server:\n  batching:\n    enabled: false\n")
+    server = serve(BATCHER, config=config)
+    assert server.post("/predict", json={"input": {"x": 2}}).json()["output"] == {"y": 4.0}
+    assert "Using worker: sync" in server.output()
+
+
+def test_sigterm_lets_batched_requests_in_flight_finish(serve: Serve) -> None:
+    server = serve(BATCHER)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(server.post, "/predict", json={"input": {"x": 1.5, "do": "sleep"}})
+        time.sleep(0.5)  # the request is now in the model (1.5 s)
+        server.proc.send_signal(signal.SIGTERM)
+        reply = slow.result(timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert server.wait_exit(12) == 0, server.output()
+    assert server.leftovers() == []
+
+
+def test_a_stuck_batch_gets_504_and_its_worker_is_replaced(serve: Serve, tmp_path: Path) -> None:
+    config = write_config(tmp_path, "server:\n  timeout: 1\n  workers: 1\n")
+    server = serve(BATCHER, config=config)
+    reply = server.post(
+        "/predict", json={"correlation_id": "stuck", "input": {"x": 8, "do": "sleep"}}
+    )
+    assert reply.status_code == 504, reply.text
+    assert "server.timeout" in reply.json()["output"]["message"]
+    deadline = time.monotonic() + 10
+    while "worker timeout: a batch of 1 request(s)" not in server.output():
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.2)
+    # A new worker answers.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            reply = server.post("/predict", json={"input": {"x": 1}})
+            if reply.status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.2)
+    assert reply.json()["output"] == {"y": 2.0}

@@ -1,0 +1,204 @@
+"""Adaptive micro-batching in the server: concurrent requests, one model call, own answers.
+
+The requests are sent from threads straight into the app's Predictor (what a gunicorn
+``gthread`` worker's threads do), so these tests see the collector's real concurrency
+without sockets; tests/production/test_batching_serve.py does the same through nginx.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+import pytest
+
+from catwalk.config import BatchingSettings, ServerSettings
+from catwalk.errors import ModelTimeout, OutputError
+from catwalk.model import LoadedModel
+from catwalk.server.app import create_app
+from catwalk.server.batching import Batcher, worker_threads
+from catwalk.server.envelope import PredictFailed, Predictor
+from catwalk.spec import Batching
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def predictor(model: LoadedModel, **settings: Any) -> Predictor:
+    app = create_app(model, ServerSettings(**settings))
+    found: Predictor = app.extensions["catwalk"]
+    assert found.batcher is not None
+    return found
+
+
+def ask(p: Predictor, envelope: dict[str, Any]) -> Answer:
+    try:
+        _, body = p.handle(orjson.dumps(envelope))
+    except PredictFailed as exc:
+        return exc.error.status, {"correlation_id": exc.correlation_id, "message": str(exc)}
+    return 200, orjson.loads(body)
+
+
+def together(p: Predictor, envelopes: list[dict[str, Any]]) -> list[Answer]:
+    """Send every envelope at once, each from its own thread, released by one barrier."""
+    barrier = threading.Barrier(len(envelopes))
+
+    def send(envelope: dict[str, Any]) -> Answer:
+        barrier.wait()
+        return ask(p, envelope)
+
+    with ThreadPoolExecutor(len(envelopes)) as pool:
+        return list(pool.map(send, envelopes))
+
+
+def test_concurrent_requests_share_a_batch_and_get_their_own_answers(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    model = load("batcher")
+    p = predictor(model)
+    envelopes = [{"correlation_id": f"req-{i}", "input": {"x": i}} for i in range(24)]
+    answers = together(p, envelopes)
+    for i, (status, body) in enumerate(answers):
+        assert status == 200, body
+        assert body["correlation_id"] == f"req-{i}"
+        assert body["input"] == {"x": i}
+        assert body["output"] == {"y": 2.0 * i}
+    sizes = model.instance.sizes
+    assert sum(sizes) == 24 and max(sizes) <= 8  # max_batch_size
+    assert max(sizes) > 1, sizes  # requests really were joined
+    assert p.batcher is not None
+    stats = p.batcher.stats()
+    assert stats["requests"] == 24 and stats["batches"] == len(sizes)
+    assert sum(size * n for size, n in stats["sizes"].items()) == 24
+
+
+def test_a_bad_request_gets_its_own_400_and_never_fails_its_neighbours(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    p = predictor(load("batcher"))
+    envelopes: list[dict[str, Any]] = [{"input": {"x": i}} for i in range(6)]
+    envelopes[2] = {"correlation_id": "bad", "input": {"x": "two"}}
+    answers = together(p, envelopes)
+    assert answers[2][0] == 400 and answers[2][1]["correlation_id"] == "bad"
+    assert "input.x" in answers[2][1]["message"] or "x" in answers[2][1]["message"]
+    assert [a[0] for i, a in enumerate(answers) if i != 2] == [200] * 5
+
+
+def test_an_output_failing_the_schema_fails_only_its_request(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    p = predictor(load("batcher"))
+    envelopes: list[dict[str, Any]] = [{"input": {"x": i}} for i in range(6)]
+    envelopes[1] = {"correlation_id": "bad-out", "input": {"x": 1, "do": "bad_output"}}
+    envelopes[4] = {"correlation_id": "inf-out", "input": {"x": 4, "do": "inf"}}
+    answers = together(p, envelopes)
+    assert answers[1][0] == 500 and "output" in answers[1][1]["message"]
+    assert answers[4][0] == 500 and "cannot be represented" in answers[4][1]["message"]
+    assert [answers[i][0] for i in (0, 2, 3, 5)] == [200] * 4
+
+
+def test_a_model_raising_fails_its_batch_and_the_next_batch_is_served(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    model = load("batcher")
+    p = predictor(model)
+    envelopes: list[dict[str, Any]] = [{"input": {"x": i}} for i in range(4)]
+    envelopes[0]["input"]["do"] = "raise"
+    answers = together(p, envelopes)
+    failed = [a for a in answers if a[0] != 200]
+    assert failed, answers
+    for status, body in failed:
+        assert status == 500
+        assert body["message"] == "predict_batch raised ValueError: asked to raise"
+    assert answers[0][0] == 500
+    # The server goes on: the next batch is answered.
+    again = together(p, [{"input": {"x": 7}}, {"input": {"x": 8}}])
+    assert [(a[0], a[1]["output"]) for a in again] == [(200, {"y": 14.0}), (200, {"y": 16.0})]
+    assert len(model.instance.sizes) >= 2
+
+
+def test_a_wrong_number_of_outputs_fails_that_batch_with_a_clear_500(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    p = predictor(load("batcher"))
+    envelopes: list[dict[str, Any]] = [{"input": {"x": i, "do": "short"}} for i in range(3)]
+    for status, body in together(p, envelopes):
+        assert status == 500
+        assert "predict_batch returned" in body["message"]
+        assert "outputs for" in body["message"]
+
+
+def test_a_request_not_answered_within_the_timeout_gets_504(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    p = predictor(load("batcher"), timeout=1)
+    status, body = ask(p, {"correlation_id": "slow", "input": {"x": 3, "do": "sleep"}})
+    assert status == 504 and body["correlation_id"] == "slow"
+    assert "server.timeout" in body["message"]
+
+
+def test_a_lone_request_does_not_wait_for_max_latency(load: Callable[[str], LoadedModel]) -> None:
+    import time
+
+    p = predictor(load("batcher"), batching=BatchingSettings(max_latency_ms=2000))
+    ask(p, {"input": {"x": 0}})  # starts the collector
+    started = time.monotonic()
+    assert ask(p, {"input": {"x": 1}})[0] == 200
+    assert time.monotonic() - started < 1.0
+
+
+def test_application_yml_can_turn_batching_off(load: Callable[[str], LoadedModel]) -> None:
+    app = create_app(load("batcher"), ServerSettings(batching=BatchingSettings(enabled=False)))
+    assert app.extensions["catwalk"].batcher is None
+
+
+def test_application_yml_overrides_the_numbers(load: Callable[[str], LoadedModel]) -> None:
+    model = load("batcher")
+    p = predictor(model, batching=BatchingSettings(max_batch_size=2))
+    together(p, [{"input": {"x": i}} for i in range(6)])
+    assert max(model.instance.sizes) <= 2
+
+
+def test_unbatched_models_get_no_batcher(load: Callable[[str], LoadedModel]) -> None:
+    assert create_app(load("rng"), ServerSettings()).extensions["catwalk"].batcher is None
+
+
+def test_dataframe_requests_are_joined_and_split_back_in_order(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    model = load("dataframe")
+    single = Predictor(model)
+    p = predictor(model)
+    inputs: list[Any] = [{"x1": i, "x2": -i, "x3": 0.5} for i in range(8)]
+    inputs[3] = [{"x1": 1, "x2": 2, "x3": 3}, {"x1": -1, "x2": 0, "x3": 9}]  # two records
+    answers = together(p, [{"input": x} for x in inputs])
+    for x, (status, body) in zip(inputs, answers, strict=True):
+        assert status == 200, body
+        assert body["input"] == x
+        assert (
+            body["output"] == orjson.loads(single.handle(orjson.dumps({"input": x}))[1])["output"]
+        )
+    assert isinstance(answers[3][1]["output"], list) and len(answers[3][1]["output"]) == 2
+
+
+def test_batcher_unit_counts_and_timeouts() -> None:
+    calls: list[list[Any]] = []
+
+    def run(inputs: list[Any]) -> list[Any]:
+        calls.append(inputs)
+        return [OutputError("no") if x == "bad" else x * 2 for x in inputs]
+
+    b = Batcher(run, Batching(max_batch_size=3, max_latency_ms=1), timeout=5)
+    assert b.submit(2) == 4
+    with pytest.raises(OutputError):
+        b.submit("bad")
+    assert b.stats()["batches"] == 2
+    assert isinstance(ModelTimeout("x").status, int) and ModelTimeout("x").status == 504
+
+
+def test_threads_per_worker_fit_a_batch_in_the_model_and_the_next_one_collecting() -> None:
+    assert worker_threads(Batching(max_batch_size=1)) == 4
+    assert worker_threads(Batching(max_batch_size=16)) == 32
+    assert worker_threads(Batching(max_batch_size=4096)) == 128

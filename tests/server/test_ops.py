@@ -1,0 +1,259 @@
+"""/ready, /metrics and bearer-token auth: the WSGI pieces around the app (test client)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from catwalk.config import AuthSettings, ServerSettings, load_settings
+from catwalk.errors import ConfigError
+from catwalk.model import LoadedModel
+from catwalk.server import auth, readiness
+from catwalk.server.app import create_app
+
+RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
+TOKEN = "t0k-EN_abc.123~/+="
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness() -> Iterator[None]:
+    saved = (readiness.state.loaded, readiness.state.stopping, readiness.state.stop_file)
+    yield
+    readiness.state.loaded, readiness.state.stopping, readiness.state.stop_file = saved
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def error(response: Any, status: int) -> str:
+    assert response.status_code == status, response.data
+    assert response.content_type == "application/json"
+    body = response.get_json()
+    assert set(body) == {"correlation_id", "output"}
+    message: str = body["output"]["message"]
+    return message
+
+
+# -- /ready ----------------------------------------------------------------------------------
+
+
+def test_ready_is_200_once_loaded_and_503_from_a_stop(
+    make_client: Callable[..., FlaskClient], tmp_path: Path
+) -> None:
+    readiness.state.loaded = False
+    client = make_client("rng")  # building the app loads the model: ready
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready"}
+    readiness.state.stop_file = str(tmp_path / "stopping")
+    assert client.get("/ready").status_code == 200
+    (tmp_path / "stopping").touch()  # what the production supervisor does on SIGTERM
+    assert "stopping" in error(client.get("/ready"), 503)
+    assert client.get("/status").status_code == 200  # liveness is not readiness
+    assert client.post("/predict", json={"input": RNG_INPUT}).status_code == 200
+    readiness.state.stop_file = None
+    readiness.state.loaded = False
+    assert "loading" in error(client.get("/ready"), 503)
+
+
+def test_ready_and_metrics_take_only_get(make_client: Callable[..., FlaskClient]) -> None:
+    client = make_client("rng")
+    for path in ("/ready", "/metrics"):
+        response = client.post(path)
+        assert "method not allowed" in error(response, 405)
+        assert response.headers["Allow"] == "GET, HEAD"
+
+
+# -- /metrics --------------------------------------------------------------------------------
+
+
+def test_metrics_count_requests_and_time_the_model(
+    make_client: Callable[..., FlaskClient],
+) -> None:
+    client = make_client("rng")
+    for _ in range(3):
+        assert client.post("/predict", json={"input": RNG_INPUT}).status_code == 200
+    assert client.post("/predict", json={"input": {}}).status_code == 400
+    assert client.get("/nope/../x").status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    found = samples(response.get_data(as_text=True))
+    requests_total = "catwalk_requests_total"
+    assert found[(requests_total, (("endpoint", "/predict"), ("status", "200")))] == 3
+    assert found[(requests_total, (("endpoint", "/predict"), ("status", "400")))] == 1
+    assert found[(requests_total, (("endpoint", "other"), ("status", "404")))] == 1
+    duration = "catwalk_request_duration_seconds_count"
+    assert found[(duration, (("endpoint", "/predict"),))] == 4
+    assert found[("catwalk_predict_duration_seconds_count", ())] == 3  # 400s never reach it
+    assert found[("catwalk_model_info", (("name", "RNGModel"), ("version", "0.0.1")))] == 1
+    assert found[("catwalk_in_flight_requests", ())] == 1  # this very /metrics request
+    assert found[("catwalk_batch_size_count", ())] == 0
+
+
+def test_the_batching_hook_feeds_the_batch_size_histogram(
+    load: Callable[[str], LoadedModel],
+) -> None:
+    app = create_app(load("rng"), ServerSettings())
+    app.extensions["catwalk.metrics"].observe_batch(5)
+    found = samples(app.test_client().get("/metrics").get_data(as_text=True))
+    assert found[("catwalk_batch_size_count", ())] == 1
+    assert found[("catwalk_batch_size_bucket", (("le", "8.0"),))] == 1
+    assert found[("catwalk_batch_size_bucket", (("le", "4.0"),))] == 0
+
+
+def test_metrics_can_be_turned_off(make_client: Callable[..., FlaskClient]) -> None:
+    client = make_client("rng", metrics=False)
+    assert client.get("/metrics").status_code == 404
+    assert client.post("/predict", json={"input": RNG_INPUT}).status_code == 200
+
+
+# -- bearer tokens ---------------------------------------------------------------------------
+
+
+def tokens_file(folder: Path, *tokens: str, mode: int = 0o600) -> Path:
+    file = folder / "tokens.txt"
+    file.write_text("# catwalk tokens\n\n" + "\n".join(tokens) + "\n")
+    file.chmod(mode)
+    return file
+
+
+@pytest.fixture
+def protected(load: Callable[[str], LoadedModel], tmp_path: Path) -> FlaskClient:
+    settings = ServerSettings(auth=AuthSettings(tokens_file=tokens_file(tmp_path, TOKEN)))
+    return create_app(load("rng"), settings).test_client()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_every_endpoint_but_status_and_ready_needs_a_token(protected: FlaskClient) -> None:
+    for method, path in [
+        ("POST", "/predict"),
+        ("GET", "/info"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/no-such-path"),
+    ]:
+        response = protected.open(path, method=method, json={"input": RNG_INPUT})
+        assert "unauthorized: missing" in error(response, 401), path
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert protected.get("/status").status_code == 200
+    assert protected.get("/ready").status_code == 200
+    assert protected.get("/docs").status_code == 200  # static, model-free: the page asks
+    assert protected.get("/docs/swagger-ui.css").status_code == 200
+    response = protected.post("/predict", json={"input": RNG_INPUT}, headers=bearer(TOKEN))
+    assert response.status_code == 200
+    assert protected.get("/info", headers=bearer(TOKEN)).status_code == 200
+    assert protected.get("/metrics", headers=bearer(TOKEN)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("Bearer wrong", "invalid bearer token"),
+        (f"Bearer {TOKEN}x", "invalid bearer token"),
+        (f"Bearer {TOKEN[:-1]}", "invalid bearer token"),
+        (f"Basic {TOKEN}", "malformed"),
+        ("Bearer", "malformed"),
+        ("Bearer   ", "malformed"),
+        (TOKEN, "malformed"),
+    ],
+)
+def test_a_wrong_or_malformed_token_is_401(protected: FlaskClient, header: str, why: str) -> None:
+    response = protected.get("/info", headers={"Authorization": header})
+    assert why in error(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert TOKEN not in response.get_data(as_text=True)
+
+
+def test_tokens_are_never_logged(protected: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("DEBUG"):
+        protected.get("/info", headers=bearer(TOKEN))
+        protected.get("/info", headers=bearer("wrong-" + TOKEN))
+        protected.post("/predict", json={"input": {}}, headers=bearer(TOKEN))
+    assert caplog.records
+    assert TOKEN not in caplog.text
+
+
+def test_the_tokens_file_is_rotated_without_a_restart(
+    load: Callable[[str], LoadedModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tokens_file(tmp_path, "old-token")
+    client = create_app(
+        load("rng"), ServerSettings(auth=AuthSettings(tokens_file=file))
+    ).test_client()
+    assert client.get("/info", headers=bearer("old-token")).status_code == 200
+    monkeypatch.setattr(auth, "RECHECK_SECONDS", 0.0)
+    tokens_file(tmp_path, "old-token", "new-token")
+    assert client.get("/info", headers=bearer("new-token")).status_code == 200
+    tokens_file(tmp_path, "new-token")
+    os.utime(file, (time.time() + 5, time.time() + 5))  # a new mtime even on a coarse clock
+    assert client.get("/info", headers=bearer("old-token")).status_code == 401
+    assert client.get("/info", headers=bearer("new-token")).status_code == 200
+    file.chmod(0o644)  # a mistake: the last good tokens stay in force, and it is logged
+    os.utime(file, (time.time() + 9, time.time() + 9))
+    assert client.get("/info", headers=bearer("new-token")).status_code == 200
+
+
+def test_a_shared_or_empty_tokens_file_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  auth:\n    tokens_file: tokens.txt\n")
+    file = tokens_file(tmp_path, TOKEN, mode=0o644)
+    with pytest.raises(ConfigError, match=r"readable or writable by other users.*chmod 600"):
+        load_settings(config)
+    file.chmod(0o600)
+    assert load_settings(config).auth.tokens_file == file
+    tokens_file(tmp_path)
+    with pytest.raises(ConfigError, match="holds no token"):
+        load_settings(config)
+    file.write_text("two tokens on one line\n")
+    with pytest.raises(ConfigError, match="line 1: a token may not contain spaces") as info:
+        load_settings(config)
+    assert "two tokens" not in str(info.value)
+    file.unlink()
+    with pytest.raises(ConfigError, match=r"tokens\.txt: cannot be read"):
+        load_settings(config)
+
+
+def test_the_environment_names_the_tokens_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tokens_file(tmp_path, TOKEN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SERVER_AUTH_TOKENS_FILE", "tokens.txt")
+    assert load_settings(None).auth.tokens_file == file
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  auth:\n    tokens_file: elsewhere.txt\n")
+    assert load_settings(config).auth.tokens_file == file  # the variable wins
+    monkeypatch.setenv("SERVER_AUTH_TOKENS_FILE", "missing.txt")
+    with pytest.raises(ConfigError, match=r"SERVER_AUTH_TOKENS_FILE: .*missing\.txt"):
+        load_settings(None)
+
+
+def test_a_batching_model_reports_its_batch_sizes(
+    make_client: Callable[..., FlaskClient],
+) -> None:
+    client = make_client("dataframe")  # model.yml has batching:
+    record = {"x1": 1.0, "x2": 2.0, "x3": 3.0}
+    for _ in range(3):
+        assert client.post("/predict", json={"input": record}).status_code == 200
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert found[("catwalk_batch_size_count", ())] == 3  # one request at a time: batches of 1
+    assert found[("catwalk_batch_size_bucket", (("le", "1.0"),))] == 3
+    assert found[("catwalk_predict_duration_seconds_count", ())] == 3
