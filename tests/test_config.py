@@ -302,3 +302,14 @@ def test_bad_env_variables_are_named(
         load_settings(None)
     assert message in str(info.value)
     assert name in str(info.value)
+
+
+def test_log_format_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert load_settings(None).log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert str(info.value) == (
+        "environment: logging.format: must be one of text, json (from LOG_FORMAT)"
+    )

@@ -447,6 +447,8 @@ def _parse_with_env(data: Any, path: Path, port: int) -> ServerSettings:
         return parse_settings(data, path, port)
     except ConfigError as exc:
         lines = str(exc).splitlines()
+        if path.name == "(environment)":  # no file: the values came from variables only
+            lines = [line.replace(f"{path}: ", "environment: ", 1) for line in lines]
         for name, (section, key) in ENV_SETTINGS.items():
             if os.environ.get(name, "").strip():
                 lines = [
