@@ -41,12 +41,20 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import cmdline, free_port, tree  # noqa: E402 - bench/run.py's process helpers
+
+ROOT = HERE.parent
 MODELS = {
     "batch": ROOT / "example_models" / "batch",
     "rng": ROOT / "example_models" / "rng",
     "keywords": ROOT / "tests" / "models" / "keywords",
+    "leaky": ROOT / "tests" / "production" / "models" / "leaky",
 }
+# Extra application.yml lines for a model's server (under server:).
+CONFIG = {"leaky": "  max_worker_memory: 300m\n"}
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
 LONG = b"12345678901234567890123"  # 23 digits: the exact-integer parser's path
 
@@ -78,6 +86,96 @@ def post(body: bytes) -> Send:
     def send(server: Server, timeout: float) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"}
         return server.request("POST", "/predict", body, timeout, headers)
+
+    return send
+
+
+def raw(request: bytes) -> Send:
+    """A case that sends ``request`` as it is (headers no HTTP client would send)."""
+
+    def send(server: Server, timeout: float) -> tuple[int, bytes]:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as conn:
+            conn.sendall(request.replace(b"\r\n", b"\r\nConnection: close\r\n", 1))
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        return status, body
+
+    return send
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # RST
+    conn.close()
+
+
+def trickle(connections: int, seconds: float) -> Send:
+    """``connections`` slow clients from 127.0.0.2/.3 (half trickle a body one byte at a
+    time, half never finish their header) while a normal client on 127.0.0.1 keeps asking;
+    the answer sums up the normal client's replies and nginx's 429s."""
+
+    def send(server: Server, timeout: float) -> tuple[int, bytes]:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, connections + 200)), hard))
+        slow: list[socket.socket] = []
+        try:
+            for i in range(connections):
+                conn = socket.socket()
+                conn.bind(("127.0.0.2" if i % 2 else "127.0.0.3", 0))
+                conn.connect(("127.0.0.1", server.port))
+                head = b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                conn.sendall(head + b"Content-Length: 99999\r\n\r\n{" if i % 2 else head)
+                slow.append(conn)
+            statuses, worst, ends = [], 0.0, time.monotonic() + seconds
+            while time.monotonic() < ends:
+                asked = time.monotonic()
+                try:
+                    status, _ = post(envelope(RNG_INPUT))(server, timeout)
+                except OSError:
+                    status = 0
+                statuses.append(status)
+                worst = max(worst, time.monotonic() - asked)
+                for conn in slow[1::2]:
+                    with contextlib.suppress(OSError):
+                        conn.send(b" ")
+                time.sleep(0.05)
+            refused = 0
+            for conn in slow[1::2]:
+                conn.setblocking(False)
+                with contextlib.suppress(OSError):
+                    refused += conn.recv(64).startswith(b"HTTP/1.1 429")
+        finally:
+            for conn in slow:
+                _reset(conn)
+        ok = statuses.count(200)
+        summary = f"normal client: {ok}/{len(statuses)} 200, slowest {worst:.3f} s; "
+        summary += f"{refused} of {connections // 2} body tricklers got 429"
+        return (200 if ok == len(statuses) else 503), summary.encode()
+
+    return send
+
+
+def leak(requests: int, mb: int) -> Send:
+    """``requests`` requests each leaking ``mb`` MiB; the answer says how many failed, how
+    many workers answered, and the memory of the one answering last."""
+
+    def send(server: Server, timeout: float) -> tuple[int, bytes]:
+        pids, failed = [], 0
+        for _ in range(requests):
+            status, body = post(envelope({"mb": mb}))(server, timeout)
+            if status != 200:
+                failed += 1
+                continue
+            pids.append(orjson.loads(body)["output"]["pid"])
+        status, body = post(envelope({"mb": 0}))(server, timeout)
+        last = orjson.loads(body)["output"]["pid"] if status == 200 else 0
+        summary = f"{failed} failed, {len(set(pids))} workers answered; "
+        summary += f"last worker RSS {status_kib(last, 'VmRSS') / 1024:.0f} MiB"
+        return (200 if not failed else 500), summary.encode()
 
     return send
 
@@ -130,42 +228,35 @@ CASES = [
          post(envelope({"labels": {str(i): i for i in range(100_000)}})),
          "100,000 properties against maxProperties 16"),
     Case("valid_rng", "rng", post(envelope(RNG_INPUT)), "a valid request (reference)"),
+    Case("slow_clients", "rng", trickle(2000, 5),
+         "2,000 slow connections from 127.0.0.2-3; a normal client's replies meanwhile"),
+    Case("header_control_char", "rng",
+         raw(b"GET /status HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n"),
+         "a \\x01 in a header value (gunicorn refuses it)"),
+    Case("headers_101", "rng",
+         raw(b"GET /status HTTP/1.1\r\nHost: x\r\n"
+             + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n"),
+         "101 headers (gunicorn's default limit is 100)"),
+    Case("headers_8000", "rng",
+         raw(b"GET /status HTTP/1.1\r\nHost: x\r\n" + b"X: 1\r\n" * 8000 + b"\r\n"),
+         "8,000 headers (48 KB)"),
+    Case("header_9k", "rng",
+         raw(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"),
+         "one 9 KB header line"),
+    Case("uri_9k", "rng", raw(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+         "a 9 KB request line"),
+    Case("options", "rng", raw(b"OPTIONS /predict HTTP/1.1\r\nHost: x\r\n\r\n"),
+         "OPTIONS /predict"),
+    Case("leaking_model", "leaky", leak(12, 32),
+         "12 requests each leaking 32 MiB, server.max_worker_memory: 300m"),
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
-def tree(pid: int) -> list[int]:
-    out, queue = [], [pid]
-    while queue:
-        for kid in children(queue.pop()):
-            out.append(kid)
-            queue.append(kid)
-    return out
-
-
-def cmdline(pid: int) -> str:
+def parent(pid: int) -> int:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
-        return ""
+        return 0
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -190,7 +281,8 @@ def start(model: Path, src: Path, timeout: float, folder: Path) -> Server:
     port = free_port()
     config = folder / f"application-{port}.yml"
     # One worker: its memory is the request's. Its timeout lets a slow "before" case finish.
-    config.write_text(f"server:\n  workers: 1\n  timeout: {int(timeout) + 30}\n")
+    extra = CONFIG.get(next((k for k, v in MODELS.items() if v == model), ""), "")
+    config.write_text(f"server:\n  workers: 1\n  timeout: {int(timeout) + 30}\n{extra}")
     env = dict(os.environ, PYTHONPATH=str(src), PYTHONUNBUFFERED="1")
     if "/usr/sbin" not in env.get("PATH", "").split(":"):
         env["PATH"] = env.get("PATH", "") + ":/usr/sbin"
@@ -213,10 +305,10 @@ def start(model: Path, src: Path, timeout: float, folder: Path) -> Server:
 
 
 def worker(server: Server) -> int | None:
-    """The gunicorn worker: a process of the app's module with no children of its own."""
-    found = [p for p in tree(server.proc.pid) if "catwalk.server.wsgi" in cmdline(p)]
-    leaves = [p for p in found if not children(p)]
-    return max(leaves) if leaves else None
+    """The gunicorn worker: a process of the app's module whose parent is one too."""
+    found = {p for p in tree(server.proc.pid) if "catwalk.server.wsgi" in cmdline(p)}
+    workers = [p for p in found if parent(p) in found]
+    return max(workers) if workers else None
 
 
 def stop(server: Server) -> None:

@@ -200,6 +200,38 @@ def test_duplicate_keys_come_with_the_other_problems(tmp_path: Path) -> None:
     ]
 
 
+def test_connection_and_worker_limits(tmp_path: Path) -> None:
+    defaults = load_settings(None)
+    assert defaults.client_timeout == 10 and defaults.max_connections_per_client == 256
+    assert defaults.max_requests == 0 and defaults.max_worker_memory_bytes is None
+    assert defaults.graceful_timeout >= 30  # Kubernetes' default grace period
+    path = write(
+        tmp_path,
+        "server:\n  client_timeout: 3\n  max_connections_per_client: 0\n  max_requests: 500\n"
+        "  max_requests_jitter: 50\n  max_worker_memory: 2g\n  graceful_timeout: 45\n",
+    )
+    settings = load_settings(path)
+    assert (settings.client_timeout, settings.max_connections_per_client) == (3, 0)
+    assert (settings.max_requests, settings.max_requests_jitter) == (500, 50)
+    assert settings.max_worker_memory_bytes == 2 * 1024**3 and settings.graceful_timeout == 45
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("client_timeout: 0", "server.client_timeout: must be a whole number >= 1"),
+        ("max_connections_per_client: -1", "server.max_connections_per_client: must be"),
+        ("max_requests: many", "server.max_requests: must be a whole number >= 0"),
+        ("graceful_timeout: 0", "server.graceful_timeout: must be a whole number >= 1"),
+        ("max_worker_memory: lots", "server.max_worker_memory: must be a size such as 512m"),
+        ("max_worker_memory: 0", "server.max_worker_memory: must be a size"),
+    ],
+)
+def test_bad_limits(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, f"server:\n  {line}\n"))
+
+
 def test_request_body_limits(tmp_path: Path) -> None:
     assert load_settings(None).max_depth == 64
     path = write(tmp_path, "server:\n  limits:\n    max_depth: 10\n")

@@ -11,6 +11,12 @@ server:
   keepalive: 5             # seconds an idle client connection is kept open by nginx
   max_body_size: 10m       # largest request body (nginx syntax: bytes, or k / m suffix)
   validate_output: true    # check every prediction against the output schema (500 if not)
+  client_timeout: 10       # s: a client's header must arrive within it; body reads, writes: gap
+  max_connections_per_client: 256  # open connections per client address (0: no limit)
+  max_requests: 0          # requests after which a worker is replaced (0: never)
+  max_requests_jitter: 0   # random extra requests per worker, so they are not replaced at once
+  max_worker_memory: null  # e.g. 1g: replace a worker whose RSS passed it, after its request
+  graceful_timeout: 30     # s: on SIGTERM, requests in flight get this long to finish
   shutdown_delay: 0        # seconds /ready answers 503 before the drain starts, on a stop
   metrics: true            # GET /metrics (Prometheus); false: no metrics at all
   limits:
@@ -57,6 +63,15 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 TOKENS_ENV = "SERVER_AUTH_TOKENS_FILE"
 _SIZE = re.compile(r"^(\d+)([kKmM]?)$")
+_MEMORY = re.compile(r"^(\d+)([kKmMgG]?)$")  # sizes of memory may be in GiB too
+# Whole-number connection/worker keys checked alike: (key, lowest allowed value).
+_LIMITS = (
+    ("client_timeout", 1),
+    ("max_connections_per_client", 0),
+    ("max_requests", 0),
+    ("max_requests_jitter", 0),
+    ("graceful_timeout", 1),
+)
 _ALLOWED = {
     "": {"logging", "server"},
     "logging": {"level", "format"},
@@ -67,6 +82,12 @@ _ALLOWED = {
         "keepalive",
         "max_body_size",
         "validate_output",
+        "client_timeout",
+        "max_connections_per_client",
+        "max_requests",
+        "max_requests_jitter",
+        "max_worker_memory",
+        "graceful_timeout",
         "shutdown_delay",
         "metrics",
         "ssl",
@@ -134,6 +155,12 @@ class ServerSettings:
     keepalive: int = 5
     max_body_size: str = "10m"
     validate_output: bool = True
+    client_timeout: int = 10
+    max_connections_per_client: int = 256
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    max_worker_memory: str | None = None
+    graceful_timeout: int = 30
     shutdown_delay: float = 0.0
     metrics: bool = True
     ssl: SslSettings = SslSettings()
@@ -147,17 +174,21 @@ class ServerSettings:
         return parse_size(self.max_body_size)
 
     @property
+    def max_worker_memory_bytes(self) -> int | None:
+        return None if self.max_worker_memory is None else parse_size(self.max_worker_memory)
+
+    @property
     def scheme(self) -> str:
         return "https" if self.ssl.enabled else "http"
 
 
 def parse_size(text: str) -> int:
-    """nginx-style size (``512``, ``64k``, ``10m``) -> bytes."""
-    match = _SIZE.match(text)
+    """nginx-style size (``512``, ``64k``, ``10m``, ``2g``) -> bytes."""
+    match = _MEMORY.match(text)
     if not match:
         raise ValueError(text)
     number, unit = int(match.group(1)), match.group(2).lower()
-    return number * {"": 1, "k": 1024, "m": 1024 * 1024}[unit]
+    return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
 
 
 def load_settings(config_file: str | Path | None, port: int = DEFAULT_PORT) -> ServerSettings:
@@ -227,6 +258,10 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     max_body = str(server.get("max_body_size", defaults.max_body_size))
     if not _SIZE.match(max_body):
         problems.append("server.max_body_size: must be a size such as 512k or 10m")
+    whole = {key: _int(server, key, getattr(defaults, key), low, problems) for key, low in _LIMITS}
+    memory = server.get("max_worker_memory")
+    if memory is not None and not (_MEMORY.match(str(memory)) and parse_size(str(memory)) > 0):
+        problems.append("server.max_worker_memory: must be a size such as 512m or 2g")
 
     metrics = _bool(server, "metrics", defaults.metrics, "server.", problems)
     shutdown_delay = server.get("shutdown_delay", 0)
@@ -263,6 +298,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         keepalive=keepalive,
         max_body_size=max_body,
         validate_output=validate_output,
+        max_worker_memory=None if memory is None else str(memory),
         shutdown_delay=float(shutdown_delay),
         metrics=metrics,
         ssl=ssl,
@@ -270,6 +306,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         auth=auth,
         batching=batching,
         config_path=path,
+        **whole,
     )
 
 

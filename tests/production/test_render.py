@@ -12,10 +12,12 @@ import pytest
 from catwalk.config import ServerSettings, SslSettings
 from catwalk.server import messages
 from catwalk.server.render import (
+    MAX_WORKER_CONNECTIONS,
     WORKER_TIMEOUT_MARGIN,
     RunLayout,
     Tuning,
     WorkerUser,
+    nginx_errors,
     render_gunicorn_conf,
     render_nginx_conf,
 )
@@ -41,6 +43,12 @@ def test_every_path_is_inside_the_run_folder() -> None:
     directives = " ".join(line.split("#")[0] for line in text.splitlines())
     paths = [w.rstrip(";") for w in directives.split() if w.startswith(("/", "unix:/"))]
     paths.remove("/")  # location /
+    # The error URIs are locations, not files; nginx's JSON error lines go to its stderr.
+    paths = [
+        p
+        for p in paths
+        if not p.startswith(("/.catwalk-error/", "/status", "/info", "/predict", "/dev/stderr"))
+    ]
     assert len(paths) == 7, paths
     assert all(p.removeprefix("unix:").startswith(f"{RUN}/") for p in paths), paths
     for key in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -49,7 +57,7 @@ def test_every_path_is_inside_the_run_folder() -> None:
     assert f"server unix:{RUN}/gunicorn.sock" in text
     assert "daemon off;" in text
     assert "error_log stderr" in text
-    assert "access_log off;" in text
+    assert "access_log /dev/stderr catwalk_error if=$catwalk_message;" in text
     assert "listen 9191;" in text
 
 
@@ -63,7 +71,7 @@ def test_knobs() -> None:
     assert "proxy_read_timeout 42s;" in text
     assert "keepalive_timeout 7;" in text
     assert "client_max_body_size 3m;" in text
-    assert "error_page 413 @too_large;" in text
+    assert "error_page 413 /.catwalk-error/413;" in text
     assert "the limit is 3m" in text
     assert "error_log stderr error;" in text
 
@@ -75,7 +83,7 @@ def test_tls() -> None:
     assert "ssl_certificate     /certs/c.pem;" in text
     assert "ssl_certificate_key /certs/k.pem;" in text
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
-    assert "error_page 497 @plain_http;" in text
+    assert "error_page 495 496 497 /.catwalk-error/495;" in text
     assert "ssl" not in nginx_conf(port=8443).replace("ssl_", "")
 
 
@@ -98,7 +106,7 @@ def test_gunicorn_conf(tmp_path: Path) -> None:
     assert conf["workers"] == 3
     # nginx answers 504 at server.timeout; gunicorn aborts the stuck worker a little later
     assert conf["timeout"] == 30 + WORKER_TIMEOUT_MARGIN
-    assert conf["graceful_timeout"] == 4  # the whole stop must fit in 10 s
+    assert conf["graceful_timeout"] == 4  # after nginx's drain, little is left to do
     assert conf["preload_app"] is False
     assert conf["loglevel"] == "debug"
     assert conf["pidfile"] == f"{RUN}/gunicorn.pid"
@@ -108,8 +116,9 @@ def test_gunicorn_conf(tmp_path: Path) -> None:
     assert conf["umask"] == 0o077
 
 
-def test_gunicorn_socket_open_to_nginx_workers_as_root(tmp_path: Path) -> None:
-    assert gunicorn_conf(tmp_path, root=True)["umask"] == 0
+def test_gunicorn_socket_is_owner_only_even_as_root(tmp_path: Path) -> None:
+    # As root, catwalk opens the socket to nginx's group alone once gunicorn made it.
+    assert gunicorn_conf(tmp_path, root=True)["umask"] == 0o077
     assert gunicorn_conf(tmp_path)["preload_app"] is True
 
 
@@ -156,7 +165,7 @@ def test_nginx_passes_its_request_id_to_the_app() -> None:
 
 def test_nginx_says_too_large_in_the_apps_words() -> None:
     text = nginx_conf(max_body_size="3m")
-    assert f'"message": "{messages.too_large("3m")}"' in text
+    assert f'set $catwalk_message "{messages.too_large("3m")}";' in text
 
 
 def test_gunicorn_worker_abort_hook_logs_the_timeout(tmp_path: Path) -> None:
@@ -172,3 +181,56 @@ def test_gunicorn_worker_abort_hook_logs_the_timeout(tmp_path: Path) -> None:
         assert catwalk.model._system_exit_passes is True
     finally:
         let_system_exit_through(False)
+
+
+def test_slow_client_limits() -> None:
+    text = nginx_conf(client_timeout=7, max_connections_per_client=33, graceful_timeout=45)
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert f"{directive} 7s;" in text
+    assert "reset_timedout_connection on;" in text
+    assert "limit_conn_zone $binary_remote_addr zone=catwalk_clients:10m;" in text
+    assert "limit_conn catwalk_clients 33;" in text and "limit_conn_status 429;" in text
+    assert "worker_shutdown_timeout 55s;" in text  # a safety net past catwalk's own drain
+    assert "limit_conn" not in nginx_conf(max_connections_per_client=0)
+
+
+@pytest.mark.parametrize(("files", "connections"), [(20000, MAX_WORKER_CONNECTIONS), (1024, 960)])
+def test_worker_connections_follow_the_open_file_limit(files: int, connections: int) -> None:
+    layout = RunLayout(RUN)
+    text = render_nginx_conf(ServerSettings(), layout, Tuning(open_files=files))
+    assert f"worker_rlimit_nofile {files};" in text
+    assert f"worker_connections {connections};" in text
+
+
+def test_every_status_nginx_makes_is_json() -> None:
+    text = nginx_conf()
+    statuses = [s for error in nginx_errors(ServerSettings()) for s in error.statuses]
+    for status in (400, 404, 405, 408, 411, 413, 414, 429, 494, 495, 496, 497, 500, 501):
+        assert status in statuses
+    for status in (502, 503, 504, 505):
+        assert status in statuses
+    for error in nginx_errors(ServerSettings()):
+        location = f"location = /.catwalk-error/{error.name} {{"
+        assert location in text
+        block = text.split(location)[1].split("}\n")[0]
+        assert "internal;" in block and f"return {error.answer} " in block
+        assert '"correlation_id": "$catwalk_correlation_id"' in block
+    assert 'add_header Allow "GET, HEAD, POST" always;' in text
+
+
+def test_the_proxy_secret_goes_with_every_request() -> None:
+    layout = RunLayout(RUN, proxy_secret="s3cret")
+    text = render_nginx_conf(ServerSettings(), layout)
+    assert 'proxy_set_header X-Catwalk-Proxy "s3cret";' in text
+    assert "proxy_set_header X-Correlation-Id $catwalk_correlation_id;" in text
+
+
+def test_worker_recycling(tmp_path: Path) -> None:
+    conf = gunicorn_conf(tmp_path, max_requests=500, max_requests_jitter=50)
+    assert conf["max_requests"] == 500 and conf["max_requests_jitter"] == 50
+    assert "post_request" not in conf  # no memory ceiling: no per-request cost
+    conf = gunicorn_conf(tmp_path, max_worker_memory="300m")
+    assert conf["max_requests"] == 0
+    assert callable(conf["post_request"]) and callable(conf["worker_int"])
+    # gunicorn's own limits never come first: nginx's (7k lines) are lower.
+    assert conf["limit_request_fields"] == 32768 and conf["limit_request_line"] == 8190

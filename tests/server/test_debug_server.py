@@ -6,6 +6,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +164,38 @@ def test_a_busy_port_is_a_clean_error(start_server: Start) -> None:
     assert second.process.wait(30) == 1
     assert f"Port {first.port} is in use by another program" in second.output()
     assert requests.get(first.url + "/status", timeout=5).status_code == 200
+
+
+def test_an_idle_connection_does_not_block_the_debug_server(
+    start_server: Start, tmp_path: Path
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  client_timeout: 2\n")
+    server = start_server("rng", "--debug", config=config)
+    with socket.create_connection(("127.0.0.1", server.port)) as idle:
+        idle.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        started = time.monotonic()
+        reply = requests.post(server.url + "/predict", json={"input": RNG_INPUT}, timeout=5)
+        assert reply.status_code == 200 and time.monotonic() - started < 2
+        idle.settimeout(5)
+        assert idle.recv(100) == b""  # closed after server.client_timeout
+
+
+def test_a_chunked_body_over_the_limit_is_413_in_debug_mode(
+    start_server: Start, tmp_path: Path
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  max_body_size: 1k\n")
+    server = start_server("rng", "--debug", config=config)
+
+    def chunks(total: int) -> Any:
+        for _ in range(total // 100):
+            yield b" " * 100
+
+    over = requests.post(server.url + "/predict", data=chunks(5000), timeout=5)
+    assert over.status_code == 413, over.text
+    assert over.headers["Content-Type"] == "application/json"
+    assert "1k (server.max_body_size)" in over.json()["output"]["message"]
+    body = b'{"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}}'
+    within = requests.post(server.url + "/predict", data=iter([body[:20], body[20:]]), timeout=5)
+    assert within.status_code == 200 and within.json()["output"] == {"score": RNG_SCORE}

@@ -151,7 +151,7 @@ def test_client_values_cannot_forge_log_lines(
         assert not line.startswith("INFO fake"), text
 
 
-def test_safe_escapes_only_control_characters() -> None:
+def test_safe_escapes_only_non_printable_characters() -> None:
     assert safe("plain ✓ text") == "plain ✓ text"
     assert safe("a\nb\r\x1b[31m\u2028") == "a\\nb\\r\\x1b[31m\\u2028"
 
@@ -161,11 +161,14 @@ def test_safe_escapes_only_control_characters() -> None:
 
 @pytest.fixture
 def behind_nginx(load: Load) -> FlaskClient:
-    """The app as production mode runs it: X-Request-Id (set by nginx) is trusted."""
+    """The app as production mode runs it: X-Request-Id (set by nginx) is trusted, as it comes
+    with the run's secret."""
     app = create_app(load("rng"), ServerSettings())
-    app.wsgi_app = TrustRequestId(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = TrustRequestId(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
     app.testing = True
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_X_CATWALK_PROXY"] = "s3cret"
+    return client
 
 
 def test_nginx_request_id_is_the_generated_correlation_id(behind_nginx: FlaskClient) -> None:

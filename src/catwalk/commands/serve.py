@@ -172,12 +172,17 @@ def _serve_production(model_path: Path, settings: ServerSettings) -> int:
 
 def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
+    from catwalk.server.debug import DebugApp, request_handler
     from catwalk.server.logs import configure_logging
 
-    configure_logging("DEBUG")
+    configure_logging("DEBUG", settings.log_format)
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(model, settings)
+    batched = settings.batching.apply(model.spec.batching) is not None
+    app.wsgi_app = DebugApp(  # type: ignore[method-assign]
+        app.wsgi_app, settings.max_body_bytes, one_at_a_time=not batched
+    )
     ssl_context = None
     if settings.ssl.enabled:
         ssl_context = (str(settings.ssl.cert), str(settings.ssl.key))
@@ -193,15 +198,15 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        # One request at a time, as in each production worker: user models need not be
-        # thread-safe (the RNG example seeds a shared generator per request).
+        # Threaded, so an idle client blocks no one; DebugApp runs one request at a time.
         app.run(
             host=DEBUG_HOST,
             port=settings.port,
             debug=False,
             use_reloader=False,
-            threaded=False,
+            threaded=True,
             ssl_context=ssl_context,
+            request_handler=request_handler(settings.client_timeout),
         )
     except KeyboardInterrupt:
         pass

@@ -13,10 +13,10 @@ tests each build their own. Routes:
 - ``GET /ready``, ``GET /metrics`` and bearer-token checks are WSGI pieces around this app
   (:mod:`catwalk.server.ops`), so they work whatever answers the other routes.
 
-Behind catwalk's nginx (production mode) the WSGI environ carries nginx's request id
-(:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi` from the
-``X-Request-Id`` header nginx always sets): it is the correlation id of a request that brings
-none, so the ids nginx puts in its own 502/504/413 answers are the ones in this app's log.
+A request whose body brings no correlation id takes the client's ``X-Correlation-Id`` header
+(when well formed), else nginx's request id (production mode: the WSGI environ's
+:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi`), so the ids
+nginx puts in its own 502/504/413 answers are the ones in this app's log.
 
 Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
 HTTP error raised by Flask/Werkzeug (404, 405, 413) or an unexpected exception (500) — goes
@@ -36,10 +36,16 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
-from catwalk.server import docs, messages, ops, readiness
+from catwalk.server import docs, jsonlog, messages, ops, readiness
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, REQUEST_ID_KEY, RequestLog, safe
+from catwalk.server.logs import (
+    CORRELATION_ID_KEY,
+    LOGGER_NAME,
+    RequestLog,
+    default_correlation_id,
+    safe,
+)
 from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
 
@@ -72,6 +78,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
+    jsonlog.model_fields.update(model_name=model.spec.name, model_version=model.spec.version)
     metrics = Metrics(model.spec) if settings.metrics else None
     if metrics is not None:
         # The model's own time. One model served by one app; a second app on the same model
@@ -93,17 +100,19 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     status_body = orjson.dumps({"status": "ok"})
     info_body = orjson.dumps(model.spec.info())
 
-    @app.get("/status")
+    # No automatic OPTIONS answer (Flask's is an empty 200 text/html): OPTIONS is a 405 JSON
+    # error with an Allow header, like any other method a route does not take.
+    @app.get("/status", provide_automatic_options=False)
     def status() -> Response:
         return response_class(status_body, 200, content_type=JSON)
 
-    @app.get("/info")
+    @app.get("/info", provide_automatic_options=False)
     def info() -> Response:
         return response_class(info_body, 200, content_type=JSON)
 
     openapi_body: list[bytes] = []  # built at the first GET /openapi.json, then kept
 
-    @app.get("/openapi.json")
+    @app.get("/openapi.json", provide_automatic_options=False)
     def openapi_json() -> Response:
         if not openapi_body:
             examples, output = example_inputs(model, log)
@@ -118,13 +127,13 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
 
     docs_page = docs.page(model.spec.name)
 
-    @app.get("/docs")
+    @app.get("/docs", provide_automatic_options=False)
     def docs_index() -> Response:
         response: Response = response_class(docs_page, 200, content_type="text/html; charset=utf-8")
         response.headers["Content-Security-Policy"] = docs.CSP
         return response
 
-    @app.get("/docs/<name>")
+    @app.get("/docs/<name>", provide_automatic_options=False)
     def docs_asset(name: str) -> Response:
         found = docs.asset(name)
         if found is None:
@@ -135,11 +144,11 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
             return response_class(b"", 304, headers=headers)
         return response_class(body, 200, headers=headers, content_type=content_type)
 
-    @app.post("/predict")
+    @app.post("/predict", provide_automatic_options=False)
     def predict() -> Response:
         environ = request.environ
         correlation_id, body = predictor.handle(
-            request.get_data(cache=False), environ.get(REQUEST_ID_KEY)
+            request.get_data(cache=False), default_correlation_id(environ)
         )
         environ[CORRELATION_ID_KEY] = correlation_id
         return response_class(body, 200, content_type=JSON)
@@ -176,21 +185,23 @@ def _error_handler(
         status, message = 500, f"internal server error: {describe(error)}"
     environ = request.environ
     if correlation_id is None:
-        correlation_id = environ.get(REQUEST_ID_KEY) or new_correlation_id()
+        correlation_id = default_correlation_id(environ) or new_correlation_id()
     environ[CORRELATION_ID_KEY] = correlation_id
+    logged_id = safe(correlation_id)
 
+    ids = {"correlation_id": correlation_id}  # a field of its own in JSON logs
     if status >= 500:
         # Messages may quote the request: logged with control characters escaped. A model's
         # traceback stays a block of lines, each indented under the message.
         if isinstance(error, ModelError):
             details = "\n".join("    " + safe(line) for line in error.details.splitlines())
-            log.error("correlation_id=%s %s\n%s", correlation_id, safe(message), details)
+            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details, extra=ids)
         elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", correlation_id, safe(message))
+            log.error("correlation_id=%s %s", logged_id, safe(message), extra=ids)
         else:
-            log.error("correlation_id=%s %s", correlation_id, safe(message), exc_info=error)
+            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error, extra=ids)
     elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", correlation_id, status, safe(message))
+        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message), extra=ids)
 
     response: Response = response_class(
         error_body(correlation_id, message), status, headers=headers, content_type=JSON

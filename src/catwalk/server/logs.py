@@ -11,8 +11,10 @@ with one logger call and nothing at all when INFO is disabled::
 when it is not the correlation id itself, i.e. when the client sent its own: nginx answers
 a 504, 502 or 413 with its id, and this is how such an answer is found in this log.
 
-Values that come from the client (the path, error messages quoting the body) are logged with
-their control characters escaped (:func:`safe`): a request cannot forge a log line.
+Values that come from the client (the path, the correlation id, error messages quoting the
+body) are logged with every non-printable character escaped (:func:`safe`: C0/C1 controls,
+and Unicode line and paragraph separators, bidi overrides and other format characters): a
+request cannot forge a log line nor make one read differently.
 """
 
 from __future__ import annotations
@@ -34,30 +36,63 @@ CORRELATION_ID_KEY = "catwalk.correlation_id"
 REQUEST_ID_KEY = "catwalk.request_id"
 _LINE = "%s %s %s %.2fms correlation_id=%s"
 _LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# X-Correlation-Id: visible ASCII without quote or backslash (nginx checks the same, and
+# writes it into JSON unescaped).
+CORRELATION_ID_HEADER = "HTTP_X_CORRELATION_ID"
+_HEADER_ID = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def configure_logging(level: str) -> None:
-    """Send catwalk's logs to stderr at ``level`` (INFO, DEBUG, ...), once per process."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send catwalk's logs to stderr at ``level`` (INFO, DEBUG, ...), once per process.
+
+    ``log_format`` ``json``: one JSON object per line (:mod:`catwalk.server.jsonlog`).
+    """
     root = logging.getLogger()
-    if not any(getattr(h, "_catwalk", False) for h in root.handlers):
+    handler = next((h for h in root.handlers if getattr(h, "_catwalk", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(Formatter(LOG_FORMAT))
         handler._catwalk = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    if log_format == "json":
+        from catwalk.server.jsonlog import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(Formatter(LOG_FORMAT))
     root.setLevel(level)
     logging.getLogger(LOGGER_NAME).setLevel(level)
 
 
 def safe(text: str) -> str:
-    """``text`` with control characters escaped (``\\n``, ``\\x1b``): one log line stays one."""
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    "Printable" is :meth:`str.isprintable`: not a control (Cc), format (Cf: bidi overrides,
+    zero-width characters), separator other than the space (Zl, Zp, Zs), surrogate or
+    unassigned code point. One log line stays one and reads as what it holds.
+    """
     if text.isprintable():  # the common case, and cheap
         return text
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return char.encode("unicode_escape").decode("ascii")  # \n, \t, \x1b, \xa0
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def default_correlation_id(environ: dict[str, Any]) -> str | None:
+    """The id of a request whose body names none: the client's X-Correlation-Id header when
+    well formed, else nginx's request id (production mode), else None (one is generated)."""
+    header = environ.get(CORRELATION_ID_HEADER)
+    if header is not None and _HEADER_ID.fullmatch(header):
+        return str(header)
+    return environ.get(REQUEST_ID_KEY)
 
 
 class InFlight(threading.local):
@@ -69,6 +104,7 @@ class InFlight(threading.local):
     def __init__(self) -> None:
         self.environ: dict[str, Any] | None = None
         self.correlation_id: str | None = None  # set by the Predictor before the model runs
+        self.answered = True  # False from a request's start until its status is known
 
     def describe(self) -> str:
         """``POST /predict correlation_id=... request_id=...`` (what is known of it)."""
@@ -78,7 +114,7 @@ class InFlight(threading.local):
         parts = [safe(str(environ.get("REQUEST_METHOD"))), safe(str(environ.get("PATH_INFO")))]
         correlation_id = self.correlation_id or environ.get(CORRELATION_ID_KEY)
         if correlation_id:
-            parts.append(f"correlation_id={correlation_id}")
+            parts.append(f"correlation_id={safe(correlation_id)}")
         request_id = environ.get(REQUEST_ID_KEY)
         if request_id and request_id != correlation_id:
             parts.append(f"request_id={safe(request_id)}")
@@ -116,13 +152,22 @@ class RequestLog:
         # gunicorn's timeout only ever interrupts one in the middle.
         in_flight.environ = environ
         in_flight.correlation_id = None
+        in_flight.answered = False
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
-            return self.app(environ, start_response)
+
+            def answered(status: str, headers: Any, exc_info: Any = None) -> Any:
+                in_flight.answered = True
+                return start_response(status, headers, exc_info)
+
+            return self.app(environ, answered)
         started = perf_counter()
 
         def logged_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            in_flight.answered = True
             correlation_id = environ.get(CORRELATION_ID_KEY, "-")
+            if not correlation_id.isprintable():
+                correlation_id = safe(correlation_id)
             request_id = environ.get(REQUEST_ID_KEY)
             path = environ.get("PATH_INFO", "")
             args: tuple[Any, ...] = (

@@ -4,9 +4,10 @@
 gunicorn (:mod:`catwalk.server.wsgi`), waits until it answers ``GET /status`` on its socket,
 then starts nginx on the server port, and watches both:
 
-* SIGTERM, SIGINT (and SIGHUP, SIGQUIT) stop the server within 10 s: nginx first, gracefully
-  (SIGQUIT: finish the requests in flight), then gunicorn (SIGTERM: graceful, then SIGKILL).
-  The exit code is 0.
+* SIGTERM, SIGINT (and SIGHUP, SIGQUIT) stop the server: nginx first, gracefully (SIGQUIT:
+  stop accepting, finish the requests in flight) for up to ``server.graceful_timeout``; a
+  request still running then is cut (gunicorn SIGQUIT: its worker logs it as cut, nginx
+  answers 502), then gunicorn stops (SIGTERM, then SIGKILL). The exit code is 0.
 * If either child dies on its own, the other is stopped and the exit code is non-zero, so that
   an orchestrator restarts the container.
 * Startup problems (nginx missing, port in use, bad certificate, a model that cannot load)
@@ -14,57 +15,59 @@ then starts nginx on the server port, and watches both:
 
 Each child runs in its own session, so a terminal's Ctrl-C reaches only this process, which
 then stops them in order; a parent-death signal stops them should this process be killed.
-Running as PID 1 (a container's entry point) it also reaps orphaned zombies.
+Running as PID 1 (a container's entry point) it also reaps orphaned zombies. nginx's stderr
+(its error log and the JSON lines of the errors it answers) is relayed through this process.
+
+As root, nginx's workers run as ``nobody``: the run folder is ``0710`` with nobody's group,
+its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users can
+neither read ``job.pickle`` nor connect to gunicorn.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import grp
 import logging
 import os
 import pickle
-import pwd
-import select
+import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 from catwalk.config import ServerSettings
 from catwalk.errors import ServeError
+from catwalk.server.children import Child, Signals, spawn
 from catwalk.server.logs import configure_logging
+from catwalk.server.preflight import (
+    check_nginx_conf,
+    check_port,
+    find_nginx,
+    ipv6_available,
+    nginx_args,
+    open_files_limit,
+    worker_user,
+)
 from catwalk.server.render import (
     GRACEFUL_TIMEOUT,
     MAX_SOCKET_PATH,
     RunLayout,
     Tuning,
-    WorkerUser,
     render_gunicorn_conf,
     render_nginx_conf,
 )
 from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job
 from catwalk.tmp import make_temp_dir
 
-NGINX_MISSING = (
-    "nginx is not installed: run `bash scripts/install-system-deps.sh nginx` "
-    "or `apt-get install nginx`"
-)
 # How long gunicorn may take to load the model and answer /status.
 STARTUP_TIMEOUT = 300.0
-# Stop budget (seconds): nginx drains first, then gunicorn gets the rest; all within 10 s.
-NGINX_DRAIN = 3.5
-STOP_BUDGET = 9.0
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
-_PR_SET_PDEATHSIG = 1
+# After server.graceful_timeout, cut requests turn into nginx 502s: nginx then exits within this.
+CUT_GRACE = 5.0
 
 
 def serve_production(model_path: Path, settings: ServerSettings) -> int:
@@ -80,15 +83,17 @@ def run_server(
     tuning: Tuning | None = None,
 ) -> int:
     """:func:`serve_production` with the app factory and tuning open (tests and bench/)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     nginx = find_nginx()
     ipv6 = ipv6_available()
     check_port(settings.port, ipv6=ipv6)
     user = worker_user() if os.geteuid() == 0 else None
-    layout = RunLayout(make_temp_dir("catwalk-"), worker_user=user)
+    secret = secrets.token_hex(16)
+    layout = RunLayout(make_temp_dir("catwalk-"), user, secret)
+    tuning = replace(tuning or Tuning(), open_files=open_files_limit())
     try:
-        with _Signals() as signals:
-            job = Job(Path(model_path).resolve(), settings, app_factory)
+        with Signals() as signals:
+            job = Job(Path(model_path).resolve(), settings, app_factory, secret)
             _prepare(layout, job, tuning, ipv6=ipv6)
             check_nginx_conf(nginx, layout)
             server = _Server(nginx, layout, settings, signals, ipv6=ipv6)
@@ -100,195 +105,39 @@ def run_server(
         shutil.rmtree(layout.run_dir, ignore_errors=True)
 
 
-# ------------------------------------------------------------------ checks ----
-def find_nginx() -> str:
-    """The nginx binary on PATH, or ServeError saying how to install it."""
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for folder in ("/usr/sbin", "/usr/local/sbin", "/sbin"):
-        candidate = Path(folder) / "nginx"
-        if os.access(candidate, os.X_OK):
-            raise ServeError(
-                f"nginx is not on PATH (found {candidate}): add {folder} to PATH, e.g. "
-                f'`export PATH="$PATH:{folder}"`'
-            )
-    raise ServeError(NGINX_MISSING)
-
-
-def ipv6_available() -> bool:
-    """True when nginx can also listen on ``[::]``: IPv6 is built in and not disabled here."""
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as nginx does
-            probe.bind(("::", 0))
-    except OSError:
-        return False
-    return True
-
-
-def check_port(port: int, *, ipv6: bool = False) -> None:
-    """Fail early and clearly when nginx could not listen on the port (on IPv6 too)."""
-    probes = [(socket.AF_INET, ("0.0.0.0", port))]
-    if ipv6:
-        probes.append((socket.AF_INET6, ("::", port)))
-    for family, address in probes:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise ServeError(f"port {port} is already in use") from None
-                if exc.errno == errno.EACCES:
-                    raise ServeError(
-                        f"port {port}: permission denied (ports below 1024 need root)"
-                    ) from None
-                raise ServeError(f"port {port}: cannot listen ({exc.strerror})") from None
-
-
-def worker_user() -> WorkerUser:
-    """The unprivileged account nginx workers use when the server runs as root."""
-    for name in ("nobody", "www-data"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        try:
-            group = grp.getgrgid(entry.pw_gid).gr_name
-        except KeyError:
-            group = name
-        return WorkerUser(name, group)
-    raise ServeError("running as root, but there is no 'nobody' user for nginx's workers")
-
-
-def check_nginx_conf(nginx: str, layout: RunLayout) -> None:
-    """``nginx -t``: catches a bad certificate or key before anything is started."""
-    result = subprocess.run(
-        [nginx, "-t", "-q", *_nginx_args(layout)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if "test failed" not in line]
-        raise ServeError("nginx rejects the configuration:\n" + "\n".join(lines).strip())
-
-
 def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None, *, ipv6: bool = False) -> None:
     if len(str(layout.socket)) > MAX_SOCKET_PATH:
         raise ServeError(f"{layout.socket}: path too long for a unix socket; set TMPDIR shorter")
+    layout.nginx_temp.mkdir(mode=0o700)
     if layout.worker_user:
-        # nginx workers (another user) must reach the socket: traverse, not list.
-        layout.run_dir.chmod(0o711)
-    layout.nginx_temp.mkdir()
+        # nginx's workers (another user) must reach the socket and their temp folders: their
+        # group may traverse both folders, not list them; no one else may even enter.
+        gid = grp.getgrnam(layout.worker_user.group).gr_gid
+        for folder in (layout.run_dir, layout.nginx_temp):
+            os.chown(folder, -1, gid)
+            folder.chmod(0o710)
     try:
-        layout.nginx_conf.write_text(render_nginx_conf(job.settings, layout, tuning, ipv6=ipv6))
+        nginx_conf = render_nginx_conf(job.settings, layout, tuning, ipv6=ipv6)
     except ValueError as exc:
         raise ServeError(f"server.ssl: {exc}") from None
-    layout.gunicorn_conf.write_text(render_gunicorn_conf(job.settings, layout, tuning))
-    with layout.job_file.open("wb") as f:
-        pickle.dump(job, f)
+    _write_private(layout.nginx_conf, nginx_conf.encode())
+    gunicorn_conf = render_gunicorn_conf(job.settings, layout, tuning)
+    _write_private(layout.gunicorn_conf, gunicorn_conf.encode())
+    _write_private(layout.job_file, pickle.dumps(job))
 
 
-def _nginx_args(layout: RunLayout) -> list[str]:
-    # -e: before reading the config nginx would open its compiled-in /var/log/nginx/error.log.
-    return ["-p", str(layout.run_dir), "-c", str(layout.nginx_conf), "-e", "stderr"]
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a new file only this user may read (it may hold the run's secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
-# ---------------------------------------------------------------- signals ----
-class _Signals:
-    """Stop signals set a flag; every signal (SIGCHLD too) wakes :meth:`wait` at once."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
-        self._saved: dict[int, object] = {}
-        self._saved_fd = -1
-
-    def __enter__(self) -> _Signals:
-        self._saved_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
-        for sig in (*STOP_SIGNALS, signal.SIGCHLD):
-            self._saved[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-        signal.set_wakeup_fd(self._saved_fd)
-        os.close(self._read)
-        os.close(self._write)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if signum != signal.SIGCHLD and self.received is None:
-            self.received = signum
-
-    @property
-    def stopping(self) -> bool:
-        return self.received is not None
-
-    def wait(self, timeout: float) -> None:
-        with contextlib.suppress(InterruptedError):
-            select.select([self._read], [], [], max(timeout, 0))
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._read, 512):
-                pass
-
-
-# --------------------------------------------------------------- children ----
-@dataclass
-class _Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    status: int | None = field(default=None)  # exit code (128 + n when killed by signal n)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.status is None
-
-    def send(self, sig: int) -> None:
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def exited(self, wait_status: int) -> None:
-        code = os.waitstatus_to_exitcode(wait_status)
-        self.status = 128 - code if code < 0 else code
-        self.process.returncode = self.status  # Popen must not wait for it again
-
-    def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        # Each child leads its own process group: this reaches its workers too, e.g. gunicorn
-        # workers orphaned by a killed master.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if catwalk is SIGKILLed, the child gets
-    # SIGTERM instead of running on as an orphan.
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _spawn(name: str, args: list[str]) -> _Child:
-    process = subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
-    return _Child(name, process)
+def _open_socket_to_nginx(layout: RunLayout) -> None:
+    """As root: gunicorn's socket (0600 from its umask) becomes 0660 with nginx's group."""
+    if layout.worker_user:
+        os.chown(layout.socket, -1, grp.getgrnam(layout.worker_user.group).gr_gid)
+        layout.socket.chmod(0o660)
 
 
 _logger = logging.getLogger("catwalk.production")
@@ -305,7 +154,7 @@ class _Server:
         nginx: str,
         layout: RunLayout,
         settings: ServerSettings,
-        signals: _Signals,
+        signals: Signals,
         *,
         ipv6: bool = False,
     ) -> None:
@@ -314,7 +163,7 @@ class _Server:
         self.layout = layout
         self.settings = settings
         self.signals = signals
-        self.children: list[_Child] = []
+        self.children: list[Child] = []
 
     # ---------------------------------------------------------------- run ----
     def run(self) -> int:
@@ -325,7 +174,15 @@ class _Server:
         )
         if not self._wait_for(gunicorn, self._gunicorn_ready, STARTUP_TIMEOUT):
             return self._stopped()
-        nginx = self._start("nginx", [self.nginx_bin, *_nginx_args(self.layout)])
+        _open_socket_to_nginx(self.layout)
+        # Relayed: nginx opens /dev/stderr for its JSON error lines, which works on a pipe
+        # (not on every socket a service manager may give us as stderr).
+        nginx = self._start(
+            "nginx",
+            [self.nginx_bin, *nginx_args(self.layout)],
+            relay_stderr=True,
+            json_lines=self.settings.log_format == "json",
+        )
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
             return self._stopped()
         _log(
@@ -336,12 +193,14 @@ class _Server:
         )
         return self._supervise()
 
-    def _start(self, name: str, args: list[str]) -> _Child:
-        child = _spawn(name, args)
+    def _start(
+        self, name: str, args: list[str], *, relay_stderr: bool = False, json_lines: bool = False
+    ) -> Child:
+        child = spawn(name, args, relay_stderr=relay_stderr, json_lines=json_lines)
         self.children.append(child)
         return child
 
-    def _wait_for(self, child: _Child, ready: Callable[[], bool], timeout: float) -> bool:
+    def _wait_for(self, child: Child, ready: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``ready()``; False when a stop signal came first. Raises ServeError."""
         deadline = time.monotonic() + timeout
         while True:
@@ -356,7 +215,7 @@ class _Server:
                 raise ServeError(f"{child.name} did not become ready within {timeout:.0f} s")
             self.signals.wait(0.05)
 
-    def _startup_failure(self, child: _Child) -> str:
+    def _startup_failure(self, child: Child) -> str:
         if child.name == "gunicorn":
             with contextlib.suppress(OSError):
                 reason = self.layout.error_file.read_text(encoding="utf-8").strip()
@@ -410,19 +269,29 @@ class _Server:
 
     # --------------------------------------------------------------- stop ----
     def stop(self) -> None:
-        """Stop nginx (drain), then gunicorn; SIGKILL whatever is left at the deadline."""
+        """Drain nginx for up to server.graceful_timeout, cut what is left, stop gunicorn."""
         by_name = {child.name: child for child in self.children}
         nginx, gunicorn = by_name.get("nginx"), by_name.get("gunicorn")
         self._announce_stop(nginx)
-        deadline = time.monotonic() + STOP_BUDGET
+        drain = self.settings.graceful_timeout
         if nginx:
-            nginx.send(signal.SIGQUIT)  # graceful: finish the requests in flight
-            if not self._wait_exit(nginx, min(time.monotonic() + NGINX_DRAIN, deadline)):
+            nginx.send(signal.SIGQUIT)  # graceful: stop accepting, finish the requests in flight
+            if not self._wait_exit(nginx, time.monotonic() + drain) and gunicorn:
+                _log(
+                    f"requests still in flight after server.graceful_timeout ({drain} s): "
+                    "cutting them",
+                    WARN,
+                )
+                # Workers end at once, each logging the request it is cut in; nginx answers
+                # those 502 and, with nothing left in flight, exits.
+                gunicorn.send(signal.SIGQUIT)
+                self._wait_exit(nginx, time.monotonic() + CUT_GRACE)
+            if nginx.alive:
                 nginx.send(signal.SIGTERM)
-                self._wait_exit(nginx, min(time.monotonic() + 0.5, deadline))
+                self._wait_exit(nginx, time.monotonic() + 1.0)
         if gunicorn:
             gunicorn.send(signal.SIGTERM)  # graceful within GRACEFUL_TIMEOUT
-            self._wait_exit(gunicorn, min(time.monotonic() + GRACEFUL_TIMEOUT + 0.5, deadline))
+            self._wait_exit(gunicorn, time.monotonic() + GRACEFUL_TIMEOUT + 1.0)
         for child in self.children:
             if child.alive:
                 _log(
@@ -432,7 +301,7 @@ class _Server:
             child.kill_group(signal.SIGKILL)
             self._wait_exit(child, time.monotonic() + 1.0)
 
-    def _announce_stop(self, nginx: _Child | None) -> None:
+    def _announce_stop(self, nginx: Child | None) -> None:
         """/ready answers 503 from now on; then serve on for ``server.shutdown_delay`` s.
 
         A load balancer polling /ready stops sending new requests during that delay, before
@@ -448,7 +317,7 @@ class _Server:
                 self.signals.wait(min(0.2, until - time.monotonic()))
                 self._reap()
 
-    def _wait_exit(self, child: _Child, until: float) -> bool:
+    def _wait_exit(self, child: Child, until: float) -> bool:
         while child.alive and time.monotonic() < until:
             self.signals.wait(0.05)
             self._reap()

@@ -7,6 +7,7 @@ private run folder and who runs the server), so it is unit-tested without nginx 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from catwalk.templates import environment
 
 # nginx error-log level for each catwalk log level (nginx's "debug" needs a debug build).
 NGINX_LEVELS = {"DEBUG": "info", "INFO": "warn", "WARNING": "warn", "ERROR": "error"}
-# Seconds gunicorn workers get to finish their requests on SIGTERM; the whole stop must fit in
-# 10 s, nginx's drain included (see production.STOP_BUDGET).
+# Seconds gunicorn workers get to exit once told to stop. By then nginx has drained the
+# requests in flight (server.graceful_timeout, see production.py), so little is left to do.
 GRACEFUL_TIMEOUT = 4
 # gunicorn's worker timeout is server.timeout plus this: nginx answers 504 at server.timeout,
 # then gunicorn aborts the worker still stuck in the request (its check runs about once a
@@ -25,6 +26,14 @@ GRACEFUL_TIMEOUT = 4
 WORKER_TIMEOUT_MARGIN = 2
 # Longest unix socket path (sun_path is 108 bytes on Linux, NUL included).
 MAX_SOCKET_PATH = 107
+# nginx's buffer for the request line and for each header line: below gunicorn's limits (8190
+# bytes each, with room for the space nginx may add after a colon), so nginx refuses first.
+HEADER_BUFFER = "7k"
+# nginx's worker_shutdown_timeout is server.graceful_timeout plus this: catwalk itself cuts
+# the drain at graceful_timeout (see production.py); this only bounds a stuck nginx.
+SHUTDOWN_MARGIN = 10
+# Upper bound of nginx's worker_connections: each slot costs ~450 bytes of memory up front.
+MAX_WORKER_CONNECTIONS = 16384
 
 _ENV = environment("catwalk.server", pyrepr=repr)
 
@@ -49,8 +58,72 @@ class Tuning:
     # request; sync workers close every connection anyway).
     upstream_keepalive: int = 0
     nginx_workers: str = "auto"
-    worker_connections: int = 1024
+    # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
+    # machine's limit (RLIMIT_NOFILE); worker_connections follows from it.
+    open_files: int = 4096
     body_buffer_size: str = "256k"
+
+
+@dataclass(frozen=True)
+class NginxError:
+    """One answer nginx gives itself, as the JSON envelope, to the ``statuses`` it produces."""
+
+    answer: int
+    message: str
+    statuses: tuple[int, ...]
+    allow: str = ""
+
+    @property
+    def name(self) -> int:
+        return self.statuses[0]
+
+
+def nginx_errors(settings: ServerSettings) -> list[NginxError]:
+    """Every status nginx can produce itself, with the message its JSON answer carries.
+
+    494 (headers too large) and 495-497 (TLS: bad client certificate, plain HTTP to the HTTPS
+    port) are answered as 400, as nginx itself does. nginx fills in ``$request_method``.
+    """
+    return [
+        NginxError(400, "bad request: the request line or a header is malformed", (400,)),
+        NginxError(
+            400,
+            f"bad request: the request headers are too large (each line at most {HEADER_BUFFER})",
+            (494,),
+        ),
+        NginxError(400, "this port speaks HTTPS: use https://", (495, 496, 497)),
+        # Only for the internal error URIs below, asked for from outside.
+        NginxError(
+            404, "no such endpoint (endpoints: GET /status, GET /info, POST /predict)", (404,)
+        ),
+        NginxError(405, "method not allowed: $request_method", (405,), "GET, HEAD, POST"),
+        NginxError(
+            408,
+            f"the request did not arrive within {settings.client_timeout} s "
+            "(server.client_timeout)",
+            (408,),
+        ),
+        NginxError(411, "length required: send a Content-Length header", (411,)),
+        NginxError(413, messages.too_large(settings.max_body_size), (413,)),
+        NginxError(414, f"the request line is too long (at most {HEADER_BUFFER})", (414,)),
+        NginxError(
+            429,
+            "too many connections from this client "
+            f"(server.max_connections_per_client: {settings.max_connections_per_client})",
+            (429,),
+        ),
+        NginxError(500, "internal server error (nginx)", (500,)),
+        NginxError(501, "not implemented: unknown method or transfer coding", (501,)),
+        NginxError(502, "the model server is not available", (502, 503)),
+        NginxError(
+            504, f"the model did not answer within {settings.timeout} s (server.timeout)", (504,)
+        ),
+        NginxError(505, "HTTP version not supported", (505,)),
+    ]
+
+
+# What an nginx message may hold: it sits in a quoted nginx string and, unescaped, in JSON.
+_SAFE_MESSAGE = re.compile(r"[^\"'\x00-\x1f]*")
 
 
 @dataclass(frozen=True)
@@ -59,6 +132,8 @@ class RunLayout:
 
     run_dir: Path
     worker_user: WorkerUser | None = None  # set when started as root
+    # Sent by nginx with every request: the app trusts nginx's X-Request-Id only beside it.
+    proxy_secret: str = ""
 
     @property
     def socket(self) -> Path:
@@ -114,11 +189,24 @@ def render_nginx_conf(
     if ssl.enabled and (ssl.cert is None or ssl.key is None):
         raise ValueError("ssl is enabled but cert or key is missing")
     user = layout.worker_user
+    errors = nginx_errors(settings)
+    for error in errors:
+        if not _SAFE_MESSAGE.fullmatch(error.message):
+            raise ValueError(f"nginx message with a quote or backslash: {error.message!r}")
+    nofile = tuning.open_files
     return _ENV.get_template("nginx.conf.j2").render(
         run_dir=layout.run_dir,
         socket=layout.socket,
         worker_processes=tuning.nginx_workers,
-        worker_connections=tuning.worker_connections,
+        rlimit_nofile=nofile,
+        # Some descriptors go to logs, listening sockets and temp files.
+        worker_connections=max(min(nofile - 64, MAX_WORKER_CONNECTIONS), 64),
+        shutdown_timeout=settings.graceful_timeout + SHUTDOWN_MARGIN,
+        client_timeout=settings.client_timeout,
+        connections_per_client=settings.max_connections_per_client,
+        header_buffer_size=HEADER_BUFFER,
+        errors=errors,
+        proxy_secret=layout.proxy_secret,
         error_level=NGINX_LEVELS.get(settings.log_level, "warn"),
         user=user.user if user else None,
         group=user.group if user else None,
@@ -132,7 +220,6 @@ def render_nginx_conf(
         ssl_cert=ssl.cert,
         ssl_key=ssl.key,
         ipv6=ipv6,
-        too_large_message=messages.too_large(settings.max_body_size),
     )
 
 
@@ -150,13 +237,16 @@ def render_gunicorn_conf(
         timeout=settings.timeout + WORKER_TIMEOUT_MARGIN,
         server_timeout=settings.timeout,
         timeout_margin=WORKER_TIMEOUT_MARGIN,
-        graceful_timeout=min(GRACEFUL_TIMEOUT, settings.timeout),
+        graceful_timeout=GRACEFUL_TIMEOUT,
+        drain=settings.graceful_timeout,
+        max_requests=settings.max_requests,
+        max_requests_jitter=settings.max_requests_jitter,
+        max_worker_memory=settings.max_worker_memory_bytes,
+        max_worker_memory_text=settings.max_worker_memory,
         keepalive=max(settings.keepalive, 1),
         preload=settings.preload,
         loglevel=settings.log_level.lower(),
         pidfile=str(layout.gunicorn_pid),
-        # As root, nginx workers run as another user and must be able to connect to the
-        # socket (it sits in a 0711 folder with a random name); otherwise owner only.
-        umask=0o000 if layout.worker_user else 0o077,
         proc_name=f"catwalk:{settings.port}",
+        json_logs=settings.log_format == "json",
     )

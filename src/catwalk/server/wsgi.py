@@ -10,8 +10,16 @@ loaded ends gunicorn at once with exit code 4 and a one-paragraph message in
 ``startup-error.txt`` (no traceback soup, no endless worker restarts).
 
 nginx sends its id of every request in ``X-Request-Id`` (it always sets the header, so a
-client cannot choose it); :class:`TrustRequestId` hands it to the app, which uses it as the
-correlation id of a request that brings none and logs it next to one that does.
+client cannot choose it) next to this run's secret (``X-Catwalk-Proxy``, in ``job.pickle`` and
+``nginx.conf``, both readable by the server's user only); :class:`TrustRequestId` hands the id
+to the app only beside that secret, so a local process talking to the socket directly cannot
+forge it. The app logs it next to the correlation id.
+
+Worker life cycle hooks (set in ``gunicorn.conf.py``): :func:`recycle_if_over` replaces a
+worker whose memory passed ``server.max_worker_memory`` once its request is answered, and
+:func:`worker_cut` logs the request a worker is cut in when a stop outlasts
+``server.graceful_timeout``. gunicorn's own error answers (a header it refuses) are JSON too
+(:func:`write_json_error`).
 
 A request that runs longer than ``server.timeout`` gets nginx's 504; shortly after, gunicorn
 aborts the stuck worker (SIGABRT, whose handler raises SystemExit in the worker).
@@ -23,6 +31,7 @@ and is replaced, instead of answering a 500 "predict raised SystemExit".
 from __future__ import annotations
 
 import gc
+import hmac
 import importlib
 import logging
 import os
@@ -35,15 +44,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
+from gunicorn.glogging import Logger as GunicornLogger
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
 from catwalk.server import readiness
 from catwalk.server.batching import end_stuck_workers, worker_threads
-from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, configure_logging, in_flight
+from catwalk.server.envelope import error_body, new_correlation_id
+from catwalk.server.logs import (
+    LOGGER_NAME,
+    REQUEST_ID_KEY,
+    configure_logging,
+    default_correlation_id,
+    in_flight,
+    safe,
+)
 from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout
 from catwalk.spec import Batching, load_spec
 
@@ -62,6 +81,18 @@ class Job:
     model_path: Path
     settings: ServerSettings
     app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
+    proxy_secret: str = ""  # what nginx sends in X-Catwalk-Proxy (RunLayout.proxy_secret)
+
+
+class JsonLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger with ``logging.format: json`` (set as ``logger_class``)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from catwalk.server.jsonlog import JsonFormatter
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 class AppLoadError(Exception):
@@ -69,14 +100,100 @@ class AppLoadError(Exception):
 
 
 class TrustRequestId:
-    """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app."""
+    """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app, when it
+    comes with this run's secret (``X-Catwalk-Proxy``), i.e. from nginx."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, secret: str) -> None:
         self.app = app
+        self.secret = secret.encode("latin-1")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        environ[REQUEST_ID_KEY] = environ.get("HTTP_X_REQUEST_ID")
+        sent = environ.pop("HTTP_X_CATWALK_PROXY", "")  # the app and the model never see it
+        if self.secret and hmac.compare_digest(sent.encode("latin-1", "replace"), self.secret):
+            environ[REQUEST_ID_KEY] = environ.get("HTTP_X_REQUEST_ID")
         return self.app(environ, start_response)
+
+
+# Set by worker_cut: the worker is being ended in the middle of a request.
+_cut: list[str] = []
+
+
+def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's own error answer (``gunicorn.util.write_error``), as the JSON envelope.
+
+    nginx refuses most malformed requests first (and answers JSON); what gunicorn alone
+    refuses (e.g. a control character in a header value) gets a fresh id, logged here. The
+    request a stop cuts (gunicorn answers its SystemExit with a 500) is a 503 saying so,
+    with the request's own correlation id.
+    """
+    correlation_id = None
+    text = f"{reason.lower()}: {message}" if message else reason.lower()
+    if _cut and status == 500:
+        status, reason, text = 503, "Service Unavailable", _cut[0]
+        correlation_id = in_flight.correlation_id
+        if correlation_id is None and in_flight.environ is not None:
+            correlation_id = default_correlation_id(in_flight.environ)
+    correlation_id = correlation_id or new_correlation_id()
+    logging.getLogger(LOGGER_NAME).warning(
+        "correlation_id=%s gunicorn answered itself: %d %s", correlation_id, status, safe(text)
+    )
+    body = error_body(correlation_id, text)
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def recycle_if_over(worker: Any, limit: int, written: str) -> None:
+    """gunicorn's ``post_request`` hook: past ``limit`` bytes of memory, the worker is replaced.
+
+    The request is answered already; ``alive = False`` is what gunicorn's own max_requests
+    does: the worker leaves its loop, exits, and the master starts a fresh one.
+    """
+    rss = resident_memory()
+    if rss > limit and worker.alive:
+        logging.getLogger(LOGGER_NAME).warning(
+            "worker %d uses %d MiB, more than server.max_worker_memory (%s): replacing it",
+            os.getpid(),
+            rss >> 20,
+            written,
+        )
+        worker.alive = False
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_memory() -> int:
+    """This process's resident set size in bytes (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
+def worker_cut(worker: Any, drain: int) -> None:
+    """gunicorn's ``worker_int`` hook: the worker is ended at once (SIGQUIT), the stop having
+    outlasted ``server.graceful_timeout``; the request it is in is logged as cut, and the
+    SystemExit that ends it goes through the model's call (no 500, no 200 is logged)."""
+    if in_flight.environ is None or in_flight.answered:
+        return
+    let_system_exit_through()
+    _cut.append(
+        "the server is shutting down and the request did not finish within "
+        f"server.graceful_timeout ({drain} s)"
+    )
+    # gunicorn reports the SystemExit that ends the request with a traceback: said above.
+    logging.getLogger("gunicorn.error").addFilter(
+        lambda record: not str(record.msg).startswith("Error handling request")
+    )
+    logging.getLogger(LOGGER_NAME).error(
+        "shutdown: request cut unanswered, still running after server.graceful_timeout (%s s): %s",
+        drain,
+        in_flight.describe(),
+    )
 
 
 def worker_abort(worker: Any, timeout: int) -> None:
@@ -95,7 +212,7 @@ def build_app(job: Job) -> Any:
     try:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
-        return TrustRequestId(factory(model, job.settings))
+        return TrustRequestId(factory(model, job.settings), job.proxy_secret)
     except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
         raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
@@ -174,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     with layout.job_file.open("rb") as f:
         job: Job = pickle.load(f)
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
-    configure_logging(job.settings.log_level)
+    configure_logging(job.settings.log_level, job.settings.log_format)
+    # gunicorn's worker looks it up at each error: its own answers become JSON too.
+    gunicorn_util.write_error = write_json_error
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
@@ -196,4 +315,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the importable module, not as __main__: gunicorn.conf.py's hooks import
+    # catwalk.server.wsgi, and must find the same state (the cut in progress) as main's.
+    from catwalk.server import wsgi
+
+    sys.exit(wsgi.main())

@@ -1,0 +1,208 @@
+"""Issue 9's server-side classes, in process: log escaping, ids nginx can see, OPTIONS,
+gunicorn's own errors as JSON, the run secret, worker recycling and cut-request hooks."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import unicodedata
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+from flask.testing import FlaskClient
+
+from catwalk.config import ServerSettings
+from catwalk.model import let_system_exit_through
+from catwalk.server.app import create_app
+from catwalk.server.children import relay
+from catwalk.server.debug import DebugApp
+from catwalk.server.logs import in_flight, safe
+from catwalk.server.wsgi import (
+    TrustRequestId,
+    recycle_if_over,
+    resident_memory,
+    worker_cut,
+    write_json_error,
+)
+
+ClientFactory = Callable[..., FlaskClient]
+RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
+# One of each kind of character a log line must not hold raw: line/paragraph separators, bidi
+# overrides and isolates, zero-width and other format characters, C1 NEL, a no-break space,
+# a tag character (astral, Cf), a lone surrogate, an unassigned code point.
+UNSAFE = "\u2028\u2029\u202e\u2066\u200b\u200d\ufeff\x85\xa0\U000e0001\ud800\U000effff"
+
+
+def post(client: FlaskClient, body: bytes, **kwargs: Any) -> Any:
+    return client.post("/predict", data=body, content_type="application/json", **kwargs)
+
+
+# -- 11. log injection ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("char", list(UNSAFE))
+def test_safe_escapes_every_unicode_line_and_format_character(char: str) -> None:
+    category = unicodedata.category(char)
+    escaped = safe(f"id{char}INFO fake")
+    assert char not in escaped, category
+    assert escaped.isprintable() and escaped.startswith("id\\") and escaped.endswith("INFO fake")
+
+
+def test_a_correlation_id_with_unicode_separators_is_logged_escaped(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    correlation_id = "order\u2028INFO fake line \u202eevil"
+    body = orjson.dumps({"correlation_id": correlation_id, "input": RNG_INPUT})
+    with caplog.at_level(logging.DEBUG, logger="catwalk.server"):
+        reply = post(make_client("rng"), body)
+        post(make_client("rng"), orjson.dumps({"correlation_id": correlation_id, "input": 1}))
+    assert reply.status_code == 200 and reply.get_json()["correlation_id"] == correlation_id
+    lines = [m for m in caplog.messages if "order" in m]
+    assert len(lines) == 3, caplog.messages  # 200 line, the 400's debug line and its line
+    for line in lines:
+        assert "\u2028" not in line and "\u202e" not in line
+        assert "correlation_id=order\\u2028INFO fake line \\u202eevil" in line
+
+
+def test_relayed_nginx_lines_escape_what_nginx_does_not(tmp_path: Any) -> None:
+    record = {"status": 400, "path": "/a\u2028b\u202ec\U000e0001"}
+    source = io.BytesIO(
+        json.dumps(record, ensure_ascii=False).encode() + b"\n" + b"plain \xff line\n"
+    )
+    target = io.StringIO()
+    relay(source, target)
+    first, second = target.getvalue().splitlines()
+    assert first.isprintable() and json.loads(first) == record  # the same JSON, escaped
+    assert second == "plain \ufffd line"
+
+
+# -- 9. the client's id where nginx can see it ----------------------------------------------
+
+
+def test_x_correlation_id_names_a_request_whose_body_has_none(make_client: ClientFactory) -> None:
+    client = make_client("rng")
+    headers = {"X-Correlation-Id": "order-17"}
+    assert (
+        post(client, orjson.dumps({"input": RNG_INPUT}), headers=headers).get_json()[
+            "correlation_id"
+        ]
+        == "order-17"
+    )
+    assert post(client, b"{", headers=headers).get_json()["correlation_id"] == "order-17"
+    # The body's own id wins; a malformed header (space, quote, too long) is ignored.
+    body = orjson.dumps({"correlation_id": "in-body", "input": RNG_INPUT})
+    assert post(client, body, headers=headers).get_json()["correlation_id"] == "in-body"
+    for bad in ("two words", 'q"uote', "x" * 257):
+        reply = post(client, orjson.dumps({"input": RNG_INPUT}), headers={"X-Correlation-Id": bad})
+        assert reply.get_json()["correlation_id"] != bad
+
+
+# -- 10. OPTIONS and gunicorn's own errors ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "allow"), [("/predict", "POST"), ("/status", "GET, HEAD")])
+def test_options_is_a_json_405_with_allow(
+    make_client: ClientFactory, path: str, allow: str
+) -> None:
+    reply = make_client("rng").options(path)
+    assert reply.status_code == 405
+    assert reply.headers["Content-Type"] == "application/json"
+    assert set(reply.headers["Allow"].split(", ")) == set(allow.split(", "))
+    assert reply.get_json()["output"]["message"].startswith(f"method not allowed: OPTIONS {path}")
+
+
+def test_gunicorn_errors_are_the_json_envelope(caplog: pytest.LogCaptureFixture) -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs, caplog.at_level(logging.WARNING, logger="catwalk.server"):
+        write_json_error(ours, 400, "Bad Request", "Invalid HTTP Header: 'X-A'")
+        head, _, body = theirs.recv(4096).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Content-Type: application/json" in head and b"Connection: close" in head
+    answer = json.loads(body)
+    assert answer["output"]["message"] == "bad request: Invalid HTTP Header: 'X-A'"
+    assert f"correlation_id={answer['correlation_id']}" in caplog.text
+
+
+# -- 12. X-Request-Id only from nginx --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sent", "trusted"), [("s3cret", True), ("guess", False), (None, False)])
+def test_x_request_id_is_trusted_only_with_the_run_secret(
+    load: Any, sent: str | None, trusted: bool
+) -> None:
+    app = create_app(load("rng"), ServerSettings())
+    app.wsgi_app = TrustRequestId(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
+    headers = {"X-Request-Id": "forged"}
+    if sent is not None:
+        headers["X-Catwalk-Proxy"] = sent
+    reply = post(app.test_client(), orjson.dumps({"input": RNG_INPUT}), headers=headers)
+    assert (reply.get_json()["correlation_id"] == "forged") is trusted
+
+
+# -- 8 and 14. gunicorn hooks ----------------------------------------------------------------
+
+
+class FakeWorker:
+    alive = True
+
+
+def test_a_worker_over_the_memory_ceiling_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
+    assert resident_memory() > 10 * 1024 * 1024
+    below, above = FakeWorker(), FakeWorker()
+    with caplog.at_level(logging.WARNING, logger="catwalk.server"):
+        recycle_if_over(below, 1 << 40, "1024g")
+        recycle_if_over(above, 1 << 20, "1m")
+    assert below.alive is True and above.alive is False
+    [message] = caplog.messages
+    assert "more than server.max_worker_memory (1m): replacing it" in message
+
+
+@pytest.fixture
+def request_in_flight() -> Iterator[None]:
+    in_flight.environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/predict"}
+    in_flight.correlation_id = "slow-1"
+    in_flight.answered = False
+    yield
+    in_flight.environ, in_flight.correlation_id, in_flight.answered = None, None, True
+    let_system_exit_through(False)
+
+
+def test_a_request_cut_by_shutdown_is_logged_as_cut(
+    request_in_flight: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    import catwalk.model
+
+    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
+        worker_cut(FakeWorker(), 30)
+        in_flight.answered = True
+        worker_cut(FakeWorker(), 30)  # answered already: nothing to say
+    [message] = caplog.messages
+    assert "request cut unanswered" in message and "server.graceful_timeout (30 s)" in message
+    assert "POST /predict correlation_id=slow-1" in message
+    assert catwalk.model._system_exit_passes is True  # the SystemExit ends the worker
+
+
+# -- 13. the debug server's body limit -------------------------------------------------------
+
+
+def test_debug_body_limit_holds_for_chunked_bodies() -> None:
+    seen: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen["length"] = environ["CONTENT_LENGTH"]
+        seen["body"] = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [b""]
+
+    guarded = DebugApp(app, 10)
+    statuses: list[list[tuple[str, str]]] = []
+    for body in (b"x" * 10, b"x" * 50):
+        environ = {"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True}
+        guarded(environ, lambda status, headers, exc=None: statuses.append(headers))
+        assert "wsgi.input_terminated" not in environ
+    assert seen["length"] == "11" and seen["body"] == b"x" * 11  # over: the app answers 413
+    assert statuses[0] == [] and statuses[1] == [("Connection", "close")]
