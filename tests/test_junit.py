@@ -188,3 +188,15 @@ def test_render_keeps_the_xml_valid_whatever_the_text() -> None:
     assert "\x00" not in path_text and "\x07" not in path_text
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in path_text
     SCHEMA.validate(path_text)
+
+
+@pytest.mark.slow
+def test_a_passing_test_has_nothing_skipped(tmp_path: Path) -> None:
+    """The planned step names match the ones the checks print (no phantom skipped steps)."""
+    report = tmp_path / "out.xml"
+    result = run("test", "-m", str(RNG), "--debug", "--junit-xml", str(report))
+    assert result.exit_code == 0, result.output
+    model_suite, server_suite = parse(report)
+    for suite in (model_suite, server_suite):
+        assert (suite.failures, suite.errors, suite.skipped) == (0, 0, 0), suite.name
+    assert server_suite.tests == 12

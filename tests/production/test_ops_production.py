@@ -235,3 +235,34 @@ def test_prometheus_scrapes_exact_counts_across_three_workers(
     text = session.get(server.url + "/metrics", headers=headers).text
     assert "catwalk_in_flight_requests 1.0" in text  # only the scrape itself, live workers only
     assert json.dumps(TOKEN) not in server.output()
+
+
+def test_json_logs_are_one_object_per_line_for_the_app_gunicorn_and_nginx(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path, "logging:\n  format: json\nserver:\n  workers: 2\n  max_body_size: 1k\n"
+    )
+    server = serve(config=config)
+    ok = server.post("/predict", json={"input": RNG_INPUT, "correlation_id": "order-17"})
+    assert ok.status_code == 200
+    assert server.post("/predict", json={"input": {}}).status_code == 400
+    assert server.post("/predict", data=b"x" * 4096).status_code == 413  # nginx's own answer
+    assert server.get("/no\nsuch").status_code in (400, 404)
+    os.kill(server.catwalk_pid, signal.SIGTERM)
+    assert server.wait_exit(20) == 0
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    requests_logged = [r for r in records if r.get("method") == "POST" and "status" in r]
+    first = next(r for r in requests_logged if r["correlation_id"] == "order-17")
+    assert first["status"] == 200
+    assert first["path"] == "/predict"
+    assert first["level"] == "INFO"
+    assert first["model_name"] == "RNGModel" and first["model_version"] == "0.0.1"
+    assert isinstance(first["duration_ms"], float)
+    assert first["timestamp"].endswith("Z")
+    assert any(r["status"] == 400 for r in requests_logged)
+    assert any(r.get("logger") == "gunicorn.error" for r in records)  # gunicorn's own lines
+    assert any(r.get("logger") == "catwalk.production" for r in records)  # the supervisor's
+    nginx = [r for r in records if r.get("source") == "nginx"]
+    assert any("too large body" in str(r.get("message")) for r in nginx), nginx

@@ -257,3 +257,62 @@ def test_a_batching_model_reports_its_batch_sizes(
     assert found[("catwalk_batch_size_count", ())] == 3  # one request at a time: batches of 1
     assert found[("catwalk_batch_size_bucket", (("le", "1.0"),))] == 3
     assert found[("catwalk_predict_duration_seconds_count", ())] == 3
+
+
+# -- JSON logs -------------------------------------------------------------------------------
+
+
+def test_json_formatter_writes_request_and_error_records(
+    make_client: Callable[..., FlaskClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import logging
+
+    from catwalk.server.jsonlog import JsonFormatter, nginx_line
+
+    client = make_client("rng")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("catwalk.server")
+    keep = Keep()
+    logger.addHandler(keep)
+    old = logger.level
+    logger.setLevel("INFO")
+    try:
+        client.post("/predict", json={"input": RNG_INPUT, "correlation_id": "a\u2028b"})
+        inf = {**RNG_INPUT, "mu": 1e308, "sigma": 1e308}  # 1e308 + 0.94 * 1e308: inf
+        failed = client.post("/predict", json={"input": inf})
+        assert failed.status_code == 500
+        error_ids = {failed.get_json()["correlation_id"]}
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(old)
+    formatted = [json.loads(JsonFormatter().format(r)) for r in records]
+    line = next(f for f in formatted if f.get("status") == 200)
+    assert line["correlation_id"] in ("a\u2028b", "a\\u2028b")  # a JSON string either way
+    assert line["method"] == "POST" and line["path"] == "/predict"
+    assert line["model_name"] == "RNGModel"
+    error = next(f for f in formatted if f["level"] == "ERROR")
+    assert error["message"].startswith("output.score: inf")  # no correlation_id= prefix
+    assert error["correlation_id"] in error_ids  # the id the client got
+    text = nginx_line(
+        "2026/12/02 03:10:00 [error] 12#12: *5 upstream prematurely closed connection\n"
+    )
+    assert json.loads(text)["level"] == "ERROR"
+    assert json.loads(text)["pid"] == 12
+    assert json.loads(text)["source"] == "nginx"
+    already = '{"source": "nginx", "status": 413}'
+    assert nginx_line(already + "\n") == already
+
+
+def test_logging_format_must_be_text_or_json(tmp_path: Path) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("logging:\n  format: xml\n")
+    with pytest.raises(ConfigError, match=r"logging\.format: must be one of text, json"):
+        load_settings(config)
+    config.write_text("logging:\n  format: json\n")
+    assert load_settings(config).log_format == "json"

@@ -29,13 +29,13 @@ TIMEOUT = 30.0
 class Reloading:
     """One ``catwalk serve --debug --reload`` process on a model folder made by ``init``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *args: str) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         command = [sys.executable, "-m", "catwalk", "serve", "-m", str(folder), "--debug"]
-        command += ["--reload", "--no-install", "--server-port", str(self.port)]
+        command += ["--reload", "--no-install", "--server-port", str(self.port), *args]
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             env=child_env(),
@@ -156,6 +156,22 @@ def test_sigterm_stops_the_reloader_and_its_server(reloading: Reloading) -> None
     assert reloading.stop() == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(reloading.url + "/status", timeout=2)
+
+
+def test_a_change_to_the_server_config_restarts_too(tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["init", "conf", "--path", str(tmp_path)]).exit_code == 0
+    config = tmp_path / "application.yml"
+    config.write_text("logging:\n  level: INFO\n")
+    server = Reloading(tmp_path / "conf", "--server-config", str(config))
+    try:
+        wait_ready(
+            server.url, timeout=60, verify=False, alive=lambda: server.process.poll() is None
+        )
+        config.write_text("logging:\n  level: WARNING\n")
+        server.wait_log("reload: application.yml changed: restarting the server")
+        server.wait_for(lambda: server.predict()["output"]["label"] == "large", "no restart")
+    finally:
+        server.stop()
 
 
 def test_reload_needs_debug_and_an_existing_folder(tmp_path: Path) -> None:

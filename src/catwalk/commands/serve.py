@@ -241,7 +241,7 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.debug import DebugApp, request_handler
     from catwalk.server.logs import configure_logging
 
-    configure_logging("DEBUG")
+    configure_logging("DEBUG", settings.log_format)
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(model, settings)

@@ -36,7 +36,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import LoadedModel, describe
-from catwalk.server import docs, messages, ops, readiness
+from catwalk.server import docs, jsonlog, messages, ops, readiness
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
 from catwalk.server.logs import (
@@ -78,6 +78,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
+    jsonlog.model_fields.update(model_name=model.spec.name, model_version=model.spec.version)
     metrics = Metrics(model.spec) if settings.metrics else None
     if metrics is not None:
         # The model's own time. One model served by one app; a second app on the same model
@@ -188,18 +189,19 @@ def _error_handler(
     environ[CORRELATION_ID_KEY] = correlation_id
     logged_id = safe(correlation_id)
 
+    ids = {"correlation_id": correlation_id}  # a field of its own in JSON logs
     if status >= 500:
         # Messages may quote the request: logged with control characters escaped. A model's
         # traceback stays a block of lines, each indented under the message.
         if isinstance(error, ModelError):
             details = "\n".join("    " + safe(line) for line in error.details.splitlines())
-            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details)
+            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details, extra=ids)
         elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", logged_id, safe(message))
+            log.error("correlation_id=%s %s", logged_id, safe(message), extra=ids)
         else:
-            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error)
+            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error, extra=ids)
     elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message))
+        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message), extra=ids)
 
     response: Response = response_class(
         error_body(correlation_id, message), status, headers=headers, content_type=JSON

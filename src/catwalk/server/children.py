@@ -101,7 +101,11 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(name: str, args: list[str], *, relay_stderr: bool = False) -> Child:
+def spawn(
+    name: str, args: list[str], *, relay_stderr: bool = False, json_lines: bool = False
+) -> Child:
+    """Start a child; ``relay_stderr``: its stderr through :func:`relay` (``json_lines``: each
+    line as a JSON object, for ``logging.format: json``)."""
     process = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
@@ -111,20 +115,27 @@ def spawn(name: str, args: list[str], *, relay_stderr: bool = False) -> Child:
     )
     if process.stderr is not None:
         threading.Thread(
-            target=relay, args=(process.stderr, sys.stderr), name=f"{name}-stderr", daemon=True
+            target=relay,
+            args=(process.stderr, sys.stderr, json_lines),
+            name=f"{name}-stderr",
+            daemon=True,
         ).start()
     return Child(name, process)
 
 
-def relay(source: IO[bytes], target: TextIO) -> None:
+def relay(source: IO[bytes], target: TextIO, json_lines: bool = False) -> None:
     """Copy a child's stderr to ours line by line, non-printable characters escaped.
 
     nginx's JSON lines escape only ASCII controls, and its error log quotes what clients
     sent: a U+2028 or a bidi override becomes ``\\u2028`` (the same text in JSON), so each
     line stays one line and reads as what it holds. Undecodable bytes become U+FFFD.
     """
+    from catwalk.server.jsonlog import nginx_line
+
     for raw in source:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if json_lines and line.strip():
+            line = nginx_line(line)  # JSON escapes what needs it; a JSON line passes as is
         if not line.isprintable():
             line = "".join(c if c.isprintable() or c == "\t" else _json_escape(c) for c in line)
         with contextlib.suppress(OSError, ValueError):

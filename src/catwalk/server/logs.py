@@ -46,14 +46,23 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def configure_logging(level: str) -> None:
-    """Send catwalk's logs to stderr at ``level`` (INFO, DEBUG, ...), once per process."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send catwalk's logs to stderr at ``level`` (INFO, DEBUG, ...), once per process.
+
+    ``log_format`` ``json``: one JSON object per line (:mod:`catwalk.server.jsonlog`).
+    """
     root = logging.getLogger()
-    if not any(getattr(h, "_catwalk", False) for h in root.handlers):
+    handler = next((h for h in root.handlers if getattr(h, "_catwalk", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(Formatter(LOG_FORMAT))
         handler._catwalk = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    if log_format == "json":
+        from catwalk.server.jsonlog import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(Formatter(LOG_FORMAT))
     root.setLevel(level)
     logging.getLogger(LOGGER_NAME).setLevel(level)
 

@@ -83,7 +83,7 @@ def run_server(
     tuning: Tuning | None = None,
 ) -> int:
     """:func:`serve_production` with the app factory and tuning open (tests and bench/)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     nginx = find_nginx()
     ipv6 = ipv6_available()
     check_port(settings.port, ipv6=ipv6)
@@ -177,7 +177,12 @@ class _Server:
         _open_socket_to_nginx(self.layout)
         # Relayed: nginx opens /dev/stderr for its JSON error lines, which works on a pipe
         # (not on every socket a service manager may give us as stderr).
-        nginx = self._start("nginx", [self.nginx_bin, *nginx_args(self.layout)], relay_stderr=True)
+        nginx = self._start(
+            "nginx",
+            [self.nginx_bin, *nginx_args(self.layout)],
+            relay_stderr=True,
+            json_lines=self.settings.log_format == "json",
+        )
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
             return self._stopped()
         _log(
@@ -188,8 +193,10 @@ class _Server:
         )
         return self._supervise()
 
-    def _start(self, name: str, args: list[str], *, relay_stderr: bool = False) -> Child:
-        child = spawn(name, args, relay_stderr=relay_stderr)
+    def _start(
+        self, name: str, args: list[str], *, relay_stderr: bool = False, json_lines: bool = False
+    ) -> Child:
+        child = spawn(name, args, relay_stderr=relay_stderr, json_lines=json_lines)
         self.children.append(child)
         return child
 

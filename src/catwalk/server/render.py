@@ -246,4 +246,5 @@ def render_gunicorn_conf(
         loglevel=settings.log_level.lower(),
         pidfile=str(layout.gunicorn_pid),
         proc_name=f"catwalk:{settings.port}",
+        json_logs=settings.log_format == "json",
     )

@@ -47,6 +47,7 @@ from typing import Any
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
+from gunicorn.glogging import Logger as GunicornLogger
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
@@ -81,6 +82,17 @@ class Job:
     settings: ServerSettings
     app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
     proxy_secret: str = ""  # what nginx sends in X-Catwalk-Proxy (RunLayout.proxy_secret)
+
+
+class JsonLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger with ``logging.format: json`` (set as ``logger_class``)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from catwalk.server.jsonlog import JsonFormatter
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 class AppLoadError(Exception):
@@ -279,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     with layout.job_file.open("rb") as f:
         job: Job = pickle.load(f)
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
-    configure_logging(job.settings.log_level)
+    configure_logging(job.settings.log_level, job.settings.log_format)
     # gunicorn's worker looks it up at each error: its own answers become JSON too.
     gunicorn_util.write_error = write_json_error
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
