@@ -35,7 +35,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -63,6 +62,7 @@ from catwalk.server.render import (
     render_nginx_conf,
 )
 from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
+from catwalk.tmp import make_temp_dir
 
 # How long gunicorn may take to load the model and answer /status.
 STARTUP_TIMEOUT = 300.0
@@ -89,7 +89,7 @@ def run_server(
     check_port(settings.port, ipv6=ipv6)
     user = worker_user() if os.geteuid() == 0 else None
     secret = secrets.token_hex(16)
-    layout = RunLayout(Path(tempfile.mkdtemp(prefix="catwalk-")), user, secret)
+    layout = RunLayout(make_temp_dir("catwalk-"), user, secret)
     job = Job(Path(model_path).resolve(), settings, app_factory, secret)
     # The worker model follows the model (sync, or gthread for batching: tuning_for).
     tuning = replace(tuning or tuning_for(job), open_files=open_files_limit())

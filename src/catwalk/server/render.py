@@ -95,9 +95,7 @@ def nginx_errors(settings: ServerSettings) -> list[NginxError]:
         ),
         NginxError(400, "this port speaks HTTPS: use https://", (495, 496, 497)),
         # Only for the internal error URIs below, asked for from outside.
-        NginxError(
-            404, "no such endpoint (endpoints: GET /status, GET /info, POST /predict)", (404,)
-        ),
+        NginxError(404, "no such endpoint (this path is internal to the server)", (404,)),
         NginxError(405, "method not allowed: $request_method", (405,), "GET, HEAD, POST"),
         NginxError(
             408,
