@@ -17,6 +17,7 @@ must answer row 0 of its test data exactly before it is measured. One batch's pr
 ``max_latency_ms + 3 x`` that.
 
 Usage: .venv/bin/python bench/batching.py [--systems ...] [--conns 32] [--duration 10]
+       [--rounds 1]   (N rounds, the systems interleaved; the quietest attempt is kept)
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def main() -> int:
     parser.add_argument("--duration", default=10, type=int)
     parser.add_argument("--warmup", default=3, type=int)
     parser.add_argument("--retries", default=2, type=int)
+    parser.add_argument("--rounds", default=1, type=int)
     parser.add_argument("--other-max", default=0.25, type=float)
     parser.add_argument("--venvs", default="/tmp/benchvenvs-forest", type=Path)
     parser.add_argument("--out", default=None)
@@ -170,18 +172,35 @@ def main() -> int:
     run.SCORE = answer  # what wait_ready looks for in the answer to row 0
     times = predict_times()
     run.log("predict_batch: " + ", ".join(f"{n}: {ms:.2f} ms" for n, ms in times.items()))
+    measured: dict[tuple[str, int], list[run.Row]] = {}
+    # Rounds interleave the systems (A B C D A B C D): a burst of foreign load on the shared
+    # host then does not fall on one system only; the quietest attempt of all is kept.
+    for round_ in range(1, args.rounds + 1):
+        for system in [s for s in args.systems.split(",") if s]:
+            server = start(system, run.free_port(), bodies, args.venvs)
+            try:
+                server.wait_ready(180)
+                run.log(f"{system}: ready on {server.url} (round {round_})")
+                for conns in args.conns:
+                    row = run.measure(server, conns, args)
+                    measured.setdefault((system, conns), []).append(row)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                run.log(f"{system}: {exc}")
+                for conns in args.conns:
+                    failed = run.Row(system, conns, other_cores=99, status=f"FAIL: {exc}")
+                    measured.setdefault((system, conns), []).append(failed)
+            finally:
+                server.stop()
     rows: list[run.Row] = []
-    for system in [s for s in args.systems.split(",") if s]:
-        server = start(system, run.free_port(), bodies, args.venvs)
-        try:
-            server.wait_ready(180)
-            run.log(f"{system}: ready on {server.url}")
-            rows += [run.measure(server, conns, args) for conns in args.conns]
-        except (RuntimeError, subprocess.CalledProcessError) as exc:
-            run.log(f"{system}: {exc}")
-            rows += [run.Row(system, c, status=f"FAIL: {exc}") for c in args.conns]
-        finally:
-            server.stop()
+    for attempts in measured.values():
+        best = min(attempts, key=lambda r: (r.other_cores, -r.rps))
+        best.tries = sum(r.tries for r in attempts)
+        rows.append(best)
+    (run.OUT / "all-attempts.json").write_text(
+        json.dumps(
+            {f"{k[0]} c={k[1]}": [asdict(r) for r in v] for k, v in measured.items()}, indent=1
+        )
+    )
     text = f"{run.host()}\n\n{table(rows, times)}\n"
     (run.OUT / "table.md").write_text(text)
     (run.OUT / "rows.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))

@@ -41,7 +41,12 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import cmdline, free_port, tree  # noqa: E402 - bench/run.py's process helpers
+
+ROOT = HERE.parent
 MODELS = {
     "batch": ROOT / "example_models" / "batch",
     "rng": ROOT / "example_models" / "rng",
@@ -247,39 +252,11 @@ CASES = [
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
-def tree(pid: int) -> list[int]:
-    out, queue = [], [pid]
-    while queue:
-        for kid in children(queue.pop()):
-            out.append(kid)
-            queue.append(kid)
-    return out
-
-
-def cmdline(pid: int) -> str:
+def parent(pid: int) -> int:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
-        return ""
+        return 0
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -328,10 +305,10 @@ def start(model: Path, src: Path, timeout: float, folder: Path) -> Server:
 
 
 def worker(server: Server) -> int | None:
-    """The gunicorn worker: a process of the app's module with no children of its own."""
-    found = [p for p in tree(server.proc.pid) if "catwalk.server.wsgi" in cmdline(p)]
-    leaves = [p for p in found if not children(p)]
-    return max(leaves) if leaves else None
+    """The gunicorn worker: a process of the app's module whose parent is one too."""
+    found = {p for p in tree(server.proc.pid) if "catwalk.server.wsgi" in cmdline(p)}
+    workers = [p for p in found if parent(p) in found]
+    return max(workers) if workers else None
 
 
 def stop(server: Server) -> None:

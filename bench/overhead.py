@@ -34,6 +34,7 @@ from bare_app import create_app as create_bare_app  # noqa: E402
 from catwalk.config import ServerSettings  # noqa: E402
 from catwalk.model import load_model  # noqa: E402
 from catwalk.server.app import Predictor, create_app, handle_predict  # noqa: E402
+from catwalk.server.body_limits import too_deep  # noqa: E402
 from catwalk.server.logs import LOGGER_NAME, configure_logging  # noqa: E402
 from catwalk.spec import load_spec  # noqa: E402
 
@@ -86,6 +87,7 @@ def main() -> int:
     raw = best_us(lambda: model.instance.predict(X), n, r)
     total = best_us(lambda: predictor.handle(body), n, r)
     parts = {
+        "body depth check (server.limits.max_depth)": best_us(lambda: too_deep(body, 64), n, r),
         "orjson.loads(body)": best_us(lambda: orjson.loads(body), n, r),
         "correlation id (uuid4)": best_us(lambda: str(uuid.uuid4()), n, r),
         "input validation": best_us(lambda: model.input_errors(X), n, r),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -83,3 +86,36 @@ def ssl_config() -> Callable[[Path], Path]:
         return config
 
     return write
+
+
+def _build_wheel(where: Path, name: str, requires: tuple[str, ...] = ()) -> Path:
+    """Write a minimal pure-Python wheel by hand: no build backend, no index needed."""
+    dist_info = f"{name}-0.1.dist-info"
+    requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    files = {
+        f"{name}/__init__.py": "ANSWER = 42\n",
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n{requires_dist}"
+        ),
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: catwalk-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    wheel = where / f"{name}-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+@pytest.fixture
+def build_wheel() -> Callable[..., Path]:
+    """``build_wheel(folder, name, requires=())`` -> a hand-made wheel of package ``name``."""
+    return _build_wheel

@@ -65,7 +65,9 @@ def test_missing_email(model_dir: Callable[[str], Path]) -> None:
     # The problem is shown once, in the usual "model.yml: <field>: <problem>" form.
     assert lines[step + 1].strip() == "model.yml: contact.email: required field missing"
     assert "model.yml: model.yml" not in result.output
-    assert result.output.splitlines()[-1] == "test-model: 1 of 2 step(s) failed (2. model.yml)"
+    assert result.output.splitlines()[-1] == (
+        "test-model: 1 of 2 step(s) failed (2. model.yml); 5 later step(s) not run"
+    )
     assert "Traceback" not in result.output
 
 

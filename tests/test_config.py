@@ -284,3 +284,64 @@ def test_bad_batching_overrides(tmp_path: Path, text: str, expected: str) -> Non
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, "server:\n  batching:\n" + text))
     assert expected in str(info.value)
+
+
+# -- environment variables for the settings operators change most in containers ------------
+
+
+def test_env_variables_win_over_application_yml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("logging: {level: INFO}\nserver: {workers: 4, timeout: 60}\n")
+    monkeypatch.setenv("SERVER_WORKERS", "1")
+    monkeypatch.setenv("SERVER_TIMEOUT", "5")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = load_settings(config)
+    assert (settings.workers, settings.timeout, settings.log_level) == (1, 5, "DEBUG")
+    assert settings.config_path == config.resolve()
+
+
+def test_env_variables_without_a_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVER_WORKERS", "3")
+    settings = load_settings(None, 8080)
+    assert (settings.workers, settings.port, settings.config_path) == (3, 8080, None)
+
+
+def test_empty_env_variables_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "application.yml"
+    config.write_text("server:\n  workers: 4\n")
+    for name in ("SERVER_WORKERS", "SERVER_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"):
+        monkeypatch.setenv(name, "")
+    assert load_settings(config).workers == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SERVER_WORKERS", "two", "SERVER_WORKERS: 'two' is not a whole number >= 1"),
+        ("SERVER_TIMEOUT", "0", "SERVER_TIMEOUT: '0' is not a whole number >= 1"),
+        ("LOG_LEVEL", "LOUD", "logging.level: must be one of DEBUG, INFO, WARNING, ERROR"),
+    ],
+)
+def test_bad_env_variables_are_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert message in str(info.value)
+    assert name in str(info.value)
+
+
+def test_log_format_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert load_settings(None).log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert str(info.value) == (
+        "environment: logging.format: must be one of text, json (from LOG_FORMAT)"
+    )

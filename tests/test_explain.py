@@ -10,19 +10,7 @@ import pytest
 
 from catwalk import explain
 from catwalk.explain import Explainer, canonical, compile_node, multiple_of, preview
-from catwalk.schema import SchemaValidator, to_json_schema
-
-
-def validator(schema: dict[str, Any]) -> SchemaValidator:
-    problems: list[str] = []
-    converted = to_json_schema(schema, "schema", problems)
-    assert problems == []
-    return SchemaValidator(converted)
-
-
-def errors(schema: dict[str, Any], value: Any) -> list[str]:
-    return validator(schema).errors(value, "input")
-
+from test_schema import errors, validator
 
 RECORD = {
     "type": "object",
@@ -182,3 +170,11 @@ def test_rows_of_a_dataframe_model_are_explained_in_one_bounded_walk() -> None:
     found = rows.rows_errors([{"seed": "x", "mu": 1}] * 300_000, "input")
     assert time.perf_counter() - started < 1  # was one explanation per row
     assert found[-1] == "... and more problems (the first 10 are shown)"
+
+
+def test_unique_items_follows_json_equality_on_the_fast_path_too() -> None:
+    schema = {"type": "array", "uniqueItems": True, "items": {}}
+    # fastjsonschema alone takes true for the string "True".
+    assert errors(schema, ["True", True]) == []
+    assert errors(schema, ["False", False, 0, "0"]) == []
+    assert errors(schema, [True, True])[0].endswith("has non-unique elements")

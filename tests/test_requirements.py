@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -101,7 +98,7 @@ def test_missing_package_calls_pip(tmp_path: Path, fake_pip: FakePip) -> None:
 
 
 def test_version_too_old_calls_pip(tmp_path: Path, fake_pip: FakePip) -> None:
-    folder = folder_with(tmp_path, f"click>{metadata.version('click')}\n")
+    folder = folder_with(tmp_path, f"pytest>{metadata.version('pytest')}\n")
     ensure_requirements(folder)
     assert len(fake_pip.calls) == 1
 
@@ -182,32 +179,8 @@ def test_unsatisfiable_requirement_shows_pips_output(tmp_path: Path) -> None:
     assert "catwalk-tests-no-such-package==9.9.9" in message  # pip's own words
 
 
-def build_wheel(where: Path, name: str) -> Path:
-    """Write a minimal pure-Python wheel by hand: no build backend, no index needed."""
-    dist_info = f"{name}-0.1.dist-info"
-    files = {
-        f"{name}/__init__.py": "ANSWER = 42\n",
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
-        f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: catwalk-tests\nRoot-Is-Purelib: true\n"
-            "Tag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{dist_info}/RECORD,,")
-    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
-    wheel = where / f"{name}-0.1-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-    return wheel
-
-
 @pytest.fixture
-def local_package(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def local_package(tmp_path: Path, build_wheel: Any) -> Iterator[tuple[str, Path]]:
     """A wheel of a tiny package unique to this run; uninstalled from the venv afterwards."""
     name = f"catwalk_tests_tiny_{os.getpid()}"
     wheels = tmp_path / "wheels"
@@ -257,3 +230,62 @@ def test_concurrent_processes_both_succeed(tmp_path: Path, local_package: tuple[
     # The lock serialises them: one ran pip, the other found the stamp it left.
     assert said == ["2 requirement(s) already satisfied", "installed 2 requirement(s) with pip"]
     assert metadata.version(name) == "0.1"
+
+
+# -- catwalk's own dependencies are kept (a model cannot replace Flask) ---------------------
+
+
+def test_a_pin_on_catwalks_own_dependency_is_refused_naming_both(
+    tmp_path: Path, no_pip: None
+) -> None:
+    flask = metadata.version("flask")
+    folder = folder_with(tmp_path, "Flask==2.3.3\n")
+    with pytest.raises(RequirementsError) as info:
+        ensure_requirements(folder)
+    message = str(info.value)
+    assert "'Flask==2.3.3' conflicts with catwalk's own dependency Flask>=3.0" in message
+    assert f"(installed: Flask {flask})" in message
+    assert "nothing was installed" in message
+    assert metadata.version("flask") == flask
+
+
+def test_a_transitive_dependency_is_named_with_its_path(tmp_path: Path, no_pip: None) -> None:
+    folder = folder_with(tmp_path, "werkzeug<3\n")
+    with pytest.raises(RequirementsError, match=r"werkzeug>=[0-9.]+ \(via Flask\)"):
+        ensure_requirements(folder)
+
+
+def test_pip_runs_under_constraints_pinning_catwalks_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.extend(Path(cmd[cmd.index("-c") + 1]).read_text().splitlines())
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    ensure_requirements(folder_with(tmp_path, "catwalk-tests-not-installed>=1\n"))
+    assert f"Flask=={metadata.version('flask')}" in seen
+    assert f"werkzeug=={metadata.version('werkzeug')}" in seen
+    assert f"catwalk=={metadata.version('catwalk')}" in seen
+
+
+def test_a_package_needing_an_older_flask_is_refused_by_pip_and_nothing_changes(
+    tmp_path: Path, build_wheel: Any
+) -> None:
+    # A real pip run: the model's own dependency wants Flask<3, catwalk's constraint says no.
+    name = f"catwalk_tests_old_flask_{os.getpid()}"
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = build_wheel(wheels, name, requires=("flask<3",))
+    flask = metadata.version("flask")
+    folder = folder_with(tmp_path, f"--no-index\n--find-links {wheels}\n{wheel}\n")
+    with pytest.raises(RequirementsError) as info:
+        ensure_requirements(folder)
+    message = str(info.value)
+    assert "without changing catwalk's own dependencies" in message
+    assert "flask" in message.lower()
+    assert metadata.version("flask") == flask
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version(name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from catwalk import __version__
-from catwalk.commands import image, init, model, predict, serve
+from catwalk.commands import deploy, image, init, internal, model, predict, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +26,8 @@ for command in (
     *predict.COMMANDS,
     *serve.COMMANDS,
     *image.COMMANDS,
+    *deploy.COMMANDS,
+    *internal.COMMANDS,
 ):
     cli.add_command(command)
 

@@ -5,7 +5,7 @@ logging:
   level: INFO              # DEBUG | INFO | WARNING | ERROR
   format: text             # text | json (one JSON object per line, nginx's logs too)
 server:
-  workers: 2               # gunicorn workers; default: the number of cores
+  workers: 2               # gunicorn workers; default: the CPUs this process may use
   preload: true            # load the model once before forking workers (false: once per worker)
   timeout: 60              # seconds a request may take before its worker is restarted
   keepalive: 5             # seconds an idle client connection is kept open by nginx
@@ -40,6 +40,7 @@ place, and a second ``workers:`` must not silently override the first.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -49,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from catwalk.cpus import usable_cpus
 from catwalk.errors import ConfigError
 from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 
@@ -147,7 +149,7 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     log_level: str = "INFO"
     log_format: str = "text"
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=usable_cpus)  # the CPUs a container may use
     preload: bool = True
     timeout: int = 60
     keepalive: int = 5
@@ -194,6 +196,10 @@ def load_settings(config_file: str | Path | None, port: int = DEFAULT_PORT) -> S
     if not 0 < port < 65536:
         raise ConfigError(f"server port: {port} is not a TCP port (1-65535)")
     if config_file is None:
+        overlay = env_settings({})
+        if overlay:
+            settings = _parse_with_env(overlay, Path.cwd() / "(environment)", port)
+            return dataclasses.replace(settings, config_path=None)
         problems: list[str] = []
         auth = _auth({}, Path.cwd(), problems)
         if problems:
@@ -209,7 +215,7 @@ def load_settings(config_file: str | Path | None, port: int = DEFAULT_PORT) -> S
         raise ConfigError(f"{name}: not valid YAML ({exc})") from None
     found = [f"{path}: {d}" for d in duplicates]
     try:
-        settings = parse_settings(data or {}, path, port)
+        settings = _parse_with_env(env_settings(data or {}), path, port)
     except ConfigError as exc:
         raise ConfigError("\n".join([*found, str(exc)])) from None
     if found:
@@ -438,3 +444,52 @@ def _bool(data: dict[str, Any], key: str, default: bool, prefix: str, problems: 
         problems.append(f"{prefix}{key}: must be true or false")
         return default
     return value
+
+
+# --- environment variables: the settings operators change most in containers --------------
+#: Variable -> (section, key) of application.yml. Precedence: a command-line flag (none of
+#: these has one) > the variable > application.yml > the default. Empty means unset.
+ENV_SETTINGS = {
+    "SERVER_WORKERS": ("server", "workers"),
+    "SERVER_TIMEOUT": ("server", "timeout"),
+    "LOG_LEVEL": ("logging", "level"),
+    "LOG_FORMAT": ("logging", "format"),
+}
+
+
+def env_settings(data: Any) -> Any:
+    """Parsed application.yml ``data`` with the ENV_SETTINGS variables that are set over it."""
+    if not isinstance(data, dict):
+        return data  # parse_settings says what is wrong with it
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for name, (section, key) in ENV_SETTINGS.items():
+        text = os.environ.get(name, "").strip()
+        if not text:
+            continue
+        value: object = text
+        if key in ("workers", "timeout"):
+            if not text.isdigit() or int(text) < 1:
+                raise ConfigError(f"{name}: {text!r} is not a whole number >= 1")
+            value = int(text)
+        if merged.get(section) is None:
+            merged[section] = {}
+        if isinstance(merged[section], dict):
+            merged[section][key] = value
+    return merged
+
+
+def _parse_with_env(data: Any, path: Path, port: int) -> ServerSettings:
+    """parse_settings, with a problem in a value from the environment naming its variable."""
+    try:
+        return parse_settings(data, path, port)
+    except ConfigError as exc:
+        lines = str(exc).splitlines()
+        if path.name == "(environment)":  # no file: the values came from variables only
+            lines = [line.replace(f"{path}: ", "environment: ", 1) for line in lines]
+        for name, (section, key) in ENV_SETTINGS.items():
+            if os.environ.get(name, "").strip():
+                lines = [
+                    f"{line} (from {name})" if f": {section}.{key}:" in line else line
+                    for line in lines
+                ]
+        raise ConfigError("\n".join(lines)) from None

@@ -279,6 +279,26 @@ class Explainer:
             return ok
         return self._combinators(node, value, path, quiet) and ok
 
+    def _size(
+        self,
+        bounds: tuple[int | None, int | None, str],
+        n: int,
+        value: Any,
+        path: tuple[Any, ...],
+        quiet: bool,
+    ) -> bool:
+        """``minLength``/``maxLength`` or ``minItems``/``maxItems``: False when outside."""
+        low, high, unit = bounds
+        if low is not None and n < low:
+            if self._want(quiet):
+                self._say(path, f"{preview(value)} is too short (at least {_count(low, unit)})")
+            return False
+        if high is not None and n > high:
+            if self._want(quiet):
+                self._say(path, f"{preview(value)} is too long (at most {_count(high, unit)})")
+            return False
+        return True
+
     def _number(self, node: Node, value: float, path: tuple[Any, ...], quiet: bool) -> bool:
         ok = True
         for key, bound in node.bounds:
@@ -297,20 +317,8 @@ class Explainer:
         return ok
 
     def _string(self, node: Node, value: str, path: tuple[Any, ...], quiet: bool) -> bool:
-        n = len(value)
-        if node.min_length is not None and n < node.min_length:
-            low = node.min_length
-            if self._want(quiet):
-                self._say(
-                    path, f"{preview(value)} is too short (at least {_count(low, 'character')})"
-                )
-            return False
-        if node.max_length is not None and n > node.max_length:
-            high = node.max_length
-            if self._want(quiet):
-                self._say(
-                    path, f"{preview(value)} is too long (at most {_count(high, 'character')})"
-                )
+        size = (node.min_length, node.max_length, "character")
+        if not self._size(size, len(value), value, path, quiet):
             return False
         ok = True
         if node.pattern is not None and not node.pattern(value):
@@ -330,15 +338,7 @@ class Explainer:
     def _array(self, node: Node, value: list[Any], path: tuple[Any, ...], quiet: bool) -> bool:
         n = len(value)
         # Rejected as a whole: its items are not looked at.
-        if node.min_items is not None and n < node.min_items:
-            low = node.min_items
-            if self._want(quiet):
-                self._say(path, f"{preview(value)} is too short (at least {_count(low, 'item')})")
-            return False
-        if node.max_items is not None and n > node.max_items:
-            high = node.max_items
-            if self._want(quiet):
-                self._say(path, f"{preview(value)} is too long (at most {_count(high, 'item')})")
+        if not self._size((node.min_items, node.max_items, "item"), n, value, path, quiet):
             return False
         ok = True
         if node.unique and len({canonical(v) for v in value}) < n:

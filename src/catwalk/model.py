@@ -91,7 +91,14 @@ class LoadedModel:
 
         single = isinstance(data, dict)
         frame = pd.DataFrame([data] if single else data)
-        result = to_json(self._call(self.instance.predict, frame))
+        raw = self._call(self.instance.predict, frame)
+        if not isinstance(raw, pd.DataFrame):
+            # Said plainly: a schema error about an array's shape would hide the real mistake.
+            raise OutputError(
+                "predict must return a pandas DataFrame for io_type PANDAS_DATA_FRAME, "
+                f"got {type(raw).__module__.split('.')[0]}.{type(raw).__name__}"
+            )
+        result = to_json(raw)
         if not single:
             return result
         if isinstance(result, list):

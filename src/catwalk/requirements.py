@@ -17,9 +17,9 @@ import importlib
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from packaging.utils import canonicalize_name
 
 from catwalk.errors import RequirementsError
 from catwalk.spec import REQUIREMENTS_FILE
+from catwalk.tmp import temp_dir
 
 _PIP_TAIL_LINES = 25
 
@@ -51,12 +52,14 @@ def ensure_requirements(folder: Path) -> str:
     lines = _lines(req_file)
     if not lines:
         return "requirements.txt lists nothing"
+    keep = runtime_constraints()
+    check_conflicts(req_file, lines, keep)
     if _satisfied(req_file, lines):
         return f"{len(lines)} requirement(s) already satisfied"
     with _pip_lock():
         if _satisfied(req_file, lines):  # another process installed them while we waited
             return f"{len(lines)} requirement(s) already satisfied"
-        _pip_install(req_file)
+        _pip_install(req_file, keep)
         _write_stamp(req_file)
     # The model is imported next, in this process: forget the finders' view of site-packages.
     importlib.invalidate_caches()
@@ -170,13 +173,13 @@ def _write_stamp(req_file: Path) -> None:
 
 
 def _state_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"catwalk-{os.getuid()}"
+    return temp_dir() / f"catwalk-{os.getuid()}"
 
 
 @contextmanager
 def _pip_lock() -> Iterator[None]:
     digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"catwalk-pip-{digest}.lock"
+    lock_path = temp_dir() / f"catwalk-pip-{digest}.lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -186,15 +189,97 @@ def _pip_lock() -> Iterator[None]:
         os.close(fd)
 
 
-def _pip_install(req_file: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-r"]
-    proc = subprocess.run(
-        [*cmd, str(req_file)],
-        cwd=req_file.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _pip_install(req_file: Path, keep: dict[str, Kept]) -> None:
+    """pip install -r, under constraints pinning catwalk's own dependencies as installed."""
+    constraints = temp_dir() / f"catwalk-constraints-{os.getpid()}.txt"
+    constraints.write_text("".join(f"{k.name}=={k.version}\n" for k in keep.values()))
+    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
+    try:
+        proc = subprocess.run(
+            [*cmd, "-c", str(constraints), "-r", str(req_file)],
+            cwd=req_file.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        constraints.unlink(missing_ok=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-_PIP_TAIL_LINES:])
+        output = (proc.stdout + proc.stderr).strip()
+        tail = "\n".join(output.splitlines()[-_PIP_TAIL_LINES:])
+        if "ResolutionImpossible" in output or "conflicting dependencies" in output:
+            raise RequirementsError(
+                f"{req_file}: pip cannot install these requirements without changing catwalk's "
+                "own dependencies, which are kept as installed (a constraint, in pip's words "
+                f"below); nothing was installed:\n{tail}"
+            )
         raise RequirementsError(f"{req_file}: pip install failed (exit {proc.returncode}):\n{tail}")
+
+
+# --- catwalk's own dependencies stay as they are -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A distribution catwalk runs on: kept at its installed version."""
+
+    name: str
+    version: str
+    #: Why it is needed: ``Flask>=3.0`` (catwalk's own), ``Werkzeug>=3.0.0 (via Flask)``.
+    needed_as: str
+
+
+def runtime_constraints() -> dict[str, Kept]:
+    """catwalk and every distribution its runtime dependencies pull in, by canonical name.
+
+    A model's requirements are installed under these pins: a model cannot replace the Flask
+    (or Werkzeug, or ...) catwalk was installed and tested with, and a conflict is refused
+    before anything changes instead of leaving a broken environment.
+    """
+    kept: dict[str, Kept] = {}
+    try:
+        kept["catwalk"] = Kept("catwalk", metadata.version("catwalk"), "catwalk itself")
+    except metadata.PackageNotFoundError:  # running from a source tree: nothing to keep
+        return kept
+    pending: list[tuple[str, str | None]] = [("catwalk", None)]
+    while pending:
+        dist, via = pending.pop()
+        for text in metadata.requires(dist) or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue  # an extra (catwalk[dev]) or another platform's dependency
+            name = canonicalize_name(req.name)
+            if name in kept:
+                continue
+            try:
+                version = metadata.version(req.name)
+            except metadata.PackageNotFoundError:
+                continue  # pip check's business, not a model's
+            req.marker = None
+            kept[name] = Kept(req.name, version, f"{req} (via {via})" if via else str(req))
+            pending.append((req.name, req.name))
+    return kept
+
+
+def check_conflicts(req_file: Path, lines: list[str], keep: dict[str, Kept]) -> None:
+    """Refuse, naming both sides, a requirement that would replace one of catwalk's own."""
+    problems = []
+    for line in lines:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        kept = keep.get(canonicalize_name(req.name))
+        if kept is None or (req.marker is not None and not req.marker.evaluate()):
+            continue
+        if req.url or not req.specifier.contains(kept.version, prereleases=True):
+            problems.append(
+                f"{line!r} conflicts with catwalk's own dependency {kept.needed_as} "
+                f"(installed: {kept.name} {kept.version})"
+            )
+    if problems:
+        raise RequirementsError(
+            f"{req_file}: " + "; ".join(problems) + ". catwalk keeps its own dependencies as "
+            "installed, so a model cannot replace them: drop the pin from requirements.txt or "
+            "allow the installed version; nothing was installed"
+        )

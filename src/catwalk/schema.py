@@ -170,8 +170,13 @@ def _convert_object(
     if isinstance(additional, bool):
         out["additionalProperties"] = additional
     else:
-        out["additionalProperties"] = to_json_schema(
-            additional, f"{path}.additionalProperties", problems, annotations=annotations
+        # An empty schema allows anything: written as true, which fastjsonschema also reads
+        # as "allowed" (it takes an empty {} for false when checking `required`).
+        out["additionalProperties"] = (
+            to_json_schema(
+                additional, f"{path}.additionalProperties", problems, annotations=annotations
+            )
+            or True
         )
     for key in ("minProperties", "maxProperties"):
         if key in schema:
@@ -345,10 +350,16 @@ class SchemaValidator:
     ) -> list[str]:
         if self._slow is None:
             self._slow = compile_node(self.json_schema)
+        explainer = Explainer(prefix)
         try:
-            messages = Explainer(prefix).explain(self._slow, value)
+            messages = explainer.explain(self._slow, value)
         except RecursionError:  # a value nested deeper than the interpreter allows
             messages = [f"{prefix}: nested too deeply to be checked"]
+        unique = fast_error is not None and fast_error.rule == "uniqueItems"
+        if not messages and unique and not explainer.stopped:
+            # fastjsonschema compares true as the string "True" (["True", true] would not be
+            # unique): the explainer's canonical forms, checked to the end, decide.
+            return []
         if not messages and fast_error is not None:
             # The two walks disagree only on corner cases, or the explainer's budget ran out
             # before it reached the problem fastjsonschema found: its message is still precise.

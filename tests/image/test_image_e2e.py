@@ -8,6 +8,8 @@ its own (``localhost:5000/catwalk-e2e-<id>``) and removed by tag afterwards.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -319,7 +321,7 @@ def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
     assert build.returncode == 0, build.stdout + build.stderr
     TIMINGS["dataframe rebuild after changing model.py"] = f"{took:.1f} s"
     steps = re.split(r"^Step \d+/\d+ : ", build.stdout, flags=re.M)
-    pip_step = next(s for s in steps if "pip install" in s.splitlines()[0])
+    pip_step = next(s for s in steps if "install-requirements" in s.splitlines()[0])
     copy_step = next(s for s in steps if s.startswith("COPY . "))
     assert "Using cache" in pip_step
     assert "Using cache" not in copy_step
@@ -343,7 +345,7 @@ def test_failed_build_names_the_step(
         created.insert(0, layers[-1])
     assert result.returncode == 1
     assert "docker build of rngmodel:0.0.1 failed at step" in result.stderr
-    assert "pip install" in result.stderr
+    assert "install-requirements" in result.stderr
 
 
 def test_test_image_without_an_image_says_build_first(tmp_path: Path, client: Any) -> None:
@@ -510,6 +512,192 @@ def test_missing_base_image_says_how_to_build_it(client: Any, tmp_path: Path) ->
     assert "The base image is missing" in result.stderr
 
 
+# --- the CI/CD flow's defects and hardened images (issue 12) --------------------------------
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(EXAMPLES / name, folder, ignore=shutil.ignore_patterns(*GENERATED))
+    return folder
+
+
+def _run(client: Any, ref: str, port: int, **kwargs: Any) -> Any:
+    return client.containers.run(
+        ref,
+        detach=True,
+        network_mode="host",
+        environment={"SERVER_PORT": str(port)},
+        labels={"io.catwalk.throwaway": "pytest"},
+        **kwargs,
+    )
+
+
+def test_model_image_has_its_own_labels_and_healthcheck(
+    client: Any, model_images: dict[str, tuple[Path, str]]
+) -> None:
+    _, ref = model_images["dataframe"]
+    config = client.api.inspect_image(ref)["Config"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "NeuronDataFrame"
+    assert labels["org.opencontainers.image.version"] == "1.0.0"
+    assert "<" in labels["org.opencontainers.image.authors"]  # name <email> from contact
+    assert labels["org.opencontainers.image.source"] == ""  # not catwalk's repository
+    assert labels["org.opencontainers.image.licenses"] == ""  # not catwalk's licence
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", labels["org.opencontainers.image.created"]
+    )
+    assert config["Healthcheck"]["Test"] == ["CMD", "catwalk", "healthcheck"]
+
+
+def test_hardened_run_as_kubernetes_demands(
+    client: Any, model_images: dict[str, tuple[Path, str]]
+) -> None:
+    """What kubernetes.yml's securityContext asks for, on the real engine: read-only root, a
+    tmpfs at /tmp, a random UID in group 0, no capabilities, no privilege escalation."""
+    _, ref = model_images["dataframe"]
+    port, uid = free_port(), 20000 + uuid.uuid4().int % 40000
+    container = _run(
+        client, ref, port, user=f"{uid}:0", read_only=True, tmpfs={"/tmp": ""},
+        cap_drop=["ALL"], security_opt=["no-new-privileges"],
+    )  # fmt: skip
+    try:
+        body = _predict(port, MODELS["dataframe"][2], container)
+        assert "output" in body
+        deadline = time.monotonic() + 45  # HEALTHCHECK --interval=15s
+        while client.api.inspect_container(container.id)["State"]["Health"]["Status"] != "healthy":
+            assert time.monotonic() < deadline, container.logs().decode(errors="replace")
+            time.sleep(1)
+    finally:
+        container.remove(force=True)
+
+
+def test_read_only_without_a_writable_tmp_is_one_clear_line(
+    client: Any, model_images: dict[str, tuple[Path, str]]
+) -> None:
+    _, ref = model_images["rng"]
+    container = _run(client, ref, free_port(), user="23456:0", read_only=True)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 1
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert "Error: no writable temporary directory" in logs, logs
+    assert "--tmpfs /tmp" in logs
+    assert "Traceback" not in logs
+
+
+def test_a_cpu_limit_gives_one_worker(
+    client: Any, model_images: dict[str, tuple[Path, str]]
+) -> None:
+    _, ref = model_images["rng"]
+    port = free_port()
+    container = _run(client, ref, port, user="23456:0", nano_cpus=1_000_000_000)  # --cpus 1
+    try:
+        _predict(port, MODELS["rng"][2], container)
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert re.search(r"\b1 workers\b", logs), logs
+
+
+def test_push_never_replaces_a_version_unless_told(
+    model_images: dict[str, tuple[Path, str]], registry: str
+) -> None:
+    folder, ref = model_images["rng"]
+    again = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--network", "host")
+    assert again.returncode == 1
+    assert f"{ref} is already in the registry" in again.stderr
+    assert "--overwrite" in again.stderr
+    forced = catwalk(
+        "build", "-m", str(folder), "--docker-registry", registry, "--network", "host",
+        "--overwrite",
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert f"pushed {ref}" in forced.stdout
+
+
+def test_build_renders_the_dockerfile_again(
+    client: Any, base_image: str, registry: str, created: list[str], tmp_path: Path
+) -> None:
+    folder = _copy("rng", tmp_path)
+    assert catwalk("build-prep", "-m", str(folder), "--docker-registry", registry).returncode == 0
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "0.0.1"', 'version: "0.0.9"'))
+    (folder / "requirements.txt").write_text("PyYAML>=6\n")  # after build-prep
+    ref = f"{registry}/rngmodel:0.0.9"
+    created.append(ref)
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push",
+                    "--network", "host")  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    labels = client.api.inspect_image(ref)["Config"]["Labels"]
+    assert labels["org.opencontainers.image.version"] == "0.0.9"
+    assert "catwalk install-requirements" in build.stdout  # the new pip step ran
+
+
+def test_a_model_cannot_replace_catwalks_flask_in_the_image(
+    base_image: str, registry: str, created: list[str], tmp_path: Path
+) -> None:
+    folder = _copy("rng", tmp_path)
+    (folder / "requirements.txt").write_text("Flask==2.3.3\n")
+    assert catwalk("build-prep", "-m", str(folder), "--docker-registry", registry).returncode == 0
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push",
+                    "--network", "host")  # fmt: skip
+    assert build.returncode == 1
+    output = build.stdout + build.stderr
+    assert "'Flask==2.3.3' conflicts with catwalk's own dependency Flask>=3.0" in output, output
+    assert "failed at step" in build.stderr
+
+
+def test_test_image_needs_nothing_of_the_model_on_this_machine(
+    base_image: str, registry: str, created: list[str], tmp_path: Path, build_wheel: Any
+) -> None:
+    """The model imports a package only its image has: test-image still passes here."""
+    name = f"catwalk_e2e_image_only_{uuid.uuid4().hex[:6]}"
+    folder = _copy("rng", tmp_path)
+    (folder / "wheels").mkdir()
+    wheel = build_wheel(folder / "wheels", name)
+    (folder / "requirements.txt").write_text(f"--no-index\n./wheels/{wheel.name}\n")
+    model = folder / "model.py"
+    model.write_text(f"import {name}  # only in the image\n" + model.read_text())
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "0.0.1"', 'version: "0.0.1-imageonly"'))
+    with pytest.raises(ImportError):
+        __import__(name)
+    assert catwalk("build-prep", "-m", str(folder), "--docker-registry", registry).returncode == 0
+    created.append(f"{registry}/rngmodel:0.0.1-imageonly")
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push",
+                    "--network", "host")  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    result = catwalk("test-image", "-m", str(folder), "--docker-registry", registry,
+                     "--network", "host", "--server-port", str(free_port()))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[PASS] test data (from the image): 5 example(s)" in result.stdout
+
+
+def test_sbom_lists_the_model_s_requirements(
+    client: Any, model_images: dict[str, tuple[Path, str]], registry: str
+) -> None:
+    folder, ref = model_images["dataframe"]
+    started = time.monotonic()
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push",
+                    "--network", "host", "--sbom")  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    TIMINGS["dataframe rebuild with --sbom"] = f"{time.monotonic() - started:.1f} s"
+    sbom = folder / "sbom.cdx.json"
+    text = sbom.read_text()
+    bom = json.loads(text)
+    assert bom["bomFormat"] == "CycloneDX"
+    components = {c["name"].lower(): c for c in bom["components"]}
+    for package in ("numpy", "pandas", "catwalk", "flask"):
+        assert package in components, sorted(components)
+        assert components[package]["version"]
+    assert any(c.get("licenses") for c in components.values())
+    assert bom["metadata"]["component"]["name"] == "NeuronDataFrame"
+    digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    labels = client.api.inspect_image(ref)["Config"]["Labels"]
+    assert labels["io.catwalk.sbom.digest"] == digest
+
+
 # -- ci/ templates: their commands, run as the CI system would run them -----------------------
 
 CI = ROOT / "ci"
@@ -600,7 +788,12 @@ def test_the_gitlab_template_runs_the_flow(
     env["DOCKER_REGISTRY"] = registry
     repo = tmp_path / "repo"
     assert catwalk("init", env["MODEL_PATH"], "--path", str(repo)).returncode == 0
-    created.append(f"{registry}/{env['MODEL_PATH']}:0.1.0")
+    # A version of its own: the GitHub template's test pushed 0.1.0 of the same model to this
+    # registry, and build never replaces a name:version (without --overwrite).
+    spec = repo / env["MODEL_PATH"] / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "0.1.0"', 'version: "0.1.1"', 1))
+    assert 'version: "0.1.1"' in spec.read_text()
+    created.append(f"{registry}/{env['MODEL_PATH']}:0.1.1")
     for name in ("test-model", "docker-image"):
         job = pipeline[name]
         for line in [*job.get("before_script", []), *job["script"]]:

@@ -46,7 +46,7 @@ def test_dockerfile_defaults(example_copy) -> None:
     assert 'org.opencontainers.image.title="RNGModel"' in text
     assert 'org.opencontainers.image.version="0.0.1"' in text
     # rng has no requirements.txt: no pip step at all
-    assert "pip install" not in text
+    assert "install-requirements" not in text
 
 
 def test_dockerfile_registry_and_base_image(example_copy) -> None:
@@ -63,10 +63,10 @@ def test_requirements_get_their_own_layer_before_the_code(example_copy) -> None:
     spec = load_spec(example_copy("dataframe"))
     lines = _instructions(render_dockerfile(spec, ImageOptions()))
     copy_req = lines.index(f"COPY requirements.txt {MODEL_DIR}/requirements.txt")
-    pip = next(i for i, line in enumerate(lines) if "pip install" in line)
+    pip = next(i for i, line in enumerate(lines) if "catwalk install-requirements" in line)
     copy_all = lines.index(f"COPY . {MODEL_DIR}")
     assert copy_req < pip < copy_all
-    assert "--no-cache-dir" in lines[pip]
+    assert "PIP_NO_CACHE_DIR=1" in lines[pip]
 
 
 def test_requirements_naming_local_files_install_after_the_copy(example_copy) -> None:
@@ -75,7 +75,7 @@ def test_requirements_naming_local_files_install_after_the_copy(example_copy) ->
     assert requirements_mode(folder) == "with_context"
     lines = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
     copy_all = lines.index(f"COPY . {MODEL_DIR}")
-    pip = next(i for i, line in enumerate(lines) if "pip install" in line)
+    pip = next(i for i, line in enumerate(lines) if "catwalk install-requirements" in line)
     assert copy_all < pip
 
 
@@ -198,3 +198,42 @@ def test_root_dockerfile_makes_the_example_readable_for_any_uid() -> None:
     lines = _instructions((ROOT / "Dockerfile").read_text())
     copy = lines.index("COPY example_models/rng /opt/catwalk-examples/rng")
     assert lines[copy + 1] == "RUN chmod -R a+rX,go-w /opt/catwalk-examples"
+
+
+def test_the_model_s_own_labels_replace_the_base_image_s(example_copy) -> None:
+    spec = load_spec(example_copy("dataframe"))
+    text = render_dockerfile(spec, ImageOptions(base_image="my/base:1"))
+    label = next(line for line in _instructions(text) if line.startswith("LABEL "))
+    assert f'org.opencontainers.image.authors="{spec.contact.name} <{spec.contact.email}>"' in label
+    assert 'org.opencontainers.image.base.name="my/base:1"' in label
+    # catwalk's own (inherited from the base image) are blanked, not left to describe the model
+    for key in ("source", "licenses", "url", "documentation", "vendor"):
+        assert f'org.opencontainers.image.{key}=""' in label
+
+
+def test_the_image_has_its_own_healthcheck(example_copy) -> None:
+    lines = _instructions(render_dockerfile(load_spec(example_copy("rng")), ImageOptions()))
+    [check] = [line for line in lines if line.startswith("HEALTHCHECK ")]
+    assert check.endswith('CMD ["catwalk", "healthcheck"]')
+    assert "--start-period=60s" in check
+
+
+def test_build_prep_options_are_recorded_for_build(example_copy, tmp_path: Path) -> None:
+    from catwalk.image.dockerfile import recorded_options
+
+    folder = example_copy("rng")
+    config = tmp_path / "conf" / "application.yml"
+    config.parent.mkdir()
+    config.write_text("server: {workers: 1}\n")
+    options = ImageOptions(
+        docker_registry="localhost:5000", base_image="b:1", server_port=8080, server_config=config
+    )
+    text = render_dockerfile(load_spec(folder), options)
+    again = recorded_options(text, folder)
+    assert again is not None
+    assert again.server_config is not None and again.server_config.resolve() == config.resolve()
+    assert (again.docker_registry, again.base_image, again.server_port) == (
+        "localhost:5000",
+        "b:1",
+        8080,
+    )

@@ -202,3 +202,25 @@ def test_threads_per_worker_fit_a_batch_in_the_model_and_the_next_one_collecting
     assert worker_threads(Batching(max_batch_size=1)) == 4
     assert worker_threads(Batching(max_batch_size=16)) == 32
     assert worker_threads(Batching(max_batch_size=4096)) == 128
+
+
+def test_batching_models_get_gthread_workers_and_keep_alive_from_nginx(
+    model_path: Callable[[str], Any],
+) -> None:
+    from pathlib import Path
+
+    from catwalk.server.render import RunLayout, Tuning, render_gunicorn_conf, render_nginx_conf
+    from catwalk.server.wsgi import Job, tuning_for
+
+    tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
+    assert (tuning.worker_class, tuning.threads, tuning.upstream_keepalive) == ("gthread", 16, 16)
+    assert tuning_for(Job(model_path("rng"), ServerSettings())) == Tuning()
+    off = ServerSettings(batching=BatchingSettings(enabled=False))
+    assert tuning_for(Job(model_path("batcher"), off)) == Tuning()
+    layout = RunLayout(Path("/tmp/catwalk-x"))
+    nginx = render_nginx_conf(ServerSettings(), layout, tuning)
+    assert "keepalive 16;" in nginx and "keepalive_timeout 60s;" in nginx
+    assert 'proxy_set_header Connection "";' in nginx
+    gunicorn = render_gunicorn_conf(ServerSettings(), layout, tuning)
+    assert "worker_class = 'gthread'" in gunicorn and "threads = 16" in gunicorn
+    assert "keepalive = 75" in gunicorn  # gunicorn never closes an idle connection first

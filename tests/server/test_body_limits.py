@@ -170,3 +170,14 @@ def test_long_numbers_still_take_the_exact_path(load: Load) -> None:
     assert status == 200
     assert answer["extra_data"] == {"n": big + 1, "s": "0" + "9" * 30}
     assert answer["input"] == {"step": big}
+
+
+def test_loads_without_the_server_limit_never_raises_recursion_error() -> None:
+    # catwalk predict reads JSON lines with loads(): 1,000 levels pass orjson but not the
+    # standard library's recursive parser (the exact-integer path).
+    from catwalk.errors import InvalidRequest
+    from catwalk.server.envelope import loads
+
+    body = b'{"n": ' + LONG + b', "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        loads(body)

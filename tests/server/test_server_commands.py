@@ -20,8 +20,6 @@ from catwalk.checks.model_checks import load_test_data
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server
 from catwalk.cli import cli
-from catwalk.commands.serve import env_overrides
-from catwalk.errors import ConfigError
 from catwalk.model import LoadedModel
 
 Start = Callable[..., Any]  # conftest.start_server
@@ -45,43 +43,68 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-# -- serve: the environment overrides the command line ---------------------------------------
+# -- the one rule: a flag typed on the command line wins over its environment variable --------
 
 
-def test_env_overrides_every_argument(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> None:
-    monkeypatch.setenv("MODEL_PATH", "/models/m")
-    monkeypatch.setenv("SERVER_CONFIG", "/conf/application.yml")
-    monkeypatch.setenv("SERVER_PORT", "8080")
-    monkeypatch.setenv("RUN_TESTS", "True")
-    assert env_overrides(".", None, 9090, False) == (
-        "/models/m",
-        "/conf/application.yml",
-        8080,
-        True,
-    )
-    monkeypatch.setenv("RUN_TESTS", "0")
-    assert env_overrides(".", None, 9090, True)[3] is False
-
-
-def test_unset_or_empty_env_leaves_arguments_alone(
-    monkeypatch: pytest.MonkeyPatch, clean_env: None
+def test_serve_reads_the_environment_when_no_flag_is_given(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
 ) -> None:
-    assert env_overrides("m", "c.yml", 1234, True) == ("m", "c.yml", 1234, True)
+    # MODEL_PATH points nowhere, so serve stops right after reading its arguments.
+    missing = str(tmp_path / "no-model")
+    monkeypatch.setenv("MODEL_PATH", missing)
+    result = CliRunner().invoke(cli, ["serve", "--no-install"])
+    assert result.exit_code == 1
+    assert missing in result.output
+    assert "not used" not in result.output
+
+
+def test_a_flag_wins_over_its_variable_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "from-env"))
+    monkeypatch.setenv("SERVER_PORT", "8081")
+    given = str(tmp_path / "from-flag")
+    result = CliRunner().invoke(cli, ["serve", "--no-install", "-m", given, "--server-port", "9"])
+    assert result.exit_code == 1
+    assert given in result.output and "from-env" not in result.output.split("not used")[-1]
+    assert f"--model-path given on the command line: MODEL_PATH={tmp_path}/from-env not used" in (
+        result.output
+    )
+    assert "--server-port given on the command line: SERVER_PORT=8081 not used" in result.output
+
+
+@pytest.mark.parametrize("command", ["test-model", "test-server", "build-prep", "deploy-prep"])
+def test_every_command_follows_the_same_rule(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path, command: str
+) -> None:
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "from-env"))
+    result = CliRunner().invoke(cli, [command])
+    assert "from-env" in result.output, result.output
+    result = CliRunner().invoke(cli, [command, "-m", str(tmp_path / "from-flag")])
+    assert "from-flag" in result.output and "from-env" not in result.output, result.output
+
+
+def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> None:
     for name in ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "RUN_TESTS"):
         monkeypatch.setenv(name, "")
-    assert env_overrides("m", "c.yml", 1234, True) == ("m", "c.yml", 1234, True)
+    result = CliRunner().invoke(cli, ["serve", "--no-install", "-m", "/nonexistent-catwalk"])
+    assert result.exit_code == 1
+    assert "/nonexistent-catwalk" in result.output
+    assert "not used" not in result.output
 
 
 @pytest.mark.parametrize(("name", "value"), [("SERVER_PORT", "80a"), ("RUN_TESTS", "maybe")])
-def test_bad_env_values_are_config_errors(
+def test_bad_env_values_are_usage_errors(
     monkeypatch: pytest.MonkeyPatch, clean_env: None, name: str, value: str
 ) -> None:
     monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError, match=name):
-        env_overrides(".", None, 9090, False)
+    result = CliRunner().invoke(cli, ["serve", "--no-install"])
+    assert result.exit_code == 2
+    assert f"(env var: '{name}')" in result.output
+    assert "Traceback" not in result.output
 
 
-def test_serve_help_documents_the_env_overrides() -> None:
+def test_serve_help_documents_the_variables() -> None:
     result = run("serve", "--help")
     assert result.exit_code == 0
     for text in ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "RUN_TESTS", "--debug"):
@@ -210,38 +233,6 @@ def test_test_server_url_must_be_http_with_a_host(model_path: ModelPath, url: st
     assert "Traceback" not in result.output
 
 
-def test_serve_announces_only_overrides_of_arguments_given(
-    monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
-) -> None:
-    # MODEL_PATH points nowhere, so serve stops right after reading its arguments.
-    missing = str(tmp_path / "no-model")
-    monkeypatch.setenv("MODEL_PATH", missing)
-    monkeypatch.setenv("SERVER_PORT", "8081")
-    runner = CliRunner()
-    result = runner.invoke(cli, ["serve", "--no-install"])
-    assert result.exit_code == 1
-    assert "overrides" not in result.output, result.output  # nothing was given: no news
-    result = runner.invoke(cli, ["serve", "--no-install", "-m", missing, "--server-port", "9"])
-    assert "MODEL_PATH=" not in result.output  # given, but the same value
-    assert "SERVER_PORT=8081 overrides --server-port" in result.output
-    result = runner.invoke(cli, ["serve", "--no-install", "--model-path", "elsewhere"])
-    assert f"MODEL_PATH={missing} overrides --model-path" in result.output
-    assert "SERVER_PORT" not in result.output
-
-
-def test_env_overrides_announces_given_arguments_only(
-    monkeypatch: pytest.MonkeyPatch, clean_env: None, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("MODEL_PATH", "/srv/model")
-    monkeypatch.setenv("RUN_TESTS", "1")
-    assert env_overrides(".", None, 9090, False) == ("/srv/model", None, 9090, True)
-    assert capsys.readouterr().err == ""
-    env_overrides("m", None, 9090, False, {"model_path", "run_tests"})
-    err = capsys.readouterr().err
-    assert "MODEL_PATH=/srv/model overrides --model-path" in err
-    assert "RUN_TESTS=1 overrides --run-tests/--no-run-tests" in err
-
-
 @pytest.mark.slow
 def test_test_server_reports_a_server_that_cannot_start(
     model_path: ModelPath, tmp_path: Path, clean_env: None
@@ -296,7 +287,7 @@ def test_test_runs_test_model_then_test_server(model_path: ModelPath, clean_env:
     assert result.exit_code == 0, result.output
     assert "test-model: all 7 step(s) passed" in result.output
     assert "test-server: all 12 step(s) passed" in result.output
-    assert result.output.index("test-model: all") < result.output.index("7. server starts")
+    assert result.output.index("test-model: all") < result.output.index("8. server starts")
 
 
 def test_test_stops_when_test_model_fails(model_path: ModelPath) -> None:

@@ -2,13 +2,15 @@
 
 The container runs as an arbitrary non-root UID in group 0 (as OpenShift runs images), with the
 server config mounted read-only when one is given. The checks are test-server's, against the
-model's own test data loaded locally; the container is always removed, and its logs printed
-when a check fails.
+model's own test data, which the model loads inside its image (``catwalk export-test-data`` in
+a throwaway container); the containers are always removed, and the server's logs printed when
+a check fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -18,15 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from catwalk.checks.model_checks import TestData, load_test_data, prepare
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TEST_DATA_PREFIX, TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server, wait_ready
 from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
-from catwalk.errors import CatwalkError
+from catwalk.errors import CatwalkError, SpecError
 from catwalk.image import docker as dk
 from catwalk.image.dockerfile import CONFIG_DIR
 from catwalk.image.naming import image_ref
 from catwalk.model import LoadedModel
+from catwalk.spec import ModelSpec, check_model_folder, load_spec
 
 #: The UID test-image runs the image as: not the image's own user, not root.
 TEST_UID = "23456:0"
@@ -42,8 +45,8 @@ class ImageTestOptions:
     server_config: Path | None = None
     network: str | None = None
     user: str = TEST_UID
-    install: bool = True
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    tolerance: float = DEFAULT_TOLERANCE
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
     token: str | None = None  # bearer token for a config with server.auth (default: its first)
 
@@ -97,20 +100,26 @@ def staged_config(config: Path, settings: ServerSettings) -> Iterator[tuple[list
 
 
 def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> None:
-    """Load the model and its test data locally, then run and check its image."""
-    model = prepare(path, report, install=options.install)
-    if model is None:
+    """Check the model's image: its test data and expected outputs come from the image itself.
+
+    Only model.yml is read on this machine (the image's name, the schemas, /info); the model's
+    code and packages are never imported here, so the CI host needs catwalk and a Docker engine
+    and nothing of the model's.
+    """
+    try:
+        folder = check_model_folder(path)
+        spec = load_spec(folder)
+    except SpecError as exc:
+        report.fail("model.yml", str(exc))
         return
-    data = load_test_data(model, report)
-    if data is None:
-        return
+    report.ok("model.yml", f"{spec.name} {spec.version} ({spec.io_type})")
 
     try:
         settings = load_settings(options.server_config, options.server_port)
     except CatwalkError as exc:
         report.fail("server config", str(exc))
         return
-    ref = options.image or image_ref(model.spec, options.docker_registry)
+    ref = options.image or image_ref(spec, options.docker_registry)
 
     try:
         client = dk.connect()
@@ -118,16 +127,48 @@ def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> N
         report.fail("docker engine", str(exc))
         return
     try:
-        _run_checks(client, ref, model, data, settings, report, options)
+        _run_checks(client, ref, spec, settings, report, options)
     finally:
         client.close()
+
+
+def _test_data(
+    client: dk.Client, ref: str, report: Report, options: ImageTestOptions
+) -> TestData | None:
+    """The test data, loaded by the model in a throwaway container of its own image."""
+    name = "test data (from the image)"
+    try:
+        done = dk.run_command(
+            client,
+            ref,
+            ["catwalk", "export-test-data"],
+            user=options.user,
+            timeout=options.ready_timeout,
+            environment={"RUN_TESTS": "false"},
+        )
+    except dk.Interrupted as exc:
+        report.fail("interrupted", f"{exc}: the container was removed")
+        raise KeyboardInterrupt from None
+    except CatwalkError as exc:
+        report.fail(name, str(exc))
+        return None
+    lines = done.stdout.strip().splitlines()
+    if done.exit_code != 0 or not lines or not lines[-1].startswith(TEST_DATA_PREFIX):
+        how = "did not finish in time" if done.exit_code is None else f"exit code {done.exit_code}"
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-_LOG_TAIL:])
+        report.fail(name, f"`catwalk export-test-data` in {ref}: {how}\n{tail}")
+        return None
+    payload = json.loads(lines[-1][len(TEST_DATA_PREFIX) :])
+    data = TestData(payload["inputs"], payload["outputs"], bool(payload["batch"]))
+    count = len(data.outputs[0]) if data.batch else len(data.inputs)
+    report.ok(name, f"{count} example(s){', sent as one batch' if data.batch else ''}")
+    return data
 
 
 def _run_checks(
     client: dk.Client,
     ref: str,
-    model: LoadedModel,
-    data: TestData,
+    spec: ModelSpec,
     settings: ServerSettings,
     report: Report,
     options: ImageTestOptions,
@@ -143,6 +184,11 @@ def _run_checks(
         report.fail("image", str(exc))
         return
     report.ok("image", ref)
+    data = _test_data(client, ref, report, options)
+    if data is None:
+        return
+    # The checks use the spec's schemas only: the model's code stays in the image.
+    model = LoadedModel(spec=spec, instance=None)
 
     port = options.server_port
     if not dk.port_is_free(port):
@@ -179,7 +225,15 @@ def _run_checks(
                     token = options.token
                     if token is None and settings.auth.tokens_file is not None:
                         token = read_tokens(settings.auth.tokens_file)[0]
-                    check_server(base_url, model, data, report, verify=False, token=token)
+                    check_server(
+                        base_url,
+                        model,
+                        data,
+                        report,
+                        verify=False,
+                        token=token,
+                        tolerance=options.tolerance,
+                    )
                 _stops(container, report)
                 if len(report.failures) > failed_before:
                     _print_logs(report, container)

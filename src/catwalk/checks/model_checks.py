@@ -32,6 +32,8 @@ MODEL_STEPS = (
     "7. predictions",
 )
 _MAX_ROW_FAILURES = 5
+#: ``catwalk export-test-data`` prints its JSON on a last line starting with this.
+TEST_DATA_PREFIX = "catwalk-test-data: "
 
 
 @dataclass
@@ -231,8 +233,6 @@ def check_predictions(model: LoadedModel, data: TestData, report: Report, tolera
         row = "" if data.batch else f"row {i}: "
         problems += [row + m for m in model.output_errors(got, "output")]
         problems += _differences(expected, got, tolerance, i, data.batch)
-        if len(problems) > _MAX_ROW_FAILURES:
-            break
     if problems:
         report.fail("7. predictions", _first(problems))
     else:
@@ -263,7 +263,8 @@ def _differences(expected: Any, got: Any, tolerance: float, row: int, batch: boo
 def _first(problems: list[str]) -> str:
     shown = problems[:_MAX_ROW_FAILURES]
     if len(problems) > _MAX_ROW_FAILURES:
-        shown.append(f"... and more ({len(problems)} problems in all)")
+        more = len(problems) - _MAX_ROW_FAILURES
+        shown.append(f"... and {more} more ({len(problems)} problems in all)")
     return "\n".join(shown)
 
 

@@ -82,6 +82,9 @@ class Report:
                 f"{self.title}: {len(self.failures)} of {self.steps} step(s) failed "
                 f"({', '.join(self.failures)})"
             )
+            not_run = self.not_reached()
+            if not_run:
+                line += f"; {len(not_run)} later step(s) not run"
         self._print(line)
         return line
 

@@ -6,16 +6,25 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
+from catwalk.config import DEFAULT_PORT
 from catwalk.errors import CatwalkError, ModelError, ModelLoadError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+# One rule for every command and every option with an environment variable: a value typed on
+# the command line wins over the variable, which wins over application.yml, which wins over
+# the default (click's own order). An empty variable counts as unset. catwalk's images set
+# MODEL_PATH, SERVER_PORT (and SERVER_CONFIG) with ENV and run `catwalk serve` without those
+# flags, so `docker run -e` / a Kubernetes `env:` changes them.
 
 model_path_option = click.option(
     "--model-path",
@@ -25,6 +34,31 @@ model_path_option = click.option(
     show_default=True,
     show_envvar=True,
     help="The model folder (holding model.yml and model.py).",
+)
+
+server_config_option = click.option(
+    "--server-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SERVER_CONFIG",
+    show_envvar=True,
+    default=None,
+    help="application.yml (logging, workers, SSL, ...); its folder holds the certificates.",
+)
+server_port_option = click.option(
+    "--server-port",
+    type=click.IntRange(1, 65535),
+    envvar="SERVER_PORT",
+    show_envvar=True,
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="TCP port the server listens on.",
+)
+tolerance_option = click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TOLERANCE,
+    show_default=True,
+    help="Relative tolerance when comparing predicted and expected floats.",
 )
 
 install_option = click.option(

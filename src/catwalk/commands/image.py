@@ -1,4 +1,4 @@
-"""``catwalk build-prep``, ``build``, ``test-image`` and ``deploy-prep``."""
+"""``catwalk build-prep``, ``build`` and ``test-image`` (``deploy-prep``: commands/deploy.py)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
     finish,
     handle_errors,
-    install_option,
     junit_option,
     junit_reports,
     model_path_option,
     new_report,
+    server_config_option,
+    server_port_option,
     token_option,
+    tolerance_option,
 )
-from catwalk.config import DEFAULT_PORT
-from catwalk.deploy.prep import deploy_prep
-from catwalk.errors import BuildError
 from catwalk.image.dockerfile import ImageOptions
 from catwalk.image.naming import check_registry, image_ref
-from catwalk.image.prep import DOCKERFILE, build_prep, check_build_context
+from catwalk.image.prep import build_prep
 from catwalk.spec import ModelSpec, load_spec
 
 registry_option = click.option(
@@ -32,20 +31,7 @@ registry_option = click.option(
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
 )
-port_option = click.option(
-    "--server-port",
-    type=click.IntRange(1, 65535),
-    default=DEFAULT_PORT,
-    show_default=True,
-    help="Port the server listens on in the container.",
-)
-config_option = click.option(
-    "--server-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Server configuration (application.yml); its folder holds the certificates.",
-)
-network_option = click.option(
+network_option = click.option(  # also deploy-prep's
     "--network",
     default=None,
     help="Docker network mode (e.g. host). Default: the engine's default network, or host "
@@ -65,8 +51,8 @@ def _spec(model_path: str) -> ModelSpec:
     default=None,
     help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
 )
-@config_option
-@port_option
+@server_config_option
+@server_port_option
 @click.option("--force", is_flag=True, help="Replace a Dockerfile catwalk did not generate.")
 @handle_errors
 def build_prep_command(
@@ -103,6 +89,17 @@ def build_prep_command(
     default=None,
     help="Push after building. Default: push when a registry is given.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Push even when the registry already has this name:version (replacing it).",
+)
+@click.option(
+    "--sbom",
+    is_flag=True,
+    help="Also write sbom.cdx.json (CycloneDX: the image's Python packages, versions, "
+    "licences) next to model.yml and label the image with its digest.",
+)
 @click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
 @network_option
 @handle_errors
@@ -110,57 +107,40 @@ def build_command(
     model_path: str,
     docker_registry: str | None,
     push: bool | None,
+    overwrite: bool,
+    sbom: bool,
     no_cache: bool,
     network: str | None,
 ) -> None:
     """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
-    from catwalk.image import docker as dk
+    from catwalk.image.build import BuildOptions, build_model_image
 
     spec = _spec(model_path)
     registry = check_registry(docker_registry)
-    ref = image_ref(spec, registry)
-    if push is None:
-        push = registry is not None
-    if not (spec.path / DOCKERFILE).exists():
-        click.echo(f"no {DOCKERFILE} in {spec.path}: running build-prep first")
-        for written in build_prep(spec, ImageOptions(docker_registry=registry)).files:
-            click.echo(f"{written.action}: {written.path}")
-    check_build_context(spec.path)
-
-    client = dk.connect()
-    try:
-        network = dk.default_network(client, network, click.echo)
-        click.echo(f"== build {ref}")
-        try:
-            image_id = dk.build_image(
-                client, spec.path, ref, echo=click.echo, nocache=no_cache, network=network
-            )
-        except BuildError as exc:
-            if "(FROM " in str(exc):
-                raise BuildError(
-                    f"{exc}\nThe base image is missing: build it from catwalk's repository "
-                    "(docker build . -t <registry>/catwalk:<version>, see docs/images.md) "
-                    "or give build-prep --base-image"
-                ) from None
-            raise
-        click.echo(f"built {ref} ({image_id[7:19]})")
-        if push:
-            if "/" not in ref.split(":")[0] and registry is None:
-                raise BuildError(f"cannot push {ref}: give --docker-registry (or DOCKER_REGISTRY)")
-            click.echo(f"== push {ref}")
-            digest = dk.push_image(client, ref, echo=click.echo)
-            click.echo(f"pushed {ref}" + (f" ({digest})" if digest else ""))
-    finally:
-        client.close()
+    options = BuildOptions(
+        registry=registry,
+        push=registry is not None if push is None else push,
+        overwrite=overwrite,
+        no_cache=no_cache,
+        network=network,
+        sbom=sbom,
+    )
+    build_model_image(spec, options, click.echo)
 
 
 @click.command("test-image")
 @model_path_option
 @registry_option
-@port_option
-@config_option
+@server_port_option
+@server_config_option
 @network_option
-@install_option
+@tolerance_option
+@click.option(
+    "--install/--no-install",
+    default=True,
+    hidden=True,
+    help="No effect (kept for old pipelines): the model's packages are in the image.",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
@@ -177,6 +157,7 @@ def test_image_command(
     server_port: int,
     server_config: Path | None,
     network: str | None,
+    tolerance: float,
     install: bool,
     timeout: float,
     token: str | None,
@@ -191,40 +172,12 @@ def test_image_command(
             server_port=server_port,
             server_config=server_config,
             network=network,
-            install=install,
             ready_timeout=timeout,
+            tolerance=tolerance,
             token=token,
         )
         test_image(model_path, report, options)
         finish(report)
 
 
-@click.command("deploy-prep")
-@model_path_option
-@registry_option
-@port_option
-@config_option
-@click.option(
-    "--force", is_flag=True, help="Replace a docker-compose.yml catwalk did not generate."
-)
-@handle_errors
-def deploy_prep_command(
-    model_path: str,
-    docker_registry: str | None,
-    server_port: int,
-    server_config: Path | None,
-    force: bool,
-) -> None:
-    """Write a docker-compose.yml that runs the model's image."""
-    spec = _spec(model_path)
-    written = deploy_prep(
-        spec,
-        docker_registry=check_registry(docker_registry),
-        server_port=server_port,
-        server_config=server_config,
-        force=force,
-    )
-    click.echo(f"{written.action}: {written.path}")
-
-
-COMMANDS = [build_prep_command, build_command, test_image_command, deploy_prep_command]
+COMMANDS = [build_prep_command, build_command, test_image_command]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, test_model
+from catwalk.checks.model_checks import MODEL_STEPS, test_model
 from catwalk.commands.common import (
     finish,
     handle_errors,
@@ -13,19 +13,14 @@ from catwalk.commands.common import (
     junit_reports,
     model_path_option,
     new_report,
+    tolerance_option,
 )
 
 
 @click.command("test-model")
 @model_path_option
 @install_option
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TOLERANCE,
-    show_default=True,
-    help="Relative tolerance when comparing predicted and expected floats.",
-)
+@tolerance_option
 @junit_option
 @handle_errors
 def test_model_command(

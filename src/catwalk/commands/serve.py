@@ -1,9 +1,8 @@
 """``catwalk serve``, ``catwalk test-server`` and ``catwalk test``.
 
-``serve`` reads ``MODEL_PATH``, ``SERVER_CONFIG``, ``SERVER_PORT`` and ``RUN_TESTS`` itself
-instead of through click's ``envvar``: click lets a command-line argument win over the
-environment, but catwalk's contract is the other way round (an image bakes its arguments in,
-an operator overrides them with the environment).
+Options follow the one rule of every command (see :mod:`catwalk.commands.common`): a flag typed
+on the command line wins over its environment variable (``MODEL_PATH``, ``SERVER_CONFIG``,
+``SERVER_PORT``, ``RUN_TESTS``), which wins over application.yml and the defaults.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit
 import click
 from click.core import ParameterSource
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
+from catwalk.checks.model_checks import TestData
 from catwalk.checks.report import Report, Step
 from catwalk.commands.common import (
     finish,
@@ -30,117 +28,56 @@ from catwalk.commands.common import (
     junit_reports,
     model_path_option,
     new_report,
+    server_config_option,
+    server_port_option,
     token_option,
+    tolerance_option,
 )
-from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
+from catwalk.config import ServerSettings, load_settings, read_tokens
 from catwalk.errors import ConfigError
 
 if TYPE_CHECKING:
     from catwalk.model import LoadedModel
 
 DEBUG_HOST = "0.0.0.0"  # containers are reached from outside: listen on every interface
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
-server_config_option = click.option(
-    "--server-config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="application.yml with logging and server settings (SSL, workers, ...).",
-)
 debug_option = click.option(
     "--debug",
     is_flag=True,
     help="Flask's development server with verbose logs instead of nginx + gunicorn.",
 )
-tolerance_option = click.option(
-    "--tolerance",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TOLERANCE,
-    show_default=True,
-    help="Relative tolerance when comparing predicted and expected floats.",
-)
+_ENV_OF = {
+    "model_path": "MODEL_PATH",
+    "server_config": "SERVER_CONFIG",
+    "server_port": "SERVER_PORT",
+    "run_tests": "RUN_TESTS",
+}
 
 
-def env_overrides(
-    model_path: str,
-    server_config: str | None,
-    server_port: int,
-    run_tests: bool,
-    given: Collection[str] = (),
-) -> tuple[str, str | None, int, bool]:
-    """Apply MODEL_PATH, SERVER_CONFIG, SERVER_PORT and RUN_TESTS over the CLI values.
+def note_unused_env(ctx: click.Context) -> None:
+    """Say on stderr when a flag typed on the command line leaves a set variable unused.
 
-    A variable that is unset or empty leaves the argument alone. ``given`` names the
-    parameters (``model_path``, ...) actually given on the command line: an override of one of
-    them by a different value is announced on stderr, so an operator sees where a value came
-    from; a variable replacing a default is the normal case in a container and goes unsaid.
+    The flag wins (the one rule); an operator who set the variable should see why it did not.
     """
-    env = os.environ
-
-    def announce(param: str, name: str, value: str, old: object, new: object) -> None:
-        if param in given and old != new:
+    for param, name in _ENV_OF.items():
+        value = os.environ.get(name)
+        if value and ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
             option = "--" + param.replace("_", "-")
-            if param == "run_tests":
-                option = "--run-tests/--no-run-tests"
-            click.echo(f"{name}={value} overrides {option}", err=True)
-
-    if env.get("MODEL_PATH"):
-        new_path = env["MODEL_PATH"]
-        announce("model_path", "MODEL_PATH", new_path, model_path, new_path)
-        model_path = new_path
-    if env.get("SERVER_CONFIG"):
-        new_config = env["SERVER_CONFIG"]
-        announce("server_config", "SERVER_CONFIG", new_config, server_config, new_config)
-        server_config = new_config
-    if env.get("SERVER_PORT"):
-        text = env["SERVER_PORT"].strip()
-        if not text.isdigit():
-            raise ConfigError(f"SERVER_PORT: {text!r} is not a port number")
-        announce("server_port", "SERVER_PORT", text, server_port, int(text))
-        server_port = int(text)
-    if env.get("RUN_TESTS"):
-        text = env["RUN_TESTS"].strip().lower()
-        if text not in _TRUE + _FALSE:
-            raise ConfigError(f"RUN_TESTS: {env['RUN_TESTS']!r} is not one of true/false/1/0")
-        announce("run_tests", "RUN_TESTS", text, run_tests, text in _TRUE)
-        run_tests = text in _TRUE
-    return model_path, server_config, server_port, run_tests
-
-
-def given_on_command_line(ctx: click.Context, *names: str) -> set[str]:
-    """The parameters among ``names`` whose value was typed on the command line."""
-    return {n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+            click.echo(f"{option} given on the command line: {name}={value} not used", err=True)
 
 
 @click.command("serve")
-@click.option(
-    "--model-path",
-    "-m",
-    default=".",
-    show_default=True,
-    help="The model folder (holding model.yml and model.py). MODEL_PATH overrides it.",
-)
-@click.option(
-    "--server-config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="application.yml (logging, workers, SSL, ...). SERVER_CONFIG overrides it.",
-)
-@click.option(
-    "--server-port",
-    type=int,
-    default=DEFAULT_PORT,
-    show_default=True,
-    help="TCP port to listen on. SERVER_PORT overrides it.",
-)
+@model_path_option
+@server_config_option
+@server_port_option
 @debug_option
 @click.option(
     "--run-tests/--no-run-tests",
+    envvar="RUN_TESTS",
+    show_envvar=True,
     default=False,
     show_default=True,
-    help="Run the test-model checks first and refuse to start if they fail. "
-    "RUN_TESTS overrides it.",
+    help="Run the test-model checks first and refuse to start if they fail.",
 )
 @install_option
 @click.option(
@@ -153,7 +90,7 @@ def given_on_command_line(ctx: click.Context, *names: str) -> set[str]:
 def serve_command(
     ctx: click.Context,
     model_path: str,
-    server_config: str | None,
+    server_config: Path | None,
     server_port: int,
     debug: bool,
     run_tests: bool,
@@ -162,16 +99,13 @@ def serve_command(
 ) -> None:
     """Serve the model as a REST API (nginx + gunicorn, or --debug).
 
-    MODEL_PATH, SERVER_CONFIG, SERVER_PORT and RUN_TESTS, when set, override the arguments.
+    A flag typed on the command line wins over its environment variable.
     """
     from catwalk.model import load_model
     from catwalk.requirements import ensure_requirements
     from catwalk.spec import load_spec
 
-    given = given_on_command_line(ctx, "model_path", "server_config", "server_port", "run_tests")
-    model_path, server_config, server_port, run_tests = env_overrides(
-        model_path, server_config, server_port, run_tests, given
-    )
+    note_unused_env(ctx)
     settings = load_settings(server_config, server_port)
     if reload:
         sys.exit(
@@ -201,7 +135,7 @@ def serve_command(
 
 def _serve_reloading(
     model_path: str,
-    server_config: str | None,
+    server_config: Path | None,
     server_port: int,
     debug: bool,
     run_tests: bool,
@@ -321,7 +255,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def test_server_command(
     model_path: str,
     url: str | None,
-    server_config: str | None,
+    server_config: Path | None,
     debug: bool,
     cacert: str | None,
     tolerance: float,
@@ -352,7 +286,7 @@ def test_server_command(
 @handle_errors
 def test_command(
     model_path: str,
-    server_config: str | None,
+    server_config: Path | None,
     debug: bool,
     tolerance: float,
     token: str | None,
@@ -368,7 +302,9 @@ def test_command(
         reports.append(report)
         model, data = test_model(model_path, report, install=install, tolerance=tolerance)
         report.summary()
-        server_report = new_report("test-server", planned_steps(None)[len(MODEL_STEPS) - 1 :])
+        # Numbered on from test-model's steps (7, or 8 with batching): no number twice.
+        step = report.steps + 1
+        server_report = new_report("test-server", planned_steps(None, step=step)[-2:])
         reports.append(server_report)
         if not report.passed or model is None or data is None:
             # Recorded for a CI system; the console already says test-model failed.
@@ -379,7 +315,16 @@ def test_command(
             sys.exit(1)
         click.echo("")
         _check_server(
-            server_report, model, data, None, server_config, debug, None, tolerance, token
+            server_report,
+            model,
+            data,
+            None,
+            server_config,
+            debug,
+            None,
+            tolerance,
+            token,
+            step=step,
         )
         finish(server_report)
 
@@ -388,7 +333,7 @@ def _test_server(
     report: Report,
     model_path: str,
     url: str | None,
-    server_config: str | None,
+    server_config: Path | None,
     debug: bool,
     cacert: str | None,
     tolerance: float,
@@ -412,11 +357,12 @@ def _check_server(
     model: LoadedModel,
     data: TestData,
     url: str | None,
-    server_config: str | None,
+    server_config: Path | None,
     debug: bool,
     cacert: str | None,
     tolerance: float,
     token: str | None = None,
+    step: int = 7,
 ) -> None:
     from catwalk.checks.server_checks import test_server
 
@@ -438,6 +384,7 @@ def _check_server(
         verify=verify,
         tolerance=tolerance,
         token=token,
+        step=step,
     )
 
 

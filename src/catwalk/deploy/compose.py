@@ -28,7 +28,7 @@ def render_compose(
     server_config: Path | None = None,
     ssl: bool = False,
     compose_dir: Path | None = None,
-    network_host: bool = False,
+    network: str | None = None,
 ) -> str:
     """A docker-compose.yml running the model's image with its port, environment and config.
 
@@ -36,6 +36,7 @@ def render_compose(
     relative to ``compose_dir`` (the folder the file goes in, the model folder) only when the
     config is inside it, so the pair moves together; otherwise it is absolute, which holds
     whatever folder ``docker compose`` is run from or the model folder is copied to.
+    ``network``: the service's ``network_mode`` (``host``: no ports to publish).
     """
     config_source = config_target = config_env = None
     if server_config is not None:
@@ -54,7 +55,7 @@ def render_compose(
         server_config=config_env,
         config_source=config_source,
         config_target=config_target,
-        network_host=network_host,
+        network=network,
         healthcheck=healthcheck_command(server_port, "https" if ssl else "http"),
     )
 

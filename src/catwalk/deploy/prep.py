@@ -1,4 +1,7 @@
-"""``deploy-prep``: write the rendered deployment files into the model folder."""
+"""``deploy-prep``: write the rendered deployment files into the model folder.
+
+Targets: ``compose`` (docker-compose.yml, the default) and ``kubernetes`` (kubernetes.yml).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ from pathlib import Path
 
 from catwalk.config import DEFAULT_PORT, load_settings
 from catwalk.deploy.compose import render_compose
+from catwalk.deploy.kubernetes import KubernetesOptions, render_kubernetes
+from catwalk.errors import ConfigError
 from catwalk.generated import Written, write_generated
 from catwalk.spec import ModelSpec
 
 COMPOSE_FILE = "docker-compose.yml"
+KUBERNETES_FILE = "kubernetes.yml"
 
 
 def _check_config(server_config: Path | None, port: int) -> bool:
@@ -25,6 +31,7 @@ def deploy_prep(
     docker_registry: str | None = None,
     server_port: int = DEFAULT_PORT,
     server_config: Path | None = None,
+    network: str | None = None,
     force: bool = False,
 ) -> Written:
     """Write the model folder's docker-compose.yml."""
@@ -36,5 +43,46 @@ def deploy_prep(
         server_config=server_config,
         ssl=ssl,
         compose_dir=spec.path,
+        network=network,
     )
     return write_generated(spec.path / COMPOSE_FILE, text, force)
+
+
+def deploy_kubernetes(
+    spec: ModelSpec,
+    options: KubernetesOptions,
+    *,
+    server_config: Path | None = None,
+    force: bool = False,
+) -> tuple[Written, list[str]]:
+    """Write the model folder's kubernetes.yml; returns it and notes for the user.
+
+    ``server_config``: the application.yml the pods will run with (from ``options.config_map``);
+    its drain time sizes the grace period, and an SSL config needs the TLS Secret.
+    """
+    import dataclasses
+
+    notes = []
+    if server_config is not None:
+        if not options.config_map:
+            raise ConfigError(
+                "--server-config with --target kubernetes: give --config-map NAME, the "
+                "ConfigMap the pods read it from"
+            )
+        settings = load_settings(server_config, options.server_port)
+        if settings.ssl.enabled and not options.tls_secret:
+            raise ConfigError(
+                f"{server_config} enables SSL: give --tls-secret NAME (a kubernetes.io/tls "
+                "Secret; the config names its files as ../tls/tls.crt and ../tls/tls.key)"
+            )
+        drain = float(getattr(settings, "graceful_timeout", 30)) + float(
+            getattr(settings, "shutdown_delay", 0)
+        )
+        options = dataclasses.replace(options, drain_seconds=drain)
+        namespace = f" -n {options.namespace}" if options.namespace else ""
+        notes.append(
+            f"create the ConfigMap first: kubectl{namespace} create configmap "
+            f"{options.config_map} --from-file=application.yml={server_config.resolve()}"
+        )
+    text = render_kubernetes(spec, options)
+    return write_generated(spec.path / KUBERNETES_FILE, text, force), notes

@@ -95,6 +95,7 @@ def build_image(
     network: str | None = None,
     buildargs: dict[str, str] | None = None,
     pull: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """Build ``context`` (its Dockerfile and .dockerignore) as ``tag``, streaming the output.
 
@@ -112,6 +113,7 @@ def build_image(
             pull=pull,
             network_mode=network,
             buildargs=buildargs,
+            labels=labels,
             decode=True,
         )
         for chunk in stream:
@@ -171,6 +173,17 @@ def push_image(client: docker.DockerClient, ref: str, *, echo: Echo) -> str:
     except (docker.errors.DockerException, requests.RequestException) as exc:
         raise BuildError(f"docker push of {ref} failed: {_reason(exc)}") from None
     return digest
+
+
+def registry_digest(client: docker.DockerClient, ref: str) -> str | None:
+    """The digest ``ref`` has in its registry; None when the registry has no such tag."""
+    try:
+        found = client.api.inspect_distribution(ref)
+    except docker.errors.NotFound:
+        return None
+    except (docker.errors.APIError, requests.RequestException) as exc:
+        raise BuildError(f"cannot ask the registry about {ref}: {_reason(exc)}") from None
+    return str(found.get("Descriptor", {}).get("digest", "")) or "(unknown digest)"
 
 
 def inspect_image(client: docker.DockerClient, ref: str) -> dict[str, Any]:
@@ -239,9 +252,15 @@ class Interrupted(BaseException):
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing listens on ``port`` on this machine (IPv4 any or loopback)."""
+    """True when nothing listens on ``port`` on this machine (IPv4 any or loopback).
+
+    ``SO_REUSEADDR``, as nginx, ``catwalk serve`` and docker-proxy set it: a port whose last
+    connections are in TIME_WAIT (for a minute after the previous run) is free for them, so it
+    is free here too; a listening socket still makes the bind fail.
+    """
     for host in ("0.0.0.0", "127.0.0.1"):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
             except OSError:
@@ -297,6 +316,61 @@ def throwaway_container(
         finally:
             if container is not None:
                 container.remove()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a one-off command in a throwaway container did."""
+
+    exit_code: int | None  # None: it did not finish in time (and was killed)
+    stdout: str
+    stderr: str
+
+
+def run_command(
+    client: docker.DockerClient,
+    image: str,
+    command: list[str],
+    *,
+    user: str,
+    timeout: float,
+    environment: dict[str, str] | None = None,
+) -> Finished:
+    """Run ``command`` in a throwaway container of ``image`` (no network), wait, remove it.
+
+    It runs with no network at all and as ``user``: what it prints is all it can give back.
+    Removal is by id, also on Ctrl-C and SIGTERM.
+    """
+    with _signals_raise_interrupted():
+        raw = None
+        try:
+            try:
+                raw = client.containers.run(
+                    image,
+                    command,
+                    detach=True,
+                    user=user,
+                    network_mode="none",
+                    environment=environment or {},
+                    labels={"io.catwalk.throwaway": "test-image"},
+                )
+            except docker.errors.ImageNotFound:
+                raise BuildError(f"image {image} not found; build it first") from None
+            except docker.errors.APIError as exc:
+                raise BuildError(
+                    f"docker run {image} {' '.join(command)}: {_reason(exc)}"
+                ) from None
+            try:
+                code: int | None = int(raw.wait(timeout=timeout)["StatusCode"])
+            except (requests.RequestException, docker.errors.APIError):
+                code = None
+            out = bytes(raw.logs(stdout=True, stderr=False)).decode("utf-8", "replace")
+            err = bytes(raw.logs(stdout=False, stderr=True)).decode("utf-8", "replace")
+            return Finished(code, out, err)
+        finally:
+            if raw is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    raw.remove(force=True)
 
 
 @contextlib.contextmanager

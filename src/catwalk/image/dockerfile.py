@@ -7,6 +7,8 @@ the model folder is :mod:`catwalk.image.prep`'s job.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -118,16 +120,59 @@ def context_relative(model_folder: Path, files: tuple[Path, ...]) -> tuple[str, 
     return tuple(inside)
 
 
+#: The Dockerfile's second line records build-prep's options after this, as JSON, so that
+#: ``build`` can render it again with them (a new version, a new requirements.txt).
+OPTIONS_MARKER = "build-prep options: "
+
+
+def recorded_options(text: str, model_folder: Path) -> ImageOptions | None:
+    """The options a generated Dockerfile was rendered with; None when it records none."""
+    for line in text.splitlines()[:5]:
+        head, found, data = line.partition(OPTIONS_MARKER)
+        if not found or head.strip() != "#":
+            continue
+        try:
+            raw = json.loads(data)
+        except json.JSONDecodeError:
+            return None
+        config = raw.get("server_config")
+        return ImageOptions(
+            docker_registry=raw.get("docker_registry"),
+            base_image=raw.get("base_image"),
+            server_port=int(raw.get("server_port", DEFAULT_PORT)),
+            server_config=(model_folder / config) if config else None,
+        )
+    return None
+
+
+def _options_json(spec: ModelSpec, options: ImageOptions) -> str:
+    config = None
+    if options.server_config is not None:
+        # Relative to the model folder (../conf/application.yml), never a host's absolute path:
+        # the Dockerfile may be committed, and the pair moves together within a repository.
+        config = os.path.relpath(options.server_config.resolve(), spec.path.resolve())
+    record = {
+        "docker_registry": options.docker_registry,
+        "base_image": options.base_image,
+        "server_port": options.server_port,
+        "server_config": config,
+    }
+    return json.dumps(record, sort_keys=True)
+
+
 def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
     """The model image's Dockerfile."""
     secrets = config_secrets(options.server_config, options.server_port)
     server_config, note = config_in_image(spec.path, options.server_config, ssl=bool(secrets))
     return _render(
         "Dockerfile.j2",
+        options_marker=OPTIONS_MARKER,
+        options_json=_options_json(spec, options),
         base_image=base_image_ref(options.docker_registry, options.base_image),
         name=spec.name,
         version=spec.version,
         description=spec.description or "",
+        authors=f"{spec.contact.name} <{spec.contact.email}>",
         requirements=requirements_mode(spec.path),
         model_dir=MODEL_DIR,
         server_config=server_config,

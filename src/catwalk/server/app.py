@@ -34,20 +34,15 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from catwalk.config import ServerSettings
-from catwalk.errors import CatwalkError, ModelError
-from catwalk.model import LoadedModel, describe
+from catwalk.model import LoadedModel
 from catwalk.server import docs, jsonlog, messages, ops, readiness
 from catwalk.server.batching import make_batcher
-from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
-from catwalk.server.logs import (
-    CORRELATION_ID_KEY,
-    LOGGER_NAME,
-    RequestLog,
-    default_correlation_id,
-    safe,
-)
+from catwalk.server.envelope import Predictor
+from catwalk.server.failures import error_answer
+from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, RequestLog, default_correlation_id
 from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
+from catwalk.server.predict_route import PredictRoute
 
 JSON = "application/json"
 ROUTES = messages.ROUTES
@@ -150,8 +145,13 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
 
     app.register_error_handler(Exception, on_error)
     app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
+    # POST /predict is answered before Flask's request machinery (PredictRoute); everything
+    # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
+    # log wrap both alike.
+    route = PredictRoute(app.wsgi_app, predictor, settings.max_body_bytes, log)
+    app.extensions["catwalk.predict_route"] = route
     app.wsgi_app = RequestLog(  # type: ignore[method-assign]
-        ops.wrap(app.wsgi_app, settings, metrics, log), log
+        ops.wrap(route, settings, metrics, log), log
     )
     readiness.state.loaded = True
     return app
@@ -160,44 +160,11 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
 def _error_handler(
     exc: Exception, settings: ServerSettings, log: logging.Logger, response_class: Any
 ) -> Response:
-    """The one place where an error becomes a response."""
-    correlation_id: str | None = None
-    error: BaseException = exc
-    if isinstance(exc, PredictFailed):
-        correlation_id, error = exc.correlation_id, exc.error
-    headers: dict[str, str] = {}
-    if isinstance(error, CatwalkError):
-        status, message = error.status, error.message
-    elif isinstance(error, HTTPException):
-        status = error.code or 500
-        message = _http_message(error, settings)
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            headers["Allow"] = ", ".join(error.valid_methods)
-    else:
-        status, message = 500, f"internal server error: {describe(error)}"
-    environ = request.environ
-    if correlation_id is None:
-        correlation_id = default_correlation_id(environ) or new_correlation_id()
-    environ[CORRELATION_ID_KEY] = correlation_id
-    logged_id = safe(correlation_id)
-
-    ids = {"correlation_id": correlation_id}  # a field of its own in JSON logs
-    if status >= 500:
-        # Messages may quote the request: logged with control characters escaped. A model's
-        # traceback stays a block of lines, each indented under the message.
-        if isinstance(error, ModelError):
-            details = "\n".join("    " + safe(line) for line in error.details.splitlines())
-            log.error("correlation_id=%s %s\n%s", logged_id, safe(message), details, extra=ids)
-        elif isinstance(error, CatwalkError):
-            log.error("correlation_id=%s %s", logged_id, safe(message), extra=ids)
-        else:
-            log.error("correlation_id=%s %s", logged_id, safe(message), exc_info=error, extra=ids)
-    elif log.isEnabledFor(logging.DEBUG):
-        log.debug("correlation_id=%s %d %s", logged_id, status, safe(message), extra=ids)
-
-    response: Response = response_class(
-        error_body(correlation_id, message), status, headers=headers, content_type=JSON
+    """Flask's side of the one place where an error becomes a response (catwalk.server.failures)."""
+    status, headers, body = error_answer(
+        exc, request.environ, log, lambda error: _http_message(error, settings)
     )
+    response: Response = response_class(body, status, headers=headers, content_type=JSON)
     return response
 
 

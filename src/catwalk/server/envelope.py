@@ -132,6 +132,9 @@ def _exact_loads(body: bytes) -> Any:
         return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:  # also e.g. an integer of more than 4300 digits
         raise InvalidRequest(f"body: not valid JSON ({exc})") from None
+    except RecursionError:  # orjson takes 1,024 levels, this parser fewer (loads() callers
+        # without the server's depth limit, such as `catwalk predict`)
+        raise InvalidRequest("body: nested too deeply to be parsed exactly") from None
 
 
 def _no_constant(name: str) -> Any:

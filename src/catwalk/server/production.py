@@ -35,7 +35,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -62,7 +61,8 @@ from catwalk.server.render import (
     render_gunicorn_conf,
     render_nginx_conf,
 )
-from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job
+from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
+from catwalk.tmp import make_temp_dir
 
 # How long gunicorn may take to load the model and answer /status.
 STARTUP_TIMEOUT = 300.0
@@ -89,11 +89,12 @@ def run_server(
     check_port(settings.port, ipv6=ipv6)
     user = worker_user() if os.geteuid() == 0 else None
     secret = secrets.token_hex(16)
-    layout = RunLayout(Path(tempfile.mkdtemp(prefix="catwalk-")), user, secret)
-    tuning = replace(tuning or Tuning(), open_files=open_files_limit())
+    layout = RunLayout(make_temp_dir("catwalk-"), user, secret)
+    job = Job(Path(model_path).resolve(), settings, app_factory, secret)
+    # The worker model follows the model (sync, or gthread for batching: tuning_for).
+    tuning = replace(tuning or tuning_for(job), open_files=open_files_limit())
     try:
         with Signals() as signals:
-            job = Job(Path(model_path).resolve(), settings, app_factory, secret)
             _prepare(layout, job, tuning, ipv6=ipv6)
             check_nginx_conf(nginx, layout)
             server = _Server(nginx, layout, settings, signals, ipv6=ipv6)
@@ -105,7 +106,7 @@ def run_server(
         shutil.rmtree(layout.run_dir, ignore_errors=True)
 
 
-def _prepare(layout: RunLayout, job: Job, tuning: Tuning | None, *, ipv6: bool = False) -> None:
+def _prepare(layout: RunLayout, job: Job, tuning: Tuning, *, ipv6: bool = False) -> None:
     if len(str(layout.socket)) > MAX_SOCKET_PATH:
         raise ServeError(f"{layout.socket}: path too long for a unix socket; set TMPDIR shorter")
     layout.nginx_temp.mkdir(mode=0o700)

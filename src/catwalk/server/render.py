@@ -24,6 +24,8 @@ GRACEFUL_TIMEOUT = 4
 # then gunicorn aborts the worker still stuck in the request (its check runs about once a
 # second, so without a margin it could kill the worker first and nginx would answer 502).
 WORKER_TIMEOUT_MARGIN = 2
+# Seconds nginx keeps an idle keep-alive connection to gunicorn open (when it keeps any).
+UPSTREAM_IDLE = 60
 # Longest unix socket path (sun_path is 108 bytes on Linux, NUL included).
 MAX_SOCKET_PATH = 107
 # nginx's buffer for the request line and for each header line: below gunicorn's limits (8190
@@ -93,7 +95,7 @@ def nginx_errors(settings: ServerSettings) -> list[NginxError]:
         ),
         NginxError(400, "this port speaks HTTPS: use https://", (495, 496, 497)),
         # Only for the internal error URIs below, asked for from outside.
-        NginxError(404, f"no such endpoint (endpoints: {', '.join(messages.ROUTES)})", (404,)),
+        NginxError(404, "no such endpoint (this path is internal to the server)", (404,)),
         NginxError(405, "method not allowed: $request_method", (405,), "GET, HEAD, POST"),
         NginxError(
             408,
@@ -214,6 +216,7 @@ def render_nginx_conf(
         body_buffer_size=tuning.body_buffer_size,
         timeout=settings.timeout,
         upstream_keepalive=tuning.upstream_keepalive,
+        upstream_idle=UPSTREAM_IDLE,
         ssl=ssl.enabled,
         ssl_cert=ssl.cert,
         ssl_key=ssl.key,
@@ -241,7 +244,9 @@ def render_gunicorn_conf(
         max_requests_jitter=settings.max_requests_jitter,
         max_worker_memory=settings.max_worker_memory_bytes,
         max_worker_memory_text=settings.max_worker_memory,
-        keepalive=max(settings.keepalive, 1),
+        # With keep-alive from nginx, gunicorn must not close an idle connection before nginx
+        # does (nginx would send the next request into a closing socket: a 502).
+        keepalive=UPSTREAM_IDLE + 15 if tuning.upstream_keepalive else max(settings.keepalive, 1),
         preload=settings.preload,
         loglevel=settings.log_level.lower(),
         pidfile=str(layout.gunicorn_pid),

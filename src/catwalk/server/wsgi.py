@@ -63,7 +63,7 @@ from catwalk.server.logs import (
     in_flight,
     safe,
 )
-from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout
+from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout, Tuning
 from catwalk.spec import Batching, load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
@@ -244,13 +244,6 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         values = runpy.run_path(str(self.layout.gunicorn_conf))
-        batching = _batching(self.job)
-        if batching is not None:
-            # A batching model: a thread per request, so that concurrent requests can meet
-            # in the worker's collector (catwalk.server.batching); unbatched models keep
-            # the sync workers, which are cheaper per request.
-            values["worker_class"] = "gthread"
-            values["threads"] = worker_threads(batching)
         for name, value in values.items():
             if name in self.cfg.settings:  # settings this gunicorn does not know are skipped
                 self.cfg.set(name, value)
@@ -266,13 +259,27 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
             raise AppImportError(str(exc)) from None
 
 
-def _batching(job: Job) -> Batching | None:
+def batching_of(job: Job) -> Batching | None:
     """The batching in force for the job's model; None when unbatched or unreadable."""
     try:
         spec = load_spec(job.model_path)
     except CatwalkError:  # reported when the app is built
         return None
     return job.settings.batching.apply(spec.batching)
+
+
+def tuning_for(job: Job) -> Tuning:
+    """The worker model for the job's model (see docs/batching.md).
+
+    Unbatched: gunicorn ``sync`` workers, the cheapest per request. Batching: ``gthread``
+    workers, a thread per request so that concurrent requests meet in the worker's collector
+    (:mod:`catwalk.server.batching`), and keep-alive connections from nginx, which spare the
+    worker's one event-loop thread an accept and a close per request.
+    """
+    batching = batching_of(job)
+    if batching is None:
+        return Tuning()
+    return Tuning(worker_class="gthread", threads=worker_threads(batching), upstream_keepalive=16)
 
 
 def _report(layout: RunLayout, message: str) -> None:
