@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from catwalk.checks.server_checks import free_port
-from catwalk.image.docker import port_is_free
+from catwalk.ports import port_is_free
 
 
 def _time_wait(port: int) -> None:

@@ -29,6 +29,7 @@ from catwalk.image import docker as dk
 from catwalk.image.dockerfile import CONFIG_DIR
 from catwalk.image.naming import image_ref
 from catwalk.model import LoadedModel
+from catwalk.ports import port_is_free
 from catwalk.spec import ModelSpec, check_model_folder, load_spec
 
 #: The UID test-image runs the image as: not the image's own user, not root.
@@ -191,7 +192,7 @@ def _run_checks(
     model = LoadedModel(spec=spec, instance=None)
 
     port = options.server_port
-    if not dk.port_is_free(port):
+    if not port_is_free(port):
         report.fail(
             "port",
             f"port {port} is already taken on this machine (another server or container); "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from catwalk.checks.report import Report
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
+from catwalk.ports import free_port
 
 STOP_TIMEOUT = 10.0
 _LOG_TAIL_LINES = 40
@@ -425,14 +425,6 @@ def connection_problem(exc: BaseException) -> str:
 def _short(exc: BaseException | str) -> str:
     text = str(exc)
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerProcess:

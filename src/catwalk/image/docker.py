@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -249,23 +248,6 @@ class RunSpec:
 
 class Interrupted(BaseException):
     """SIGTERM/SIGINT arrived while a throwaway container was running."""
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on ``port`` on this machine (IPv4 any or loopback).
-
-    ``SO_REUSEADDR``, as nginx, ``catwalk serve`` and docker-proxy set it: a port whose last
-    connections are in TIME_WAIT (for a minute after the previous run) is free for them, so it
-    is free here too; a listening socket still makes the bind fail.
-    """
-    for host in ("0.0.0.0", "127.0.0.1"):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
 
 
 @contextlib.contextmanager
