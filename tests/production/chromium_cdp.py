@@ -24,7 +24,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 class Chromium:
     """One headless Chromium with one page; use as a context manager."""
 
-    def __init__(self, profile: Path, timeout: float = 30.0) -> None:
+    def __init__(self, profile: Path, timeout: float = 60.0) -> None:
         assert CHROMIUM, "chromium is not installed"
         self.timeout = timeout
         self.requests: list[str] = []
