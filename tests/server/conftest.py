@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from catwalk.checks.server_checks import free_port, wait_ready
+from catwalk.checks.server_checks import free_port
+from catwalk.checks.server_reach import wait_ready
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel, load_model
 from catwalk.server.app import create_app

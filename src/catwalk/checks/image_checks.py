@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TEST_DATA_PREFIX, TestData
 from catwalk.checks.report import Report
-from catwalk.checks.server_checks import check_server, wait_ready
+from catwalk.checks.server_checks import check_server
+from catwalk.checks.server_reach import wait_ready
 from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
 from catwalk.errors import CatwalkError, SpecError
 from catwalk.image import docker as dk

@@ -1,76 +1,28 @@
-"""``catwalk test-server``: check a running server against the REST contract and the test data.
+"""``catwalk test-server``'s HTTP checks: a server against the REST contract and the test data.
 
-:func:`check_server` makes the HTTP checks against any base URL (test-server's own server, a
-server given with ``--url``, or test-image's container); :func:`wait_ready` waits for
-``/status``; :func:`test_server` starts ``catwalk serve`` on a free port
-(:class:`ServerProcess`), checks it, and always stops it again.
+:func:`check_server` makes the checks against any base URL (test-server's own server, a server
+given with ``--url``, or test-image's container). Waiting for a server lives in
+:mod:`catwalk.checks.server_reach`, starting and stopping one in
+:mod:`catwalk.checks.server_process`.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 import requests
-from urllib3.exceptions import InsecureRequestWarning
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
+from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
 from catwalk.checks.report import Report
-from catwalk.errors import CatwalkError
+from catwalk.checks.server_reach import quiet_if_unverified, short
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
-from catwalk.ports import free_port
 
-STOP_TIMEOUT = 10.0
-_LOG_TAIL_LINES = 40
-# The environment variables `catwalk serve` lets override its arguments: a server started by
-# test-server must use the arguments it is given, whatever the caller's environment says.
-_OVERRIDE_VARS = ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "RUN_TESTS")
-
-
-def wait_ready(
-    base_url: str,
-    *,
-    timeout: float,
-    verify: bool | str = True,
-    alive: Callable[[], bool] | None = None,
-) -> None:
-    """Poll ``GET /status`` until it answers 200; raise CatwalkError on timeout or death."""
-    with _quiet_if_unverified(verify):
-        _wait_ready(base_url, timeout, verify, alive)
-
-
-def _wait_ready(
-    base_url: str, timeout: float, verify: bool | str, alive: Callable[[], bool] | None
-) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    url = base_url.rstrip("/") + "/status"
-    while True:
-        if alive is not None and not alive():
-            raise CatwalkError(f"the server process exited before {url} answered")
-        try:
-            response = requests.get(url, timeout=2.0, verify=verify)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except requests.RequestException as exc:
-            last = _short(exc)
-        if time.monotonic() >= deadline:
-            raise CatwalkError(f"{url} did not answer 200 within {timeout:g}s (last: {last})")
-        time.sleep(0.1)
+# Re-exported (public): tests and bench scripts take a free loopback port from here.
+from catwalk.ports import free_port as free_port
 
 
 def check_server(
@@ -90,23 +42,14 @@ def check_server(
     further check then makes sure a request without it is refused.
     """
     checker = _Checker(base_url, model, data, report, verify, timeout, tolerance, token)
-    with checker.session, _quiet_if_unverified(verify):
+    with checker.session, quiet_if_unverified(verify):
         for check in checker.checks():
             try:
                 check()
             except requests.RequestException as exc:
-                report.fail(checker.current, f"request failed: {_short(exc)}")
+                report.fail(checker.current, f"request failed: {short(exc)}")
             except _Failed as failed:
                 report.fail(checker.current, str(failed))
-
-
-@contextmanager
-def _quiet_if_unverified(verify: bool | str) -> Iterator[None]:
-    """Without verification (self-signed pairs), urllib3 would warn on every single request."""
-    with warnings.catch_warnings():
-        if verify is False:
-            warnings.simplefilter("ignore", InsecureRequestWarning)
-        yield
 
 
 class _Failed(Exception):
@@ -389,179 +332,3 @@ def _info_difference(expected: dict[str, Any], got: Any) -> str:
 def _snippet(response: requests.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return (text[:200] + "...") if len(text) > 200 else (text or "(empty body)")
-
-
-def unreachable(base_url: str, *, verify: bool | str = True, timeout: float = 10.0) -> str | None:
-    """Why nothing answers HTTP at ``base_url`` (short), or None when something does."""
-    try:
-        with _quiet_if_unverified(verify):
-            requests.get(base_url.rstrip("/") + "/status", timeout=timeout, verify=verify)
-    except requests.RequestException as exc:
-        return connection_problem(exc)
-    return None
-
-
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
-
-
-def connection_problem(exc: BaseException) -> str:
-    """A requests error in a few words: "connection refused", "timed out", an SSL problem."""
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        found = re.search(r"SSLError\((?:\d+, )?['\"]?([^'\"]+)", text)
-        return f"TLS error: {found.group(1) if found else 'handshake failed'}"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    found = _ERRNO.search(text)
-    if found:
-        return found.group(1).strip().rstrip(".").lower()
-    if "Name or service not known" in text or "NameResolutionError" in text:
-        return "host name not found"
-    if "RemoteDisconnected" in text or "Connection aborted" in text:
-        return "the connection was closed without an answer"
-    return _short(text.splitlines()[0] if text else type(exc).__name__)
-
-
-def _short(exc: BaseException | str) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-class ServerProcess:
-    """``catwalk serve`` in a child process, with its output kept in a temporary file."""
-
-    def __init__(
-        self,
-        model_path: str | Path,
-        *,
-        port: int,
-        server_config: str | Path | None = None,
-        debug: bool = False,
-    ) -> None:
-        self.port = port
-        self.command = [
-            sys.executable,
-            "-m",
-            "catwalk",
-            "serve",
-            "--model-path",
-            str(model_path),
-            "--server-port",
-            str(port),
-            "--no-run-tests",
-            "--no-install",  # the caller has installed them already
-        ]
-        if server_config is not None:
-            self.command += ["--server-config", str(server_config)]
-        if debug:
-            self.command.append("--debug")
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in _OVERRIDE_VARS}
-        env["PYTHONUNBUFFERED"] = "1"
-        # Its own session: a Ctrl-C in the terminal reaches test-server, which then stops the
-        # server itself (and can kill its whole group if it does not stop in time).
-        self.process = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM, then SIGKILL to its process group after ``timeout``; returns its exit code."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._kill_group(process.pid)
-                process.wait()
-        # The server's own children (nginx, gunicorn) must not outlive it either.
-        self._kill_group(process.pid)
-        return process.returncode
-
-    @staticmethod
-    def _kill_group(pgid: int) -> None:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        self._log.seek(0)
-        text = self._log.read().decode("utf-8", "replace")
-        return "\n".join(text.rstrip().splitlines()[-lines:])
-
-    def close(self) -> None:
-        self._log.close()
-
-
-def planned_steps(url: str | None, step: int = 7) -> tuple[str, ...]:
-    """test-server's numbered steps (the HTTP checks between them depend on the server)."""
-    if url is not None:
-        return (*MODEL_STEPS[: step - 1], f"{step}. server")
-    return (*MODEL_STEPS[: step - 1], f"{step}. server starts", f"{step + 1}. server stops")
-
-
-def test_server(
-    model: LoadedModel,
-    data: TestData,
-    report: Report,
-    *,
-    url: str | None = None,
-    server_config: str | Path | None = None,
-    scheme: str = "http",
-    debug: bool = False,
-    verify: bool | str = True,
-    tolerance: float = DEFAULT_TOLERANCE,
-    ready_timeout: float = 120.0,
-    step: int = 7,
-    token: str | None = None,
-) -> None:
-    """Check ``url``, or start the model's own server and check it; report every step."""
-    if url is not None:
-        problem = unreachable(url, verify=verify)
-        if problem is not None:
-            report.fail(f"{step}. server", f"server not reachable at {url}: {problem}")
-            return
-        report.ok(f"{step}. server", f"checking {url} (already running)")
-        check_server(url, model, data, report, verify=verify, tolerance=tolerance, token=token)
-        return
-    mode = "debug" if debug else "production"
-    port = free_port()
-    server = ServerProcess(model.spec.path, port=port, server_config=server_config, debug=debug)
-    base_url = f"{scheme}://127.0.0.1:{port}"
-    show_log = started = False
-    try:
-        server.start()
-        try:
-            wait_ready(base_url, timeout=ready_timeout, verify=verify, alive=server.alive)
-        except CatwalkError as exc:
-            report.fail(f"{step}. server starts", f"{mode} server: {exc}")
-            show_log = True
-            return
-        started = True
-        report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
-        check_server(base_url, model, data, report, verify=verify, tolerance=tolerance, token=token)
-        show_log = not report.passed
-    finally:
-        stopping = time.monotonic()
-        code = server.stop()
-        took = time.monotonic() - stopping
-        if started and took >= STOP_TIMEOUT:
-            report.fail(f"{step + 1}. server stops", f"killed after {STOP_TIMEOUT:g}s")
-            show_log = True
-        elif started:
-            report.ok(f"{step + 1}. server stops", f"exit code {code} after {took:.1f}s")
-        if show_log:
-            report.echo("--- server log (last lines) ---\n" + server.log_tail())
-        server.close()

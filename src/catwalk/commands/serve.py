@@ -264,7 +264,7 @@ def test_server_command(
     junit_xml: str | None,
 ) -> None:
     """Start the model's server (or use --url) and check it against the test data."""
-    from catwalk.checks.server_checks import planned_steps
+    from catwalk.checks.server_process import planned_steps
 
     with junit_reports(junit_xml) as reports:
         report = new_report("test-server", planned_steps(url))
@@ -295,7 +295,7 @@ def test_command(
 ) -> None:
     """Run test-model, then test-server (which is skipped when test-model fails)."""
     from catwalk.checks.model_checks import MODEL_STEPS, test_model
-    from catwalk.checks.server_checks import planned_steps
+    from catwalk.checks.server_process import planned_steps
 
     with junit_reports(junit_xml) as reports:
         report = new_report("test-model", MODEL_STEPS)
@@ -364,7 +364,7 @@ def _check_server(
     token: str | None = None,
     step: int = 7,
 ) -> None:
-    from catwalk.checks.server_checks import test_server
+    from catwalk.checks.server_process import test_server
 
     settings = load_settings(server_config)
     if token is None and url is None and settings.auth.tokens_file is not None:
