@@ -36,6 +36,10 @@ server:
 ``server.auth.tokens_file``: containers mount their tokens as a secret file.
 Unknown keys and keys written twice are errors: a typo must not silently leave a default in
 place, and a second ``workers:`` must not silently override the first.
+
+The environment-variable layer lives in :mod:`catwalk.config_env`, the allowed keys and
+one-field readers in :mod:`catwalk.config_fields`, tokens-file reading in
+:mod:`catwalk.tokens_file`.
 """
 
 from __future__ import annotations
@@ -43,16 +47,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from catwalk.config_env import ENV_SETTINGS, TOKENS_ENV, env_settings
+from catwalk.config_fields import check_keys, read_bool, read_int, read_mapping
 from catwalk.cpus import usable_cpus
 from catwalk.errors import ConfigError
 from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
+from catwalk.tokens_file import read_tokens, tokens_file_problem
 
 DEFAULT_PORT = 9090
 # Request body limits (docs/serving.md). orjson writes at most 255 levels (the echoed
@@ -61,7 +67,6 @@ DEFAULT_MAX_DEPTH = 64
 MAX_MAX_DEPTH = 200
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
-TOKENS_ENV = "SERVER_AUTH_TOKENS_FILE"
 _SIZE = re.compile(r"^(\d+)([kKmM]?)$")
 _MEMORY = re.compile(r"^(\d+)([kKmMgG]?)$")  # sizes of memory may be in GiB too
 # Whole-number connection/worker keys checked alike: (key, lowest allowed value).
@@ -72,34 +77,6 @@ _LIMITS = (
     ("max_requests_jitter", 0),
     ("graceful_timeout", 1),
 )
-_ALLOWED = {
-    "": {"logging", "server"},
-    "logging": {"level", "format"},
-    "server": {
-        "workers",
-        "preload",
-        "timeout",
-        "keepalive",
-        "max_body_size",
-        "validate_output",
-        "client_timeout",
-        "max_connections_per_client",
-        "max_requests",
-        "max_requests_jitter",
-        "max_worker_memory",
-        "graceful_timeout",
-        "shutdown_delay",
-        "metrics",
-        "ssl",
-        "limits",
-        "auth",
-        "batching",
-    },
-    "server.ssl": {"enabled", "cert", "key"},
-    "server.limits": {"max_depth"},
-    "server.auth": {"tokens_file"},
-    "server.batching": {"enabled", "max_batch_size", "max_latency_ms"},
-}
 
 
 @dataclass(frozen=True)
@@ -228,17 +205,17 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     problems: list[str] = []
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping with logging and server sections")
-    _check_keys(data, "", problems)
-    logging_section = _mapping(data, "logging", problems)
-    server = _mapping(data, "server", problems)
-    ssl_section = _mapping(server, "ssl", problems, "server.")
-    auth_section = _mapping(server, "auth", problems, "server.")
-    batching_section = _mapping(server, "batching", problems, "server.")
-    _check_keys(logging_section, "logging", problems)
-    _check_keys(server, "server", problems)
-    _check_keys(ssl_section, "server.ssl", problems)
-    _check_keys(auth_section, "server.auth", problems)
-    _check_keys(batching_section, "server.batching", problems)
+    check_keys(data, "", problems)
+    logging_section = read_mapping(data, "logging", problems)
+    server = read_mapping(data, "server", problems)
+    ssl_section = read_mapping(server, "ssl", problems, "server.")
+    auth_section = read_mapping(server, "auth", problems, "server.")
+    batching_section = read_mapping(server, "batching", problems, "server.")
+    check_keys(logging_section, "logging", problems)
+    check_keys(server, "server", problems)
+    check_keys(ssl_section, "server.ssl", problems)
+    check_keys(auth_section, "server.auth", problems)
+    check_keys(batching_section, "server.batching", problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
@@ -248,22 +225,24 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         problems.append(f"logging.format: must be one of {', '.join(LOG_FORMATS)}")
         log_format = "text"
     defaults = ServerSettings()
-    workers = _int(server, "workers", defaults.workers, 1, problems)
-    timeout = _int(server, "timeout", defaults.timeout, 1, problems)
-    keepalive = _int(server, "keepalive", defaults.keepalive, 0, problems)
-    preload = _bool(server, "preload", defaults.preload, "server.", problems)
-    validate_output = _bool(
+    workers = read_int(server, "workers", defaults.workers, 1, problems)
+    timeout = read_int(server, "timeout", defaults.timeout, 1, problems)
+    keepalive = read_int(server, "keepalive", defaults.keepalive, 0, problems)
+    preload = read_bool(server, "preload", defaults.preload, "server.", problems)
+    validate_output = read_bool(
         server, "validate_output", defaults.validate_output, "server.", problems
     )
     max_body = str(server.get("max_body_size", defaults.max_body_size))
     if not _SIZE.match(max_body):
         problems.append("server.max_body_size: must be a size such as 512k or 10m")
-    whole = {key: _int(server, key, getattr(defaults, key), low, problems) for key, low in _LIMITS}
+    whole = {
+        key: read_int(server, key, getattr(defaults, key), low, problems) for key, low in _LIMITS
+    }
     memory = server.get("max_worker_memory")
     if memory is not None and not (_MEMORY.match(str(memory)) and parse_size(str(memory)) > 0):
         problems.append("server.max_worker_memory: must be a size such as 512m or 2g")
 
-    metrics = _bool(server, "metrics", defaults.metrics, "server.", problems)
+    metrics = read_bool(server, "metrics", defaults.metrics, "server.", problems)
     shutdown_delay = server.get("shutdown_delay", 0)
     if isinstance(shutdown_delay, bool) or not isinstance(shutdown_delay, (int, float)):
         problems.append("server.shutdown_delay: must be a number of seconds >= 0")
@@ -276,8 +255,8 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     auth = _auth(auth_section, path.parent, problems)
     batching = _batching(batching_section, problems)
     # Request body limits (docs/serving.md): checked before a body is parsed.
-    limits = _mapping(server, "limits", problems, "server.")
-    _check_keys(limits, "server.limits", problems)
+    limits = read_mapping(server, "limits", problems, "server.")
+    check_keys(limits, "server.limits", problems)
     max_depth = limits.get("max_depth", DEFAULT_MAX_DEPTH)
     if isinstance(max_depth, bool) or not isinstance(max_depth, int):
         max_depth = None
@@ -311,7 +290,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
 
 
 def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:
-    enabled = _bool(section, "enabled", True, "server.batching.", problems)
+    enabled = read_bool(section, "enabled", True, "server.batching.", problems)
     size = section.get("max_batch_size")
     latency = section.get("max_latency_ms")
     for key, value, check in (
@@ -331,7 +310,7 @@ def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:
 
 
 def _ssl(section: dict[str, Any], base: Path, problems: list[str]) -> SslSettings:
-    enabled = _bool(section, "enabled", False, "server.ssl.", problems)
+    enabled = read_bool(section, "enabled", False, "server.ssl.", problems)
     if not enabled:
         return SslSettings()
     files: dict[str, Path] = {}
@@ -373,109 +352,6 @@ def _auth(section: dict[str, Any], base: Path, problems: list[str]) -> AuthSetti
         problems.append(f"{where}: {problem}")
         return AuthSettings()
     return AuthSettings(tokens_file=file)
-
-
-def read_tokens(file: Path) -> list[str]:
-    """The tokens in a tokens file: one per line, blank lines and ``#`` comments skipped.
-
-    Raises ValueError naming the line (never its content: it may be a token) when a line is
-    not one token.
-    """
-    tokens = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        token = line.strip()
-        if not token or token.startswith("#"):
-            continue
-        if any(c.isspace() for c in token) or not token.isprintable():
-            raise ValueError(f"{file}: line {number}: a token may not contain spaces")
-        tokens.append(token)
-    return tokens
-
-
-def tokens_file_problem(file: Path) -> str | None:
-    """Why ``file`` cannot be a tokens file (None when it can): missing, unreadable, shared."""
-    try:
-        mode = file.stat().st_mode
-    except OSError as exc:
-        return f"{file}: cannot be read ({exc.strerror})"
-    if not stat.S_ISREG(mode):
-        return f"{file}: not a regular file"
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        return (
-            f"{file}: readable or writable by other users (mode {stat.S_IMODE(mode):04o}); "
-            f"make it private: chmod 600 {file}"
-        )
-    if not os.access(file, os.R_OK):
-        return f"{file}: not readable by this user"
-    return None
-
-
-def _check_keys(section: dict[str, Any], where: str, problems: list[str]) -> None:
-    for key in section:
-        if key not in _ALLOWED[where]:
-            dotted = f"{where}.{key}" if where else str(key)
-            allowed = ", ".join(sorted(_ALLOWED[where]))
-            problems.append(f"{dotted}: unknown key (allowed: {allowed})")
-
-
-def _mapping(
-    data: dict[str, Any], key: str, problems: list[str], prefix: str = ""
-) -> dict[str, Any]:
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.append(f"{prefix}{key}: must be a mapping")
-        return {}
-    return value
-
-
-def _int(data: dict[str, Any], key: str, default: int, low: int, problems: list[str]) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        problems.append(f"server.{key}: must be a whole number >= {low}")
-        return default
-    return value
-
-
-def _bool(data: dict[str, Any], key: str, default: bool, prefix: str, problems: list[str]) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        problems.append(f"{prefix}{key}: must be true or false")
-        return default
-    return value
-
-
-# --- environment variables: the settings operators change most in containers --------------
-#: Variable -> (section, key) of application.yml. Precedence: a command-line flag (none of
-#: these has one) > the variable > application.yml > the default. Empty means unset.
-ENV_SETTINGS = {
-    "SERVER_WORKERS": ("server", "workers"),
-    "SERVER_TIMEOUT": ("server", "timeout"),
-    "LOG_LEVEL": ("logging", "level"),
-    "LOG_FORMAT": ("logging", "format"),
-}
-
-
-def env_settings(data: Any) -> Any:
-    """Parsed application.yml ``data`` with the ENV_SETTINGS variables that are set over it."""
-    if not isinstance(data, dict):
-        return data  # parse_settings says what is wrong with it
-    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for name, (section, key) in ENV_SETTINGS.items():
-        text = os.environ.get(name, "").strip()
-        if not text:
-            continue
-        value: object = text
-        if key in ("workers", "timeout"):
-            if not text.isdigit() or int(text) < 1:
-                raise ConfigError(f"{name}: {text!r} is not a whole number >= 1")
-            value = int(text)
-        if merged.get(section) is None:
-            merged[section] = {}
-        if isinstance(merged[section], dict):
-            merged[section][key] = value
-    return merged
 
 
 def _parse_with_env(data: Any, path: Path, port: int) -> ServerSettings:

@@ -24,7 +24,7 @@ from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TEST_DATA_PREFIX, Tes
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server
 from catwalk.checks.server_reach import wait_ready
-from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings, read_tokens
+from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
 from catwalk.errors import CatwalkError, SpecError
 from catwalk.image import docker as dk
 from catwalk.image.dockerfile import CONFIG_DIR
@@ -32,6 +32,7 @@ from catwalk.image.naming import image_ref
 from catwalk.model import LoadedModel
 from catwalk.ports import port_is_free
 from catwalk.spec import ModelSpec, check_model_folder, load_spec
+from catwalk.tokens_file import read_tokens
 
 #: The UID test-image runs the image as: not the image's own user, not root.
 TEST_UID = "23456:0"

@@ -33,8 +33,9 @@ from catwalk.commands.common import (
     token_option,
     tolerance_option,
 )
-from catwalk.config import ServerSettings, load_settings, read_tokens
+from catwalk.config import ServerSettings, load_settings
 from catwalk.errors import ConfigError
+from catwalk.tokens_file import read_tokens
 
 if TYPE_CHECKING:
     from catwalk.model import LoadedModel

@@ -25,11 +25,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from catwalk.config import read_tokens, tokens_file_problem
 from catwalk.errors import ConfigError
 from catwalk.server import docs
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
+from catwalk.tokens_file import read_tokens, tokens_file_problem
 
 PUBLIC_PATHS = frozenset({"/status", "/ready"})
 RECHECK_SECONDS = 1.0
