@@ -43,6 +43,8 @@ BODY = json.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1
 
 def in_process(number: int, repeat: int) -> dict[str, float]:
     """µs per POST /predict through the WSGI app, metrics off and on (this process's mode)."""
+    from overhead import predict_environ  # bench/overhead.py (this script's folder)
+
     from catwalk.config import ServerSettings
     from catwalk.model import load_model
     from catwalk.server.app import create_app
@@ -60,19 +62,7 @@ def in_process(number: int, repeat: int) -> dict[str, float]:
             assert status.startswith("200"), status
 
         def once() -> Any:
-            environ = {
-                "REQUEST_METHOD": "POST",
-                "PATH_INFO": "/predict",
-                "SERVER_NAME": "localhost",
-                "SERVER_PORT": "9090",
-                "SERVER_PROTOCOL": "HTTP/1.0",
-                "CONTENT_TYPE": "application/json",
-                "CONTENT_LENGTH": str(len(BODY)),
-                "wsgi.input": io.BytesIO(BODY),
-                "wsgi.url_scheme": "http",
-                "wsgi.errors": sys.stderr,
-            }
-            return b"".join(app(environ, start_response))
+            return b"".join(app(predict_environ(BODY), start_response))
 
         return once
 

@@ -46,24 +46,31 @@ def best_us(func: Callable[[], Any], number: int, repeat: int) -> float:
     return min(timeit.repeat(func, number=number, repeat=repeat)) / number * 1e6
 
 
+def predict_environ(body: bytes) -> dict[str, Any]:
+    """A fresh WSGI environ for ``POST /predict`` with ``body``: a WSGI app called without a server.
+
+    Also used by bench/metrics_overhead.py.
+    """
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/predict",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "9090",
+        "SERVER_PROTOCOL": "HTTP/1.0",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+
+
 def wsgi_call(app: Any, body: bytes) -> Callable[[], Any]:
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         pass
 
     def call() -> Any:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/predict",
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "9090",
-            "SERVER_PROTOCOL": "HTTP/1.0",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-        }
-        return b"".join(app(environ, start_response))
+        return b"".join(app(predict_environ(body), start_response))
 
     return call
 

@@ -109,9 +109,11 @@ def serve_command(
     note_unused_env(ctx)
     settings = load_settings(server_config, server_port)
     if reload:
-        sys.exit(
-            _serve_reloading(model_path, server_config, server_port, debug, run_tests, install)
-        )
+        if not debug:
+            raise click.UsageError(
+                "--reload needs --debug (the production server is not for editing)"
+            )
+        sys.exit(_serve_reloading(model_path, server_config, server_port, run_tests, install))
     spec = load_spec(model_path)
     if install:
         click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
@@ -138,16 +140,13 @@ def _serve_reloading(
     model_path: str,
     server_config: Path | None,
     server_port: int,
-    debug: bool,
     run_tests: bool,
     install: bool,
 ) -> int:
-    """This command without --reload, as a child restarted on every change (server.reload)."""
+    """This command with --debug and without --reload, as a child restarted on every change."""
     from catwalk.server.reload import serve_with_reload
     from catwalk.spec import check_model_folder
 
-    if not debug:
-        raise click.UsageError("--reload needs --debug (the production server is not for editing)")
     folder = check_model_folder(model_path)
     command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
     command += ["--server-port", str(server_port), "--run-tests" if run_tests else "--no-run-tests"]
