@@ -594,10 +594,17 @@ def test_a_cpu_limit_gives_one_worker(
     container = _run(client, ref, port, user="23456:0", nano_cpus=1_000_000_000)  # --cpus 1
     try:
         _predict(port, MODELS["rng"][2], container)
+        # The supervisor logs its "serving ... N workers" line once it has seen gunicorn
+        # answer, which may come just after the first prediction: wait for it.
+        deadline = time.monotonic() + 30
         logs = container.logs().decode(errors="replace")
+        while "serving " not in logs and time.monotonic() < deadline:
+            time.sleep(0.2)
+            logs = container.logs().decode(errors="replace")
     finally:
         container.remove(force=True)
     assert re.search(r"\b1 workers\b", logs), logs
+    assert logs.count("Booting worker with pid") == 1, logs
 
 
 def test_push_never_replaces_a_version_unless_told(
