@@ -246,11 +246,8 @@ def _tls_config(conf: Path) -> Path:
     return config
 
 
-def test_https_with_an_ssl_config(
-    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
-) -> None:
-    config = _tls_config(tmp_path / "conf")
-    folder, _ = model_images["rng"]
+def _test_image_over_https(folder: Path, registry: str, config: Path) -> None:
+    """test-image with an SSL config passes and checked the server over HTTPS."""
     port = str(free_port())
     result = catwalk(
         "test-image", "-m", str(folder), "--docker-registry", registry,
@@ -258,6 +255,14 @@ def test_https_with_an_ssl_config(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"https://127.0.0.1:{port} answered" in result.stdout
+
+
+def test_https_with_an_ssl_config(
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
+) -> None:
+    config = _tls_config(tmp_path / "conf")
+    folder, _ = model_images["rng"]
+    _test_image_over_https(folder, registry, config)
 
 
 def test_ssl_config_inside_the_model_folder_and_private_files(
@@ -299,13 +304,7 @@ def test_ssl_config_inside_the_model_folder_and_private_files(
     assert files[-1] == str((folder / "model.py").stat().st_size), listing
     env = client.api.inspect_image(ref)["Config"]["Env"]
     assert "SERVER_CONFIG=/etc/catwalk/application.yml" in env
-    port = str(free_port())
-    result = catwalk(
-        "test-image", "-m", str(folder), "--docker-registry", registry,
-        "--network", "host", "--server-port", port, "--server-config", str(config),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"https://127.0.0.1:{port} answered" in result.stdout
+    _test_image_over_https(folder, registry, config)
 
 
 def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
