@@ -164,6 +164,26 @@ def test_max_requests_replaces_workers(serve: Serve, tmp_path: Path) -> None:
     assert len(set(pids)) >= 3, pids
 
 
+def test_workers_replaced_under_load_fail_no_request(serve: Serve, tmp_path: Path) -> None:
+    # nginx keeps connections to the workers open; a worker that ends (every 5 requests here)
+    # closes them between requests, and a request nginx had just sent on one is sent again.
+    config = write_config(tmp_path, "server:\n  workers: 2\n  max_requests: 5\n")
+    server = serve(LEAKY, config=config)
+
+    def client(_: int) -> list[int]:
+        with requests.Session() as session:
+            return [
+                session.post(server.url + "/predict", json={"input": {"mb": 0}}, timeout=10)
+                .status_code
+                for _ in range(40)
+            ]
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = [status for batch in pool.map(client, range(16)) for status in batch]
+    assert statuses == [200] * 640, sorted(set(statuses))
+    assert server.output().count("Autorestarting worker") >= 20  # each serves 5 or more
+
+
 # -- 9. nginx's own errors carry the client's id and are logged ------------------------------
 
 
@@ -174,16 +194,20 @@ def test_nginx_errors_are_logged_as_json_with_the_id_the_client_got(
     server = serve(SLEEPY, config=config)
     too_large = server.post("/predict", data=b"x" * 4096, headers={"X-Correlation-Id": "order-17"})
     assert too_large.status_code == 413 and too_large.json()["correlation_id"] == "order-17"
-    # A worker that dies in the request: nginx's 502 keeps the client's id.
+    # A request that kills every worker it reaches (nginx sends it once more, to the new
+    # worker, when the first dies): nginx's 502 keeps the client's id.
     [master] = [p for p in server.pids("catwalk.server.wsgi") if p in _children(server.catwalk_pid)]
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(
             server.post, "/predict", json={"input": {"seconds": 5}},
             headers={"X-Correlation-Id": "order-18"},
         )  # fmt: skip
-        worker = wait_for(lambda: _children(master), 5)[0]
-        time.sleep(0.5)
-        os.kill(worker, signal.SIGKILL)
+        killed: list[int] = []
+        for _ in range(2):
+            worker = wait_for(lambda: [p for p in _children(master) if p not in killed], 5)[0]
+            time.sleep(0.5)
+            os.kill(worker, signal.SIGKILL)
+            killed.append(worker)
         crashed = slow.result(10)
     assert crashed.status_code == 502 and crashed.json()["correlation_id"] == "order-18"
     without = server.post("/predict", data=b"x" * 4096)  # no header: nginx's request id

@@ -1,27 +1,33 @@
 """Adaptive micro-batching: concurrent requests of one worker answered by one model call.
 
-A worker serving a model with ``batching:`` runs each request in its own thread (gunicorn
-``gthread`` in production, :func:`worker_threads` threads per worker; the Flask dev server is
-threaded too). A request is parsed and validated in its thread, then :meth:`Batcher.submit`
-hands its input to the worker's collector thread and waits. The collector takes the oldest
-waiting input and waits for more, up to ``max_batch_size``, for at most ``max_latency_ms``
-from that input's arrival, and only while another request of this worker is still being read
-and validated (:meth:`Batcher.arriving`): nobody waits for requests that are not there, so a
-lone request goes to the model at once. Under load the queue fills while the model runs, and
-the next batch leaves as soon as the model is free. The model is called once per batch
-(:func:`catwalk.model_batch.predict_many`); each answer goes back to its own request's
-thread, which checks and writes its own response.
+A request to a model with ``batching:`` is parsed and validated on its own, then
+:meth:`Batcher.submit` hands its input to the worker's collector and waits. The collector
+takes the oldest waiting input and waits for more, up to ``max_batch_size``, for at most
+``max_latency_ms`` from that input's arrival, and only while more are on their way; under
+load the queue fills while the model runs, and the next batch leaves as soon as the model is
+free. The model is called once per batch (:func:`catwalk.model_batch.predict_many`); each
+answer goes back to its own request, which checks and writes its own response.
 
-- A model that raises fails every request of that batch (500 each); the next batch is served.
-- A request not answered within ``server.timeout`` gets 504. When a batch is still in the
-  model ``exit_after`` seconds after it started (production: server.timeout plus gunicorn's
-  margin), the worker ends itself and gunicorn starts a new one, as it does with a sync
-  worker stuck in a request.
-- The numbers (batches, requests, sizes) are in :meth:`Batcher.stats`, for metrics.
+Two ways to wait, one collector:
+
+- Production (:mod:`catwalk.server.loop_worker`, :func:`attach_loop`): each request runs in a
+  greenlet of the worker's one thread. ``submit`` queues the input and switches back to the
+  event loop, which reads the next requests; the batch runs in the loop as soon as
+  ``max_batch_size`` inputs wait, or as many as the last batch had (the clients that were
+  answered are coming back) and no request is half read, or ``max_latency_ms`` after the
+  oldest arrived. A batch stuck in the model stops the worker's heartbeat: gunicorn aborts it
+  at its timeout and starts a new one, as with any request.
+- The debug server (threaded): each request has its own thread, and a collector thread waits
+  while other requests are still being read and validated (:meth:`Batcher.arriving`); a
+  request not answered within ``server.timeout`` gets 504.
+
+A model that raises fails every request of that batch (500 each); the next batch is served.
+The numbers (batches, requests, sizes) are in :meth:`Batcher.stats`, for metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -31,6 +37,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from greenlet import getcurrent
+
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelTimeout
 from catwalk.model import LoadedModel
@@ -38,22 +46,9 @@ from catwalk.model_batch import predict_many
 from catwalk.server.logs import LOGGER_NAME
 from catwalk.spec import Batching
 
-# Exit code of a worker that ended itself because a batch stayed in the model too long.
-STUCK_EXIT = 70
-# Threads per gunicorn worker for a batching model: enough for one full batch in the model
-# while the next one is being parsed and collected.
-MAX_THREADS = 128
-
 RunBatch = Callable[[list[Any]], list[Any]]
-# Seconds after which a batch still in the model ends its worker (None: never). Set by the
-# gunicorn side of production mode (catwalk.server.wsgi); the debug server never ends itself.
-_exit_after: float | None = None
-
-
-def end_stuck_workers(after: float | None) -> None:
-    """From now on, a worker whose batch stays ``after`` seconds in the model ends itself."""
-    global _exit_after
-    _exit_after = after
+# The collectors of this process (one per app): attach_loop puts them on a worker's loop.
+_batchers: list[Batcher] = []
 
 
 def make_batcher(model: LoadedModel, settings: ServerSettings) -> Batcher | None:
@@ -61,25 +56,31 @@ def make_batcher(model: LoadedModel, settings: ServerSettings) -> Batcher | None
     batching = settings.batching.apply(model.spec.batching)
     if batching is None:
         return None
-    return Batcher(
+    batcher = Batcher(
         lambda inputs: predict_many(model, inputs), batching, timeout=float(settings.timeout)
     )
+    _batchers.append(batcher)
+    return batcher
 
 
-def worker_threads(batching: Batching) -> int:
-    """gunicorn threads per worker for a model batched with ``batching``."""
-    return max(4, min(2 * batching.max_batch_size, MAX_THREADS))
+def attach_loop(loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> bool:
+    """Run this process's collectors on ``loop`` (the worker's), each request in a greenlet;
+    ``reading()`` counts the requests half read. False when nothing here batches."""
+    for batcher in _batchers:
+        batcher.attach(loop, reading)
+    return bool(_batchers)
 
 
 class _Pending:
     """One request's input waiting for its batch, and then its answer."""
 
-    __slots__ = ("arrived", "data", "done", "error", "output")
+    __slots__ = ("arrived", "data", "done", "error", "output", "waiter")
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, waiter: Any = None) -> None:
         self.data = data
         self.arrived = time.monotonic()
-        self.done = threading.Event()
+        self.waiter = waiter  # the request's greenlet (on a loop), else None
+        self.done = threading.Event() if waiter is None else None
         self.output: Any = None
         self.error: CatwalkError | None = None
 
@@ -98,7 +99,6 @@ class Batcher:
         self.max_batch_size = batching.max_batch_size
         self.max_latency = batching.max_latency_ms / 1000.0
         self.timeout = timeout
-        self.exit_after: float | None = None
         self._log = logging.getLogger(LOGGER_NAME)
         self._pid = -1  # the process whose collector thread is running (none yet)
         self._start_lock = threading.Lock()
@@ -106,8 +106,13 @@ class Batcher:
         self._queue: deque[_Pending] = deque()
         self._arriving = 0  # requests being read and validated, not yet in the queue
         self._local = threading.local()
-        self._busy_since: float | None = None  # when the batch now in the model started
-        self._busy_size = 0
+        # On an event loop (attach): the loop, its count of half-read requests, the calls
+        # scheduled to run the next batch, and the size of the last one.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading: Callable[[], int] = lambda: 0
+        self._soon: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._expected = 1
         # Numbers for metrics: how many batches and requests, and how big the batches were.
         self.batches = 0
         self.requests = 0
@@ -118,6 +123,9 @@ class Batcher:
     @contextmanager
     def arriving(self) -> Iterator[None]:
         """Around a request's reading and validation: the collector may wait for it."""
+        if self._loop is not None:  # the loop counts half-read requests itself
+            yield
+            return
         if self._pid != os.getpid():
             self._start()
         local = self._local
@@ -135,6 +143,8 @@ class Batcher:
 
     def submit(self, data: Any) -> Any:
         """The model's output for ``data`` (JSON), computed in a batch; raises CatwalkError."""
+        if self._loop is not None:
+            return self._submit_on_loop(data)
         if self._pid != os.getpid():
             self._start()
         pending = _Pending(data)
@@ -145,6 +155,7 @@ class Batcher:
                 self._arriving -= 1
             self._queue.append(pending)
             self._cond.notify()
+        assert pending.done is not None
         if not pending.done.wait(self.timeout):
             raise ModelTimeout(
                 f"the model did not answer within {self.timeout:g} s (server.timeout)"
@@ -164,10 +175,62 @@ class Batcher:
                 "queued": len(self._queue),
             }
 
+    # ------------------------------------------------------- on a loop ----
+    def attach(self, loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> None:
+        """From now on, wait on ``loop`` (see the module docstring); no threads."""
+        self._loop, self._reading = loop, reading
+        self._queue = deque()
+
+    def _submit_on_loop(self, data: Any) -> Any:
+        me = getcurrent()
+        if me.parent is None:  # the loop's own greenlet cannot wait: a batch of one
+            pending = _Pending(data)
+            self._answer([pending])
+        else:
+            pending = _Pending(data, me)
+            self._queue.append(pending)
+            self._schedule()
+            me.parent.switch()  # back to the loop, until _flush resumes this request
+        if pending.error is not None:
+            raise pending.error
+        return pending.output
+
+    def _schedule(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        queued = len(self._queue)
+        if not queued:
+            return
+        if self._soon is None:  # after the loop has read what has arrived meanwhile
+            self._soon = loop.call_soon(self._flush_if_ready)
+        if self._timer is None:
+            wait = self._queue[0].arrived + self.max_latency - time.monotonic()
+            self._timer = loop.call_later(max(wait, 0.0), self._flush)
+
+    def _flush_if_ready(self) -> None:
+        self._soon = None
+        queued = len(self._queue)
+        if queued >= self.max_batch_size or (queued >= self._expected and not self._reading()):
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queue = self._queue
+        if not queue:
+            return
+        batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch_size))]
+        self._expected = len(batch)
+        self._answer(batch)
+        for pending in batch:
+            pending.waiter.switch()  # the request goes on, to its answer
+        self._schedule()
+
     # --------------------------------------------------------- collector ----
     def _start(self) -> None:
-        # Threads do not survive fork: a gunicorn worker forked from a preloading master
-        # starts its own collector on its first request.
+        # Threads do not survive fork: a process forked from a preloading one starts its
+        # own collector on its first request.
         with self._start_lock:
             if self._pid == os.getpid():
                 return
@@ -175,10 +238,7 @@ class Batcher:
             self._queue = deque()
             self._arriving = 0
             self._local = threading.local()
-            self.exit_after = _exit_after
             threading.Thread(target=self._collect, name="catwalk-batcher", daemon=True).start()
-            if self.exit_after is not None:
-                threading.Thread(target=self._watch, name="catwalk-watchdog", daemon=True).start()
             self._pid = os.getpid()
 
     def _collect(self) -> None:
@@ -195,14 +255,13 @@ class Batcher:
                     cond.wait(left)
                 take = min(len(queue), self.max_batch_size)
                 batch = [queue.popleft() for _ in range(take)]
-                self._busy_since, self._busy_size = time.monotonic(), take
-            try:
-                self._answer(batch)
-            finally:
-                with cond:
-                    self._busy_since = None
+            self._answer(batch)
+            for pending in batch:
+                assert pending.done is not None
+                pending.done.set()
 
     def _answer(self, batch: list[_Pending]) -> None:
+        """Run the model on ``batch`` and leave each request its output or error."""
         failed = False
         started = time.perf_counter()
         try:
@@ -234,21 +293,3 @@ class Batcher:
                 pending.error = result
             else:
                 pending.output = result
-            pending.done.set()
-
-    def _watch(self) -> None:
-        assert self.exit_after is not None
-        while True:
-            time.sleep(min(1.0, self.exit_after / 4))
-            started = self._busy_since
-            if started is not None and time.monotonic() - started > self.exit_after:
-                self._log.error(
-                    "worker timeout: a batch of %d request(s) has been in the model for more "
-                    "than %g s (server.timeout, nginx answered 504); this worker ends and "
-                    "gunicorn starts a new one",
-                    self._busy_size,
-                    self.exit_after,
-                )
-                for handler in logging.getLogger().handlers:
-                    handler.flush()
-                os._exit(STUCK_EXIT)

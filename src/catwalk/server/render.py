@@ -52,13 +52,14 @@ class WorkerUser:
 class Tuning:
     """Knobs chosen with the benchmark (bench/), not part of application.yml."""
 
-    # gunicorn "sync" workers: one request at a time per process, no keep-alive to nginx; the
-    # cheapest per request for CPU-bound models (bench/RESULTS.md).
-    worker_class: str = "sync"
+    # catwalk's event-loop worker (catwalk.server.loop_worker): one request at a time per
+    # process (a batching model's requests meet in its collector), keep-alive from nginx;
+    # about 3x gunicorn's "sync" worker on the same app (bench/RESULTS.md).
+    worker_class: str = "catwalk.server.loop_worker.LoopWorker"
     threads: int = 1
-    # nginx -> gunicorn keep-alive connections per nginx worker (0: a new connection per
-    # request; sync workers close every connection anyway).
-    upstream_keepalive: int = 0
+    # Idle nginx -> gunicorn keep-alive connections each nginx worker keeps (0: a new
+    # connection per request, as gunicorn's sync workers need).
+    upstream_keepalive: int = 32
     nginx_workers: str = "auto"
     # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
     # machine's limit (RLIMIT_NOFILE); worker_connections follows from it.

@@ -52,9 +52,9 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
-from catwalk.server import readiness
-from catwalk.server.batching import end_stuck_workers, worker_threads
+from catwalk.server import loop_worker, readiness
 from catwalk.server.envelope import error_body, new_correlation_id
+from catwalk.server.http_conn import json_answer
 from catwalk.server.logs import (
     LOGGER_NAME,
     REQUEST_ID_KEY,
@@ -63,8 +63,8 @@ from catwalk.server.logs import (
     in_flight,
     safe,
 )
-from catwalk.server.render import WORKER_TIMEOUT_MARGIN, RunLayout, Tuning
-from catwalk.spec import Batching, load_spec
+from catwalk.server.render import RunLayout
+from catwalk.spec import load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
 # prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
@@ -119,12 +119,17 @@ _cut: list[str] = []
 
 
 def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
-    """gunicorn's own error answer (``gunicorn.util.write_error``), as the JSON envelope.
+    """gunicorn's own error answer (``gunicorn.util.write_error``), as the JSON envelope."""
+    gunicorn_util.write_nonblock(sock, json_error(status, reason, message))
 
-    nginx refuses most malformed requests first (and answers JSON); what gunicorn alone
+
+def json_error(status: int, reason: str, message: str) -> bytes:
+    """The whole answer to a request the worker answers itself, as the JSON envelope.
+
+    nginx refuses most malformed requests first (and answers JSON); what a worker alone
     refuses (e.g. a control character in a header value) gets a fresh id, logged here. The
-    request a stop cuts (gunicorn answers its SystemExit with a 500) is a 503 saying so,
-    with the request's own correlation id.
+    request a stop cuts (the worker's SystemExit, a 500 otherwise) is a 503 saying so, with
+    the request's own correlation id.
     """
     correlation_id = None
     text = f"{reason.lower()}: {message}" if message else reason.lower()
@@ -137,12 +142,12 @@ def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
     logging.getLogger(LOGGER_NAME).warning(
         "correlation_id=%s gunicorn answered itself: %d %s", correlation_id, status, safe(text)
     )
-    body = error_body(correlation_id, text)
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+    return json_answer(status, error_body(correlation_id, text), reason)
+
+
+def cutting() -> bool:
+    """True once :func:`worker_cut` has begun ending this worker in a request."""
+    return bool(_cut)
 
 
 def recycle_if_over(worker: Any, limit: int, written: str) -> None:
@@ -259,29 +264,6 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
             raise AppImportError(str(exc)) from None
 
 
-def batching_of(job: Job) -> Batching | None:
-    """The batching in force for the job's model; None when unbatched or unreadable."""
-    try:
-        spec = load_spec(job.model_path)
-    except CatwalkError:  # reported when the app is built
-        return None
-    return job.settings.batching.apply(spec.batching)
-
-
-def tuning_for(job: Job) -> Tuning:
-    """The worker model for the job's model (see docs/batching.md).
-
-    Unbatched: gunicorn ``sync`` workers, the cheapest per request. Batching: ``gthread``
-    workers, a thread per request so that concurrent requests meet in the worker's collector
-    (:mod:`catwalk.server.batching`), and keep-alive connections from nginx, which spare the
-    worker's one event-loop thread an accept and a close per request.
-    """
-    batching = batching_of(job)
-    if batching is None:
-        return Tuning()
-    return Tuning(worker_class="gthread", threads=worker_threads(batching), upstream_keepalive=16)
-
-
 def _report(layout: RunLayout, message: str) -> None:
     try:
         layout.error_file.write_text(message + "\n", encoding="utf-8")
@@ -305,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
     readiness.state.stop_file = str(layout.stop_file)
-    # A batch still in the model when gunicorn would have aborted a sync worker ends its worker.
-    end_stuck_workers(job.settings.timeout + WORKER_TIMEOUT_MARGIN)
+    # The workers refuse bodies above the limit nginx enforces (only a client of the socket
+    # itself could send one).
+    loop_worker.max_body_bytes = job.settings.max_body_bytes
     app = None
     if job.settings.preload:
         try:

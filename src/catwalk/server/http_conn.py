@@ -1,0 +1,298 @@
+"""One HTTP/1.1 connection from nginx to a :mod:`catwalk.server.loop_worker` worker.
+
+nginx keeps connections to the workers open (upstream keep-alive) and sends one request at a
+time on each. :class:`Connection` parses them with httptools (llhttp, the C parser uvicorn
+uses) and hands each complete :class:`Request` to the worker, which builds its PEP 3333
+environ (:meth:`Request.environ`) and answers it with the WSGI app. The answer is written
+with :func:`response_bytes`: status line, the app's headers, ``Content-Length``.
+
+Only nginx talks to this socket (it is ``0600``, or ``0660`` with nginx's group), and nginx
+has already refused what is malformed, too large or too slow, with JSON. What still reaches
+here and is refused (a parse error, headers or a body beyond the bounds below, a protocol
+upgrade) gets a JSON answer, and the connection is closed.
+
+A connection is closed by the worker only when no request is being read or answered on it
+(:meth:`Connection.close_if_idle`): a request nginx sends on a connection the worker has just
+closed is one the worker never saw, and nginx sends it again on a new connection
+(``proxy_next_upstream error non_idempotent`` in nginx.conf).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from catwalk.server.envelope import error_body, new_correlation_id
+from catwalk.server.logs import LOGGER_NAME, safe
+
+# Bounds on what one request may bring before it is complete: far above what nginx forwards
+# (a request line and header lines of at most 7k each; bodies up to server.max_body_size,
+# checked against the worker's own bound), so only a client of the socket itself meets them.
+MAX_HEADER_BYTES = 1 << 20
+MAX_HEADERS = 1000
+
+_REASONS = {
+    400: "Bad Request",
+    413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Server(Protocol):
+    """What a connection needs of its worker."""
+
+    connections: set[Connection]
+    max_body_bytes: int
+    loop: asyncio.AbstractEventLoop
+
+    def answer(self, conn: Connection, request: Request) -> None: ...
+
+
+class Request:
+    """A complete request as parsed; :meth:`environ` makes its WSGI environ."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "url", "version")
+
+    def __init__(
+        self,
+        method: bytes,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        version: str,
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.version = version
+        self.keep_alive = keep_alive
+
+    def environ(self, base: dict[str, Any]) -> dict[str, Any]:
+        """The WSGI environ (``base``: the keys every request of the worker shares).
+
+        As gunicorn builds it: ``PATH_INFO`` percent-decoded (latin-1, PEP 3333), repeated
+        headers joined with commas, headers whose name holds ``_`` dropped (``X_Foo`` could
+        pose as ``X-Foo``), ``wsgi.url_scheme`` from nginx's ``X-Forwarded-Proto``.
+        """
+        environ = base.copy()
+        url = self.url
+        path, _, query = url.partition(b"?")
+        if b"%" in path:
+            path = unquote_to_bytes(path)
+        environ["REQUEST_METHOD"] = self.method.decode("latin-1")
+        environ["PATH_INFO"] = path.decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["RAW_URI"] = url.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + self.version
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        for name, value in self.headers:
+            key = name.decode("latin-1").upper()
+            text = value.decode("latin-1")
+            if key == "CONTENT-LENGTH":
+                environ["CONTENT_LENGTH"] = text
+            elif key == "CONTENT-TYPE":
+                environ["CONTENT_TYPE"] = text
+            elif "_" not in key:
+                key = "HTTP_" + key.replace("-", "_")
+                if key in environ:
+                    environ[key] += "," + text
+                else:
+                    environ[key] = text
+        host = environ.get("HTTP_HOST")
+        if host:
+            name, colon, port = host.rpartition(":")
+            if colon and port.isdigit() and not name.endswith(":"):  # not a bare IPv6
+                environ["SERVER_NAME"], environ["SERVER_PORT"] = name, port
+            else:
+                environ["SERVER_NAME"] = host
+        if environ.get("HTTP_X_FORWARDED_PROTO") == "https":
+            environ["wsgi.url_scheme"] = "https"
+        return environ
+
+
+class Connection(asyncio.Protocol):
+    """httptools gathers each request; :meth:`data_received` has the worker answer it."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.complete: deque[Request] = deque()
+        self.reading = False  # a request has begun and is not complete yet
+        self.last_active = 0.0  # loop.time() of the last answer (or of the connection)
+        self.answering = 0  # requests handed to the worker and not answered yet
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0  # received since the last request's head was complete
+        self.in_body = False
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+
+    # ------------------------------------------------------------------ asyncio ----
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+        self.last_active = self.server.loop.time()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if not self.in_body:  # an upper bound of the head's size (one read too many at most)
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEADER_BYTES:
+                self.refuse(
+                    431, f"request header fields too large (more than {MAX_HEADER_BYTES} bytes)"
+                )
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.refuse(400, "bad request: protocol upgrades are not served")
+            return
+        except httptools.HttpParserError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, TooLarge):
+                self.refuse(cause.status, str(cause))
+            else:
+                self.refuse(400, f"bad request: {exc}")
+            return
+        while self.complete and self.transport is not None:
+            self.server.answer(self, self.complete.popleft())
+
+    # ---------------------------------------------------------------- httptools ----
+    def on_message_begin(self) -> None:
+        self.reading = True
+        head_bytes = self.head_bytes
+        self._reset()
+        self.head_bytes = head_bytes
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        if len(self.headers) > MAX_HEADERS:
+            raise TooLarge(431, f"request header fields too large (more than {MAX_HEADERS})")
+
+    def on_headers_complete(self) -> None:
+        self.in_body = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.server.max_body_bytes:
+            raise TooLarge(413, "payload too large")
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.complete.append(
+            Request(
+                parser.get_method(),
+                self.url,
+                self.headers,
+                body,
+                parser.get_http_version(),
+                parser.should_keep_alive(),
+            )
+        )
+        self.reading = False
+        self.in_body = False
+        self.head_bytes = 0
+
+    # ------------------------------------------------------------------ answers ----
+    def write(self, data: bytes, close: bool) -> None:
+        """Send ``data`` (a whole answer); ``close``: then close the connection."""
+        transport = self.transport
+        if transport is None:  # nginx went away (its client did)
+            return
+        transport.write(data)
+        self.last_active = self.server.loop.time()
+        if close:
+            transport.close()  # after the data is written
+            self.transport = None
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer JSON to what is not passed to the app, log it, and close the connection."""
+        correlation_id = new_correlation_id()
+        logging.getLogger(LOGGER_NAME).warning(
+            "correlation_id=%s the worker refused a request: %d %s",
+            correlation_id,
+            status,
+            safe(message),
+        )
+        self.write(json_answer(status, error_body(correlation_id, message)), True)
+
+    def close_if_idle(self, since: float = float("inf")) -> bool:
+        """Close the connection unless a request is being read or answered on it, or it has
+        been busy after ``since`` (``loop.time()``); True if closed."""
+        if self.reading or self.complete or self.answering or self.transport is None:
+            return False
+        if self.last_active > since:
+            return False
+        self.transport.close()
+        self.transport = None
+        return True
+
+
+class TooLarge(Exception):
+    """Raised in a parser callback: the request passed one of the bounds above."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def json_answer(status: int, body: bytes, reason: str | None = None) -> bytes:
+    """A whole ``Connection: close`` answer with a JSON body."""
+    reason = reason or _REASONS.get(status, "Error")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def response_bytes(
+    status: str,
+    headers: list[tuple[str, str]],
+    body: Iterable[bytes],
+    head_only: bool,
+    close: bool,
+) -> bytes:
+    """The HTTP/1.1 answer for a WSGI status, header list and body (read whole).
+
+    ``Content-Length`` is the app's when it gave one, else the body's length; ``close`` adds
+    ``Connection: close``. nginx sets ``Date`` and ``Server`` itself.
+    """
+    chunks = body if isinstance(body, list) else list(body)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    lines = ["HTTP/1.1 ", status, "\r\n"]
+    has_length = False
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            has_length = True
+        lines += (name, ": ", value, "\r\n")
+    if not has_length:
+        lines += ("Content-Length: ", str(len(data)), "\r\n")
+    if close:
+        lines.append("Connection: close\r\n")
+    lines.append("\r\n")
+    head = "".join(lines).encode("latin-1")
+    return head if head_only else head + data

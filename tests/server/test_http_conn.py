@@ -1,0 +1,192 @@
+"""catwalk's worker-side HTTP/1.1 (catwalk.server.http_conn): parsing, environ, answers.
+
+The connection is driven byte by byte as nginx would drive it, with a transport that records
+what is written; the worker is a stand-in that answers each request with its environ's
+method and path (the real worker, behind real nginx, is in tests/production).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from catwalk.server.http_conn import (
+    MAX_HEADER_BYTES,
+    Connection,
+    Request,
+    json_answer,
+    response_bytes,
+)
+
+BASE = {"SCRIPT_NAME": "", "wsgi.url_scheme": "http"}
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Clock:
+    now = 100.0
+
+    def time(self) -> float:
+        return self.now
+
+
+class Worker:
+    """Answers each request with ``METHOD PATH body-length`` (and keeps its environ)."""
+
+    def __init__(self, max_body_bytes: int = 1000) -> None:
+        self.loop = Clock()
+        self.connections: set[Connection] = set()
+        self.max_body_bytes = max_body_bytes
+        self.environs: list[dict[str, Any]] = []
+
+    def answer(self, conn: Connection, request: Request) -> None:
+        environ = request.environ(BASE)
+        self.environs.append(environ)
+        text = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} {len(request.body)}"
+        conn.write(response_bytes("200 OK", [], [text.encode()], False, False), False)
+
+
+def connect(worker: Worker) -> tuple[Connection, Transport]:
+    conn, transport = Connection(worker), Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
+
+
+def answers(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split what was written into (status, headers, body) answers."""
+    out = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers["Content-Length"])
+        out.append((int(lines[0].split()[1]), headers, rest[:length]))
+        raw = rest[length:]
+    return out
+
+
+def test_requests_on_one_kept_alive_connection_are_answered_in_order() -> None:
+    worker = Worker()
+    conn, transport = connect(worker)
+    first = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    second = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
+    for i in range(0, len(first), 7):  # in pieces, as TCP may deliver them
+        conn.data_received(first[i : i + 7])
+    conn.data_received(second + second)  # two at once (pipelined)
+    got = answers(transport.written)
+    assert [body for _, _, body in got] == [b"POST /predict 5", b"GET /status 0", b"GET /status 0"]
+    assert not transport.closed and not conn.reading
+
+
+def test_the_environ_is_what_gunicorn_would_build() -> None:
+    worker = Worker()
+    conn, _ = connect(worker)
+    conn.data_received(
+        b"POST /a%20b/c?q=1&r=%20 HTTP/1.1\r\nHost: example.org:8443\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2\r\nX-Forwarded-Proto: https\r\n"
+        b"X-Tag: one\r\nX-Tag: two\r\nX_Forged: yes\r\n\r\n{}"
+    )
+    (environ,) = worker.environs
+    assert environ["REQUEST_METHOD"] == "POST"
+    assert environ["PATH_INFO"] == "/a b/c" and environ["QUERY_STRING"] == "q=1&r=%20"
+    assert environ["RAW_URI"] == "/a%20b/c?q=1&r=%20"
+    assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("example.org", "8443")
+    assert environ["CONTENT_TYPE"] == "application/json" and environ["CONTENT_LENGTH"] == "2"
+    assert "HTTP_CONTENT_LENGTH" not in environ
+    assert environ["HTTP_X_TAG"] == "one,two"
+    assert not any("FORGED" in key for key in environ)  # X_Forged could pose as X-Forged
+    assert environ["wsgi.url_scheme"] == "https"
+    assert environ["wsgi.input"].read() == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("host", "name", "port"),
+    [("[::1]:9090", "[::1]", "9090"), ("[::1]", "[::1]", None), ("localhost", "localhost", None)],
+)
+def test_server_name_and_port_come_from_the_host_header(
+    host: str, name: str, port: str | None
+) -> None:
+    worker = Worker()
+    conn, _ = connect(worker)
+    conn.data_received(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    (environ,) = worker.environs
+    assert environ["SERVER_NAME"] == name
+    assert environ.get("SERVER_PORT") == port
+
+
+def refused(raw: bytes, max_body_bytes: int = 1000) -> tuple[int, dict[str, Any], Transport]:
+    worker = Worker(max_body_bytes)
+    conn, transport = connect(worker)
+    conn.data_received(raw)
+    assert worker.environs == []  # never reached the app
+    assert transport.closed
+    ((status, headers, body),) = answers(transport.written)
+    assert headers["Content-Type"] == "application/json" and headers["Connection"] == "close"
+    return status, json.loads(body), transport
+
+
+def test_a_malformed_request_gets_a_json_400_and_the_connection_is_closed() -> None:
+    status, body, _ = refused(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+    assert status == 400 and body["output"]["message"].startswith("bad request")
+    assert body["correlation_id"]  # a fresh one
+
+
+def test_an_upgrade_is_refused() -> None:
+    status, body, _ = refused(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    assert status == 400 and "upgrade" in body["output"]["message"]
+
+
+def test_a_body_above_the_limit_is_refused_before_it_is_all_read() -> None:
+    status, body, _ = refused(b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + b"x" * 1001)
+    assert status == 413 and body["output"]["message"] == "payload too large"
+
+
+def test_headers_without_end_are_bounded() -> None:
+    raw = b"GET / HTTP/1.1\r\n" + b"X-Long: " + b"a" * (MAX_HEADER_BYTES + 10)
+    status, body, _ = refused(raw)
+    assert status == 431 and "header" in body["output"]["message"]
+    many = b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 1001 + b"\r\n"
+    assert refused(many)[0] == 431
+
+
+def test_an_idle_connection_closes_but_not_one_in_the_middle_of_a_request() -> None:
+    worker = Worker()
+    conn, transport = connect(worker)
+    conn.data_received(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    assert conn.close_if_idle() is False and not transport.closed
+    conn.data_received(b"defghij")
+    assert answers(transport.written)[0][2] == b"POST / 10"
+    conn.answering = 1  # as while the worker answers (a batch)
+    assert conn.close_if_idle() is False
+    conn.answering = 0
+    assert conn.close_if_idle(since=99.0) is False  # it answered at 100: a request may follow
+    worker.loop.now = 101.0
+    assert conn.close_if_idle(since=100.5) is True and transport.closed
+    conn.connection_lost(None)
+    assert conn not in worker.connections
+
+
+def test_answers_carry_a_content_length_and_close_when_asked() -> None:
+    raw = response_bytes("201 Created", [("X-A", "1")], [b"ab", b"cd"], False, True)
+    assert raw == (
+        b"HTTP/1.1 201 Created\r\nX-A: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd"
+    )
+    given = response_bytes("200 OK", [("content-length", "4")], iter([b"abcd"]), True, False)
+    assert given == b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n"  # HEAD: no body
+    assert json_answer(503, b"{}").startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
