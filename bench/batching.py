@@ -5,7 +5,7 @@ In one run, at the same connection count (default 32), with bench/run.py's metho
 measured ``taskset -c 1 wrk -t1``, quietest of up to 3 attempts, memory of the process tree):
 
   catwalk-batched     ``catwalk serve`` on the forest as it is (``batching:`` in model.yml)
-  catwalk-unbatched   the same with ``server.batching.enabled: false`` (sync workers)
+  catwalk-unbatched   the same with ``server.batching.enabled: false``
   bentoml-batched     BentoML 1.4, ``@bentoml.api(batchable=True, max_batch_size=32)``, 2 workers
   litserve-batched    LitServe 0.2.19, ``max_batch_size=32, batch_timeout=10 ms``, 2 workers
 

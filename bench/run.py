@@ -11,14 +11,17 @@ quietest attempt is kept.
 Systems:
   catwalk   ``python -m catwalk serve`` (the real CLI, defaults: a worker per core, preload,
             request log at INFO), POSTing the envelope ``{"input": {...}}``
-  bare      bench/bare_app.py (Flask, no envelope/validation/log) behind the very same
-            production machinery (same nginx.conf and gunicorn config), POSTing ``{...}``
+  bare      the bare seed stack: bench/bare_app.py (Flask, no envelope/validation/log)
+            behind the same production machinery (nginx.conf, gunicorn config) with the
+            seed's worker model, gunicorn ``sync`` workers and a new upstream connection per
+            request (``worker_class=sync upstream_keepalive=0``), POSTing ``{...}``
   bentoml, mlserver
             measured by ../shared/bench/run_peers.sh in the same run (it installs their venvs
             from PyPI under /tmp/benchvenvs on first use)
   NAME=APP:key=value+...
             a tuning variant through bench/serve.py, e.g.
-            ``catwalk-gthread=catwalk:worker_class=gthread+threads=2+upstream_keepalive=16``
+            ``catwalk-sync=catwalk:worker_class=sync+upstream_keepalive=0`` (catwalk's app on
+            the seed's worker model)
 
 Usage: .venv/bin/python bench/run.py [--systems catwalk,bare,bentoml,mlserver] [--conns 1,32]
        [--duration 10] [--warmup 3] [--retries 2] [--rounds 1] [--out DIR]
@@ -51,6 +54,8 @@ SHARED = ROOT.parent / "shared" / "bench"
 SCORE = "0.9417154046806644"
 PEERS = ("bentoml", "mlserver", "mlserver-inline", "nginx-flask-gunicorn", "nginx-static")
 HZ = os.sysconf("SC_CLK_TCK")
+# The bare seed stack's worker model (catwalk's own default is its event-loop worker).
+BARE_TUNING = ("worker_class=sync", "upstream_keepalive=0")
 
 
 @dataclass
@@ -269,8 +274,8 @@ def start(system: str) -> Server:
         args = [py, "-m", "catwalk", "serve", "--no-install", "-m", str(RNG),
                 "--server-port", str(port)]  # fmt: skip
         return Server(system, args, port, HERE / "payloads" / "catwalk.json", python_env())
-    if system == "bare":
-        args = [py, str(HERE / "serve.py"), "bare", str(port)]
+    if system == "bare":  # the seed's stack: gunicorn sync workers, a connection per request
+        args = [py, str(HERE / "serve.py"), "bare", str(port), *BARE_TUNING]
         return Server(system, args, port, HERE / "payloads" / "bare.json", python_env())
     name, _, spec = system.partition("=")
     app, _, pairs = spec.partition(":")

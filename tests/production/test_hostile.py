@@ -173,8 +173,9 @@ def test_workers_replaced_under_load_fail_no_request(serve: Serve, tmp_path: Pat
     def client(_: int) -> list[int]:
         with requests.Session() as session:
             return [
-                session.post(server.url + "/predict", json={"input": {"mb": 0}}, timeout=10)
-                .status_code
+                session.post(
+                    server.url + "/predict", json={"input": {"mb": 0}}, timeout=10
+                ).status_code
                 for _ in range(40)
             ]
 

@@ -1,25 +1,29 @@
 """Adaptive micro-batching in the server: concurrent requests, one model call, own answers.
 
-The requests are sent from threads straight into the app's Predictor (what a gunicorn
-``gthread`` worker's threads do), so these tests see the collector's real concurrency
-without sockets; tests/production/test_batching_serve.py does the same through nginx.
+The requests are sent from threads straight into the app's Predictor (as the threaded debug
+server does), so these tests see the collector's real concurrency without sockets; the
+production collector, on an event loop with a greenlet per request, is tested below, and
+tests/production/test_batching_serve.py sends requests through nginx to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 import pytest
+from greenlet import greenlet
 
 from catwalk.config import BatchingSettings, ServerSettings
 from catwalk.errors import ModelTimeout, OutputError
 from catwalk.model import LoadedModel
 from catwalk.server.app import create_app
-from catwalk.server.batching import Batcher, worker_threads
+from catwalk.server.batching import Batcher
 from catwalk.server.envelope import PredictFailed, Predictor
 from catwalk.spec import Batching
 
@@ -198,29 +202,70 @@ def test_batcher_unit_counts_and_timeouts() -> None:
     assert isinstance(ModelTimeout("x").status, int) and ModelTimeout("x").status == 504
 
 
-def test_threads_per_worker_fit_a_batch_in_the_model_and_the_next_one_collecting() -> None:
-    assert worker_threads(Batching(max_batch_size=1)) == 4
-    assert worker_threads(Batching(max_batch_size=16)) == 32
-    assert worker_threads(Batching(max_batch_size=4096)) == 128
+def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
+    """The production collector (catwalk.server.loop_worker): one thread, greenlets."""
+    calls: list[list[Any]] = []
+
+    def run(inputs: list[Any]) -> list[Any]:
+        calls.append(list(inputs))
+        return [OutputError("no") if x == "bad" else x * 2 for x in inputs]
+
+    loop = asyncio.new_event_loop()
+    half_read = [0]
+    b = Batcher(run, Batching(max_batch_size=4, max_latency_ms=50), timeout=5)
+    b.attach(loop, lambda: half_read[0])
+    results: dict[Any, Any] = {}
+
+    def request(x: Any) -> None:
+        try:
+            results[x] = b.submit(x)
+        except OutputError as exc:
+            results[x] = str(exc)
+
+    def arrive(*xs: Any) -> None:  # requests read in one turn of the loop
+        for x in xs:
+            greenlet(request).switch(x)
+
+    def turn(seconds: float = 0.005) -> None:
+        loop.run_until_complete(asyncio.sleep(seconds))
+
+    try:
+        loop.call_soon(arrive, 1)  # a lone request (the last batch had 1): at once
+        turn()
+        assert calls == [[1]] and results == {1: 2}
+        loop.call_soon(arrive, 2, 3, 4, 5, 6, "bad")  # max_batch_size first, in order
+        turn()
+        assert calls[1] == [2, 3, 4, 5] and "bad" not in results
+        # The last batch had 4: two waiting are not enough, until max_latency_ms passes.
+        started = time.monotonic()
+        while "bad" not in results:
+            turn()
+        assert time.monotonic() - started >= 0.03
+        assert calls[2] == [6, "bad"] and results[6] == 12 and results["bad"] == "no"
+        # A request half read holds back a batch that would otherwise be complete.
+        half_read[0] = 1
+        loop.call_soon(arrive, 7, 8)
+        turn()
+        assert len(calls) == 3  # waits: the last batch had 2, but one more is coming
+        half_read[0] = 0
+        loop.call_soon(arrive, 9)
+        turn()
+        assert calls[3] == [7, 8, 9]
+        # From the loop's own greenlet (no request greenlet): a batch of one, at once.
+        assert b.submit(10) == 20 and calls[4] == [10]
+        assert b.stats()["batches"] == 5 and b.stats()["requests"] == 11
+    finally:
+        loop.close()
 
 
-def test_batching_models_get_gthread_workers_and_keep_alive_from_nginx(
-    model_path: Callable[[str], Any],
-) -> None:
+def test_every_model_gets_catwalks_worker_and_keep_alive_from_nginx() -> None:
     from pathlib import Path
 
-    from catwalk.server.render import RunLayout, Tuning, render_gunicorn_conf, render_nginx_conf
-    from catwalk.server.wsgi import Job, tuning_for
+    from catwalk.server.render import RunLayout, render_gunicorn_conf, render_nginx_conf
 
-    tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
-    assert (tuning.worker_class, tuning.threads, tuning.upstream_keepalive) == ("gthread", 16, 16)
-    assert tuning_for(Job(model_path("rng"), ServerSettings())) == Tuning()
-    off = ServerSettings(batching=BatchingSettings(enabled=False))
-    assert tuning_for(Job(model_path("batcher"), off)) == Tuning()
     layout = RunLayout(Path("/tmp/catwalk-x"))
-    nginx = render_nginx_conf(ServerSettings(), layout, tuning)
-    assert "keepalive 16;" in nginx and "keepalive_timeout 60s;" in nginx
+    nginx = render_nginx_conf(ServerSettings(), layout)
+    assert "keepalive 32;" in nginx and "keepalive_timeout 60s;" in nginx
     assert 'proxy_set_header Connection "";' in nginx
-    gunicorn = render_gunicorn_conf(ServerSettings(), layout, tuning)
-    assert "worker_class = 'gthread'" in gunicorn and "threads = 16" in gunicorn
-    assert "keepalive = 75" in gunicorn  # gunicorn never closes an idle connection first
+    gunicorn = render_gunicorn_conf(ServerSettings(), layout)
+    assert "worker_class = 'catwalk.server.loop_worker.LoopWorker'" in gunicorn
