@@ -152,6 +152,33 @@ def table(rows: list[run.Row], times: dict[int, float]) -> str:
     return "\n".join(lines)
 
 
+def targets(rows: list[run.Row], times: dict[int, float]) -> str:
+    """Issue 10's batching targets, read off this run (c=32 rows)."""
+    by = {r.system: r for r in rows if r.rps and r.conns == 32}
+    batched, unbatched = by.get("catwalk-batched"), by.get("catwalk-unbatched")
+    if batched is None:
+        return ""
+    lines = []
+    if unbatched is not None:
+        ratio = batched.rps / unbatched.rps
+        lines.append(f"- {ratio:.2f}x unbatched (target >= 5): {run._met(ratio >= 5)}")
+    # The forest's max_latency_ms, and the slowest batch predict measured.
+    from catwalk.spec import load_spec
+
+    batching = load_spec(FOREST).batching
+    assert batching is not None
+    bound = batching.max_latency_ms + 3 * max(times.values())
+    lines.append(
+        f"- p99 {batched.p99_ms:.2f} ms vs max_latency_ms + 3 x one batch's predict = "
+        f"{bound:.2f} ms: {run._met(batched.p99_ms <= bound)}"
+    )
+    for peer in ("bentoml-batched", "litserve-batched"):
+        if peer in by:
+            ahead = batched.rps / by[peer].rps
+            lines.append(f"- {ahead:.2f}x {peer} (target > 1): {run._met(ahead > 1)}")
+    return "Targets (issue 10, batching):\n" + "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", default=",".join(SYSTEMS))
@@ -201,7 +228,7 @@ def main() -> int:
             {f"{k[0]} c={k[1]}": [asdict(r) for r in v] for k, v in measured.items()}, indent=1
         )
     )
-    text = f"{run.host()}\n\n{table(rows, times)}\n"
+    text = f"{run.host()}\n\n{table(rows, times)}\n\n{targets(rows, times)}\n"
     (run.OUT / "table.md").write_text(text)
     (run.OUT / "rows.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     print(text)

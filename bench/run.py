@@ -354,6 +354,10 @@ def main() -> int:
     parser.add_argument("--rounds", default=1, type=int)
     parser.add_argument("--other-max", default=0.25, type=float)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--batching", action="store_true",
+        help="then bench/batching.py (the forest, batched and not, BentoML, LitServe), same run",
+    )  # fmt: skip
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     OUT = Path(args.out or HERE / "results" / stamp)
@@ -397,12 +401,47 @@ def main() -> int:
     if peers:
         rows += run_peers(peers, args)
 
-    text = f"{host()}\n\n{table(rows)}\n"
-    (OUT / "table.md").write_text(text)
+    text = f"{host()}\n\n{table(rows)}\n\n{targets(rows)}\n"
     (OUT / "rows.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    if args.batching:
+        log("batching: bench/batching.py in the same run")
+        batching = subprocess.run(
+            [sys.executable, str(HERE / "batching.py"), "--out", str(OUT / "batching"),
+             "--duration", str(args.duration), "--warmup", str(args.warmup),
+             "--retries", str(args.retries), "--rounds", str(args.rounds)],
+            stdout=subprocess.PIPE, text=True, check=False,
+        )  # fmt: skip
+        text += "\n## Batching (bench/batching.py)\n\n" + batching.stdout
+    (OUT / "table.md").write_text(text)
     print(text)
     print(f"raw outputs: {OUT}")
     return 0
+
+
+def targets(rows: list[Row]) -> str:
+    """Issue 10's hot-path targets, read off the catwalk and bare rows of this run."""
+    by = {(r.system, r.conns): r for r in rows if r.rps}
+    lines = []
+    for conns, want in ((32, 2.0), (1, 1.2)):
+        ours, bare = by.get(("catwalk", conns)), by.get(("bare", conns))
+        if ours is None or bare is None:
+            continue
+        ratio = ours.rps / bare.rps
+        lines.append(f"- c={conns}: {ratio:.2f}x bare (target >= {want}): {_met(ratio >= want)}")
+        if conns == 32:
+            lines.append(
+                f"- c=32 p99: {ours.p99_ms:.2f} ms vs bare {bare.p99_ms:.2f} ms "
+                f"(target <= bare's): {_met(ours.p99_ms <= bare.p99_ms)}"
+            )
+            extra = ours.rss_mib - bare.rss_mib
+            lines.append(
+                f"- whole-tree RSS: bare {extra:+.1f} MiB (target <= +30): {_met(extra <= 30)}"
+            )
+    return "Targets (issue 10, hot path):\n" + "\n".join(lines) if lines else ""
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 OUT = HERE / "results"
