@@ -14,8 +14,9 @@ Two ways to wait, one collector:
   greenlet of the worker's one thread. ``submit`` queues the input and switches back to the
   event loop, which reads the next requests; the batch runs in the loop as soon as
   ``max_batch_size`` inputs wait, or as many as the last batch had (the clients that were
-  answered are coming back) and no request is half read, or ``max_latency_ms`` after the
-  oldest arrived. A batch stuck in the model stops the worker's heartbeat: gunicorn aborts it
+  answered are coming back) and no request is half read, or no request has arrived for
+  ``ARRIVAL_GAP`` (1 ms) and none is half read, or ``max_latency_ms`` after the oldest
+  arrived. A batch stuck in the model stops the worker's heartbeat: gunicorn aborts it
   at its timeout and starts a new one, as with any request.
 - The debug server (threaded): each request has its own thread, and a collector thread waits
   while other requests are still being read and validated (:meth:`Batcher.arriving`); a
@@ -47,6 +48,9 @@ from catwalk.server.logs import LOGGER_NAME
 from catwalk.spec import Batching
 
 RunBatch = Callable[[list[Any]], list[Any]]
+# Seconds without a new request after which a batch that is short of the last one's size
+# leaves anyway (on an event loop; capped by max_latency_ms).
+ARRIVAL_GAP = 0.001
 # The collectors of this process (one per app): attach_loop puts them on a worker's loop.
 _batchers: list[Batcher] = []
 
@@ -112,7 +116,10 @@ class Batcher:
         self._reading: Callable[[], int] = lambda: 0
         self._soon: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._gap: asyncio.TimerHandle | None = None
         self._expected = 1
+        # How long no arrival means no more are coming (at most max_latency_ms).
+        self._quiet = min(ARRIVAL_GAP, self.max_latency)
         # Numbers for metrics: how many batches and requests, and how big the batches were.
         self.batches = 0
         self.requests = 0
@@ -212,11 +219,28 @@ class Batcher:
         queued = len(self._queue)
         if queued >= self.max_batch_size or (queued >= self._expected and not self._reading()):
             self._flush()
+        elif self._gap is None:
+            self._gap = self._loop.call_later(self._quiet, self._gap_over)  # type: ignore[union-attr]
+
+    def _gap_over(self) -> None:
+        # Fewer came back than the last batch had (some went to another worker, or clients
+        # left): once none has arrived for a moment, waiting longer only adds latency.
+        self._gap = None
+        queue = self._queue
+        if not queue:
+            return
+        quiet = time.monotonic() - queue[-1].arrived
+        if quiet >= self._quiet * 0.9 and not self._reading():
+            self._flush()
+        else:
+            wait = max(self._quiet - quiet, self._quiet / 4)
+            self._gap = self._loop.call_later(wait, self._gap_over)  # type: ignore[union-attr]
 
     def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for handle in (self._timer, self._gap):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._gap = None
         queue = self._queue
         if not queue:
             return
