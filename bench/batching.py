@@ -152,7 +152,26 @@ def table(rows: list[run.Row], times: dict[int, float]) -> str:
     return "\n".join(lines)
 
 
-def targets(rows: list[run.Row], times: dict[int, float]) -> str:
+def batches_served(url: str) -> dict[str, float]:
+    """Batches, mean batch size and mean time in the model per batch, from catwalk's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    value = {
+        name: float(rest)
+        for name, _, rest in (line.partition(" ") for line in text.splitlines())
+        if name.startswith(("catwalk_batch_size_", "catwalk_predict_duration_seconds_"))
+    }
+    batches = value.get("catwalk_batch_size_count", 0.0) or 1.0
+    return {
+        "batches": batches,
+        "mean_size": value.get("catwalk_batch_size_sum", 0.0) / batches,
+        "mean_ms": 1000 * value.get("catwalk_predict_duration_seconds_sum", 0.0) / batches,
+    }
+
+
+def targets(rows: list[run.Row], times: dict[int, float], under_load: float | None) -> str:
     """Issue 10's batching targets, read off this run (c=32 rows)."""
     by = {r.system: r for r in rows if r.rps and r.conns == 32}
     batched, unbatched = by.get("catwalk-batched"), by.get("catwalk-unbatched")
@@ -167,11 +186,17 @@ def targets(rows: list[run.Row], times: dict[int, float]) -> str:
 
     batching = load_spec(FOREST).batching
     assert batching is not None
-    bound = batching.max_latency_ms + 3 * max(times.values())
-    lines.append(
-        f"- p99 {batched.p99_ms:.2f} ms vs max_latency_ms + 3 x one batch's predict = "
-        f"{bound:.2f} ms: {run._met(batched.p99_ms <= bound)}"
-    )
+    for where, predict_ms in (
+        ("in process, idle", max(times.values())),
+        ("in the server, under this load", under_load),
+    ):
+        if predict_ms is None:
+            continue
+        bound = batching.max_latency_ms + 3 * predict_ms
+        lines.append(
+            f"- p99 {batched.p99_ms:.2f} ms vs max_latency_ms + 3 x one batch's predict "
+            f"({where}: {predict_ms:.2f} ms) = {bound:.2f} ms: {run._met(batched.p99_ms <= bound)}"
+        )
     for peer in ("bentoml-batched", "litserve-batched"):
         if peer in by:
             ahead = batched.rps / by[peer].rps
@@ -200,6 +225,7 @@ def main() -> int:
     times = predict_times()
     run.log("predict_batch: " + ", ".join(f"{n}: {ms:.2f} ms" for n, ms in times.items()))
     measured: dict[tuple[str, int], list[run.Row]] = {}
+    served: list[dict[str, float]] = []  # catwalk-batched's own numbers, per round
     # Rounds interleave the systems (A B C D A B C D): a burst of foreign load on the shared
     # host then does not fall on one system only; the quietest attempt of all is kept.
     for round_ in range(1, args.rounds + 1):
@@ -211,6 +237,8 @@ def main() -> int:
                 for conns in args.conns:
                     row = run.measure(server, conns, args)
                     measured.setdefault((system, conns), []).append(row)
+                if system == "catwalk-batched":
+                    served.append(batches_served(server.url.replace("/predict", "/metrics")))
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 run.log(f"{system}: {exc}")
                 for conns in args.conns:
@@ -228,7 +256,15 @@ def main() -> int:
             {f"{k[0]} c={k[1]}": [asdict(r) for r in v] for k, v in measured.items()}, indent=1
         )
     )
-    text = f"{run.host()}\n\n{table(rows, times)}\n\n{targets(rows, times)}\n"
+    text = f"{run.host()}\n\n{table(rows, times)}\n"
+    for i, numbers in enumerate(served, 1):
+        text += (
+            f"\ncatwalk-batched, round {i}, from its /metrics (warm-up included): "
+            f"{numbers['batches']:,.0f} batches, {numbers['mean_size']:.1f} requests per batch, "
+            f"{numbers['mean_ms']:.2f} ms in the model per batch"
+        )
+    under_load = max((n["mean_ms"] for n in served), default=None)
+    text += f"\n\n{targets(rows, times, under_load)}\n"
     (run.OUT / "table.md").write_text(text)
     (run.OUT / "rows.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     print(text)
