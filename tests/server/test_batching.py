@@ -212,7 +212,8 @@ def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
 
     loop = asyncio.new_event_loop()
     half_read = [0]
-    b = Batcher(run, Batching(max_batch_size=4, max_latency_ms=50), timeout=5)
+    gap = 0.01  # ARRIVAL_GAP, larger: the loop's timers are only as fine as a millisecond
+    b = Batcher(run, Batching(max_batch_size=4, max_latency_ms=50), timeout=5, arrival_gap=gap)
     b.attach(loop, lambda: half_read[0])
     results: dict[Any, Any] = {}
 
@@ -234,26 +235,36 @@ def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
         turn()
         assert calls == [[1]] and results == {1: 2}
         loop.call_soon(arrive, 2, 3, 4, 5, 6, "bad")  # max_batch_size first, in order
-        turn()
+        turn(0.001)
         assert calls[1] == [2, 3, 4, 5] and "bad" not in results
-        # The last batch had 4: two waiting are not enough, until max_latency_ms passes.
+        # The last batch had 4: two waiting are not enough at once, but when no other
+        # request arrives for ARRIVAL_GAP, they leave (long before max_latency_ms).
         started = time.monotonic()
+        assert len(calls) == 2
         while "bad" not in results:
-            turn()
-        assert time.monotonic() - started >= 0.03
+            turn(0.0005)
+        waited = time.monotonic() - started
+        assert gap * 0.9 <= waited < 0.04, waited
         assert calls[2] == [6, "bad"] and results[6] == 12 and results["bad"] == "no"
-        # A request half read holds back a batch that would otherwise be complete.
+        # A request half read holds a batch back until it arrives, or max_latency_ms.
         half_read[0] = 1
         loop.call_soon(arrive, 7, 8)
-        turn()
-        assert len(calls) == 3  # waits: the last batch had 2, but one more is coming
+        turn(0.03)
+        assert len(calls) == 3  # the last batch had 2, but a third is on its way
         half_read[0] = 0
         loop.call_soon(arrive, 9)
         turn()
         assert calls[3] == [7, 8, 9]
+        half_read[0] = 1  # never arrives: max_latency_ms (50) after the oldest
+        started = time.monotonic()
+        loop.call_soon(arrive, 11)
+        while 11 not in results:
+            turn(0.002)
+        assert 0.045 <= time.monotonic() - started < 0.5
+        half_read[0] = 0
         # From the loop's own greenlet (no request greenlet): a batch of one, at once.
-        assert b.submit(10) == 20 and calls[4] == [10]
-        assert b.stats()["batches"] == 5 and b.stats()["requests"] == 11
+        assert b.submit(10) == 20 and calls[5] == [10]
+        assert b.stats()["batches"] == 6 and b.stats()["requests"] == 12
     finally:
         loop.close()
 

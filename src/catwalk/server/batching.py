@@ -98,6 +98,7 @@ class Batcher:
         batching: Batching,
         *,
         timeout: float,
+        arrival_gap: float = ARRIVAL_GAP,
     ) -> None:
         self.run = run
         self.max_batch_size = batching.max_batch_size
@@ -119,7 +120,7 @@ class Batcher:
         self._gap: asyncio.TimerHandle | None = None
         self._expected = 1
         # How long no arrival means no more are coming (at most max_latency_ms).
-        self._quiet = min(ARRIVAL_GAP, self.max_latency)
+        self._quiet = min(arrival_gap, self.max_latency)
         # Numbers for metrics: how many batches and requests, and how big the batches were.
         self.batches = 0
         self.requests = 0
