@@ -6,7 +6,7 @@ host does not fall on one system only): start the server, POST the rng example's
 every 5 ms until one answers 200 with the right score, note the time, stop the server.
 Prints the best and the median per system. Systems: ``catwalk`` (the real CLI with its
 defaults) and ``bare`` (bench/serve.py bare: the same production machinery around a bare
-Flask app, started without the CLI).
+Flask app on the seed's worker model, gunicorn sync, started without the CLI).
 
 Usage: .venv/bin/python bench/coldstart.py [--runs 5] [--systems catwalk,bare]
 """
@@ -35,7 +35,7 @@ def once(system: str) -> float:
                 "--server-port", str(port)]  # fmt: skip
         body = (HERE / "payloads" / "catwalk.json").read_bytes()
     else:
-        args = [sys.executable, str(HERE / "serve.py"), "bare", str(port)]
+        args = [sys.executable, str(HERE / "serve.py"), "bare", str(port), *run.BARE_TUNING]
         body = (HERE / "payloads" / "bare.json").read_bytes()
     url = f"http://127.0.0.1:{port}/predict"
     started = time.monotonic()
