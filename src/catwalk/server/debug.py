@@ -2,7 +2,7 @@
 
 * **Threaded**: each connection has its own thread, so one idle or slow client does not block
   the others; an idle connection is closed after ``server.client_timeout``.
-* **One request at a time in the app**, as in each production sync worker: the body is read
+* **One request at a time in the app**, as in each production worker: the body is read
   in full first (outside the lock), then the app runs under a lock, so user models need not
   be thread-safe (the RNG example seeds a shared generator per request). A batching model is
   the exception, as in production: its requests run side by side to meet in the batcher,

@@ -148,7 +148,7 @@ class RequestLog:
         self.logger = logger
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        # Left in place after the request: a sync worker answers one request at a time, and
+        # Left in place after the request: a worker answers one request at a time, and
         # gunicorn's timeout only ever interrupts one in the middle.
         in_flight.environ = environ
         in_flight.correlation_id = None
