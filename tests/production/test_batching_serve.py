@@ -94,3 +94,25 @@ def test_a_stuck_batch_gets_504_and_its_worker_is_replaced(serve: Serve, tmp_pat
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.2)
     assert reply.json()["output"] == {"y": 2.0}
+
+
+def test_a_batch_cut_by_a_stop_is_answered_503_and_logged(serve: Serve, tmp_path: Path) -> None:
+    config = write_config(tmp_path, "server:\n  workers: 1\n  graceful_timeout: 2\n")
+    server = serve(BATCHER, config=config)
+    with ThreadPoolExecutor(1) as pool:
+        cut = pool.submit(
+            requests.post, f"{server.url}/predict", timeout=30,
+            json={"input": {"x": 30, "do": "sleep"}}, headers={"X-Correlation-Id": "too-slow"},
+        )  # fmt: skip
+        time.sleep(0.7)  # in the model now, for 30 s
+        server.proc.send_signal(signal.SIGTERM)
+        reply = cut.result(15)
+    assert reply.status_code == 503, (reply.text, server.output())
+    assert reply.json()["correlation_id"] == "too-slow"
+    assert "server.graceful_timeout (2 s)" in reply.json()["output"]["message"]
+    assert server.wait_exit(15) == 0, server.output()
+    log = server.output()
+    cut_lines = [line for line in log.splitlines() if "correlation_id=too-slow" in line]
+    assert "request cut unanswered" in cut_lines[0], cut_lines
+    assert "503 the server is shutting down" in cut_lines[1], cut_lines
+    assert "Traceback" not in log and "POST /predict 200" not in log

@@ -132,6 +132,7 @@ class Connection(asyncio.Protocol):
         self.reading = False  # a request has begun and is not complete yet
         self.last_active = 0.0  # loop.time() of the last answer (or of the connection)
         self.answering = 0  # requests handed to the worker and not answered yet
+        self.environ: dict[str, Any] | None = None  # of the request being answered
         self._reset()
 
     def _reset(self) -> None:

@@ -112,7 +112,11 @@ class InFlight(threading.local):
         if environ is None:
             return "no request in flight"
         parts = [safe(str(environ.get("REQUEST_METHOD"))), safe(str(environ.get("PATH_INFO")))]
-        correlation_id = self.correlation_id or environ.get(CORRELATION_ID_KEY)
+        correlation_id = (
+            self.correlation_id
+            or environ.get(CORRELATION_ID_KEY)
+            or default_correlation_id(environ)
+        )
         if correlation_id:
             parts.append(f"correlation_id={safe(correlation_id)}")
         request_id = environ.get(REQUEST_ID_KEY)

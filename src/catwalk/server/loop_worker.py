@@ -38,6 +38,7 @@ from gunicorn.workers.base import Worker
 
 from catwalk.server import batching, wsgi
 from catwalk.server.http_conn import Connection, Request, response_bytes
+from catwalk.server.logs import in_flight
 
 # Seconds between heartbeats to the master, and checks for a stop or a gone master.
 TICK = 1.0
@@ -129,7 +130,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
             self._answer(conn, request)
 
     def _answer(self, conn: Connection, request: Request) -> None:
-        environ = request.environ(self.base)
+        environ = conn.environ = request.environ(self.base)
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
@@ -161,6 +162,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
             self.log.exception("Error handling request")
             close, data = True, wsgi.json_error(500, "Internal Server Error", "")
         conn.answering -= 1
+        conn.environ = None
         conn.write(data, close)
         try:
             self.cfg.post_request(self, None, environ, None)
@@ -170,6 +172,22 @@ class LoopWorker(Worker):  # type: ignore[misc]
             self.loop.call_soon(self._stop)
 
     # -------------------------------------------------------------- life cycle ----
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGQUIT/SIGINT: the worker ends at once. A batching model's worker may be answering
+        several requests (a batch in the model, others waiting): each is logged as cut by the
+        ``worker_int`` hook and answered the JSON 503, as the one request of an unbatched
+        worker is (in :meth:`_answer`)."""
+        if self.concurrent:
+            for conn in list(self.connections):
+                if conn.answering and conn.environ is not None:
+                    in_flight.environ, in_flight.correlation_id = conn.environ, None
+                    in_flight.answered = False
+                    self.cfg.worker_int(self)
+                    conn.answering = 0
+                    conn.write(wsgi.json_error(500, "Internal Server Error", ""), True)
+            in_flight.environ = None  # each is said: the base class's call has nothing left
+        super().handle_quit(sig, frame)
+
     def _tick(self) -> None:
         self.notify()
         if not self.alive or self.ppid != os.getppid():
