@@ -389,3 +389,27 @@ def test_sigterm_drains_up_to_graceful_timeout_then_cuts_and_logs_it(
     assert "server.graceful_timeout (6 s)" in cut_lines[0]
     assert "gunicorn answered itself: 503 the server is shutting down" in cut_lines[1]
     assert "Traceback" not in log
+
+
+def test_a_slow_request_holds_only_its_worker(serve: Serve, tmp_path: Path) -> None:
+    # An unbatched model's requests each take a new connection, accepted by a free worker:
+    # none waits behind the slow one (nginx's kept-alive connections would not know).
+    config = write_config(tmp_path, "server:\n  workers: 2\n")
+    server = serve(SLEEPY, config=config)
+    with ThreadPoolExecutor(5) as pool:
+        slow = pool.submit(server.post, "/predict", json={"input": {"seconds": 2.5}})
+        time.sleep(0.3)
+
+        def quick(_: int) -> float:
+            worst = 0.0
+            with requests.Session() as session:
+                for _ in range(30):
+                    started = time.monotonic()
+                    reply = session.post(server.url + "/predict", json={"input": {"seconds": 0}})
+                    assert reply.status_code == 200
+                    worst = max(worst, time.monotonic() - started)
+            return worst
+
+        worst = max(pool.map(quick, range(4)))
+        assert slow.result(10).status_code == 200
+    assert worst < 1.0, worst

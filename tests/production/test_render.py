@@ -97,11 +97,11 @@ def test_tls_without_files_is_refused() -> None:
 
 def test_upstream_keepalive_tuning() -> None:
     layout = RunLayout(RUN)
-    kept = render_nginx_conf(ServerSettings(), layout)  # catwalk's worker: kept-alive
+    kept = render_nginx_conf(ServerSettings(), layout, Tuning(upstream_keepalive=32))
     assert "keepalive 32;" in kept and "proxy_http_version 1.1;" in kept
     # A request sent on a connection the worker had just closed is sent again.
     assert "proxy_next_upstream error non_idempotent;" in kept
-    plain = render_nginx_conf(ServerSettings(), layout, Tuning(upstream_keepalive=0))
+    plain = render_nginx_conf(ServerSettings(), layout)  # the default: unbatched
     assert "keepalive 32;" not in plain and "proxy_http_version" not in plain
     assert "proxy_next_upstream" not in plain
 

@@ -269,14 +269,22 @@ def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
         loop.close()
 
 
-def test_every_model_gets_catwalks_worker_and_keep_alive_from_nginx() -> None:
+def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_worker(
+    model_path: Callable[[str], Any],
+) -> None:
     from pathlib import Path
 
-    from catwalk.server.render import RunLayout, render_gunicorn_conf, render_nginx_conf
+    from catwalk.server.render import RunLayout, Tuning, render_gunicorn_conf, render_nginx_conf
+    from catwalk.server.wsgi import Job, tuning_for
 
+    tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
+    assert tuning == Tuning(upstream_keepalive=32)
+    assert tuning_for(Job(model_path("rng"), ServerSettings())) == Tuning()
+    off = ServerSettings(batching=BatchingSettings(enabled=False))
+    assert tuning_for(Job(model_path("batcher"), off)) == Tuning()
     layout = RunLayout(Path("/tmp/catwalk-x"))
-    nginx = render_nginx_conf(ServerSettings(), layout)
+    nginx = render_nginx_conf(ServerSettings(), layout, tuning)
     assert "keepalive 32;" in nginx and "keepalive_timeout 60s;" in nginx
     assert 'proxy_set_header Connection "";' in nginx
-    gunicorn = render_gunicorn_conf(ServerSettings(), layout)
+    gunicorn = render_gunicorn_conf(ServerSettings(), layout, Tuning())
     assert "worker_class = 'catwalk.server.loop_worker.LoopWorker'" in gunicorn

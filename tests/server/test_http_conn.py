@@ -27,6 +27,13 @@ class Transport:
     def __init__(self) -> None:
         self.written = b""
         self.closed = False
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def write(self, data: bytes) -> None:
         assert not self.closed
@@ -37,10 +44,18 @@ class Transport:
 
 
 class Clock:
+    """The worker's loop, as far as a connection uses it: its time, and call_soon."""
+
     now = 100.0
+
+    def __init__(self) -> None:
+        self.soon: list[Any] = []
 
     def time(self) -> float:
         return self.now
+
+    def call_soon(self, callback: Any) -> None:
+        self.soon.append(callback)
 
 
 class Worker:
@@ -48,6 +63,7 @@ class Worker:
 
     def __init__(self, max_body_bytes: int = 1000) -> None:
         self.loop = Clock()
+        self.half_read = 0
         self.connections: set[Connection] = set()
         self.max_body_bytes = max_body_bytes
         self.environs: list[dict[str, Any]] = []
@@ -57,6 +73,7 @@ class Worker:
         self.environs.append(environ)
         text = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} {len(request.body)}"
         conn.write(response_bytes("200 OK", [], [text.encode()], False, False), False)
+        conn.answered()
 
 
 def connect(worker: Worker) -> tuple[Connection, Transport]:
@@ -187,6 +204,64 @@ def test_answers_carry_a_content_length_and_close_when_asked() -> None:
     assert raw == (
         b"HTTP/1.1 201 Created\r\nX-A: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd"
     )
-    given = response_bytes("200 OK", [("content-length", "4")], iter([b"abcd"]), True, False)
-    assert given == b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n"  # HEAD: no body
+    given = response_bytes("200 OK", [("content-length", "9")], iter([b""]), True, False)
+    assert given == b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"  # HEAD: GET's length
+    wrong = response_bytes("200 OK", [("Content-Length", "99")], [b"abcd"], False, False)
+    assert wrong == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd"  # the body's
+    hop = [("Connection", "keep-alive"), ("Transfer-Encoding", "chunked"), ("ETag", '"x"')]
+    unchanged = response_bytes("304 NOT MODIFIED", hop, [b""], False, False)
+    assert unchanged == b'HTTP/1.1 304 NOT MODIFIED\r\nETag: "x"\r\n\r\n'
+    with pytest.raises(ValueError, match="line break"):
+        response_bytes("200 OK", [("X-A", "1\r\nX-Injected: 2")], [b""], False, False)
     assert json_answer(503, b"{}").startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+
+
+def test_a_chunked_body_is_read_whole_and_its_trailers_are_not_headers() -> None:
+    worker = Worker()
+    conn, _ = connect(worker)
+    conn.data_received(
+        b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\nHost: evil\r\nX-Trailer: 1\r\n\r\n"
+    )
+    (environ,) = worker.environs
+    assert environ["CONTENT_LENGTH"] == "5" and environ["wsgi.input"].read() == b"abcde"
+    assert environ["HTTP_HOST"] == "a" and "HTTP_X_TRAILER" not in environ
+
+
+def test_endless_chunk_framing_or_trailers_are_bounded() -> None:
+    worker = Worker(max_body_bytes=1000)
+    conn, transport = connect(worker)
+    conn.data_received(b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ")
+    for _ in range(20):
+        if transport.closed:
+            break
+        conn.data_received(b"a" * 65536)
+    assert transport.closed and worker.environs == []
+    assert answers(transport.written)[0][0] == 413
+
+
+def test_a_pending_answer_holds_the_next_request_on_its_connection() -> None:
+    class Slow(Worker):
+        """Leaves the first request pending, as a batching worker does (greenlet waiting)."""
+
+        def answer(self, conn: Connection, request: Request) -> None:
+            if not self.environs:
+                self.environs.append(request.environ(BASE))
+                conn.answering += 1
+                self.pending = conn
+                return
+            super().answer(conn, request)
+
+    worker = Slow()
+    conn, transport = connect(worker)
+    conn.data_received(
+        b"POST /predict HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /status HTTP/1.1\r\n\r\n"
+    )
+    assert transport.written == b"" and not transport.reading  # /status waits its turn
+    conn.answering -= 1
+    conn.write(response_bytes("200 OK", [], [b"first"], False, False), False)
+    conn.answered()
+    for callback in worker.loop.soon:  # the loop's next turn
+        callback()
+    assert [body for _, _, body in answers(transport.written)] == [b"first", b"GET /status 0"]
+    assert transport.reading

@@ -51,6 +51,9 @@ RunBatch = Callable[[list[Any]], list[Any]]
 # Seconds without a new request after which a batch that is short of the last one's size
 # leaves anyway (on an event loop; capped by max_latency_ms).
 ARRIVAL_GAP = 0.001
+# The shortest wait the collector schedules (the loop's timers are as fine as a millisecond;
+# a shorter one would spin).
+MIN_WAIT = 0.001
 # The collectors of this process (one per app): attach_loop puts them on a worker's loop.
 _batchers: list[Batcher] = []
 
@@ -234,7 +237,7 @@ class Batcher:
         if quiet >= self._quiet * 0.9 and not self._reading():
             self._flush()
         else:
-            wait = max(self._quiet - quiet, self._quiet / 4)
+            wait = max(self._quiet - quiet, MIN_WAIT)
             self._gap = self._loop.call_later(wait, self._gap_over)  # type: ignore[union-attr]
 
     def _flush(self) -> None:

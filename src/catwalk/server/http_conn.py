@@ -1,7 +1,7 @@
 """One HTTP/1.1 connection from nginx to a :mod:`catwalk.server.loop_worker` worker.
 
-nginx keeps connections to the workers open (upstream keep-alive) and sends one request at a
-time on each. :class:`Connection` parses them with httptools (llhttp, the C parser uvicorn
+nginx sends one request at a time on each connection: a new connection per request for an
+unbatched model, kept-alive connections (upstream keep-alive) for a batching one. :class:`Connection` parses them with httptools (llhttp, the C parser uvicorn
 uses) and hands each complete :class:`Request` to the worker, which builds its PEP 3333
 environ (:meth:`Request.environ`) and answers it with the WSGI app. The answer is written
 with :func:`response_bytes`: status line, the app's headers, ``Content-Length``.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -53,6 +54,7 @@ class Server(Protocol):
     connections: set[Connection]
     max_body_bytes: int
     loop: asyncio.AbstractEventLoop
+    half_read: int  # requests begun and not complete, on every connection
 
     def answer(self, conn: Connection, request: Request) -> None: ...
 
@@ -109,6 +111,8 @@ class Request:
                     environ[key] += "," + text
                 else:
                     environ[key] = text
+        if self.body and "CONTENT_LENGTH" not in environ:  # a chunked body, read whole
+            environ["CONTENT_LENGTH"] = str(len(self.body))
         host = environ.get("HTTP_HOST")
         if host:
             name, colon, port = host.rpartition(":")
@@ -133,6 +137,7 @@ class Connection(asyncio.Protocol):
         self.last_active = 0.0  # loop.time() of the last answer (or of the connection)
         self.answering = 0  # requests handed to the worker and not answered yet
         self.environ: dict[str, Any] | None = None  # of the request being answered
+        self.write_paused = False  # nginx reads our answers slowly: read no more meanwhile
         self._reset()
 
     def _reset(self) -> None:
@@ -142,6 +147,7 @@ class Connection(asyncio.Protocol):
         self.in_body = False
         self.body: list[bytes] = []
         self.body_bytes = 0
+        self.message_bytes = 0  # all of this request so far: head, body, chunk framing, trailers
 
     # ------------------------------------------------------------------ asyncio ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,6 +158,17 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.transport = None
+        self._set_reading(False)
+
+    def pause_writing(self) -> None:  # the answers wait in the buffer: read no more for now
+        self.write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None and not self.answering:
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if not self.in_body:  # an upper bound of the head's size (one read too many at most)
@@ -160,6 +177,11 @@ class Connection(asyncio.Protocol):
                 self.refuse(
                     431, f"request header fields too large (more than {MAX_HEADER_BYTES} bytes)"
                 )
+                return
+        elif self.reading:  # chunk framing and trailers count too, not only the body
+            self.message_bytes += len(data)
+            if self.message_bytes > self.server.max_body_bytes + MAX_HEADER_BYTES:
+                self.refuse(413, "payload too large")
                 return
         try:
             self.parser.feed_data(data)
@@ -173,20 +195,42 @@ class Connection(asyncio.Protocol):
             else:
                 self.refuse(400, f"bad request: {exc}")
             return
-        while self.complete and self.transport is not None:
+        self.answer_next()
+
+    def answer_next(self) -> None:
+        """Answer the complete requests in order, one at a time: while one is pending (a
+        batch), reading pauses and the next waits (:meth:`answered` resumes)."""
+        while self.complete and self.transport is not None and not self.answering:
             self.server.answer(self, self.complete.popleft())
+        if self.answering and self.transport is not None:
+            self.transport.pause_reading()
+
+    def answered(self) -> None:
+        """The pending answer is written: read and answer what follows."""
+        if self.transport is not None:
+            if not self.write_paused:
+                self.transport.resume_reading()
+            if self.complete:
+                self.server.loop.call_soon(self.answer_next)
 
     # ---------------------------------------------------------------- httptools ----
     def on_message_begin(self) -> None:
-        self.reading = True
         head_bytes = self.head_bytes
         self._reset()
         self.head_bytes = head_bytes
+        self._set_reading(True)
+
+    def _set_reading(self, reading: bool) -> None:
+        if reading != self.reading:
+            self.reading = reading
+            self.server.half_read += 1 if reading else -1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.in_body:  # a trailer (chunked body): not a header of the request
+            return
         self.headers.append((name, value))
         if len(self.headers) > MAX_HEADERS:
             raise TooLarge(431, f"request header fields too large (more than {MAX_HEADERS})")
@@ -213,7 +257,7 @@ class Connection(asyncio.Protocol):
                 parser.should_keep_alive(),
             )
         )
-        self.reading = False
+        self._set_reading(False)
         self.in_body = False
         self.head_bytes = 0
 
@@ -279,21 +323,39 @@ def response_bytes(
 ) -> bytes:
     """The HTTP/1.1 answer for a WSGI status, header list and body (read whole).
 
-    ``Content-Length`` is the app's when it gave one, else the body's length; ``close`` adds
-    ``Connection: close``. nginx sets ``Date`` and ``Server`` itself.
+    ``Content-Length`` is the body's length (the app's own is checked, not trusted: a wrong
+    one would put the kept-alive connection out of step), none for 1xx, 204 and 304; the
+    app's hop-by-hop headers are dropped; ``close`` adds ``Connection: close``. A header with
+    a line break raises ValueError (it would split the answer). nginx sets ``Date`` and
+    ``Server`` itself.
     """
     chunks = body if isinstance(body, list) else list(body)
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     lines = ["HTTP/1.1 ", status, "\r\n"]
-    has_length = False
+    length: str | None = None
     for name, value in headers:
-        if len(name) == 14 and name.lower() == "content-length":
-            has_length = True
+        key = name.lower()
+        if key in _HOP_BY_HOP:
+            continue
+        if key == "content-length":
+            length = value
+            continue
+        if _BREAKS.search(name) or _BREAKS.search(value):
+            raise ValueError(f"line break in the response header {name!r}")
         lines += (name, ": ", value, "\r\n")
-    if not has_length:
-        lines += ("Content-Length: ", str(len(data)), "\r\n")
+    code = status[:3]
+    if code not in _NO_BODY and code[0] != "1":
+        if head_only:  # HEAD: the length of what GET would send (the app's, if it gave one)
+            lines += ("Content-Length: ", length or str(len(data)), "\r\n")
+        else:
+            lines += ("Content-Length: ", str(len(data)), "\r\n")
     if close:
         lines.append("Connection: close\r\n")
     lines.append("\r\n")
     head = "".join(lines).encode("latin-1")
-    return head if head_only else head + data
+    return head if head_only or code in _NO_BODY else head + data
+
+
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "upgrade"))
+_NO_BODY = frozenset(("204", "304"))
+_BREAKS = re.compile(r"[\r\n\0]")

@@ -1,4 +1,4 @@
-"""catwalk's gunicorn worker: an event loop holding keep-alive connections from nginx.
+"""catwalk's gunicorn worker: an event loop (keep-alive connections from nginx when batching).
 
 gunicorn stays the process manager: its master forks, watches and replaces the workers, and
 its timeout, ``max_requests``, graceful stop and the hooks of ``gunicorn.conf.py`` work as
@@ -42,8 +42,6 @@ from catwalk.server.logs import in_flight
 
 # Seconds between heartbeats to the master, and checks for a stop or a gone master.
 TICK = 1.0
-# Seconds a stopping worker waits for the requests already read to be answered.
-FLUSH = 2.0
 # Seconds a stopping worker keeps serving the connections it has (each answer then closes its
 # connection); one idle that long is closed. nginx reuses its most recent connections first.
 LINGER = 0.5
@@ -64,6 +62,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.servers: list[asyncio.AbstractServer] = []
         self.max_body_bytes = max_body_bytes
         self.stopping = False
+        self.half_read = 0  # requests begun and not complete (the collector waits for them)
         self.alive: bool = True
         self.base: dict[str, Any] = {}
         super().init_process()  # loads the app, sets the signals, calls run()
@@ -118,7 +117,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
 
     def reading(self) -> int:
         """How many connections are in the middle of reading a request."""
-        return sum(conn.reading for conn in self.connections)
+        return self.half_read
 
     # ---------------------------------------------------------------- requests ----
     def answer(self, conn: Connection, request: Request) -> None:
@@ -164,6 +163,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         conn.answering -= 1
         conn.environ = None
         conn.write(data, close)
+        conn.answered()
         try:
             self.cfg.post_request(self, None, environ, None)
         except Exception:
@@ -202,8 +202,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.alive = False  # from now on every answer says Connection: close
         for server in self.servers:
             server.close()
+        # The requests already read are answered (a batching worker may hold many), for at
+        # most gunicorn's graceful_timeout: the master ends a worker still alive then.
         now = self.loop.time()
-        self._close_idle(now - LINGER, now + FLUSH)
+        self._close_idle(now - LINGER, now + max(float(self.cfg.graceful_timeout) - 0.5, 1.0))
 
     def _close_idle(self, since: float, deadline: float) -> None:
         # A connection just accepted, or just used, may have a request on its way: it is
@@ -212,8 +214,11 @@ class LoopWorker(Worker):  # type: ignore[misc]
             conn.close_if_idle(since)
         if self.connections and self.loop.time() < deadline:
             self.loop.call_later(0.01, self._close_idle, since + 0.01, deadline)
-        else:
-            self.loop.stop()
+            return
+        unanswered = sum(conn.answering for conn in self.connections)
+        if unanswered:
+            self.log.warning("worker stops with %d request(s) unanswered", unanswered)
+        self.loop.stop()
 
 
 def _no_write(data: bytes) -> None:

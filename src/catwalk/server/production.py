@@ -61,7 +61,7 @@ from catwalk.server.render import (
     render_gunicorn_conf,
     render_nginx_conf,
 )
-from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job
+from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
 from catwalk.tmp import make_temp_dir
 
 # How long gunicorn may take to load the model and answer /status.
@@ -91,7 +91,7 @@ def run_server(
     secret = secrets.token_hex(16)
     layout = RunLayout(make_temp_dir("catwalk-"), user, secret)
     job = Job(Path(model_path).resolve(), settings, app_factory, secret)
-    tuning = replace(tuning or Tuning(), open_files=open_files_limit())
+    tuning = replace(tuning or tuning_for(job), open_files=open_files_limit())
     try:
         with Signals() as signals:
             _prepare(layout, job, tuning, ipv6=ipv6)

@@ -58,8 +58,10 @@ class Tuning:
     worker_class: str = "catwalk.server.loop_worker.LoopWorker"
     threads: int = 1
     # Idle nginx -> gunicorn keep-alive connections each nginx worker keeps (0: a new
-    # connection per request, as gunicorn's sync workers need).
-    upstream_keepalive: int = 32
+    # connection per request). Only for batching models (tuning_for): nginx picks a kept
+    # connection without knowing whether its worker is busy, so an unbatched model's request
+    # could wait behind a slow one while another worker is free.
+    upstream_keepalive: int = 0
     nginx_workers: str = "auto"
     # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
     # machine's limit (RLIMIT_NOFILE); worker_connections follows from it.

@@ -63,10 +63,12 @@ from catwalk.server.logs import (
     in_flight,
     safe,
 )
-from catwalk.server.render import RunLayout
+from catwalk.server.render import RunLayout, Tuning
 from catwalk.spec import load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# Idle kept-alive connections each nginx worker holds to gunicorn for a batching model.
+BATCHING_KEEPALIVE = 32
 # prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
 # from there, as that would import prometheus-client before the variable is set).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -262,6 +264,22 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
             _report(self.layout, str(exc))
             # gunicorn prints it and halts the whole server instead of re-spawning the worker.
             raise AppImportError(str(exc)) from None
+
+
+def tuning_for(job: Job) -> Tuning:
+    """The worker model for the job's model (docs/production.md, "The worker model").
+
+    Every model gets catwalk's event-loop worker. A batching model's requests must meet in
+    its worker, so nginx keeps connections open to each (keep-alive); an unbatched model's
+    take a new connection each, accepted by whichever worker is free.
+    """
+    try:
+        spec = load_spec(job.model_path)
+    except CatwalkError:  # reported when the app is built
+        return Tuning()
+    if job.settings.batching.apply(spec.batching) is None:
+        return Tuning()
+    return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
 
 
 def _report(layout: RunLayout, message: str) -> None:
