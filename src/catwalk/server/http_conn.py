@@ -1,9 +1,10 @@
 """One HTTP/1.1 connection from nginx to a :mod:`catwalk.server.loop_worker` worker.
 
 nginx sends one request at a time on each connection: a new connection per request for an
-unbatched model, kept-alive connections (upstream keep-alive) for a batching one. :class:`Connection` parses them with httptools (llhttp, the C parser uvicorn
-uses) and hands each complete :class:`Request` to the worker, which builds its PEP 3333
-environ (:meth:`Request.environ`) and answers it with the WSGI app. The answer is written
+unbatched model, kept-alive connections (upstream keep-alive) for a batching one.
+:class:`Connection` parses them with httptools (llhttp, the C parser uvicorn uses) and hands
+each complete :class:`Request` to the worker, which builds its PEP 3333 environ
+(:meth:`Request.environ`) and answers it with the WSGI app. The answer is written
 with :func:`response_bytes`: status line, the app's headers, ``Content-Length``.
 
 Only nginx talks to this socket (it is ``0600``, or ``0660`` with nginx's group), and nginx
