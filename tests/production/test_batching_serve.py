@@ -79,9 +79,12 @@ def test_a_stuck_batch_gets_504_and_its_worker_is_replaced(serve: Serve, tmp_pat
     assert reply.status_code == 504, reply.text
     assert "server.timeout" in reply.json()["output"]["message"]
     deadline = time.monotonic() + 10
-    while "worker timeout: a request ran longer than server.timeout" not in server.output():
+    while "worker timeout: a request ran longer than server.timeout (1 s)" not in server.output():
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.2)
+    # The line names the stuck request, by the id its client got with the 504.
+    [line] = [x for x in server.output().splitlines() if "worker timeout: a request" in x]
+    assert reply.json()["correlation_id"] in line, line
     # A new worker answers.
     deadline = time.monotonic() + 10
     while True:

@@ -188,6 +188,19 @@ class LoopWorker(Worker):  # type: ignore[misc]
             in_flight.environ = None  # each is said: the base class's call has nothing left
         super().handle_quit(sig, frame)
 
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """SIGABRT: gunicorn's timeout. A batching model's worker logs every request it is
+        answering (the batch stuck in the model), through the ``worker_abort`` hook."""
+        if not self.concurrent:
+            super().handle_abort(sig, frame)
+            return
+        self.alive = False
+        for conn in list(self.connections):
+            if conn.answering and conn.environ is not None:
+                in_flight.environ, in_flight.correlation_id = conn.environ, None
+                self.cfg.worker_abort(self)
+        sys.exit(1)
+
     def _tick(self) -> None:
         self.notify()
         if not self.alive or self.ppid != os.getppid():
