@@ -180,7 +180,7 @@ def targets(rows: list[run.Row], times: dict[int, float], under_load: float | No
     lines = []
     if unbatched is not None:
         ratio = batched.rps / unbatched.rps
-        lines.append(f"- {ratio:.2f}x unbatched (target >= 5): {run._met(ratio >= 5)}")
+        lines.append(f"- {ratio:.2f}x unbatched (target >= 5): {run.met(ratio >= 5)}")
     # The forest's max_latency_ms, and the slowest batch predict measured.
     from catwalk.spec import load_spec
 
@@ -195,12 +195,12 @@ def targets(rows: list[run.Row], times: dict[int, float], under_load: float | No
         bound = batching.max_latency_ms + 3 * predict_ms
         lines.append(
             f"- p99 {batched.p99_ms:.2f} ms vs max_latency_ms + 3 x one batch's predict "
-            f"({where}: {predict_ms:.2f} ms) = {bound:.2f} ms: {run._met(batched.p99_ms <= bound)}"
+            f"({where}: {predict_ms:.2f} ms) = {bound:.2f} ms: {run.met(batched.p99_ms <= bound)}"
         )
     for peer in ("bentoml-batched", "litserve-batched"):
         if peer in by:
             ahead = batched.rps / by[peer].rps
-            lines.append(f"- {ahead:.2f}x {peer} (target > 1): {run._met(ahead > 1)}")
+            lines.append(f"- {ahead:.2f}x {peer} (target > 1): {run.met(ahead > 1)}")
     return "Targets (issue 10, batching):\n" + "\n".join(lines)
 
 

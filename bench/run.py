@@ -427,20 +427,20 @@ def targets(rows: list[Row]) -> str:
         if ours is None or bare is None:
             continue
         ratio = ours.rps / bare.rps
-        lines.append(f"- c={conns}: {ratio:.2f}x bare (target >= {want}): {_met(ratio >= want)}")
+        lines.append(f"- c={conns}: {ratio:.2f}x bare (target >= {want}): {met(ratio >= want)}")
         if conns == 32:
             lines.append(
                 f"- c=32 p99: {ours.p99_ms:.2f} ms vs bare {bare.p99_ms:.2f} ms "
-                f"(target <= bare's): {_met(ours.p99_ms <= bare.p99_ms)}"
+                f"(target <= bare's): {met(ours.p99_ms <= bare.p99_ms)}"
             )
             extra = ours.rss_mib - bare.rss_mib
             lines.append(
-                f"- whole-tree RSS: bare {extra:+.1f} MiB (target <= +30): {_met(extra <= 30)}"
+                f"- whole-tree RSS: bare {extra:+.1f} MiB (target <= +30): {met(extra <= 30)}"
             )
     return "Targets (issue 10, hot path):\n" + "\n".join(lines) if lines else ""
 
 
-def _met(ok: bool) -> str:
+def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 

@@ -82,6 +82,15 @@ def connect(worker: Worker) -> tuple[Connection, Transport]:
     return conn, transport
 
 
+def environ_of(raw: bytes) -> dict[str, Any]:
+    """The environ the worker is given for the one request in ``raw``."""
+    worker = Worker()
+    conn, _ = connect(worker)
+    conn.data_received(raw)
+    (environ,) = worker.environs
+    return environ
+
+
 def answers(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
     """Split what was written into (status, headers, body) answers."""
     out = []
@@ -109,14 +118,11 @@ def test_requests_on_one_kept_alive_connection_are_answered_in_order() -> None:
 
 
 def test_the_environ_is_what_gunicorn_would_build() -> None:
-    worker = Worker()
-    conn, _ = connect(worker)
-    conn.data_received(
+    environ = environ_of(
         b"POST /a%20b/c?q=1&r=%20 HTTP/1.1\r\nHost: example.org:8443\r\n"
         b"Content-Type: application/json\r\nContent-Length: 2\r\nX-Forwarded-Proto: https\r\n"
         b"X-Tag: one\r\nX-Tag: two\r\nX_Forged: yes\r\n\r\n{}"
     )
-    (environ,) = worker.environs
     assert environ["REQUEST_METHOD"] == "POST"
     assert environ["PATH_INFO"] == "/a b/c" and environ["QUERY_STRING"] == "q=1&r=%20"
     assert environ["RAW_URI"] == "/a%20b/c?q=1&r=%20"
@@ -137,10 +143,7 @@ def test_the_environ_is_what_gunicorn_would_build() -> None:
 def test_server_name_and_port_come_from_the_host_header(
     host: str, name: str, port: str | None
 ) -> None:
-    worker = Worker()
-    conn, _ = connect(worker)
-    conn.data_received(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    (environ,) = worker.environs
+    environ = environ_of(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     assert environ["SERVER_NAME"] == name
     assert environ.get("SERVER_PORT") == port
 
@@ -217,13 +220,10 @@ def test_answers_carry_a_content_length_and_close_when_asked() -> None:
 
 
 def test_a_chunked_body_is_read_whole_and_its_trailers_are_not_headers() -> None:
-    worker = Worker()
-    conn, _ = connect(worker)
-    conn.data_received(
+    environ = environ_of(
         b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\nabc\r\n2\r\nde\r\n0\r\nHost: evil\r\nX-Trailer: 1\r\n\r\n"
     )
-    (environ,) = worker.environs
     assert environ["CONTENT_LENGTH"] == "5" and environ["wsgi.input"].read() == b"abcde"
     assert environ["HTTP_HOST"] == "a" and "HTTP_X_TRAILER" not in environ
 

@@ -135,6 +135,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.complete: deque[Request] = deque()
         self.reading = False  # a request has begun and is not complete yet
+        self.received = 0  # bytes since the last complete request: head, body, framing
         self.last_active = 0.0  # loop.time() of the last answer (or of the connection)
         self.answering = 0  # requests handed to the worker and not answered yet
         self.environ: dict[str, Any] | None = None  # of the request being answered
@@ -144,11 +145,9 @@ class Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0  # received since the last request's head was complete
         self.in_body = False
         self.body: list[bytes] = []
         self.body_bytes = 0
-        self.message_bytes = 0  # all of this request so far: head, body, chunk framing, trailers
 
     # ------------------------------------------------------------------ asyncio ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -172,18 +171,17 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if not self.in_body:  # an upper bound of the head's size (one read too many at most)
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEADER_BYTES:
-                self.refuse(
-                    431, f"request header fields too large (more than {MAX_HEADER_BYTES} bytes)"
-                )
-                return
-        elif self.reading:  # chunk framing and trailers count too, not only the body
-            self.message_bytes += len(data)
-            if self.message_bytes > self.server.max_body_bytes + MAX_HEADER_BYTES:
-                self.refuse(413, "payload too large")
-                return
+        # Bounds on what a request may bring before it is complete (counted a read ahead):
+        # its head, then head, body, chunk framing and trailers together.
+        self.received += len(data)
+        if not self.in_body and self.received > MAX_HEADER_BYTES:
+            self.refuse(
+                431, f"request header fields too large (more than {MAX_HEADER_BYTES} bytes)"
+            )
+            return
+        if self.received > self.server.max_body_bytes + MAX_HEADER_BYTES:
+            self.refuse(413, "payload too large")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -216,9 +214,7 @@ class Connection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- httptools ----
     def on_message_begin(self) -> None:
-        head_bytes = self.head_bytes
         self._reset()
-        self.head_bytes = head_bytes
         self._set_reading(True)
 
     def _set_reading(self, reading: bool) -> None:
@@ -260,7 +256,7 @@ class Connection(asyncio.Protocol):
         )
         self._set_reading(False)
         self.in_body = False
-        self.head_bytes = 0
+        self.received = 0
 
     # ------------------------------------------------------------------ answers ----
     def write(self, data: bytes, close: bool) -> None:

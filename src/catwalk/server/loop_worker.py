@@ -30,6 +30,7 @@ import asyncio
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import uvloop
@@ -47,9 +48,6 @@ TICK = 1.0
 LINGER = 0.5
 # Pending connections the listening socket queues (gunicorn's default backlog).
 BACKLOG = 2048
-# The largest body a request may bring (bytes): the server's max_body_size, set by
-# catwalk.server.wsgi before the workers start (nginx enforces it first).
-max_body_bytes = sys.maxsize
 
 
 class LoopWorker(Worker):  # type: ignore[misc]
@@ -60,7 +58,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
         asyncio.set_event_loop(self.loop)
         self.connections: set[Connection] = set()
         self.servers: list[asyncio.AbstractServer] = []
-        self.max_body_bytes = max_body_bytes
+        # The largest body a request may bring: the server's max_body_size (nginx enforces it
+        # first; only a client of the socket itself could send more).
+        job = getattr(self.app, "job", None)  # catwalk.server.wsgi.CatwalkApplication's
+        self.max_body_bytes = job.settings.max_body_bytes if job is not None else sys.maxsize
         self.stopping = False
         self.half_read = 0  # requests begun and not complete (the collector waits for them)
         self.alive: bool = True
@@ -178,13 +179,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
         ``worker_int`` hook and answered the JSON 503, as the one request of an unbatched
         worker is (in :meth:`_answer`)."""
         if self.concurrent:
-            for conn in list(self.connections):
-                if conn.answering and conn.environ is not None:
-                    in_flight.environ, in_flight.correlation_id = conn.environ, None
-                    in_flight.answered = False
-                    self.cfg.worker_int(self)
-                    conn.answering = 0
-                    conn.write(wsgi.json_error(500, "Internal Server Error", ""), True)
+            for conn in self._in_flight():
+                self.cfg.worker_int(self)
+                conn.answering = 0
+                conn.write(wsgi.json_error(500, "Internal Server Error", ""), True)
             in_flight.environ = None  # each is said: the base class's call has nothing left
         super().handle_quit(sig, frame)
 
@@ -195,11 +193,18 @@ class LoopWorker(Worker):  # type: ignore[misc]
             super().handle_abort(sig, frame)
             return
         self.alive = False
+        for _ in self._in_flight():
+            self.cfg.worker_abort(self)
+        sys.exit(1)
+
+    def _in_flight(self) -> Iterator[Connection]:
+        """Each connection with a request being answered, that request made ``in_flight``
+        (what gunicorn's hooks describe) while it is the one yielded."""
         for conn in list(self.connections):
             if conn.answering and conn.environ is not None:
                 in_flight.environ, in_flight.correlation_id = conn.environ, None
-                self.cfg.worker_abort(self)
-        sys.exit(1)
+                in_flight.answered = False
+                yield conn
 
     def _tick(self) -> None:
         self.notify()

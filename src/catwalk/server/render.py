@@ -53,8 +53,8 @@ class Tuning:
     """Knobs chosen with the benchmark (bench/), not part of application.yml."""
 
     # catwalk's event-loop worker (catwalk.server.loop_worker): one request at a time per
-    # process (a batching model's requests meet in its collector), keep-alive from nginx;
-    # about 3x gunicorn's "sync" worker on the same app (bench/RESULTS.md).
+    # process (a batching model's requests meet in its collector); 2.1-2.8x gunicorn's
+    # "sync" worker on the same stack (bench/RESULTS.md).
     worker_class: str = "catwalk.server.loop_worker.LoopWorker"
     threads: int = 1
     # Idle nginx -> gunicorn keep-alive connections each nginx worker keeps (0: a new

@@ -52,7 +52,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
-from catwalk.server import loop_worker, readiness
+from catwalk.server import readiness
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.http_conn import json_answer
 from catwalk.server.logs import (
@@ -305,9 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
     readiness.state.stop_file = str(layout.stop_file)
-    # The workers refuse bodies above the limit nginx enforces (only a client of the socket
-    # itself could send one).
-    loop_worker.max_body_bytes = job.settings.max_body_bytes
     app = None
     if job.settings.preload:
         try:
