@@ -109,14 +109,16 @@ def test_https_debug_server(start_server: Start, tls: TlsPair) -> None:
         assert plain.status_code != 200
 
 
-def test_the_server_port_flag_wins_over_server_port(start_server: Start) -> None:
+def test_server_port_overrides_the_server_port_flag(start_server: Start) -> None:
     argument_port, env_port = free_port(), free_port()
     while env_port == argument_port:
         env_port = free_port()
-    server = start_server("rng", "--debug", port=argument_port, env={"SERVER_PORT": str(env_port)})
+    server = start_server(
+        "rng", "--debug", port=argument_port, wait_port=env_port, env={"SERVER_PORT": str(env_port)}
+    )
     assert requests.get(server.url + "/status", timeout=5).status_code == 200
-    assert not listening(env_port)
-    assert f"SERVER_PORT={env_port} not used" in server.output()
+    assert not listening(argument_port)
+    assert f"SERVER_PORT={env_port} overrides --server-port {argument_port}" in server.output()
 
 
 def test_server_config_comes_from_the_environment(start_server: Start, tls: TlsPair) -> None:

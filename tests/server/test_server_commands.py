@@ -43,7 +43,7 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-# -- the one rule: a flag typed on the command line wins over its environment variable --------
+# -- the one rule: a variable that is set overrides the flag typed on the command line ---------
 
 
 def test_serve_reads_the_environment_when_no_flag_is_given(
@@ -55,33 +55,51 @@ def test_serve_reads_the_environment_when_no_flag_is_given(
     result = CliRunner().invoke(cli, ["serve", "--no-install"])
     assert result.exit_code == 1
     assert missing in result.output
-    assert "not used" not in result.output
+    assert "overrides" not in result.output
 
 
-def test_a_flag_wins_over_its_variable_and_says_so(
+def test_a_variable_overrides_its_flag_and_says_so(
     monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "from-env"))
+    # The seed's contract: "setting these will override anything passed as a CLI argument".
+    from_env = str(tmp_path / "from-env")
+    monkeypatch.setenv("MODEL_PATH", from_env)
     monkeypatch.setenv("SERVER_PORT", "8081")
     given = str(tmp_path / "from-flag")
     result = CliRunner().invoke(cli, ["serve", "--no-install", "-m", given, "--server-port", "9"])
     assert result.exit_code == 1
-    assert given in result.output and "from-env" not in result.output.split("not used")[-1]
-    assert f"--model-path given on the command line: MODEL_PATH={tmp_path}/from-env not used" in (
-        result.output
+    assert f"MODEL_PATH={from_env} overrides --model-path {given}" in result.output
+    assert "SERVER_PORT=8081 overrides --server-port 9" in result.output
+    # The error is about the folder the variable named, never the flag's.
+    error = result.output.split("overrides --server-port 9\n")[-1]
+    assert from_env in error and given not in error
+
+
+def test_a_secret_variable_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CATWALK_TOKEN", "s3cret-from-env")
+    result = CliRunner().invoke(
+        cli, ["test-server", "-m", str(tmp_path / "none"), "--token", "typed-s3cret"]
     )
-    assert "--server-port given on the command line: SERVER_PORT=8081 not used" in result.output
+    assert "CATWALK_TOKEN overrides --token given on the command line" in result.output
+    assert "s3cret" not in result.output
 
 
 @pytest.mark.parametrize("command", ["test-model", "test-server", "build-prep", "deploy-prep"])
 def test_every_command_follows_the_same_rule(
     monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path, command: str
 ) -> None:
+    result = CliRunner().invoke(cli, [command, "-m", str(tmp_path / "from-flag")])
+    assert "from-flag" in result.output, result.output
     monkeypatch.setenv("MODEL_PATH", str(tmp_path / "from-env"))
     result = CliRunner().invoke(cli, [command])
     assert "from-env" in result.output, result.output
     result = CliRunner().invoke(cli, [command, "-m", str(tmp_path / "from-flag")])
-    assert "from-flag" in result.output and "from-env" not in result.output, result.output
+    assert "from-env" in result.output, result.output
+    note = f"overrides --model-path {tmp_path}/from-flag\n"
+    assert note in result.output, result.output
+    assert "from-flag" not in result.output.split(note)[-1], result.output
 
 
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> None:
@@ -90,7 +108,7 @@ def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch, clean_e
     result = CliRunner().invoke(cli, ["serve", "--no-install", "-m", "/nonexistent-catwalk"])
     assert result.exit_code == 1
     assert "/nonexistent-catwalk" in result.output
-    assert "not used" not in result.output
+    assert "overrides" not in result.output
 
 
 @pytest.mark.parametrize(("name", "value"), [("SERVER_PORT", "80a"), ("RUN_TESTS", "maybe")])

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
@@ -20,35 +22,79 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
-# One rule for every command and every option with an environment variable: a value typed on
-# the command line wins over the variable, which wins over application.yml, which wins over
-# the default (click's own order). An empty variable counts as unset. catwalk's images set
-# MODEL_PATH, SERVER_PORT (and SERVER_CONFIG) with ENV and run `catwalk serve` without those
-# flags, so `docker run -e` / a Kubernetes `env:` changes them.
+# One rule for every command and every option with an environment variable: the variable, when
+# set, overrides the flag typed on the command line (the seed's contract for MODEL_PATH,
+# SERVER_CONFIG and SERVER_PORT: "setting these will override anything passed as a CLI
+# argument"), which wins over application.yml, which wins over the default. An empty variable
+# counts as unset. When a variable overrides a typed flag, stderr says so. catwalk's images set
+# MODEL_PATH, SERVER_PORT (and SERVER_CONFIG) with ENV, so `docker run -e` / a Kubernetes `env:`
+# changes them whatever the command line says.
 
-model_path_option = click.option(
+
+class EnvFirstOption(click.Option):
+    """A click option whose environment variable, when set, wins over the command line.
+
+    click's own order is the reverse (command line, then variable); the seed's contract and
+    catwalk's images need this one. ``secret=True`` keeps the values out of the stderr note.
+    """
+
+    def __init__(self, *args: Any, secret: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.secret = secret
+
+    def consume_value(
+        self, ctx: click.Context, opts: Mapping[str, click.Parameter]
+    ) -> tuple[Any, ParameterSource]:
+        value, source = super().consume_value(ctx, opts)
+        if source is not ParameterSource.COMMANDLINE or ctx.resilient_parsing:
+            return value, source
+        from_env = self.value_from_envvar(ctx)
+        if from_env is None:
+            return value, source
+        raw = self.resolve_envvar_value(ctx)
+        name = self._envvar_name()
+        flag = self.opts[0]
+        if self.secret:
+            note = f"{name} overrides {flag} given on the command line"
+        elif self.is_flag:
+            note = f"{name}={raw} overrides the command line's {flag} choice"
+        else:
+            note = f"{name}={raw} overrides {flag} {value}"
+        click.echo(note, err=True)
+        return from_env, ParameterSource.ENVIRONMENT
+
+    def _envvar_name(self) -> str:
+        names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
+        return next((n for n in names if os.environ.get(n)), names[0] if names else "?")
+
+
+def env_option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` for an option with an environment variable (see EnvFirstOption)."""
+    assert "envvar" in attrs, "env_option needs envvar="
+    attrs.setdefault("show_envvar", True)
+    return click.option(*param_decls, cls=EnvFirstOption, **attrs)
+
+
+model_path_option = env_option(
     "--model-path",
     "-m",
     default=".",
     envvar="MODEL_PATH",
     show_default=True,
-    show_envvar=True,
     help="The model folder (holding model.yml and model.py).",
 )
 
-server_config_option = click.option(
+server_config_option = env_option(
     "--server-config",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="SERVER_CONFIG",
-    show_envvar=True,
     default=None,
     help="application.yml (logging, workers, SSL, ...); its folder holds the certificates.",
 )
-server_port_option = click.option(
+server_port_option = env_option(
     "--server-port",
     type=click.IntRange(1, 65535),
     envvar="SERVER_PORT",
-    show_envvar=True,
     default=DEFAULT_PORT,
     show_default=True,
     help="TCP port the server listens on.",
@@ -69,9 +115,11 @@ install_option = click.option(
 )
 
 
-token_option = click.option(
+token_option = env_option(
     "--token",
     envvar="CATWALK_TOKEN",
+    secret=True,
+    show_envvar=False,
     default=None,
     help="Bearer token to send, for a server with server.auth (or set CATWALK_TOKEN; "
     "the environment keeps it out of shell history and ps).",
@@ -140,8 +188,3 @@ def finish(report: Report) -> None:
     """Print the summary and exit 0 only when every step passed."""
     report.summary()
     sys.exit(0 if report.passed else 1)
-
-
-def not_yet_available(name: str) -> None:
-    click.echo(f"Error: 'catwalk {name}' is not yet available in this version.", err=True)
-    sys.exit(2)

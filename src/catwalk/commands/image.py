@@ -8,6 +8,7 @@ import click
 
 from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
+    env_option,
     finish,
     handle_errors,
     junit_option,
@@ -24,10 +25,9 @@ from catwalk.image.naming import check_registry, image_ref
 from catwalk.image.prep import build_prep
 from catwalk.spec import ModelSpec, load_spec
 
-registry_option = click.option(
+registry_option = env_option(
     "--docker-registry",
     envvar="DOCKER_REGISTRY",
-    show_envvar=True,
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
 )

@@ -1,14 +1,14 @@
 """``catwalk serve``, ``catwalk test-server`` and ``catwalk test``.
 
-Options follow the one rule of every command (see :mod:`catwalk.commands.common`): a flag typed
-on the command line wins over its environment variable (``MODEL_PATH``, ``SERVER_CONFIG``,
-``SERVER_PORT``, ``RUN_TESTS``), which wins over application.yml and the defaults.
+Options follow the one rule of every command (see :mod:`catwalk.commands.common`): an
+environment variable that is set (``MODEL_PATH``, ``SERVER_CONFIG``, ``SERVER_PORT``,
+``RUN_TESTS``) overrides the flag typed on the command line, which wins over application.yml and
+the defaults.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
-from click.core import ParameterSource
 
 from catwalk.checks.model_checks import TestData
 from catwalk.checks.report import Report, Step
 from catwalk.commands.common import (
+    env_option,
     finish,
     handle_errors,
     install_option,
@@ -47,24 +47,6 @@ debug_option = click.option(
     is_flag=True,
     help="Flask's development server with verbose logs instead of nginx + gunicorn.",
 )
-_ENV_OF = {
-    "model_path": "MODEL_PATH",
-    "server_config": "SERVER_CONFIG",
-    "server_port": "SERVER_PORT",
-    "run_tests": "RUN_TESTS",
-}
-
-
-def note_unused_env(ctx: click.Context) -> None:
-    """Say on stderr when a flag typed on the command line leaves a set variable unused.
-
-    The flag wins (the one rule); an operator who set the variable should see why it did not.
-    """
-    for param, name in _ENV_OF.items():
-        value = os.environ.get(name)
-        if value and ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
-            option = "--" + param.replace("_", "-")
-            click.echo(f"{option} given on the command line: {name}={value} not used", err=True)
 
 
 @click.command("serve")
@@ -72,10 +54,9 @@ def note_unused_env(ctx: click.Context) -> None:
 @server_config_option
 @server_port_option
 @debug_option
-@click.option(
+@env_option(
     "--run-tests/--no-run-tests",
     envvar="RUN_TESTS",
-    show_envvar=True,
     default=False,
     show_default=True,
     help="Run the test-model checks first and refuse to start if they fail.",
@@ -87,9 +68,7 @@ def note_unused_env(ctx: click.Context) -> None:
     help="With --debug: restart the server whenever a file in the model folder changes.",
 )
 @handle_errors
-@click.pass_context
 def serve_command(
-    ctx: click.Context,
     model_path: str,
     server_config: Path | None,
     server_port: int,
@@ -100,13 +79,12 @@ def serve_command(
 ) -> None:
     """Serve the model as a REST API (nginx + gunicorn, or --debug).
 
-    A flag typed on the command line wins over its environment variable.
+    An environment variable that is set overrides the flag typed on the command line.
     """
     from catwalk.model import load_model
     from catwalk.requirements import ensure_requirements
     from catwalk.spec import load_spec
 
-    note_unused_env(ctx)
     settings = load_settings(server_config, server_port)
     if reload:
         if not debug:
