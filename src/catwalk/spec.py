@@ -18,6 +18,7 @@ import yaml
 
 from catwalk.errors import SpecError
 from catwalk.schema import SchemaValidator, to_json_schema
+from catwalk.spec_runtime import Runtime, parse_runtime
 
 SPEC_FILE = "model.yml"
 MODEL_FILE = "model.py"
@@ -27,6 +28,9 @@ IoType = Literal["PYTHON_DICT", "PANDAS_DATA_FRAME"]
 IO_TYPES: tuple[IoType, ...] = ("PYTHON_DICT", "PANDAS_DATA_FRAME")
 
 _TOP_KEYS = {"name", "version", "contact", "schema", "io_type", "description", "batching"}
+# ---- runtime: (threads per worker, warm-up; catwalk.spec_runtime) ----
+_TOP_KEYS.add("runtime")
+# ---- end runtime: ----
 _BATCHING_KEYS = {"max_batch_size", "max_latency_ms"}
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_LATENCY_MS = 10.0
@@ -88,6 +92,7 @@ class ModelSpec:
     io_type: IoType = "PYTHON_DICT"
     description: str | None = None
     batching: Batching | None = None
+    runtime: Runtime = field(default_factory=Runtime)  # model.yml's runtime: (spec_runtime)
 
     @property
     def batch_kind(self) -> BatchKind:
@@ -260,6 +265,7 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         problems.append("description: must be a string")
 
     batching = _batching(data, problems) if "batching" in data else None
+    runtime = parse_runtime(data.get("runtime"), problems)  # runtime: (catwalk.spec_runtime)
 
     schema = _section(data, "schema", problems)
     sides: dict[str, IoSchema | None] = {"input": None, "output": None}
@@ -280,6 +286,7 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         io_type=io_type,
         description=description,
         batching=batching,
+        runtime=runtime,
     )
 
 
