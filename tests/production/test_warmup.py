@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from conftest import MODELS, Server, child_env
 
@@ -26,8 +25,16 @@ def test_the_first_request_meets_a_warm_worker(serve: Callable[..., Server]) -> 
 
 def _test_server(model: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "catwalk", "test-server", "--no-install", "-m", str(MODELS / model)]
-        + list(args),
+        [
+            sys.executable,
+            "-m",
+            "catwalk",
+            "test-server",
+            "--no-install",
+            "-m",
+            str(MODELS / model),
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=child_env(**env),
@@ -42,7 +49,7 @@ def test_test_server_passes_a_cold_model_within_a_short_timeout() -> None:
     assert "all 18 step(s) passed" in result.stdout
 
 
-def test_a_timeout_is_said_in_catwalks_words(tmp_path: Path) -> None:
+def test_a_timeout_is_said_in_catwalks_words() -> None:
     # CATWALK_TEST_TIMEOUT overrides --timeout (the environment wins, as for every option).
     result = _test_server("always_slow", "--timeout", "30", CATWALK_TEST_TIMEOUT="1")
     out = result.stdout + result.stderr
