@@ -375,3 +375,14 @@ def test_apps_are_independent(load: Callable[[str], LoadedModel]) -> None:
     echo = create_app(load("echo"), ServerSettings()).test_client()
     assert rng.get("/info").get_json()["name"] == "RNGModel"
     assert echo.get("/info").get_json()["name"] == "Echo"
+
+
+def test_a_naive_datetime_500_says_what_to_return(make_client: ClientFactory) -> None:
+    # Issue 17: every prediction was a 500 "is not a valid date-time", with no hint why.
+    client = make_client("naive_time")
+    message = error_of(post(client, {"input": {"aware": False}}), 500)
+    assert message.startswith('output.when: "2024-05-01T12:30:00" is not a valid date-time')
+    assert "no UTC offset" in message and "timezone.utc" in message
+    answer = post(client, {"input": {"aware": True}})
+    assert answer.status_code == 200
+    assert answer.get_json()["output"] == {"when": "2024-05-01T12:30:00+00:00"}
