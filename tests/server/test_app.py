@@ -386,3 +386,16 @@ def test_a_naive_datetime_500_says_what_to_return(make_client: ClientFactory) ->
     answer = post(client, {"input": {"aware": True}})
     assert answer.status_code == 200
     assert answer.get_json()["output"] == {"when": "2024-05-01T12:30:00+00:00"}
+
+
+def test_a_null_that_the_model_refuses_is_a_short_500_naming_the_field(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 17: scikit-learn's whole ValueError (advice, two URLs) went to the API client.
+    client = make_client("nan_sklearn")
+    assert post(client, {"input": {"a": 1.0, "b": 1.0}}).status_code == 200
+    message = error_of(post(client, {"input": {"a": 1.0, "b": None}}), 500)
+    assert message.startswith("predict raised ValueError: Input X contains NaN.")
+    assert "input.b is null: model.yml allows null there (nullable)" in message
+    assert "scikit-learn.org" not in message and "\n" not in message
+    assert "scikit-learn.org" in caplog.text  # the whole text stays in the server's log
