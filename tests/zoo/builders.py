@@ -567,8 +567,13 @@ def _onnx(dest: Path) -> None:
 
         class Model:
             def __init__(self, path):
+                # ONNX Runtime's pool ignores OMP_NUM_THREADS: size it from catwalk's plan.
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
                 self.session = onnxruntime.InferenceSession(
-                    os.path.join(path, "model.onnx"), providers=["CPUExecutionProvider"]
+                    os.path.join(path, "model.onnx"),
+                    options,
+                    providers=["CPUExecutionProvider"],
                 )
                 self.input = self.session.get_inputs()[0].name
 
