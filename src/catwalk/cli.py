@@ -37,6 +37,11 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The command line as typed: a command moved into a model's environment runs it again.
+        ctx.meta["catwalk.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             module = importlib.import_module(f"catwalk.commands.{COMMAND_MODULES[cmd_name]}")
