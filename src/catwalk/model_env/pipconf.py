@@ -22,6 +22,8 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 #: pip's sections in the order it applies them: a later one wins.
 _SECTIONS = ("global", "install", ":env:")
@@ -111,8 +113,10 @@ def uv_settings(config: Mapping[str, str], environ: Mapping[str, str] | None = N
             # pip takes the best version across every index; uv's default stops at the
             # first index that has the package. Same requirements, same answer as pip.
             out.args += ["--index-strategy", "unsafe-best-match"]
-    if many("find-links"):
-        to_env("find-links", "UV_FIND_LINKS", ",".join(many("find-links")))
+    # pip skips a folder that is not there (with a warning); uv would stop: leave it out.
+    links = [link for link in many("find-links") if _reachable(link)]
+    if links:
+        to_env("find-links", "UV_FIND_LINKS", ",".join(links))
     if flag("no-index"):
         out.args.append("--no-index")
         out.mapped["no-index"] = config["no-index"]
@@ -146,6 +150,14 @@ def uv_settings(config: Mapping[str, str], environ: Mapping[str, str] | None = N
         for variable in ("HTTPS_PROXY", "HTTP_PROXY"):
             to_env("proxy", variable, config["proxy"])
     return out
+
+
+def _reachable(link: str) -> bool:
+    """False for a local folder or file that does not exist; URLs are uv's to fetch."""
+    parts = urlsplit(link)
+    if parts.scheme not in ("", "file"):
+        return True
+    return Path(unquote(parts.path) if parts.scheme else link).expanduser().exists()
 
 
 def _number(text: str) -> bool:

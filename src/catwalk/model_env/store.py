@@ -169,26 +169,30 @@ class EnvStore:
         return final
 
     def _install(self, plan: EnvPlan, work: Path) -> dict[str, str]:
-        """uv venv + uv pip install into ``work``; returns the pip settings passed on."""
+        """Build the environment in ``work``; returns the pip settings passed on to uv.
+
+        catwalk goes in first, on its own, so that the model's requirements.txt options
+        (``--no-index`` and a folder of wheels, say) apply to the model's packages only; then
+        the requirements, resolved together with the catwalk just installed (a pin that
+        conflicts with one of catwalk's dependencies is uv's error, naming both); then
+        ``uv pip check``.
+        """
         uv = find_uv()
         settings = uv_settings(pip_config())
         env = {**os.environ, **settings.env, "UV_NO_PROGRESS": "1"}
         env.pop("VIRTUAL_ENV", None)  # the target is given with --python, never guessed
-        self._run(
-            [uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(work)],
-            plan,
-            env,
-            "create the virtual environment",
-        )
-        install = [uv, "pip", "install", "--python", str(work / "bin" / "python")]
+        python = str(work / "bin" / "python")
+        venv = [uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(work)]
+        self._run(venv, plan, env, "create")
         # As pip does: every later start imports from .pyc (PYTHONDONTWRITEBYTECODE or a
         # read-only cache would otherwise compile the model's libraries on every run).
-        install.append("--compile-bytecode")
-        install += settings.args
+        install = [uv, "pip", "install", "--python", python, "--compile-bytecode", *settings.args]
+        self._run([*install, *plan.own.args], plan, env, f"install {plan.own.name} into")
         if plan.requirements_file is not None:
-            install += ["-r", str(plan.requirements_file)]
-        install += plan.own.args
-        self._run(install, plan, env, "install the requirements")
+            pinned = f"{plan.own.name}=={plan.own.version}"  # satisfied by the one installed
+            cmd = [*install, "-r", str(plan.requirements_file), pinned]
+            self._run(cmd, plan, env, "install the requirements into")
+        self._run([uv, "pip", "check", "--python", python], plan, env, "check")
         return settings.mapped
 
     def _run(self, cmd: list[str], plan: EnvPlan, env: dict[str, str], what: str) -> None:
@@ -202,6 +206,6 @@ class EnvStore:
         tail = "\n".join(output.splitlines()[-_OUTPUT_TAIL_LINES:])
         source = plan.requirements_file or plan.folder
         raise RequirementsError(
-            f"{source}: cannot {what} of the model's environment (uv exit {proc.returncode}); "
+            f"{source}: cannot {what} the model's environment (uv exit {proc.returncode}); "
             f"nothing was changed in this or any other environment. uv says:\n{tail}"
         )
