@@ -140,7 +140,7 @@ def _build_wheel(where: Path, name: str, requires: tuple[str, ...] = ()) -> Path
     return wheel
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def build_wheel() -> Callable[..., Path]:
     """``build_wheel(folder, name, requires=())`` -> a hand-made wheel of package ``name``."""
     return _build_wheel

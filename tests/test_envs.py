@@ -298,6 +298,16 @@ def test_an_undeclared_import_names_requirements_txt(
 # -- two processes, a killed build --------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory: pytest.TempPathFactory, build_wheel: Callable[..., Path]) -> Path:
+    """One model folder (its own folder of wheels) for the tests that only use an env."""
+    root = tmp_path_factory.mktemp("probe")
+    package = f"cwprobe_{os.getpid()}"
+    (root / "wheels").mkdir()
+    build_wheel(root / "wheels", package)
+    return make_model(root / "model", f"--find-links ../wheels\n{package}==0.1\n", package, "42")
+
+
 def _probe(tmp_path: Path, tiny_wheel: Any) -> Path:
     wheels = tiny_wheel("wheels")
     package = tiny_wheel.package
@@ -356,9 +366,9 @@ def test_a_killed_build_is_never_used(tmp_path: Path, tiny_wheel: Any) -> None:
 
 
 def test_predict_streams_through_and_keeps_its_exit_code(
-    tmp_path: Path, tiny_wheel: Any, shared_cache: Path
+    tmp_path: Path, probe: Path, shared_cache: Path
 ) -> None:
-    model = _probe(tmp_path, tiny_wheel)
+    model = probe
     lines = "".join(json.dumps({"n": n}) + "\n" for n in (1, 2, -1, 4))
     result = catwalk("predict", "-m", str(model), stdin=lines, cache=shared_cache)
     assert result.returncode == 1  # line 3 failed: --on-error stop
@@ -374,9 +384,9 @@ def test_predict_streams_through_and_keeps_its_exit_code(
 
 
 def test_model_path_variable_still_overrides_the_flag(
-    tmp_path: Path, tiny_wheel: Any, shared_cache: Path
+    tmp_path: Path, probe: Path, shared_cache: Path
 ) -> None:
-    model = _probe(tmp_path, tiny_wheel)
+    model = probe
     other = tmp_path / "not-a-model"
     other.mkdir()
     result = catwalk(
@@ -447,9 +457,9 @@ def _wait_status(url: str, proc: subprocess.Popen[str], timeout: float = 120) ->
     "mode", [(), ("--debug",), ("--debug", "--reload")], ids=["production", "debug", "reload"]
 )
 def test_serve_runs_the_model_in_its_environment(
-    tmp_path: Path, tiny_wheel: Any, shared_cache: Path, mode: tuple[str, ...]
+    tmp_path: Path, probe: Path, shared_cache: Path, mode: tuple[str, ...]
 ) -> None:
-    model = _probe(tmp_path, tiny_wheel)
+    model = probe
     port = free_port()
     env = child_env(shared_cache)
     env["PATH"] = f"{env.get('PATH', '')}:/usr/sbin"  # nginx
@@ -486,9 +496,9 @@ def test_serve_runs_the_model_in_its_environment(
 
 @pytest.mark.slow
 def test_test_server_runs_in_the_environment(
-    tmp_path: Path, tiny_wheel: Any, shared_cache: Path
+    tmp_path: Path, probe: Path, shared_cache: Path
 ) -> None:
-    model = _probe(tmp_path, tiny_wheel)
+    model = probe
     result = catwalk(
         "test", "-m", str(model), cache=shared_cache, PATH=f"{os.environ['PATH']}:/usr/sbin"
     )
