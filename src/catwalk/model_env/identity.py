@@ -113,8 +113,11 @@ def _source_dir(dist: metadata.Distribution) -> Path | None:
 def own_install() -> OwnInstall | None:
     """How to install the running catwalk elsewhere; None when it is not installed."""
     dist = own_distribution()
-    if dist is None:
-        return None
+    return install_of(dist) if dist is not None else None
+
+
+def install_of(dist: metadata.Distribution) -> OwnInstall:
+    """How to install ``dist`` again, as its PEP 610 record says it was installed."""
     name, version = dist.metadata["Name"], dist.version
     info = _direct_url(dist)
     url = info.get("url")
