@@ -115,6 +115,8 @@ def catwalk(
 
 
 def envs_in(cache: Path) -> list[Path]:
+    if not cache.is_dir():
+        return []
     return sorted(p for p in cache.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
@@ -423,13 +425,17 @@ def test_local_manager_runs_in_this_interpreter(tmp_path: Path, shared_cache: Pa
     assert "CATWALK_ENV_MANAGER=local overrides --env-manager venv" in result.stderr
 
 
-def test_no_install_needs_a_built_environment(tmp_path: Path, tiny_wheel: Any) -> None:
+def test_no_install_uses_the_built_environment_or_none(tmp_path: Path, tiny_wheel: Any) -> None:
     cache = tmp_path / "cache"
     model = _probe(tmp_path, tiny_wheel)
     args = ["predict", "-m", str(model), "--no-install", "--input", '{"n": 1}']
-    refused = catwalk(*args, cache=cache)
-    assert refused.returncode == 1
-    assert "no environment has been built for this model's requirements yet" in refused.stderr
+    # Nothing built, nothing to build: the model runs here (an image's `serve --no-install`),
+    # where its package is not installed: the failure names requirements.txt.
+    here = catwalk(*args, cache=cache)
+    assert here.returncode == 1
+    assert "none built for these requirements, and --no-install builds none" in here.stderr
+    assert "listed in requirements.txt?" in here.stderr
+    assert envs_in(cache) == []
     assert catwalk("test-model", "-m", str(model), cache=cache).returncode == 0
     used = catwalk(*args, cache=cache)
     assert used.returncode == 0, used.stderr
@@ -492,6 +498,32 @@ def test_serve_runs_the_model_in_its_environment(
         log.seek(0)
         print(log.read())
         log.close()
+
+
+@pytest.mark.slow
+def test_reload_passes_the_local_choice_to_the_server_it_restarts(
+    tmp_path: Path, shared_cache: Path
+) -> None:
+    model = make_model(tmp_path / "model", "", "json", "x")
+    port = free_port()
+    args = ["serve", "-m", str(model), "--debug", "--reload", "--env-manager", "local"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catwalk", *args, "--server-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=child_env(shared_cache),
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_status(url, proc)
+        answer = requests.post(url + "/predict", json={"input": {"n": 1}}, timeout=10)
+        assert answer.json()["output"]["prefix"] == sys.prefix
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.slow

@@ -148,7 +148,10 @@ def in_model_env(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, env_manager: str, **kwargs: Any) -> Any:
-        if env_manager == "venv" and not kwargs.get("reload"):
+        if env_manager == "local":
+            # The catwalk processes this one starts (test-server's server, --reload's) too.
+            os.environ[ENV_MANAGER_VAR] = "local"
+        elif not kwargs.get("reload"):
             from catwalk.model_env.runner import run_in_model_env
 
             ctx = click.get_current_context()

@@ -33,8 +33,10 @@ def run_in_model_env(
     """Re-execute the command in the model folder's environment (building it if needed).
 
     Returns, to let the command run here, only when there is nothing to move: a folder that
-    is not a model folder (the command reports that itself) or a catwalk that is not
-    installed. With ``install=False`` (``--no-install``) the environment must exist already.
+    is not a model folder (the command reports that itself), a catwalk that is not installed,
+    or ``install=False`` (``--no-install``: build nothing) and no environment built yet. That
+    last one is an image's ``catwalk serve --no-install``: the image is the model's
+    environment, its requirements installed into catwalk's interpreter.
     """
     folder = Path(model_path)
     if not (folder / SPEC_FILE).is_file():
@@ -53,10 +55,11 @@ def run_in_model_env(
     else:
         found = store.find(plan)
         if found is None:
-            raise RequirementsError(
-                f"{folder}: --no-install, and no environment has been built for this model's "
-                "requirements yet: run once without --no-install, or use --env-manager local"
+            echo(
+                "environment: none built for these requirements, and --no-install builds none: "
+                "the model runs in this interpreter"
             )
+            return
         echo(f"environment: {found} (cached)")
         env = found
     if Path(sys.prefix).resolve() == env.resolve():
