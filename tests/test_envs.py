@@ -264,8 +264,10 @@ def test_requirements_own_pip_options_work(
 def test_a_conflict_with_catwalk_shows_uvs_words_and_builds_nothing(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     model = make_model(tmp_path / "model", "Flask==2.3.3\n", "flask", "2.3.3")
-    result = catwalk("test-model", "-m", str(model), cache=cache)
+    junit = tmp_path / "report.xml"
+    result = catwalk("test-model", "-m", str(model), "--junit-xml", str(junit), cache=cache)
     assert result.returncode == 1
+    assert "No solution found" in junit.read_text()  # a CI test view says why, too
     assert "cannot install the requirements into the model's environment" in result.stderr
     assert "No solution found" in result.stderr  # uv's own explanation follows
     assert "flask" in result.stderr.lower()

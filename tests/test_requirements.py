@@ -401,14 +401,17 @@ def test_pip_settings_map_to_uv(tmp_path: Path) -> None:
     # URLs travel in variables (never on a command line `ps` shows).
     assert out.env["UV_INDEX_URL"] == "https://user:secret@pypi.example/simple"
     assert out.env["UV_EXTRA_INDEX_URL"] == "file:///opt/pypi/simple https://more.example/simple"
-    # A missing local folder is skipped, as pip skips it (uv would stop).
-    assert out.env["UV_FIND_LINKS"] == f"{tmp_path},https://wheels.example/"
     assert out.env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
     assert out.env["UV_HTTP_TIMEOUT"] == "180"
     assert not any("secret" in arg for arg in out.args)
     assert out.args == [
         "--index-strategy",
         "unsafe-best-match",  # pip's way with several indexes
+        # A missing local folder is skipped, as pip skips it (uv would stop).
+        "--find-links",
+        str(tmp_path),
+        "--find-links",
+        "https://wheels.example/",
         "--constraint",
         str(constraints),
         "--allow-insecure-host",

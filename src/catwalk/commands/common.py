@@ -155,13 +155,20 @@ def in_model_env(func: F) -> F:
             from catwalk.model_env.runner import run_in_model_env
 
             ctx = click.get_current_context()
-            argv = ctx.meta.get(ARGV_KEY, sys.argv[1:])
-            run_in_model_env(
-                kwargs["model_path"],
-                argv,
-                install=kwargs.get("install", True),
-                echo=lambda line: click.echo(line, err=True),
-            )
+            try:
+                run_in_model_env(
+                    kwargs["model_path"],
+                    ctx.meta.get(ARGV_KEY, sys.argv[1:]),
+                    install=kwargs.get("install", True),
+                    echo=lambda line: click.echo(line, err=True),
+                )
+            except CatwalkError:
+                if kwargs.get("junit_xml") is None:
+                    raise
+                # A CI system reading --junit-xml learns why nothing ran, too.
+                with junit_reports(kwargs["junit_xml"]) as reports:
+                    reports.append(new_report(ctx.info_name or "catwalk"))
+                    raise
         return func(*args, **kwargs)
 
     option = click.option(

@@ -8,8 +8,8 @@ is in effect (its own precedence: a ``PIP_*`` variable over the ``[install]`` se
 ``[global]``), and each setting is mapped to uv's equivalent. A ``UV_*`` variable the user set
 is uv's own configuration: it is left as it is and wins.
 
-URLs (which may carry credentials) travel in uv's variables, never on its command line, where
-``ps`` would show them.
+Index URLs (which may carry credentials) travel in uv's variables, never on its command line,
+where ``ps`` would show them.
 """
 
 from __future__ import annotations
@@ -114,9 +114,10 @@ def uv_settings(config: Mapping[str, str], environ: Mapping[str, str] | None = N
             # first index that has the package. Same requirements, same answer as pip.
             out.args += ["--index-strategy", "unsafe-best-match"]
     # pip skips a folder that is not there (with a warning); uv would stop: leave it out.
-    links = [link for link in many("find-links") if _reachable(link)]
-    if links:
-        to_env("find-links", "UV_FIND_LINKS", ",".join(links))
+    for link in many("find-links"):
+        if _reachable(link):
+            out.args += ["--find-links", link]
+            out.mapped["find-links"] = config["find-links"]
     if flag("no-index"):
         out.args.append("--no-index")
         out.mapped["no-index"] = config["no-index"]
