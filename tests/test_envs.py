@@ -15,7 +15,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -444,6 +445,17 @@ def test_no_install_uses_the_built_environment_or_none(tmp_path: Path, tiny_whee
     assert Path(json.loads(used.stdout)["prefix"]).parent == cache
 
 
+def test_in_process_the_default_says_what_to_do(probe: Path) -> None:
+    """click's CliRunner runs a command inside the caller: it must not replace that process."""
+    from click.testing import CliRunner
+
+    from catwalk.cli import cli
+
+    result = CliRunner().invoke(cli, ["test-model", "-m", str(probe)])
+    assert result.exit_code == 1
+    assert "in-process, use --env-manager local or" in result.output
+
+
 # -- servers run in the environment ------------------------------------------------------------
 
 
@@ -460,6 +472,35 @@ def _wait_status(url: str, proc: subprocess.Popen[str], timeout: float = 120) ->
     raise AssertionError("server not ready")
 
 
+@contextmanager
+def serving(
+    args: list[str], env: dict[str, str], log: Path
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``catwalk <args>`` on a free port (SERVER_PORT: the variable still counts there); yields
+    once it answers /status; a SIGTERM must then end it with exit code 0."""
+    port = free_port()
+    with open(log, "w+") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catwalk", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**env, "SERVER_PORT": str(port), "PATH": f"{env.get('PATH', '')}:/usr/sbin"},
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_status(url, proc)
+            yield proc, url
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.seek(0)
+            print(out.read())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "mode", [(), ("--debug",), ("--debug", "--reload")], ids=["production", "debug", "reload"]
@@ -467,21 +508,8 @@ def _wait_status(url: str, proc: subprocess.Popen[str], timeout: float = 120) ->
 def test_serve_runs_the_model_in_its_environment(
     tmp_path: Path, probe: Path, shared_cache: Path, mode: tuple[str, ...]
 ) -> None:
-    model = probe
-    port = free_port()
-    env = child_env(shared_cache)
-    env["PATH"] = f"{env.get('PATH', '')}:/usr/sbin"  # nginx
-    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catwalk", "serve", "-m", str(model), *mode],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**env, "SERVER_PORT": str(port)},  # the variable, not a flag: it still counts
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_status(url, proc)
+    args = ["serve", "-m", str(probe), *mode]
+    with serving(args, child_env(shared_cache), tmp_path / "serve.log") as (proc, url):
         answer = requests.post(url + "/predict", json={"input": {"n": 7}}, timeout=10)
         assert answer.status_code == 200, answer.text
         output = answer.json()["output"]
@@ -491,15 +519,6 @@ def test_serve_runs_the_model_in_its_environment(
             # Moved by exec: the process started is the one that runs, in the environment.
             exe = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
             assert Path(exe).parent.parent == Path(output["prefix"])
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        print(log.read())
-        log.close()
 
 
 @pytest.mark.slow
@@ -507,25 +526,10 @@ def test_reload_passes_the_local_choice_to_the_server_it_restarts(
     tmp_path: Path, shared_cache: Path
 ) -> None:
     model = make_model(tmp_path / "model", "", "json", "x")
-    port = free_port()
     args = ["serve", "-m", str(model), "--debug", "--reload", "--env-manager", "local"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catwalk", *args, "--server-port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=child_env(shared_cache),
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_status(url, proc)
+    with serving(args, child_env(shared_cache), tmp_path / "serve.log") as (_, url):
         answer = requests.post(url + "/predict", json={"input": {"n": 1}}, timeout=10)
         assert answer.json()["output"]["prefix"] == sys.prefix
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow

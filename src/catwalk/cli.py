@@ -10,6 +10,7 @@ import importlib
 import click
 
 from catwalk import __version__
+from catwalk.model_env import PROGRAM
 
 # Each command and the module of catwalk.commands that defines it (in its COMMANDS). A
 # command's module is imported only when that command runs: `catwalk serve` does not pay
@@ -60,4 +61,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="catwalk")
+    cli(prog_name="catwalk", obj=PROGRAM)

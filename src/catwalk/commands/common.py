@@ -16,8 +16,8 @@ from click.core import ParameterSource
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
 from catwalk.config import DEFAULT_PORT
-from catwalk.errors import CatwalkError, ModelError, ModelLoadError
-from catwalk.model_env import ENV_MANAGER_VAR, ENV_MANAGERS
+from catwalk.errors import CatwalkError, ConfigError, ModelError, ModelLoadError
+from catwalk.model_env import ENV_MANAGER_VAR, ENV_MANAGERS, PROGRAM
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -155,6 +155,12 @@ def in_model_env(func: F) -> F:
             from catwalk.model_env.runner import run_in_model_env
 
             ctx = click.get_current_context()
+            if ctx.find_root().obj != PROGRAM:
+                raise ConfigError(
+                    "the model's own environment needs catwalk run as a program (it "
+                    "re-executes itself there): in-process, use --env-manager local or "
+                    "CATWALK_ENV_MANAGER=local"
+                )
             try:
                 run_in_model_env(
                     kwargs["model_path"],

@@ -28,3 +28,6 @@ ENV_CACHE_VAR = "CATWALK_ENV_CACHE"
 MODEL_ENV_VAR = "CATWALK_MODEL_ENV"
 #: The file an environment's builder writes last: what it was built from.
 RECORD_FILE = "catwalk-env.json"
+#: ``click`` context ``obj`` when catwalk runs as the program (``catwalk.cli.main``): only then
+#: may a command replace its process, never inside a caller's (click's CliRunner, tests).
+PROGRAM = "catwalk.program"
