@@ -10,7 +10,7 @@ import importlib
 import click
 
 from catwalk import __version__
-from catwalk.model_env import PROGRAM
+from catwalk.model_env import ARGV_KEY, PROGRAM
 
 # Each command and the module of catwalk.commands that defines it (in its COMMANDS). A
 # command's module is imported only when that command runs: `catwalk serve` does not pay
@@ -40,7 +40,7 @@ class LazyGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # The command line as typed: a command moved into a model's environment runs it again.
-        ctx.meta["catwalk.argv"] = list(args)
+        ctx.meta[ARGV_KEY] = list(args)
         return super().parse_args(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:

@@ -17,7 +17,7 @@ from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
 from catwalk.config import DEFAULT_PORT
 from catwalk.errors import CatwalkError, ConfigError, ModelError, ModelLoadError
-from catwalk.model_env import ENV_MANAGER_VAR, ENV_MANAGERS, PROGRAM
+from catwalk.model_env import ARGV_KEY, ENV_MANAGER_VAR, ENV_MANAGERS, PROGRAM
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,9 +117,6 @@ install_option = click.option(
 
 
 # -- the model's own environment (catwalk.model_env) -----------------------------------------
-
-#: Where cli.py keeps the command line as typed, for a command re-executed in a model's env.
-ARGV_KEY = "catwalk.argv"
 
 
 class EnvManagerOption(EnvFirstOption):

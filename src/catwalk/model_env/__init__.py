@@ -31,3 +31,5 @@ RECORD_FILE = "catwalk-env.json"
 #: ``click`` context ``obj`` when catwalk runs as the program (``catwalk.cli.main``): only then
 #: may a command replace its process, never inside a caller's (click's CliRunner, tests).
 PROGRAM = "catwalk.program"
+#: Where ``catwalk.cli`` keeps the command line as typed (``ctx.meta``): what is re-executed.
+ARGV_KEY = "catwalk.argv"
