@@ -36,7 +36,7 @@ version: "1.0"
 contact: {name: Bench, email: bench@example.com}
 schema:
   input: {type: object}
-  output: {type: object}
+  output: {type: object, properties: {version: {type: string}}}
 """
 MODEL_PY = """\
 import {module} as lib
