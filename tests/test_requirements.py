@@ -328,7 +328,9 @@ def test_inside_a_model_environment_nothing_is_installed(
     record = {"requirements": requirements.requirements_digest(folder)}
     (env / "catwalk-env.json").write_text(json.dumps(record))
     monkeypatch.setattr(sys, "prefix", str(env))
-    assert ensure_requirements(folder) == f"installed in the model's environment {env}"
+    assert ensure_requirements(folder) == (
+        f"1 requirement(s) installed in the model's environment {env}"
+    )
     # requirements.txt edited since the environment was built: said, never pip-installed.
     (folder / "requirements.txt").write_text("catwalk-tests-not-installed==2.0\n")
     with pytest.raises(RequirementsError, match="was built for other requirements"):

@@ -92,7 +92,11 @@ def ensure_requirements(folder: Path) -> str:
                 "for other requirements (they changed since): run the command again without "
                 "--env-manager local, and catwalk builds the environment for these"
             )
-        return f"installed in the model's environment {sys.prefix}"
+        req_file = folder / REQUIREMENTS_FILE
+        listed = len(_lines(req_file)) if req_file.is_file() else 0
+        if not listed:
+            return f"no requirements.txt entries (the model's environment: {sys.prefix})"
+        return f"{listed} requirement(s) installed in the model's environment {sys.prefix}"
     req_file = folder / REQUIREMENTS_FILE
     if not req_file.is_file():
         return "no requirements.txt"

@@ -146,7 +146,8 @@ class EnvStore:
         if final.exists():  # no record: not one of ours, or damaged by hand
             shutil.rmtree(final)
         req = plan.requirements_file
-        what = f"{req} + {plan.own.name} {plan.own.version}" if req else plan.own.name
+        own = f"{plan.own.name} {plan.own.version}"
+        what = f"{req} + {own}" if req else own
         self.echo(f"environment: building {final} ({what}) with uv")
         started = time.monotonic()
         work = Path(tempfile.mkdtemp(prefix=f".build-{plan.key}-", dir=self.root))
