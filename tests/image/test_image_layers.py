@@ -201,7 +201,9 @@ def test_wheelhouse_refuses_replacing_catwalk_s_own_packages(example_copy: Any) 
 
     folder = example_copy("rng")
     (folder / "requirements.txt").write_text("Flask==2.3.3\n")
-    with pytest.raises(RequirementsError, match="'Flask==2.3.3' conflicts with catwalk's own"):
+    with pytest.raises(
+        RequirementsError, match=re.escape("'Flask==2.3.3' conflicts with catwalk's own")
+    ):
         build_wheelhouse(folder, _host_base(), refresh=False, echo=print)
 
 
