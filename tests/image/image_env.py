@@ -51,7 +51,9 @@ def _session() -> requests.Session:
     return session
 
 
-def catwalk(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def catwalk(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI (a child process, as a pipeline would), echoing its output."""
     proc = subprocess.run(
         [sys.executable, "-m", "catwalk", *args],
@@ -59,7 +61,7 @@ def catwalk(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str
         text=True,
         timeout=timeout,
         check=False,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     print(f"$ catwalk {' '.join(args)}\n{proc.stdout}{proc.stderr}")
     return proc
