@@ -120,6 +120,9 @@ def test_weights_declared_or_large_go_apart_and_wheels_stay_out(example_copy: An
     assert files.weights == ("big.onnx", "weights/small.bin")
     assert "model.py" in files.code and "model.yml" in files.code
     assert not any(p.endswith(".whl") or p == ".env" for p in files.code + files.weights)
+    (folder / "Dockerfile").write_text("FROM x\n")
+    assert "Dockerfile" not in model_files(folder).code
+    assert ".dockerignore" not in model_files(folder).code
 
 
 def test_the_context_tar_is_readable_by_any_uid_and_reproducible(

@@ -136,7 +136,7 @@ def _image_texts(client: Any, ref: str) -> Iterator[tuple[str, bytes]]:
     saved = io.BytesIO(b"".join(client.api.get_image(ref)))
     with tarfile.open(fileobj=saved) as outer:
         for member in outer.getmembers():
-            data = outer.extractfile(member)
+            data = outer.extractfile(member) if member.isfile() else None
             if data is None:
                 continue
             content = data.read()
@@ -144,7 +144,7 @@ def _image_texts(client: Any, ref: str) -> Iterator[tuple[str, bytes]]:
             if member.name.endswith("layer.tar"):
                 with tarfile.open(fileobj=io.BytesIO(content)) as layer:
                     for entry in layer.getmembers():
-                        handle = layer.extractfile(entry)
+                        handle = layer.extractfile(entry) if entry.isfile() else None
                         if handle is not None:
                             yield f"{member.name}:{entry.name}", handle.read()
     history = client.api.history(ref)  # `docker history --no-trunc`: CreatedBy in full

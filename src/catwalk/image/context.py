@@ -11,7 +11,8 @@ instead holds:
 - ``weights/``: the model folder's large files, at their paths: those model.yml's ``weights:``
   patterns match, and any file of :data:`~catwalk.image.dockerfile.LARGE_FILE_MIB` MiB or more;
 - ``model/``: every other file the .dockerignore lets through, minus ``*.whl`` (wheels are
-  installed from the wheelhouse, never copied with the code).
+  installed from the wheelhouse, never copied with the code) and the build's own Dockerfile
+  and .dockerignore.
 
 Every entry is owned by root and readable by any user (mode ``a+r``, directories ``a+rx``) in
 the tar itself, so the image needs no ``chmod`` layer (which would copy each file it touches),
@@ -63,8 +64,8 @@ def model_files(folder: Path, weights_patterns: tuple[str, ...] = ()) -> Context
         full = folder / path
         if not full.is_file() or full.is_symlink():
             continue
-        if path.endswith(".whl"):
-            continue
+        if path.endswith(".whl") or path in (DOCKERFILE, DOCKERIGNORE):
+            continue  # the SDK's list always has both; the image needs neither
         declared = any(_matches(path, pattern) for pattern in weights_patterns)
         (weights if declared or full.stat().st_size >= large else code).append(path)
     return ContextFiles(tuple(weights), tuple(code))
