@@ -224,6 +224,32 @@ def test_wheelhouse_names_pip_s_error(
     assert "catwalk-no-such-package-anywhere" in text
 
 
+def test_another_platform_gets_wheels_for_the_image_s_tags(
+    example_copy: Any, build_wheel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A base image whose tags differ from this machine's: pip download, binary only, for
+    the image's Python and platforms (a real pip, offline, on hand-made wheels)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    folder = example_copy("rng")
+    (folder / "vendor").mkdir()
+    build_wheel(folder / "vendor", "catwalk_wh_any")
+    (folder / "requirements.txt").write_text("--find-links ./vendor\ncatwalk_wh_any\n")
+    base = BaseImage(
+        ref="b",
+        image_id="i",
+        python="3.12",
+        tags=("cp312-cp312-manylinux_2_17_aarch64", "py3-none-any"),
+        installed={},
+        keep={},
+    )
+    said: list[str] = []
+    house = build_wheelhouse(folder, base, refresh=False, echo=said.append)
+    assert house is not None
+    assert [w.name for w in house.wheels] == ["catwalk_wh_any-0.1-py3-none-any.whl"]
+    assert any("Python 3.12 (pip download" in line for line in said)
+
+
 def test_another_python_downloads_wheels_for_the_image(tmp_path: Path) -> None:
     base = BaseImage(
         ref="b",

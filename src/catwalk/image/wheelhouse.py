@@ -24,6 +24,7 @@ code change runs no pip at all. ``--no-cache`` resolves again.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -179,6 +180,12 @@ def _tag_parts(tags: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
 
 
 def _run_pip(folder: Path, req_file: Path, base: BaseImage, mode: str, out: Path) -> None:
+    if importlib.util.find_spec("pip") is None:
+        raise BuildError(
+            f"{req_file}: catwalk build resolves the requirements with pip on this machine, "
+            f"and {sys.executable} has no pip: python -m ensurepip (or install catwalk in a "
+            "virtual environment made with pip)"
+        )
     constraints = out / "constraints-of-the-base-image.txt"
     constraints.write_text(
         "".join(f"{name}=={version}\n" for name, version in sorted(base.installed.items())),
