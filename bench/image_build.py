@@ -42,8 +42,8 @@ def export(ref: str, where: Path) -> Path:
     return tree
 
 
-def catwalk(tree: Path, *args: str) -> float:
-    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+def catwalk(tree: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), **(env or {})}
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "catwalk", *args], env=env, capture_output=True, text=True
