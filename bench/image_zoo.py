@@ -24,11 +24,11 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "zoo"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from builders import KINDS, build_model  # the zoo's own trainers
-from image_build import catwalk, size_mb
+from builders import KINDS, build_model  # noqa: E402 - the zoo's own trainers
+from image_build import catwalk, size_mb  # noqa: E402 - the sibling bench
 
-from catwalk.image.naming import image_ref
-from catwalk.spec import load_spec
+from catwalk.image.naming import image_ref  # noqa: E402
+from catwalk.spec import load_spec  # noqa: E402
 
 
 def main() -> None:
@@ -73,7 +73,7 @@ def main() -> None:
                     client.api.remove_image(ref)
                 except docker.errors.APIError as exc:
                     print(f"could not remove {ref}: {exc}")
-    print("\n| zoo model | image size | cold build (--no-cache) | rebuild after a model.py change |")
+    print("\n| zoo model | image size | cold build (--no-cache) | rebuild after model.py |")
     print("|---|---:|---:|---:|")
     for kind, size, cold, again in rows:
         print(f"| {kind} | {size:.0f} MB | {cold:.1f} s | {again:.1f} s |")
