@@ -269,7 +269,7 @@ def test_failed_build_names_the_step(
     assert result.returncode == 1
     assert "docker build of rngmodel:0.0.1 failed at step" in result.stderr
     assert "apt-get install" in result.stderr
-    assert "Unable to locate package catwalk-no-such-debian-package" in result.stderr
+    assert "Unable to locate package catwalk-no-such-debian-package" in result.stdout
 
 
 def test_test_image_without_an_image_says_build_first(tmp_path: Path, client: Any) -> None:
