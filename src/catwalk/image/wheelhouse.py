@@ -23,6 +23,7 @@ code change runs no pip at all. ``--no-cache`` resolves again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -122,8 +123,10 @@ def build_wheelhouse(
         wheels = sorted(work.glob("*.whl"))
         _write_pinned(work / REQUIREMENTS_FILE, wheels)
         (work / _DONE).write_text(f"catwalk {__version__}\n", encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        work.rename(target)
+        if not (target / _DONE).is_file():  # else another build made the same one meanwhile
+            shutil.rmtree(target, ignore_errors=True)  # a half-written one from a crash
+            with contextlib.suppress(OSError):  # lost a race: the other one is as good
+                work.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     house = _house(target, cached=False)
