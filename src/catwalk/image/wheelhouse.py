@@ -123,8 +123,9 @@ def build_wheelhouse(
         wheels = sorted(work.glob("*.whl"))
         _write_pinned(work / REQUIREMENTS_FILE, wheels)
         (work / _DONE).write_text(f"catwalk {__version__}\n", encoding="utf-8")
-        if not (target / _DONE).is_file():  # else another build made the same one meanwhile
-            shutil.rmtree(target, ignore_errors=True)  # a half-written one from a crash
+        # Unless another build made the same one meanwhile (then it is as good as ours).
+        if refresh or not (target / _DONE).is_file():
+            shutil.rmtree(target, ignore_errors=True)  # an old or half-written one
             with contextlib.suppress(OSError):  # lost a race: the other one is as good
                 work.rename(target)
     finally:
