@@ -197,6 +197,8 @@ def test_wheelhouse_resolves_find_links_of_the_requirements_and_caches(
     (folder / "vendor" / "catwalk_wh_dep-0.1-py3-none-any.whl").touch()
     moved = build_wheelhouse(folder, _host_base(), refresh=False, echo=said.append)
     assert moved is not None and not moved.cached
+    refreshed = build_wheelhouse(folder, _host_base(), refresh=True, echo=said.append)
+    assert refreshed is not None and not refreshed.cached and refreshed.wheels
 
 
 def test_wheelhouse_refuses_replacing_catwalk_s_own_packages(example_copy: Any) -> None:
