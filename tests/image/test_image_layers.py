@@ -134,6 +134,7 @@ def test_the_context_tar_is_readable_by_any_uid_and_reproducible(
     (folder / "run.sh").chmod(0o700)
     wheel = tmp_path / "x-1.0-py3-none-any.whl"
     wheel.write_bytes(b"PK")
+    (folder / "latest.json").symlink_to("test_data.json")
     files = model_files(folder)
     tars = []
     for _ in range(2):
@@ -148,6 +149,8 @@ def test_the_context_tar_is_readable_by_any_uid_and_reproducible(
     assert members["model/model.py"].mode == 0o644
     assert members["model/run.sh"].mode == 0o755
     assert members["wheels/x-1.0-py3-none-any.whl"].isfile()
+    assert members["model/latest.json"].issym()
+    assert members["model/latest.json"].linkname == "test_data.json"
     for member in members.values():
         assert (member.uid, member.gid, member.mtime) == (0, 0, FIXED_MTIME)
 
@@ -250,6 +253,17 @@ def test_another_platform_gets_wheels_for_the_image_s_tags(
     assert house is not None
     assert [w.name for w in house.wheels] == ["catwalk_wh_any-0.1-py3-none-any.whl"]
     assert any("Python 3.12 (pip download" in line for line in said)
+
+
+def test_requirements_listing_nothing_give_an_empty_wheelhouse(
+    example_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = example_copy("rng")
+    (folder / "requirements.txt").write_text("# nothing yet\n")
+    house = build_wheelhouse(folder, _host_base(), refresh=False, echo=print)
+    assert house is not None and house.wheels == ()
+    assert (house.folder / "requirements.txt").read_text() == ""
 
 
 def test_another_python_downloads_wheels_for_the_image(tmp_path: Path) -> None:
