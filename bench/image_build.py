@@ -38,7 +38,7 @@ def export(ref: str, where: Path) -> Path:
     tree = where / "reference"
     tree.mkdir()
     with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
+        tar.extractall(tree, filter="tar")  # our own tree: a committed link may be absolute
     return tree
 
 
