@@ -98,6 +98,21 @@ def test_layers_follow_change_rates(example_copy: Any) -> None:
     assert not any(line.startswith("RUN") for line in lines[order[-2] :])
 
 
+def test_a_new_version_changes_no_layer(example_copy: Any) -> None:
+    """Everything up to the code's COPY is the same for two versions: Docker's cache keeps
+    (and the registry already has) the requirements, weights and code layers."""
+    folder = example_copy("dataframe")
+    _add_to_spec(folder, "weights: [test_data.json]\n")
+    before = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "1.0.0"', 'version: "1.0.1"'))
+    after = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
+    code = before.index(f"COPY model/ {MODEL_DIR}/")
+    assert f"COPY weights/ {MODEL_DIR}/" in before[:code]
+    assert before[: code + 1] == after[: code + 1]
+    assert before != after
+
+
 def test_no_system_packages_no_apt_and_no_weights_no_layer(example_copy: Any) -> None:
     text = render_dockerfile(load_spec(example_copy("rng")), ImageOptions())
     assert "apt-get" not in text
