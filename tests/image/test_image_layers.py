@@ -5,6 +5,7 @@ suffixes and the rule that nothing untested is pushed."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import tarfile
 from pathlib import Path
@@ -343,3 +344,24 @@ def test_registry_hosts_are_told_from_docker_hub_names() -> None:
     assert has_registry("localhost/catwalk:1")
     assert not has_registry("catwalk:0.1.0")
     assert not has_registry("team/catwalk:0.1.0")
+
+
+def test_what_a_base_image_runs_is_asked_once_per_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catwalk.image.base import cache_dir, probe_base
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "catwalk"
+    data = {"python": "3.11", "tags": ["py3-none-any"], "installed": {"Flask": "3.1.3"}}
+    data["keep"] = {"flask": ["Flask", "3.1.3", "Flask>=3.0"]}
+    (tmp_path / "catwalk" / "base-images").mkdir(parents=True)
+    (tmp_path / "catwalk" / "base-images" / ("ab" * 16 + ".json")).write_text(json.dumps(data))
+    # No Docker client at all: the answer comes from the cache.
+    base = probe_base(None, "b:1", "sha256:" + "ab" * 32)  # type: ignore[arg-type]
+    assert (base.python, base.tags, base.installed) == (
+        "3.11",
+        ("py3-none-any",),
+        data["installed"],
+    )
+    assert base.keep == {"flask": ("Flask", "3.1.3", "Flask>=3.0")}
