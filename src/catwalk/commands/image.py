@@ -24,7 +24,7 @@ from catwalk.commands.common import (
 )
 from catwalk.errors import BuildError
 from catwalk.image.dockerfile import ImageOptions
-from catwalk.image.naming import check_registry, image_ref
+from catwalk.image.naming import check_registry, check_suffix, image_ref
 from catwalk.image.prep import build_prep
 from catwalk.spec import ModelSpec, load_spec
 
@@ -33,6 +33,13 @@ registry_option = env_option(
     envvar="DOCKER_REGISTRY",
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
+)
+suffix_option = env_option(
+    "--build-suffix",
+    envvar="CATWALK_BUILD_SUFFIX",
+    default=None,
+    help="Tag <version>-<suffix> instead of <version>: a rebuild of the same model version "
+    "(e.g. on a base image with a security fix; docs/upgrades.md).",
 )
 network_option = click.option(  # also deploy-prep's
     "--network",
@@ -103,7 +110,24 @@ def build_prep_command(
     help="Also write sbom.cdx.json (CycloneDX: the image's Python packages, versions, "
     "licences) next to model.yml and label the image with its digest.",
 )
-@click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Build without Docker's layer cache, and resolve the requirements again.",
+)
+@click.option(
+    "--test/--no-test",
+    default=None,
+    help="Run test-image's checks on the image before any push. Default: when pushing "
+    "(an untested image is never pushed: --no-test needs --no-push).",
+)
+@suffix_option
+@click.option(
+    "--pull",
+    is_flag=True,
+    help="Pull the base image from its registry again, even when this engine has it.",
+)
+@test_timeout_option
 @network_option
 @handle_errors
 def build_command(
@@ -113,9 +137,14 @@ def build_command(
     overwrite: bool,
     sbom: bool,
     no_cache: bool,
+    test: bool | None,
+    build_suffix: str | None,
+    pull: bool,
+    timeout: float,
     network: str | None,
 ) -> None:
-    """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
+    """Build the model's Docker image, tagged [REGISTRY/]<name>:<version>[-<suffix>], test it
+    with test-image's checks, and push it."""
     from catwalk.image.build import BuildOptions, build_model_image
 
     spec = _spec(model_path)
@@ -135,6 +164,10 @@ def build_command(
         no_cache=no_cache,
         network=network,
         sbom=sbom,
+        test=test,
+        suffix=check_suffix(build_suffix),
+        pull=pull,
+        test_timeout=timeout,
     )
     build_model_image(spec, options, click.echo)
 
@@ -153,12 +186,14 @@ def build_command(
     help="No effect (kept for old pipelines): the model's packages are in the image.",
 )
 @test_timeout_option
+@suffix_option
 @token_option
 @junit_option
 @handle_errors
 def test_image_command(
     model_path: str,
     docker_registry: str | None,
+    build_suffix: str | None,
     server_port: int,
     server_config: Path | None,
     network: str | None,
@@ -172,8 +207,11 @@ def test_image_command(
     with junit_reports(junit_xml) as reports:
         report = new_report("test-image")
         reports.append(report)
+        registry = check_registry(docker_registry)
+        suffix = check_suffix(build_suffix)
         options = ImageTestOptions(
-            docker_registry=check_registry(docker_registry),
+            docker_registry=registry,
+            image=image_ref(_spec(model_path), registry, suffix) if suffix else None,
             server_port=server_port,
             server_config=server_config,
             network=network,
