@@ -26,6 +26,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from catwalk import DISTRIBUTION
 from catwalk.errors import RequirementsError
 from catwalk.spec import REQUIREMENTS_FILE
 from catwalk.tmp import temp_dir
@@ -238,10 +239,11 @@ def runtime_constraints() -> dict[str, Kept]:
     """
     kept: dict[str, Kept] = {}
     try:
-        kept["catwalk"] = Kept("catwalk", metadata.version("catwalk"), "catwalk itself")
+        version = metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:  # running from a source tree: nothing to keep
         return kept
-    pending: list[tuple[str, str | None]] = [("catwalk", None)]
+    kept[canonicalize_name(DISTRIBUTION)] = Kept(DISTRIBUTION, version, "catwalk itself")
+    pending: list[tuple[str, str | None]] = [(DISTRIBUTION, None)]
     while pending:
         dist, via = pending.pop()
         for text in metadata.requires(dist) or []:
