@@ -31,11 +31,19 @@ registry_option = env_option(
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
 )
-network_option = click.option(  # also deploy-prep's
+network_option = env_option(  # also deploy-prep's
     "--network",
+    envvar="DOCKER_NETWORK",
     default=None,
     help="Docker network mode (e.g. host). Default: the engine's default network, or host "
     "when the engine has no bridge network.",
+)
+local_tag_option = env_option(
+    "--local-tag",
+    envvar="CATWALK_LOCAL_TAG",
+    default=None,
+    help="Build and test the image under this tag (e.g. one per CI pipeline) instead of the "
+    "model's version; the push still pushes <name>:<version>.",
 )
 
 
@@ -46,10 +54,12 @@ def _spec(model_path: str) -> ModelSpec:
 @click.command("build-prep")
 @model_path_option
 @registry_option
-@click.option(
+@env_option(
     "--base-image",
+    envvar="CATWALK_BASE_IMAGE",
     default=None,
-    help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
+    help="Image to build FROM (without a tag: catwalk's version is added). "
+    "Default: [REGISTRY/]catwalk:<catwalk version>.",
 )
 @server_config_option
 @server_port_option
@@ -102,6 +112,7 @@ def build_prep_command(
 )
 @click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
 @network_option
+@local_tag_option
 @handle_errors
 def build_command(
     model_path: str,
@@ -111,6 +122,7 @@ def build_command(
     sbom: bool,
     no_cache: bool,
     network: str | None,
+    local_tag: str | None,
 ) -> None:
     """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
     from catwalk.image.build import BuildOptions, build_model_image
@@ -124,6 +136,7 @@ def build_command(
         no_cache=no_cache,
         network=network,
         sbom=sbom,
+        local_tag=local_tag,
     )
     build_model_image(spec, options, click.echo)
 
@@ -134,6 +147,7 @@ def build_command(
 @server_port_option
 @server_config_option
 @network_option
+@local_tag_option
 @tolerance_option
 @click.option(
     "--install/--no-install",
@@ -157,6 +171,7 @@ def test_image_command(
     server_port: int,
     server_config: Path | None,
     network: str | None,
+    local_tag: str | None,
     tolerance: float,
     install: bool,
     timeout: float,
@@ -169,6 +184,7 @@ def test_image_command(
         reports.append(report)
         options = ImageTestOptions(
             docker_registry=check_registry(docker_registry),
+            local_tag=local_tag,
             server_port=server_port,
             server_config=server_config,
             network=network,

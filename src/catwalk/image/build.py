@@ -3,7 +3,9 @@
 A Dockerfile carrying catwalk's marker is rendered again on every build with the options
 build-prep recorded in it, so a new ``version`` in model.yml or a new requirements.txt reaches
 the image; a hand-written one is built as it is. A push never replaces an existing
-``name:version`` in the registry unless asked (a version names one image).
+``name:version`` in the registry unless asked (a version names one image); an image built
+from the same inputs as the one there is not pushed again (image/pushed.py), so a pipeline
+can run again.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 from catwalk.errors import BuildError
 from catwalk.generated import is_generated
 from catwalk.image import docker as dk
+from catwalk.image import pushed
 from catwalk.image.dockerfile import ImageOptions, recorded_options
-from catwalk.image.naming import image_ref
+from catwalk.image.naming import image_ref, local_image_ref
 from catwalk.image.prep import DOCKERFILE, build_prep, check_build_context
 from catwalk.spec import ModelSpec
 
@@ -33,6 +36,7 @@ class BuildOptions:
     no_cache: bool = False
     network: str | None = None
     sbom: bool = False
+    local_tag: str | None = None  # build (and test) under this tag; push as name:version
 
 
 def prepare_dockerfile(spec: ModelSpec, registry: str | None, echo: Echo) -> None:
@@ -80,7 +84,7 @@ def build_labels(folder: Path) -> dict[str, str]:
 
 
 def build_model_image(spec: ModelSpec, options: BuildOptions, echo: Echo) -> str:
-    """Build (and push) the model's image; returns its reference."""
+    """Build (and push) the model's image; returns the reference it was built under."""
     registry = options.registry
     ref = image_ref(spec, registry)
     if options.push and registry is None:
@@ -88,36 +92,42 @@ def build_model_image(spec: ModelSpec, options: BuildOptions, echo: Echo) -> str
     prepare_dockerfile(spec, registry, echo)
     check_build_context(spec.path)
 
+    local = local_image_ref(spec, registry, options.local_tag)
+
     client = dk.connect()
     try:
-        if options.push and not options.overwrite:
-            existing = dk.registry_digest(client, ref)
-            if existing is not None:
-                raise BuildError(
-                    f"{ref} is already in the registry ({existing}) and a version names one "
-                    "image: bump version in model.yml, or replace it with --overwrite"
-                )
-        network = dk.default_network(client, options.network, echo)
         labels = build_labels(spec.path)
-        echo(f"== build {ref}")
-        image_id = _build(client, spec, ref, options, network, labels, echo)
+        labels[pushed.INPUTS_LABEL] = pushed.inputs_digest(client, spec.path, echo)
+        push = options.push and pushed.check_before_push(
+            client, ref, labels[pushed.INPUTS_LABEL], options.overwrite
+        )
+        if options.push and not push:
+            echo(
+                f"{ref} is in the registry already, built from the same inputs "
+                f"({labels[pushed.INPUTS_LABEL][:19]}...): nothing to push"
+            )
+        network = dk.default_network(client, options.network, echo)
+        echo(f"== build {local}")
+        image_id = _build(client, spec, local, options, network, labels, echo)
         if options.sbom:
             from catwalk.image.sbom import make_sbom, sbom_digest, write_sbom
 
-            sbom = make_sbom(client, ref, spec, echo)
+            sbom = make_sbom(client, local, spec, echo)
             # The same build again, from the cache, with the SBOM's digest as one more label;
             # the file is written after it, so it is never part of the build context.
             labels["io.catwalk.sbom.digest"] = sbom_digest(sbom)
-            image_id = _build(client, spec, ref, options, network, labels, echo, quiet=True)
+            image_id = _build(client, spec, local, options, network, labels, echo, quiet=True)
             echo(f"wrote {write_sbom(spec.path, sbom)} ({labels['io.catwalk.sbom.digest']})")
-        echo(f"built {ref} ({image_id[7:19]})")
-        if options.push:
+        echo(f"built {local} ({image_id[7:19]})")
+        if push:
             echo(f"== push {ref}")
+            if local != ref:
+                dk.tag_image(client, image_id, ref)
             digest = dk.push_image(client, ref, echo=echo)
             echo(f"pushed {ref}" + (f" ({digest})" if digest else ""))
     finally:
         client.close()
-    return ref
+    return local
 
 
 def _build(
