@@ -53,6 +53,7 @@ class ImageTestOptions:
     tolerance: float = DEFAULT_TOLERANCE
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
     local_tag: str | None = None  # build's --local-tag: the image is only on this engine
+    suffix: str | None = None  # build's --build-suffix
     token: str | None = None  # bearer token for a config with server.auth (default: its first)
 
 
@@ -125,7 +126,9 @@ def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> N
         report.fail("server config", str(exc))
         return
     try:
-        ref = options.image or local_image_ref(spec, options.docker_registry, options.local_tag)
+        ref = options.image or local_image_ref(
+            spec, options.docker_registry, options.local_tag, options.suffix
+        )
     except CatwalkError as exc:
         report.fail("image", str(exc))
         return

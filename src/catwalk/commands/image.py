@@ -21,7 +21,7 @@ from catwalk.commands.common import (
     tolerance_option,
 )
 from catwalk.image.dockerfile import ImageOptions
-from catwalk.image.naming import check_registry, image_ref
+from catwalk.image.naming import check_registry, check_suffix, image_ref
 from catwalk.image.prep import build_prep
 from catwalk.spec import ModelSpec, load_spec
 
@@ -30,6 +30,13 @@ registry_option = env_option(
     envvar="DOCKER_REGISTRY",
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
+)
+suffix_option = env_option(
+    "--build-suffix",
+    envvar="CATWALK_BUILD_SUFFIX",
+    default=None,
+    help="Tag <version>-<suffix> instead of <version>: a rebuild of the same model version "
+    "(e.g. on a base image with a security fix; docs/upgrades.md).",
 )
 network_option = env_option(  # also deploy-prep's
     "--network",
@@ -110,7 +117,30 @@ def build_prep_command(
     help="Also write sbom.cdx.json (CycloneDX: the image's Python packages, versions, "
     "licences) next to model.yml and label the image with its digest.",
 )
-@click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Build without Docker's layer cache, and resolve the requirements again.",
+)
+@click.option(
+    "--test/--no-test",
+    default=None,
+    help="Run test-image's checks on the image before any push. Default: when pushing "
+    "(an untested image is never pushed: --no-test needs --no-push).",
+)
+@suffix_option
+@click.option(
+    "--pull",
+    is_flag=True,
+    help="Pull the base image from its registry again, even when this engine has it.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds the smoke test waits for the container's server to answer.",
+)
 @network_option
 @local_tag_option
 @handle_errors
@@ -121,10 +151,15 @@ def build_command(
     overwrite: bool,
     sbom: bool,
     no_cache: bool,
+    test: bool | None,
+    build_suffix: str | None,
+    pull: bool,
+    timeout: float,
     network: str | None,
     local_tag: str | None,
 ) -> None:
-    """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
+    """Build the model's Docker image, tagged [REGISTRY/]<name>:<version>[-<suffix>], test it
+    with test-image's checks, and push it."""
     from catwalk.image.build import BuildOptions, build_model_image
 
     spec = _spec(model_path)
@@ -137,6 +172,10 @@ def build_command(
         network=network,
         sbom=sbom,
         local_tag=local_tag,
+        test=test,
+        suffix=check_suffix(build_suffix),
+        pull=pull,
+        test_timeout=timeout,
     )
     build_model_image(spec, options, click.echo)
 
@@ -162,12 +201,14 @@ def build_command(
     show_default=True,
     help="Seconds to wait for the container's server to answer.",
 )
+@suffix_option
 @token_option
 @junit_option
 @handle_errors
 def test_image_command(
     model_path: str,
     docker_registry: str | None,
+    build_suffix: str | None,
     server_port: int,
     server_config: Path | None,
     network: str | None,
@@ -184,6 +225,7 @@ def test_image_command(
         reports.append(report)
         options = ImageTestOptions(
             docker_registry=check_registry(docker_registry),
+            suffix=check_suffix(build_suffix),
             local_tag=local_tag,
             server_port=server_port,
             server_config=server_config,

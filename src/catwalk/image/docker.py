@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -86,7 +86,7 @@ def default_network(client: docker.DockerClient, network: str | None, echo: Echo
 
 def build_image(
     client: docker.DockerClient,
-    context: Path,
+    context: Path | IO[bytes],
     tag: str,
     *,
     echo: Echo,
@@ -96,15 +96,21 @@ def build_image(
     pull: bool = False,
     labels: dict[str, str] | None = None,
 ) -> str:
-    """Build ``context`` (its Dockerfile and .dockerignore) as ``tag``, streaming the output.
+    """Build ``context`` as ``tag``, streaming the output; returns the image id.
 
-    Returns the image id; BuildError naming the failing Dockerfile step otherwise.
+    ``context``: a folder (its Dockerfile and .dockerignore), or a tar of the whole context
+    (Dockerfile included). BuildError naming the failing Dockerfile step otherwise.
     """
     step = "sending the build context"
     image_id: str | None = None
+    where: dict[str, Any] = (
+        {"path": str(context)}
+        if isinstance(context, Path)
+        else {"fileobj": context, "custom_context": True}
+    )
     try:
         stream = client.api.build(
-            path=str(context),
+            **where,
             tag=tag,
             nocache=nocache,
             rm=True,

@@ -151,7 +151,9 @@ def check_before_push(client: dk.Client, ref: str, digest: str, overwrite: bool)
     )
     raise BuildError(
         f"{ref} is already in the registry ({pushed.digest}) and {why}; a version names "
-        "one image: bump version in model.yml, or replace it with --overwrite"
+        "one image: bump version in model.yml, or replace it with --overwrite (or, for a "
+        "rebuild of the same version on a new base image, give a --build-suffix: "
+        "docs/upgrades.md)"
     )
 
 

@@ -53,8 +53,8 @@ print(base64.b64encode(buf.getvalue()).decode())
 """
 
 
-def make_sbom(client: dk.Client, ref: str, spec: ModelSpec, echo: Callable[[str], None]) -> str:
-    """The SBOM (CycloneDX JSON) of image ``ref``'s Python environment."""
+def check_sbom_tool() -> None:
+    """BuildError when CycloneDX's generator is missing (build checks before building)."""
     try:
         import cyclonedx_py  # noqa: F401
     except ImportError:
@@ -62,6 +62,11 @@ def make_sbom(client: dk.Client, ref: str, spec: ModelSpec, echo: Callable[[str]
             "catwalk build --sbom needs CycloneDX's generator: pip install 'catwalk[sbom]' "
             "(cyclonedx-bom)"
         ) from None
+
+
+def make_sbom(client: dk.Client, ref: str, spec: ModelSpec, echo: Callable[[str], None]) -> str:
+    """The SBOM (CycloneDX JSON) of image ``ref``'s Python environment."""
+    check_sbom_tool()
     echo(f"== sbom of {ref}")
     done = dk.run_command(
         client, ref, ["python", "-c", _PACK], user=_USER, timeout=300, environment={}
