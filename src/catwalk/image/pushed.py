@@ -69,6 +69,8 @@ def inputs_digest(client: dk.Client, folder: Path, echo: Echo) -> str:
     ignore = folder / DOCKERIGNORE
     patterns = dockerignore_patterns(ignore.read_text(encoding="utf-8")) if ignore.is_file() else []
     for name in sorted(exclude_paths(str(folder), patterns, dockerfile=DOCKERFILE)):
+        if name == DOCKERFILE:
+            continue  # its instructions are in already
         path = folder / name
         if path.is_symlink():
             entry = f"link {name} -> {path.readlink()}"
