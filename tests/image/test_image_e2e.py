@@ -607,13 +607,25 @@ def test_a_cpu_limit_gives_one_worker(
 
 
 def test_push_never_replaces_a_version_unless_told(
-    model_images: dict[str, tuple[Path, str]], registry: str
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
 ) -> None:
-    folder, ref = model_images["rng"]
+    pushed_from, ref = model_images["rng"]
+    folder = tmp_path / "rng"  # a copy: the same inputs, changed below without side effects
+    shutil.copytree(pushed_from, folder)
+    # The same inputs again (a retried pipeline): built and tested, nothing pushed, no error.
     again = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--network", "host")
-    assert again.returncode == 1
-    assert f"{ref} is already in the registry" in again.stderr
-    assert "--overwrite" in again.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{ref} is in the registry already, built from the same inputs" in again.stdout
+    assert f"pushed {ref}" not in again.stdout
+    # A changed model under the same version: refused.
+    model = folder / "model.py"
+    model.write_text(model.read_text() + "\n# changed\n")
+    changed = catwalk(
+        "build", "-m", str(folder), "--docker-registry", registry, "--network", "host"
+    )  # fmt: skip
+    assert changed.returncode == 1
+    assert f"{ref} is already in the registry" in changed.stderr
+    assert "--overwrite" in changed.stderr
     forced = catwalk(
         "build", "-m", str(folder), "--docker-registry", registry, "--network", "host",
         "--overwrite",
