@@ -18,6 +18,7 @@ import yaml
 
 from catwalk.errors import SpecError
 from catwalk.schema import SchemaValidator, to_json_schema
+from catwalk.spec_runtime import Runtime, parse_runtime
 
 SPEC_FILE = "model.yml"
 MODEL_FILE = "model.py"
@@ -28,6 +29,9 @@ IO_TYPES: tuple[IoType, ...] = ("PYTHON_DICT", "PANDAS_DATA_FRAME")
 
 _TOP_KEYS = {"name", "version", "contact", "schema", "io_type", "description", "batching"}
 _TOP_KEYS |= {"system_packages", "weights"}  # the image's keys: see "The image" below
+# ---- runtime: (threads per worker, warm-up; catwalk.spec_runtime) ----
+_TOP_KEYS.add("runtime")
+# ---- end runtime: ----
 _BATCHING_KEYS = {"max_batch_size", "max_latency_ms"}
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_LATENCY_MS = 10.0
@@ -92,6 +96,7 @@ class ModelSpec:
     #: The image's keys (see "The image" below): Debian packages, and large files' patterns.
     system_packages: tuple[str, ...] = ()
     weights: tuple[str, ...] = ()
+    runtime: Runtime = field(default_factory=Runtime)  # model.yml's runtime: (spec_runtime)
 
     @property
     def batch_kind(self) -> BatchKind:
@@ -266,6 +271,7 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
     batching = _batching(data, problems) if "batching" in data else None
     system_packages = _names(data, "system_packages", _DEBIAN_PACKAGE, _PACKAGE_HINT, problems)
     weights = _names(data, "weights", _WEIGHTS_PATTERN, _WEIGHTS_HINT, problems)
+    runtime = parse_runtime(data.get("runtime"), problems)  # runtime: (catwalk.spec_runtime)
 
     schema = _section(data, "schema", problems)
     sides: dict[str, IoSchema | None] = {"input": None, "output": None}
@@ -288,6 +294,7 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         batching=batching,
         system_packages=system_packages,
         weights=weights,
+        runtime=runtime,
     )
 
 

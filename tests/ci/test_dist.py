@@ -126,18 +126,31 @@ def test_no_doc_or_template_names_the_other_catwalk() -> None:
         found
     )
     # catwalk's own code reads its metadata by its distribution name.
+    by_old_name = re.compile(r"""metadata\.(version|requires|distribution)\(["']catwalk["']""")
     for path in (ROOT / "src" / "catwalk").rglob("*.py"):
-        text = path.read_text()
-        assert not re.search(r"""metadata\.(version|requires|distribution)\(["']catwalk["']""", text), path
+        assert not by_old_name.search(path.read_text()), path
+
+
+BAD = [
+    "pip install catwalk",
+    "pip install -U catwalk",
+    "python -m pip install 'catwalk'",
+    "catwalk==0.1.0",
+    "CATWALK_PACKAGE: catwalk",
+    "pip download --no-deps catwalk",
+]
+GOOD = [
+    "pip install catwalk-serve",
+    "pip install catwalk-serve==0.1.0",
+    "pip install -e '.[dev]'",
+    "catwalk test-model",
+    "pip install ./catwalk_serve-0.1.0-py3-none-any.whl",
+]
 
 
 def test_the_check_catches_the_other_catwalk() -> None:
-    for bad in ("pip install catwalk", "pip install -U catwalk", "python -m pip install 'catwalk'",
-                "catwalk==0.1.0", "CATWALK_PACKAGE: catwalk", "pip download --no-deps catwalk"):  # fmt: skip
-        assert OTHER_PROJECT.search(bad), bad
-    for good in ("pip install catwalk-serve", "pip install catwalk-serve==0.1.0",
-                 "pip install -e '.[dev]'", "catwalk test-model", "pip install ./catwalk_serve-0.1.0.whl"):  # fmt: skip
-        assert not OTHER_PROJECT.search(good), good
+    assert [bad for bad in BAD if not OTHER_PROJECT.search(bad)] == []
+    assert [good for good in GOOD if OTHER_PROJECT.search(good)] == []
 
 
 def test_every_pinned_version_is_this_version() -> None:

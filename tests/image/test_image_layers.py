@@ -120,6 +120,9 @@ def test_weights_declared_or_large_go_apart_and_wheels_stay_out(example_copy: An
     assert files.weights == ("big.onnx", "weights/small.bin")
     assert "model.py" in files.code and "model.yml" in files.code
     assert not any(p.endswith(".whl") or p == ".env" for p in files.code + files.weights)
+    (folder / "Dockerfile").write_text("FROM x\n")
+    assert "Dockerfile" not in model_files(folder).code
+    assert ".dockerignore" not in model_files(folder).code
 
 
 def test_the_context_tar_is_readable_by_any_uid_and_reproducible(
@@ -131,6 +134,7 @@ def test_the_context_tar_is_readable_by_any_uid_and_reproducible(
     (folder / "run.sh").chmod(0o700)
     wheel = tmp_path / "x-1.0-py3-none-any.whl"
     wheel.write_bytes(b"PK")
+    (folder / "latest.json").symlink_to("test_data.json")
     files = model_files(folder)
     tars = []
     for _ in range(2):
@@ -145,6 +149,8 @@ def test_the_context_tar_is_readable_by_any_uid_and_reproducible(
     assert members["model/model.py"].mode == 0o644
     assert members["model/run.sh"].mode == 0o755
     assert members["wheels/x-1.0-py3-none-any.whl"].isfile()
+    assert members["model/latest.json"].issym()
+    assert members["model/latest.json"].linkname == "test_data.json"
     for member in members.values():
         assert (member.uid, member.gid, member.mtime) == (0, 0, FIXED_MTIME)
 
@@ -194,6 +200,8 @@ def test_wheelhouse_resolves_find_links_of_the_requirements_and_caches(
     (folder / "vendor" / "catwalk_wh_dep-0.1-py3-none-any.whl").touch()
     moved = build_wheelhouse(folder, _host_base(), refresh=False, echo=said.append)
     assert moved is not None and not moved.cached
+    refreshed = build_wheelhouse(folder, _host_base(), refresh=True, echo=said.append)
+    assert refreshed is not None and not refreshed.cached and refreshed.wheels
 
 
 def test_wheelhouse_refuses_replacing_catwalk_s_own_packages(example_copy: Any) -> None:
@@ -201,7 +209,9 @@ def test_wheelhouse_refuses_replacing_catwalk_s_own_packages(example_copy: Any) 
 
     folder = example_copy("rng")
     (folder / "requirements.txt").write_text("Flask==2.3.3\n")
-    with pytest.raises(RequirementsError, match="'Flask==2.3.3' conflicts with catwalk's own"):
+    with pytest.raises(
+        RequirementsError, match=re.escape("'Flask==2.3.3' conflicts with catwalk's own")
+    ):
         build_wheelhouse(folder, _host_base(), refresh=False, echo=print)
 
 
@@ -217,6 +227,43 @@ def test_wheelhouse_names_pip_s_error(
     text = str(info.value)
     assert "resolving the requirements for the image failed (pip wheel" in text
     assert "catwalk-no-such-package-anywhere" in text
+
+
+def test_another_platform_gets_wheels_for_the_image_s_tags(
+    example_copy: Any, build_wheel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A base image whose tags differ from this machine's: pip download, binary only, for
+    the image's Python and platforms (a real pip, offline, on hand-made wheels)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    folder = example_copy("rng")
+    (folder / "vendor").mkdir()
+    build_wheel(folder / "vendor", "catwalk_wh_any")
+    (folder / "requirements.txt").write_text("--find-links ./vendor\ncatwalk_wh_any\n")
+    base = BaseImage(
+        ref="b",
+        image_id="i",
+        python="3.12",
+        tags=("cp312-cp312-manylinux_2_17_aarch64", "py3-none-any"),
+        installed={},
+        keep={},
+    )
+    said: list[str] = []
+    house = build_wheelhouse(folder, base, refresh=False, echo=said.append)
+    assert house is not None
+    assert [w.name for w in house.wheels] == ["catwalk_wh_any-0.1-py3-none-any.whl"]
+    assert any("Python 3.12 (pip download" in line for line in said)
+
+
+def test_requirements_listing_nothing_give_an_empty_wheelhouse(
+    example_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = example_copy("rng")
+    (folder / "requirements.txt").write_text("# nothing yet\n")
+    house = build_wheelhouse(folder, _host_base(), refresh=False, echo=print)
+    assert house is not None and house.wheels == ()
+    assert (house.folder / "requirements.txt").read_text() == ""
 
 
 def test_another_python_downloads_wheels_for_the_image(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ class ImageTestOptions:
     network: str | None = None
     user: str = TEST_UID
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    request_timeout: float = DEFAULT_READY_TIMEOUT  # seconds each check's answer may take
     tolerance: float = DEFAULT_TOLERANCE
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
     local_tag: str | None = None  # build's --local-tag: the image is only on this engine
@@ -247,6 +248,7 @@ def _run_checks(
                         verify=False,
                         token=token,
                         tolerance=options.tolerance,
+                        timeout=options.request_timeout,
                     )
                 _stops(container, report)
                 if len(report.failures) > failed_before:

@@ -107,6 +107,18 @@ tolerance_option = click.option(
     help="Relative tolerance when comparing predicted and expected floats.",
 )
 
+#: Seconds test-server and test-image wait for the server to start, and for each answer.
+DEFAULT_TEST_TIMEOUT = 120.0
+test_timeout_option = env_option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    envvar="CATWALK_TEST_TIMEOUT",
+    default=DEFAULT_TEST_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for each of the server's answers, and at least that long (120 s at "
+    "least) for it to start; each worker warms the model up before it answers.",
+)
+
 install_option = click.option(
     "--install/--no-install",
     default=True,

@@ -8,6 +8,7 @@ import click
 
 from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
+    DEFAULT_TEST_TIMEOUT,
     env_option,
     finish,
     handle_errors,
@@ -17,6 +18,7 @@ from catwalk.commands.common import (
     new_report,
     server_config_option,
     server_port_option,
+    test_timeout_option,
     token_option,
     tolerance_option,
 )
@@ -134,13 +136,7 @@ def build_prep_command(
     is_flag=True,
     help="Pull the base image from its registry again, even when this engine has it.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=120.0,
-    show_default=True,
-    help="Seconds the smoke test waits for the container's server to answer.",
-)
+@test_timeout_option
 @network_option
 @local_tag_option
 @handle_errors
@@ -194,13 +190,7 @@ def build_command(
     hidden=True,
     help="No effect (kept for old pipelines): the model's packages are in the image.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=120.0,
-    show_default=True,
-    help="Seconds to wait for the container's server to answer.",
-)
+@test_timeout_option
 @suffix_option
 @token_option
 @junit_option
@@ -230,7 +220,8 @@ def test_image_command(
             server_port=server_port,
             server_config=server_config,
             network=network,
-            ready_timeout=timeout,
+            ready_timeout=max(timeout, DEFAULT_TEST_TIMEOUT),
+            request_timeout=timeout,
             tolerance=tolerance,
             token=token,
         )

@@ -52,7 +52,7 @@ class BuildOptions:
     suffix: str | None = None
     #: Pull the base image again even when the engine has it (a rebuilt base).
     pull: bool = False
-    #: Seconds test-image waits for the container's server.
+    #: Seconds the smoke test waits for each answer (and at least 120 s for the server).
     test_timeout: float = 120.0
     #: Build and test under this tag (one per CI pipeline); push as ``name:version``.
     local_tag: str | None = None
@@ -222,7 +222,8 @@ def smoke_test(
             server_port=free_port(),
             server_config=config,
             network=network,
-            ready_timeout=options.test_timeout,
+            ready_timeout=max(options.test_timeout, 120.0),
+            request_timeout=options.test_timeout,
         ),
     )
     if report.failures:

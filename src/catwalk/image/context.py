@@ -11,7 +11,8 @@ instead holds:
 - ``weights/``: the model folder's large files, at their paths: those model.yml's ``weights:``
   patterns match, and any file of :data:`~catwalk.image.dockerfile.LARGE_FILE_MIB` MiB or more;
 - ``model/``: every other file the .dockerignore lets through, minus ``*.whl`` (wheels are
-  installed from the wheelhouse, never copied with the code).
+  installed from the wheelhouse, never copied with the code) and the build's own Dockerfile
+  and .dockerignore.
 
 Every entry is owned by root and readable by any user (mode ``a+r``, directories ``a+rx``) in
 the tar itself, so the image needs no ``chmod`` layer (which would copy each file it touches),
@@ -45,7 +46,7 @@ class ContextFiles:
     code: tuple[str, ...]
 
     def size(self, folder: Path, which: str) -> int:
-        return sum((folder / p).stat().st_size for p in getattr(self, which))
+        return sum((folder / p).lstat().st_size for p in getattr(self, which))
 
 
 def model_files(folder: Path, weights_patterns: tuple[str, ...] = ()) -> ContextFiles:
@@ -61,10 +62,13 @@ def model_files(folder: Path, weights_patterns: tuple[str, ...] = ()) -> Context
     for raw in sorted(sent):
         path = raw.replace(os.sep, "/")
         full = folder / path
-        if not full.is_file() or full.is_symlink():
+        if full.is_symlink():
+            code.append(path)  # sent as a link, as docker build sends it
             continue
-        if path.endswith(".whl"):
+        if not full.is_file():
             continue
+        if path.endswith(".whl") or path in (DOCKERFILE, DOCKERIGNORE):
+            continue  # the SDK's list always has both; the image needs neither
         declared = any(_matches(path, pattern) for pattern in weights_patterns)
         (weights if declared or full.stat().st_size >= large else code).append(path)
     return ContextFiles(tuple(weights), tuple(code))
@@ -147,6 +151,11 @@ class _Writer:
 
     def add_file(self, source: Path, name: str) -> None:
         self._parents(name)
+        if source.is_symlink():
+            info = self._info(name, 0o777)
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
+            self.tar.addfile(info)
+            return
         stat = source.stat()
         mode = (stat.st_mode & 0o777 & ~0o022) | 0o444
         if mode & 0o100:

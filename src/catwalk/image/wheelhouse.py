@@ -23,7 +23,9 @@ code change runs no pip at all. ``--no-cache`` resolves again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -121,8 +123,11 @@ def build_wheelhouse(
         wheels = sorted(work.glob("*.whl"))
         _write_pinned(work / REQUIREMENTS_FILE, wheels)
         (work / _DONE).write_text(f"catwalk {__version__}\n", encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        work.rename(target)
+        # Unless another build made the same one meanwhile (then it is as good as ours).
+        if refresh or not (target / _DONE).is_file():
+            shutil.rmtree(target, ignore_errors=True)  # an old or half-written one
+            with contextlib.suppress(OSError):  # lost a race: the other one is as good
+                work.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     house = _house(target, cached=False)
@@ -179,6 +184,12 @@ def _tag_parts(tags: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
 
 
 def _run_pip(folder: Path, req_file: Path, base: BaseImage, mode: str, out: Path) -> None:
+    if importlib.util.find_spec("pip") is None:
+        raise BuildError(
+            f"{req_file}: catwalk build resolves the requirements with pip on this machine, "
+            f"and {sys.executable} has no pip: python -m ensurepip (or install catwalk in a "
+            "virtual environment made with pip)"
+        )
     constraints = out / "constraints-of-the-base-image.txt"
     constraints.write_text(
         "".join(f"{name}=={version}\n" for name, version in sorted(base.installed.items())),
