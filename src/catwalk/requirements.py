@@ -249,7 +249,7 @@ def runtime_constraints() -> dict[str, Kept]:
         for text in metadata.requires(dist) or []:
             req = Requirement(text)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-                continue  # an extra (catwalk[dev]) or another platform's dependency
+                continue  # an extra (catwalk-serve[dev]) or another platform's dependency
             name = canonicalize_name(req.name)
             if name in kept:
                 continue

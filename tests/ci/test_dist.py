@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 DOCUMENTED = ["README.md", "CONTRIBUTING.md", "docs", "ci", "tutorials", "scripts", "Dockerfile"]
 #: A pip requirement naming the PyPI project "catwalk" (not catwalk-serve).
 OTHER_PROJECT = re.compile(
-    r"pip3?\s+(?:install|download)\b[^\n|;&]*?(?<![\w./-])catwalk(?![\w-])"
+    r"pip3?\s+(?:install|download)\b[^\n|;&`]*?(?<![\w./-])catwalk(?![\w-])"
+    r"|(?<![\w./-])catwalk\[\w"
     r"|(?<![\w-])catwalk\s*(?:==|>=|~=|<=)"
     r"|CATWALK_PACKAGE"
 )
@@ -138,12 +139,14 @@ BAD = [
     "catwalk==0.1.0",
     "CATWALK_PACKAGE: catwalk",
     "pip download --no-deps catwalk",
+    "pip install 'catwalk[sbom]'",
 ]
 GOOD = [
     "pip install catwalk-serve",
     "pip install catwalk-serve==0.1.0",
     "pip install -e '.[dev]'",
     "catwalk test-model",
+    "pip install 'catwalk-serve[sbom]'",
     "pip install ./catwalk_serve-0.1.0-py3-none-any.whl",
 ]
 
