@@ -11,10 +11,12 @@ from ``scripts/install-ci-runners.sh`` and the dev extra; under CI=true a missin
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import pytest
 import requests
 
 from catwalk import __version__
+from catwalk.checks.server_checks import free_port
 from catwalk.image import docker as dk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,20 +75,89 @@ def manifest_digest(repository: str, tag: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class AuthRegistry:
+    """A second registry, on another port, that wants a user and password (htpasswd)."""
+
+    address: str  # 127.0.0.1:<port>
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
 class Platform:
-    """The registry namespaces of one test session, and what a pipeline installs."""
+    """The registries of one test session, and what a pipeline installs.
+
+    The base image is in the platform team's registry (no authentication), the model images
+    go to another one that needs the pipeline's credentials: a model project's registry never
+    holds the base image, and a push without the right credentials fails.
+    """
 
     namespace: str  # 127.0.0.1:5000/catwalk-ci-<id>
     base_image: str  # the platform team's base image repository (no tag: catwalk adds it)
-    models: str  # DOCKER_REGISTRY for the model projects
+    models: str  # DOCKER_REGISTRY for the model projects: <auth registry>/<id>/models
     wheel: Path
+    registry: AuthRegistry
 
     def model_ref(self, tag: str = MODEL_VERSION) -> str:
         return f"{self.models}/{MODEL_IMAGE}:{tag}"
 
     def pushed_digest(self) -> str | None:
+        """The digest the model registry holds for the model's version (None: absent)."""
         repository = self.models.split("/", 1)[1] + "/" + MODEL_IMAGE
-        return manifest_digest(repository, MODEL_VERSION)
+        url = f"http://{self.registry.address}/v2/{repository}/manifests/{MODEL_VERSION}"
+        auth = (self.registry.user, self.registry.password)
+        response = session().get(url, headers={"Accept": MANIFESTS}, auth=auth, timeout=10)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.headers["Docker-Content-Digest"]
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    """``docker-registry serve`` (the distribution registry scripts/start-docker.sh runs) with
+    htpasswd authentication, on a free loopback port; stopped by its pid at the end."""
+    import bcrypt
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        unavailable("docker-registry is not installed")
+    assert binary is not None
+    folder = tmp_path_factory.mktemp("auth-registry")
+    user, password = "ci-bot", secrets.token_hex(12)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    (folder / "htpasswd").write_text(f"{user}:{hashed}\n")
+    port = free_port()
+    (folder / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"auth:\n  htpasswd:\n    realm: catwalk-tests\n    path: {folder / 'htpasswd'}\n"
+    )
+    log = (folder / "registry.log").open("wb")
+    process = subprocess.Popen(
+        [binary, "serve", str(folder / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if session().get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 401:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, (folder / "registry.log").read_text()
+            assert time.monotonic() < deadline, "the registry did not answer in 30 s"
+            time.sleep(0.2)
+        yield AuthRegistry(f"127.0.0.1:{port}", user, password)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +197,7 @@ def engine() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def platform(engine: Any, dist: Path) -> Iterator[Platform]:
+def platform(engine: Any, dist: Path, auth_registry: AuthRegistry) -> Iterator[Platform]:
     """The base image pushed once to the platform namespace; model images go elsewhere."""
     namespace = f"{REGISTRY}/catwalk-ci-{uuid.uuid4().hex[:8]}"
     base = f"{namespace}/platform/catwalk"
@@ -142,11 +214,12 @@ def platform(engine: Any, dist: Path) -> Iterator[Platform]:
     shared.chmod(0o755)
     wheel = Path(shutil.copy2(wheels[0], shared))
     wheel.chmod(0o644)
-    yield Platform(namespace, base, f"{namespace}/models", wheel)
+    models = f"{auth_registry.address}/{namespace.split('/', 1)[1]}/models"
+    yield Platform(namespace, base, models, wheel, auth_registry)
     shutil.rmtree(shared, ignore_errors=True)
     for image in engine.images.list():
         for tag in image.tags:
-            if tag.startswith(f"{namespace}/"):
+            if tag.startswith((f"{namespace}/", f"{models}/")):
                 dk.remove_image(engine, tag)
 
 

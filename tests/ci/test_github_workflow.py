@@ -11,15 +11,15 @@ byte; only its documented variables and secrets are set. Three runs, in order:
 2. a push of a commit that changes no model input (the README): passes, nothing pushed;
 3. a pull request from a feature branch changing the model: passes, nothing pushed.
 
-And: the reports reach the job summary and the artifact stand-in; the credentials are gone
-from the job's RUNNER_TEMP and never in the runner's home.
+And: the reports reach the job summary and the artifact stand-in; the model registry wants
+a password, given as the workflow's secrets; the credentials are gone from the job's
+RUNNER_TEMP at the end and never in the runner's home.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import time
 
@@ -65,7 +65,7 @@ class Act:
             "CATWALK_BASE_IMAGE": platform.base_image,
             "DOCKER_REGISTRY": platform.models,
         }
-        self.secrets = {"REGISTRY_USER": "ci-bot", "REGISTRY_PASSWORD": password}
+        self.secrets = {"REGISTRY_USER": platform.registry.user, "REGISTRY_PASSWORD": password}
         self.runs = 0
 
     def run(self, event: str, payload: dict[str, object]) -> tuple[int, str]:
@@ -119,7 +119,7 @@ def test_github_workflow_passes_twice_on_main_and_on_a_pull_request(
     repo: ModelRepo = model_repo(TEMPLATE, ".github/workflows/catwalk.yml", None)  # type: ignore[operator]
     workflow = repo.path / ".github" / "workflows" / "catwalk.yml"
     assert workflow.read_bytes() == (ROOT / TEMPLATE).read_bytes()
-    password = secrets.token_hex(16)
+    password = platform.registry.password
     act = Act(repo, platform, password)
     ref = platform.model_ref()
 

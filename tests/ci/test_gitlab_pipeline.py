@@ -10,15 +10,17 @@ system pip, no ``python`` command. Four pipelines, in order:
 3. a feature branch changing the model: passes, nothing pushed;
 4. that change merged without a version bump: fails with the bump message.
 
-And: the model image starts FROM the platform's base image, not the model registry's
-(defect 5); the registry credentials never reach the runner account's home nor stay in its
-temporary folder (defect 4); REGISTRY_HOST is not set and defaults to DOCKER_REGISTRY's host.
+And: the model image starts FROM the platform's base image, in another registry than the
+model's (defect 5); the model registry wants a password (htpasswd), so every push and every
+read of the pushed label works only with the credentials the template wrote to its own
+DOCKER_CONFIG, found under REGISTRY_HOST's default, DOCKER_REGISTRY's host (defect 6); and
+those credentials never reach the runner account's home nor stay in its temporary folder
+(defect 4).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -42,7 +44,7 @@ GITLAB_CI_LOCAL_VERSION = "4.70.0"
 class Runner:
     """gitlab-ci-local as a shell executor, run as the runner account with a clean env."""
 
-    def __init__(self, repo: ModelRepo, platform: Platform, password: str) -> None:
+    def __init__(self, repo: ModelRepo, platform: Platform) -> None:
         self.repo = repo
         self.executable = tool("gitlab-ci-local")
         tool("rsync")  # gitlab-ci-local copies the work tree with it
@@ -63,8 +65,8 @@ class Runner:
             "CATWALK_BASE_IMAGE": platform.base_image,
             "CATWALK_ENGINE": "host",
             "DOCKER_REGISTRY": platform.models,
-            "REGISTRY_USER": "ci-bot",
-            "REGISTRY_PASSWORD": password,
+            "REGISTRY_USER": platform.registry.user,
+            "REGISTRY_PASSWORD": platform.registry.password,
         }
         self.runs = 0
 
@@ -109,8 +111,8 @@ def test_gitlab_template_passes_twice_on_main_and_on_a_branch(
     assert (repo.path / ".gitlab-ci.yml").read_bytes() == (
         Path(__file__).resolve().parents[2] / TEMPLATE
     ).read_bytes()
-    password = secrets.token_hex(16)
-    runner = Runner(repo, platform, password)
+    password = platform.registry.password
+    runner = Runner(repo, platform)
     ref = platform.model_ref()
 
     # 1. the default branch: the whole flow, then the push.
