@@ -285,6 +285,27 @@ def model_repo() -> Iterator[Callable[[str, str, str | None], ModelRepo]]:
         shutil.rmtree(top, ignore_errors=True)
 
 
+def run_pipeline(
+    command: list[str], cwd: Path, label: str, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run a CI runner to its end: its exit code and output (the tail printed, for -s)."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    took = time.monotonic() - started
+    print(f"--- {label}: exit {proc.returncode}, {took:.0f} s\n{proc.stdout[-6000:]}")
+    return proc.returncode, proc.stdout
+
+
 def runner_account() -> str | None:
     """The non-root account the shell executor runs as: catwalk-runner when this is root."""
     if os.geteuid() != 0:

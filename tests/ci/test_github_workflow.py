@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 
 import pytest
-from ci_pipelines import ROOT, ModelRepo, Platform, tool
+from ci_pipelines import ROOT, ModelRepo, Platform, run_pipeline, tool
 
 from catwalk import __version__
 
@@ -91,22 +89,7 @@ class Act:
         for name in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "DOCKER_HOST"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
-        started = time.monotonic()
-        proc = subprocess.run(
-            command,
-            cwd=self.repo.path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        took = time.monotonic() - started
-        print(f"--- act run {self.runs} ({event}): exit {proc.returncode}, {took:.0f} s")
-        print(proc.stdout[-6000:])
-        return proc.returncode, proc.stdout
+        return run_pipeline(command, self.repo.path, f"act run {self.runs} ({event})", env)
 
 
 def push(branch: str) -> dict[str, object]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from ci_pipelines import (
     RUNUSER,
     ModelRepo,
     Platform,
+    run_pipeline,
     runner_account,
     tool,
 )
@@ -87,20 +87,7 @@ class Runner:
         command = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *command]
         if self.repo.user:
             command = [RUNUSER, "-u", self.repo.user, "--", *command]
-        started = time.monotonic()
-        proc = subprocess.run(
-            command,
-            cwd=self.repo.path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        took = time.monotonic() - started
-        print(f"--- gitlab-ci-local pipeline {self.runs}: exit {proc.returncode}, {took:.0f} s")
-        print(proc.stdout[-6000:])
-        return proc.returncode, proc.stdout
+        return run_pipeline(command, self.repo.path, f"gitlab-ci-local pipeline {self.runs}")
 
 
 def test_gitlab_template_passes_twice_on_main_and_on_a_branch(

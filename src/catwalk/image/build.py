@@ -162,7 +162,7 @@ def build_model_image(spec: ModelSpec, options: BuildOptions, echo: Echo) -> str
                 )
                 echo(f"wrote {write_sbom(spec.path, sbom)} ({labels['io.catwalk.sbom.digest']})")
         echo(f"built {local} ({image_id[7:19]})")
-        if test:
+        if test and (push or options.test):  # nothing to push: no gate to pass, unless asked
             smoke_test(spec, local, image_options, options, network, echo)
         if push and _push_needed(client, ref, digest, options, echo):  # again: another
             push_model_image(client, image_id, ref, echo)  # pipeline may have pushed meanwhile
