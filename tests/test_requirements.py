@@ -269,7 +269,7 @@ def test_pip_runs_under_constraints_pinning_catwalks_dependencies(
     ensure_requirements(folder_with(tmp_path, "catwalk-tests-not-installed>=1\n"))
     assert f"Flask=={metadata.version('flask')}" in seen
     assert f"werkzeug=={metadata.version('werkzeug')}" in seen
-    assert f"catwalk=={metadata.version('catwalk')}" in seen
+    assert f"catwalk-serve=={metadata.version('catwalk-serve')}" in seen
 
 
 def test_a_package_needing_an_older_flask_is_refused_by_pip_and_nothing_changes(

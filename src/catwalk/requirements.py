@@ -32,6 +32,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from catwalk import DISTRIBUTION
 from catwalk.errors import RequirementsError
 from catwalk.spec import REQUIREMENTS_FILE
 from catwalk.tmp import temp_dir
@@ -299,16 +300,17 @@ def runtime_constraints() -> dict[str, Kept]:
     """
     kept: dict[str, Kept] = {}
     try:
-        kept["catwalk"] = Kept("catwalk", metadata.version("catwalk"), "catwalk itself")
+        version = metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:  # running from a source tree: nothing to keep
         return kept
-    pending: list[tuple[str, str | None]] = [("catwalk", None)]
+    kept[canonicalize_name(DISTRIBUTION)] = Kept(DISTRIBUTION, version, "catwalk itself")
+    pending: list[tuple[str, str | None]] = [(DISTRIBUTION, None)]
     while pending:
         dist, via = pending.pop()
         for text in metadata.requires(dist) or []:
             req = Requirement(text)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-                continue  # an extra (catwalk[dev]) or another platform's dependency
+                continue  # an extra (catwalk-serve[dev]) or another platform's dependency
             name = canonicalize_name(req.name)
             if name in kept:
                 continue

@@ -41,11 +41,19 @@ suffix_option = env_option(
     help="Tag <version>-<suffix> instead of <version>: a rebuild of the same model version "
     "(e.g. on a base image with a security fix; docs/upgrades.md).",
 )
-network_option = click.option(  # also deploy-prep's
+network_option = env_option(  # also deploy-prep's
     "--network",
+    envvar="DOCKER_NETWORK",
     default=None,
     help="Docker network mode (e.g. host). Default: the engine's default network, or host "
     "when the engine has no bridge network.",
+)
+local_tag_option = env_option(
+    "--local-tag",
+    envvar="CATWALK_LOCAL_TAG",
+    default=None,
+    help="Build and test the image under this tag (e.g. one per CI pipeline) instead of the "
+    "model's version; the push still pushes <name>:<version>.",
 )
 
 
@@ -56,10 +64,12 @@ def _spec(model_path: str) -> ModelSpec:
 @click.command("build-prep")
 @model_path_option
 @registry_option
-@click.option(
+@env_option(
     "--base-image",
+    envvar="CATWALK_BASE_IMAGE",
     default=None,
-    help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
+    help="Image to build FROM (without a tag: catwalk's version is added). "
+    "Default: [REGISTRY/]catwalk:<catwalk version>.",
 )
 @server_config_option
 @server_port_option
@@ -129,6 +139,7 @@ def build_prep_command(
 )
 @test_timeout_option
 @network_option
+@local_tag_option
 @handle_errors
 def build_command(
     model_path: str,
@@ -142,6 +153,7 @@ def build_command(
     pull: bool,
     timeout: float,
     network: str | None,
+    local_tag: str | None,
 ) -> None:
     """Build the model's Docker image, tagged [REGISTRY/]<name>:<version>[-<suffix>], test it
     with test-image's checks, and push it."""
@@ -164,6 +176,7 @@ def build_command(
         no_cache=no_cache,
         network=network,
         sbom=sbom,
+        local_tag=local_tag,
         test=test,
         suffix=check_suffix(build_suffix),
         pull=pull,
@@ -178,6 +191,7 @@ def build_command(
 @server_port_option
 @server_config_option
 @network_option
+@local_tag_option
 @tolerance_option
 @click.option(
     "--install/--no-install",
@@ -197,6 +211,7 @@ def test_image_command(
     server_port: int,
     server_config: Path | None,
     network: str | None,
+    local_tag: str | None,
     tolerance: float,
     install: bool,
     timeout: float,
@@ -207,11 +222,10 @@ def test_image_command(
     with junit_reports(junit_xml) as reports:
         report = new_report("test-image")
         reports.append(report)
-        registry = check_registry(docker_registry)
-        suffix = check_suffix(build_suffix)
         options = ImageTestOptions(
-            docker_registry=registry,
-            image=image_ref(_spec(model_path), registry, suffix) if suffix else None,
+            docker_registry=check_registry(docker_registry),
+            suffix=check_suffix(build_suffix),
+            local_tag=local_tag,
             server_port=server_port,
             server_config=server_config,
             network=network,

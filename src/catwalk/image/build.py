@@ -6,7 +6,10 @@ or a new requirements.txt reaches the image; it is built from a context catwalk 
 (:mod:`catwalk.image.context`: the wheelhouse, the weights and the code in layers of their
 own). A hand-written one is built as it is, from the folder. Nothing untested is pushed: the
 image runs test-image's checks first, and a push never replaces an existing tag in the registry
-unless asked (a version names one image; a build suffix names a rebuild of it).
+unless asked (a version names one image; a build suffix names a rebuild of it) — but an image
+built from the same inputs as the one there is not pushed again, and that is no error
+(:mod:`catwalk.image.pushed`), so a pipeline can run again. With ``--local-tag`` the image is
+built and tested under a tag of the pipeline's own, and tagged ``name:version`` only to push.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import IO, TYPE_CHECKING
 from catwalk.errors import BuildError
 from catwalk.generated import is_generated
 from catwalk.image import docker as dk
+from catwalk.image import pushed
 from catwalk.image.dockerfile import ImageOptions, recorded_options
-from catwalk.image.naming import base_image_ref, image_ref
+from catwalk.image.naming import base_image_ref, image_ref, local_image_ref
 from catwalk.image.prep import DOCKERFILE, build_prep, check_build_context
 from catwalk.spec import ModelSpec
 
@@ -50,6 +54,8 @@ class BuildOptions:
     pull: bool = False
     #: Seconds the smoke test waits for each answer (and at least 120 s for the server).
     test_timeout: float = 120.0
+    #: Build and test under this tag (one per CI pipeline); push as ``name:version``.
+    local_tag: str | None = None
 
 
 def prepare_dockerfile(spec: ModelSpec, registry: str | None, echo: Echo) -> ImageOptions | None:
@@ -111,9 +117,11 @@ def build_labels(folder: Path) -> dict[str, str]:
 
 
 def build_model_image(spec: ModelSpec, options: BuildOptions, echo: Echo) -> str:
-    """Build, test and push the model's image (as ``options`` say); returns its reference."""
+    """Build, test and push the model's image (as ``options`` say); returns the reference it
+    was built under."""
     registry = options.registry
     ref = image_ref(spec, registry, options.suffix)
+    local = local_image_ref(spec, registry, options.local_tag, options.suffix)
     if options.push and registry is None:
         raise BuildError(f"cannot push {ref}: give --docker-registry (or DOCKER_REGISTRY)")
     test = options.push if options.test is None else options.test
@@ -128,55 +136,59 @@ def build_model_image(spec: ModelSpec, options: BuildOptions, echo: Echo) -> str
 
     client = dk.connect()
     try:
-        if options.push and not options.overwrite:
-            refuse_existing(client, ref)
         network = dk.default_network(client, options.network, echo)
         labels = build_labels(spec.path)
         if options.suffix:
             labels["io.catwalk.build.suffix"] = ref.rpartition("-")[2]
         with _context(client, spec, image_options, options, echo) as context:
-            echo(f"== build {ref}")
-            image_id = _build(client, context, ref, options, network, labels, echo)
+            # After the context (the base image is on the engine), before the build: a model
+            # changed under a pushed version fails here, not after a build and a test.
+            digest = pushed.inputs_digest(client, spec.path, echo)
+            labels[pushed.INPUTS_LABEL] = digest
+            push = options.push and _push_needed(client, ref, digest, options, echo)
+            echo(f"== build {local}")
+            image_id = _build(client, context, local, options, network, labels, echo)
             if options.sbom:
                 from catwalk.image.sbom import make_sbom, sbom_digest, write_sbom
 
-                sbom = make_sbom(client, ref, spec, echo)
+                sbom = make_sbom(client, local, spec, echo)
                 # The same build again, from the cache, with the SBOM's digest as one more
                 # label; the file is written after it, so it is never part of the context.
                 labels["io.catwalk.sbom.digest"] = sbom_digest(sbom)
                 if not isinstance(context, Path):
                     context.seek(0)
-                image_id = _build(client, context, ref, options, network, labels, echo, quiet=True)
+                image_id = _build(
+                    client, context, local, options, network, labels, echo, quiet=True
+                )
                 echo(f"wrote {write_sbom(spec.path, sbom)} ({labels['io.catwalk.sbom.digest']})")
-        echo(f"built {ref} ({image_id[7:19]})")
-        if test:
-            smoke_test(spec, ref, image_options, options, network, echo)
-        if options.push:
-            push_model_image(client, ref, options, echo)
+        echo(f"built {local} ({image_id[7:19]})")
+        if test and (push or options.test):  # nothing to push: no gate to pass, unless asked
+            smoke_test(spec, local, image_options, options, network, echo)
+        if push and _push_needed(client, ref, digest, options, echo):  # again: another
+            push_model_image(client, image_id, ref, echo)  # pipeline may have pushed meanwhile
     finally:
         client.close()
-    return ref
+    return local
 
 
 # --- push: only a tested image, never over an existing tag unless asked ----------------------
 
 
-def refuse_existing(client: dk.Client, ref: str) -> None:
-    """BuildError when the registry already has ``ref``: a version names one image."""
-    existing = dk.registry_digest(client, ref)
-    if existing is not None:
-        raise BuildError(
-            f"{ref} is already in the registry ({existing}) and a version names one "
-            "image: bump version in model.yml, or replace it with --overwrite (or, for a "
-            "rebuild of the same version on a new base image, give a --build-suffix: "
-            "docs/upgrades.md)"
-        )
+def _push_needed(
+    client: dk.Client, ref: str, digest: str, options: BuildOptions, echo: Echo
+) -> bool:
+    """False (said) when the registry holds ``ref`` built from these inputs; BuildError when
+    it holds another image under it (unless --overwrite): a version names one image."""
+    if pushed.check_before_push(client, ref, digest, options.overwrite):
+        return True
+    echo(f"{ref} is in the registry already, built from the same inputs ({digest[:19]}...): "
+         "nothing to push")  # fmt: skip
+    return False
 
 
-def push_model_image(client: dk.Client, ref: str, options: BuildOptions, echo: Echo) -> str:
-    """Push the (built and tested) image; returns its digest reference ``repo@sha256:...``."""
-    if not options.overwrite:
-        refuse_existing(client, ref)  # again: another pipeline may have pushed meanwhile
+def push_model_image(client: dk.Client, image_id: str, ref: str, echo: Echo) -> str:
+    """Push the (built and tested) image as ``ref``; returns ``repo@sha256:...``."""
+    dk.tag_image(client, image_id, ref)
     echo(f"== push {ref}")
     digest = dk.push_image(client, ref, echo=echo)
     pinned = f"{ref.rpartition(':')[0]}@{digest}" if digest else ""

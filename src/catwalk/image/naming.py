@@ -96,10 +96,33 @@ def image_ref(spec: ModelSpec, registry: str | None = None, suffix: str | None =
     return f"{repo}:{tag}"
 
 
+def local_image_ref(
+    spec: ModelSpec, registry: str | None, local_tag: str | None, suffix: str | None = None
+) -> str:
+    """The tag an image is built and tested under: ``image_ref``, or the same repository with
+    a tag of the pipeline's own (``--local-tag``), so two pipelines on one engine never
+    re-tag each other's image between build, test and push."""
+    ref = image_ref(spec, registry, suffix)
+    if not local_tag:
+        return ref
+    tag = local_tag.strip()
+    if not tag or _TAG_INVALID.search(tag) or tag[0] in ".-" or len(tag) > 128:
+        raise BuildError(
+            f"--local-tag {local_tag!r} is not a Docker tag: letters, digits, '_', '.', '-' "
+            "(not first), at most 128"
+        )
+    return f"{split_ref(ref)[0]}:{tag}"
+
+
 def base_image_ref(registry: str | None = None, base_image: str | None = None) -> str:
     """What model images start FROM: ``--base-image``, else ``[registry/]catwalk:<version>``."""
     if base_image:
-        return base_image.strip()
+        base = base_image.strip()
+        # A repository without a tag or digest gets catwalk's version: the base image is
+        # catwalk's own, and must be the catwalk that renders the Dockerfile.
+        if "@" not in base and ":" not in base.rsplit("/", 1)[-1]:
+            base = f"{base}:{__version__}"
+        return base
     registry = check_registry(registry)
     repo = f"{registry}/{BASE_IMAGE_NAME}" if registry else BASE_IMAGE_NAME
     return f"{repo}:{__version__}"
