@@ -1,6 +1,7 @@
 """The environment-variable layer over ``application.yml``: what containers set most.
 
-``SERVER_WORKERS``, ``SERVER_TIMEOUT``, ``LOG_LEVEL``, ``LOG_FORMAT`` (:data:`ENV_SETTINGS`) and
+``SERVER_WORKERS``, ``SERVER_TIMEOUT``, ``SERVER_TRUSTED_PROXIES`` (comma-separated),
+``LOG_LEVEL``, ``LOG_FORMAT`` (:data:`ENV_SETTINGS`) and
 ``SERVER_AUTH_TOKENS_FILE`` (:data:`TOKENS_ENV`); :mod:`catwalk.config` applies them.
 """
 
@@ -17,6 +18,7 @@ TOKENS_ENV = "SERVER_AUTH_TOKENS_FILE"
 ENV_SETTINGS = {
     "SERVER_WORKERS": ("server", "workers"),
     "SERVER_TIMEOUT": ("server", "timeout"),
+    "SERVER_TRUSTED_PROXIES": ("server", "trusted_proxies"),
     "LOG_LEVEL": ("logging", "level"),
     "LOG_FORMAT": ("logging", "format"),
 }

@@ -387,7 +387,7 @@ def test_sigterm_drains_up_to_graceful_timeout_then_cuts_and_logs_it(
     assert len(cut_lines) == 2, cut_lines  # why it was cut, and what was answered: never a 200
     assert "request cut unanswered" in cut_lines[0]
     assert "server.graceful_timeout (6 s)" in cut_lines[0]
-    assert "gunicorn answered itself: 503 the server is shutting down" in cut_lines[1]
+    assert "the worker answered itself: 503 the server is shutting down" in cut_lines[1]
     assert "Traceback" not in log
 
 

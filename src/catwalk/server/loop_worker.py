@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import socket
 import sys
@@ -61,7 +62,7 @@ from gunicorn.workers.base import Worker
 from catwalk.server import batching
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.http_conn import Connection, Request, json_answer, response_bytes
-from catwalk.server.logs import IN_FLIGHT_KEY, InFlight
+from catwalk.server.logs import IN_FLIGHT_KEY, LOGGER_NAME, InFlight, safe
 
 # Seconds between heartbeats to the master, and checks for a stop or a gone master.
 TICK = 1.0
@@ -285,8 +286,14 @@ class LoopWorker(Worker):  # type: ignore[misc]
                 if state is not None and state.answered:
                     continue  # its answer is on its way
                 conn.answering = 0
-                body = error_body(self._correlation_id(environ), self.cut_reason)
-                conn.write(json_answer(503, body), True)
+                correlation_id = self._correlation_id(environ)
+                logging.getLogger(LOGGER_NAME).warning(
+                    "correlation_id=%s the worker answered itself: 503 %s",
+                    safe(correlation_id),
+                    self.cut_reason,
+                    extra={"correlation_id": correlation_id},
+                )
+                conn.write(json_answer(503, error_body(correlation_id, self.cut_reason)), True)
         sys.exit(0)
 
     def _tick(self) -> None:
