@@ -101,31 +101,33 @@ class InFlight:
 
     One per request (:class:`RequestLog` puts it in the environ under ``IN_FLIGHT_KEY``), so a
     batching worker's requests, answered side by side in greenlets of one thread, each keep
-    their own; the worker finds them through its connections.
+    their own; the worker finds them through its connections. It copies what it describes
+    from the environ rather than pointing back at it: a cycle would keep the request's body
+    alive until a garbage collection.
     """
 
-    __slots__ = ("answered", "body_id", "environ")
+    __slots__ = ("answered", "body_id", "header_id", "method", "path", "request_id")
 
     def __init__(self, environ: dict[str, Any]) -> None:
-        self.environ = environ
+        self.method = environ.get("REQUEST_METHOD")
+        self.path = environ.get("PATH_INFO")
+        self.request_id: str | None = environ.get(REQUEST_ID_KEY)
+        self.header_id = default_correlation_id(environ)
         self.body_id: str | None = None  # the body's correlation id, once the Predictor read it
         self.answered = False  # True once the request's status is known
 
     def correlation_id(self) -> str | None:
         """The request's correlation id as far as it is known (None: not yet)."""
-        environ = self.environ
-        return self.body_id or environ.get(CORRELATION_ID_KEY) or default_correlation_id(environ)
+        return self.body_id or self.header_id
 
     def describe(self) -> str:
         """``POST /predict correlation_id=... request_id=...`` (what is known of it)."""
-        environ = self.environ
-        parts = [safe(str(environ.get("REQUEST_METHOD"))), safe(str(environ.get("PATH_INFO")))]
+        parts = [safe(str(self.method)), safe(str(self.path))]
         correlation_id = self.correlation_id()
         if correlation_id:
             parts.append(f"correlation_id={safe(correlation_id)}")
-        request_id = environ.get(REQUEST_ID_KEY)
-        if request_id and request_id != correlation_id:
-            parts.append(f"request_id={safe(request_id)}")
+        if self.request_id and self.request_id != correlation_id:
+            parts.append(f"request_id={safe(self.request_id)}")
         return " ".join(parts)
 
 
