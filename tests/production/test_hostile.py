@@ -22,7 +22,16 @@ from typing import Any
 
 import requests
 
-from conftest import MODELS, RNG, RNG_INPUT, Server, cmdline, unavailable, write_config
+from conftest import (
+    MODELS,
+    RNG,
+    RNG_INPUT,
+    Server,
+    cmdline,
+    descendants,
+    unavailable,
+    write_config,
+)
 
 Serve = Callable[..., Server]
 LEAKY = MODELS / "leaky"
@@ -316,12 +325,20 @@ def test_only_nginx_and_catwalk_reach_the_socket_and_the_run_folder(serve: Serve
         assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
         unavailable("the rest needs root (nginx's workers as another user)")
     import grp
+    import pwd
 
-    nogroup = grp.getgrnam(subprocess.check_output(["id", "-gn", "nobody"], text=True).strip())
+    own = grp.getgrnam("catwalk-nginx")  # nginx's workers' own group, not nobody's
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o710
-    assert run_dir.stat().st_gid == nogroup.gr_gid
-    assert stat.S_IMODE(sock.stat().st_mode) == 0o660 and sock.stat().st_gid == nogroup.gr_gid
-    # Another local user can neither read the job nor talk to gunicorn.
+    assert run_dir.stat().st_gid == own.gr_gid
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o660 and sock.stat().st_gid == own.gr_gid
+    workers = [pid for pid in descendants(nginx) if "nginx: worker" in cmdline(pid)]
+    assert workers and all(
+        Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
+        == str(pwd.getpwnam("catwalk-nginx").pw_uid)
+        for pid in workers
+    )
+    # Another local user, nobody included, can neither read the job nor talk to gunicorn.
+    nobody = pwd.getpwnam("nobody")
     probe = (
         "import socket, sys\n"
         "for attempt in (lambda: open(sys.argv[1], 'rb'),\n"
@@ -329,12 +346,14 @@ def test_only_nginx_and_catwalk_reach_the_socket_and_the_run_folder(serve: Serve
         "    try:\n        attempt()\n        print('reached')\n"
         "    except PermissionError:\n        print('refused')\n"
     )
-    out = subprocess.run(
-        ["setpriv", "--reuid", "23456", "--regid", "23456", "--clear-groups",
-         sys.executable, "-I", "-c", probe, str(job), str(sock)],
-        capture_output=True, text=True, timeout=20, check=False,
-    )  # fmt: skip
-    assert out.stdout.split() == ["refused", "refused"], out
+    for uid, gid in ((23456, 23456), (nobody.pw_uid, nobody.pw_gid)):
+        out = subprocess.run(
+            ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--init-groups"
+             if uid == nobody.pw_uid else "--clear-groups",
+             sys.executable, "-I", "-c", probe, str(job), str(sock)],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        assert out.stdout.split() == ["refused", "refused"], (uid, out)
     # Even on the socket (root may), an X-Request-Id without the run's secret is not trusted.
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(str(sock))

@@ -18,9 +18,10 @@ then stops them in order; a parent-death signal stops them should this process b
 Running as PID 1 (a container's entry point) it also reaps orphaned zombies. nginx's stderr
 (its error log and the JSON lines of the errors it answers) is relayed through this process.
 
-As root, nginx's workers run as ``nobody``: the run folder is ``0710`` with nobody's group,
-its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users can
-neither read ``job.pickle`` nor connect to gunicorn.
+As root, nginx's workers run as their own user, ``catwalk-nginx``
+(:func:`~catwalk.server.preflight.worker_user`): the run folder is ``0710`` with its group,
+its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users (even
+``nobody``) can neither read ``job.pickle`` nor connect to gunicorn.
 """
 
 from __future__ import annotations

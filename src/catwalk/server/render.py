@@ -44,8 +44,8 @@ _ENV = environment("catwalk.server", pyrepr=repr)
 class WorkerUser:
     """The unprivileged user nginx workers switch to when the server runs as root."""
 
-    user: str = "nobody"
-    group: str = "nogroup"
+    user: str = "catwalk-nginx"
+    group: str = "catwalk-nginx"
 
 
 @dataclass(frozen=True)
