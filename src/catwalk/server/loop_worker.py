@@ -10,11 +10,12 @@ response writing: see bench/RESULTS.md.
 
 Who takes a connection: all workers share gunicorn's listening socket, and the kernel queues
 nginx's connections there until a worker accepts one. A worker accepts (one connection per
-turn of its loop, :meth:`LoopWorker._accept`) only while it can answer at once:
+time, :meth:`LoopWorker._take`) only while it can answer at once:
 
 * an unbatched model's worker holds one connection at a time. It stops listening when it
-  accepts one and listens again when that one is answered and closed (nginx opens a new
-  connection per request for an unbatched model): a request waits in the kernel's queue
+  accepts one and takes the next when that one is answered and closed (nginx opens a new
+  connection per request for an unbatched model), reading and answering it on the socket
+  itself (:mod:`catwalk.server.socket_transport`): a request waits in the kernel's queue
   for the first free worker, never behind a slow request in a busy one, and a worker that
   dies (killed, out of memory) loses only the request it was answering; the ones queued
   are taken by the others.
@@ -63,9 +64,12 @@ from catwalk.server import batching
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.http_conn import Connection, Request, json_answer, response_bytes
 from catwalk.server.logs import IN_FLIGHT_KEY, LOGGER_NAME, InFlight, safe
+from catwalk.server.socket_transport import SocketTransport
 
 # Seconds between heartbeats to the master, and checks for a stop or a gone master.
 TICK = 1.0
+# Seconds a worker may answer connections one after another before its loop has a turn.
+TURN = 0.05
 # Seconds a stopping worker keeps serving the connections it has (each answer then closes its
 # connection); one idle that long is closed. nginx reuses its most recent connections first.
 LINGER = 0.5
@@ -87,6 +91,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.connections: set[Connection] = set()
         self.listeners: list[socket.socket] = []
         self.listening = False
+        self.taking = False  # in _take
         self.held = 0  # connections accepted and not closed yet
         # The largest body a request may bring: the server's max_body_size (nginx enforces it
         # first; only a client of the socket itself could send more), and how long a request
@@ -123,7 +128,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.listeners.append(listener.sock)
-        self._listen()
+        loop.call_soon(self._take)
         loop.set_exception_handler(self._loop_error)
         self._exit: BaseException | None = None
         self._tick()  # the master counts a worker's timeout from its first heartbeat
@@ -155,7 +160,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
     # ------------------------------------------------------------- connections ----
     def _free(self) -> bool:
         """Whether this worker can answer one more connection now (module docstring)."""
-        if self.stopping:
+        if self.stopping or not self.alive:
             return False
         if self.concurrent:
             return self.half_read_bytes < READ_BUDGET * self.max_body_bytes
@@ -164,7 +169,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
     def _listen(self) -> None:
         if not self.listening and self._free():
             for sock in self.listeners:
-                self.loop.add_reader(sock.fileno(), self._accept, sock)
+                self.loop.add_reader(sock.fileno(), self._take)
             self.listening = True
 
     def _unlisten(self) -> None:
@@ -172,6 +177,28 @@ class LoopWorker(Worker):  # type: ignore[misc]
             for sock in self.listeners:
                 self.loop.remove_reader(sock.fileno())
             self.listening = False
+
+    def _take(self) -> None:
+        """Take connections while this worker is free; listen when none waits.
+
+        Under load one always waits: an unbatched model's worker then takes, reads, answers
+        and closes one connection after another without a turn of the loop, and without
+        polling the listening socket (its turn comes back every ``TURN`` seconds, for the
+        heartbeat and the timers)."""
+        if self.taking:  # a connection closed while this goes on: it takes the next
+            return
+        self.taking = True
+        try:
+            began = self.loop.time()
+            while self._free():
+                if not any(self._accept(sock) for sock in self.listeners):
+                    self._listen()  # none waits: the loop tells when one comes
+                    return
+                if self.loop.time() - began > TURN:
+                    self.loop.call_soon(self._take)
+                    return
+        finally:
+            self.taking = False
 
     def _accept(self, listener: socket.socket) -> bool:
         """Take one connection, if one waits (another worker may have taken it first)."""
@@ -190,6 +217,9 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.held += 1
         if not self._free():
             self._unlisten()
+        if not self.concurrent:  # read, answered and closed now if the request is all here
+            SocketTransport(self.loop, sock, Connection(self)).start()
+            return True
         # The transport is made now (a task would wait a turn of the loop for it): the
         # coroutine runs up to its wait for connection_made, and is resumed after it.
         made = self.loop.connect_accepted_socket(self._connection, sock)
@@ -197,15 +227,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
         return True
 
     def released(self, conn: Connection) -> None:
-        """A connection is closed: this worker may take the next one. Under load one waits
-        already: it is taken at once, and the listening socket is left out of the loop's
-        poll (two system calls fewer per request)."""
+        """A connection is closed: this worker may take the next one."""
         self.held -= 1
-        if not self.listening and self._free():
-            for sock in self.listeners:
-                if self._accept(sock):
-                    return
-            self._listen()
+        if not self.listening:
+            self._take()
 
     # ---------------------------------------------------------------- requests ----
     def answer(self, conn: Connection, request: Request) -> None:
