@@ -29,6 +29,7 @@ from conftest import (
     Server,
     cmdline,
     descendants,
+    raw,
     unavailable,
     write_config,
 )
@@ -51,19 +52,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 10) -> Any:
             return found
         time.sleep(0.1)
     raise AssertionError(f"not within {timeout} s")
-
-
-def raw(port: int, data: bytes, timeout: float = 5) -> tuple[str, dict[str, str], bytes]:
-    """Send bytes as they are, read the answer: (status line, headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-        conn.sendall(data)
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *fields = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
-    return status, headers, body
 
 
 def rss(pid: int) -> int:

@@ -17,21 +17,14 @@ from typing import Any
 
 import requests
 
-from conftest import RNG, RNG_INPUT, Server, write_config
+from conftest import RNG, RNG_INPUT, Server, raw, write_config
 
 Serve = Callable[..., Server]
 
 
-def raw(port: int, data: bytes, source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
-    """Send bytes as they are from ``source``; (status, headers, body) of the answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as c:
-        c.sendall(data)
-        answer = b""
-        while chunk := c.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *fields = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+def send(port: int, data: bytes, source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of the answer to ``data`` sent as it is from ``source``."""
+    status, headers, body = raw(port, data, 10, source)
     return int(status.split()[1]), headers, body
 
 
@@ -65,7 +58,7 @@ def test_a_request_the_worker_refuses_keeps_the_clients_correlation_id(serve: Se
         b"GET /status HTTP/1.1\r\nHost: x\r\nX-Correlation-Id: mine-1\r\n"
         b"X-Bad: a\x01b\r\nConnection: close\r\n\r\n",
     ):
-        status, headers, body = raw(server.port, request)
+        status, headers, body = send(server.port, request)
         assert status == 400, body
         assert json.loads(body)["correlation_id"] == "mine-1", body
         assert headers["x-content-type-options"] == "nosniff"
@@ -73,7 +66,7 @@ def test_a_request_the_worker_refuses_keeps_the_clients_correlation_id(serve: Se
     assert len(refused) == 2 and all("correlation_id=mine-1" in line for line in refused)
     assert all("request_id=" in line for line in refused)  # nginx's id, to find its line
     # without a header of the client's, the answer is named by nginx's request id
-    status, _, body = raw(server.port, b"FOO / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, _, body = send(server.port, b"FOO / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     named = json.loads(body)["correlation_id"]
     assert status == 400 and len(named) == 32
     assert any(f"correlation_id={named}" in line for line in server.output().splitlines())
@@ -98,7 +91,7 @@ def _status(port: int, source: str, headers: bytes = b"") -> int:
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n" + headers
     )
-    return raw(port, request + b"Connection: close\r\n\r\n" + body, source)[0]
+    return send(port, request + b"Connection: close\r\n\r\n" + body, source)[0]
 
 
 def test_trusted_proxies_make_the_connection_limit_per_real_client(
