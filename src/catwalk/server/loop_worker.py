@@ -237,6 +237,8 @@ class LoopWorker(Worker):  # type: ignore[misc]
         """Answer ``request`` (inline, or in its own greenlet for a batching model)."""
         conn.answering += 1
         if self.concurrent:
+            if not self.listening:  # a body read whole may bring it back under its budget
+                self._take()
             greenlet(self._answer).switch(conn, request)
         else:
             self._answer(conn, request)
