@@ -50,6 +50,7 @@ RUN set -eux; \
         rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
     fi; \
     useradd --uid 10001 --gid 0 --home-dir /home/catwalk --create-home --shell /usr/sbin/nologin catwalk; \
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin catwalk-nginx; \
     for dir in /home/catwalk /var/lib/nginx /var/log/nginx; do \
         mkdir -p "$dir"; chgrp -R 0 "$dir"; chmod -R g=u "$dir"; \
     done; \
