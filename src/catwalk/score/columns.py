@@ -72,7 +72,7 @@ def arrow_type(schema: dict[str, Any], *, flat: bool = False) -> pa.DataType:
 
 def is_json_text(schema: dict[str, Any], typ: pa.DataType) -> bool:
     """Whether values of ``schema`` are stored as JSON text in a column of type ``typ``."""
-    return pa.types.is_string(typ) and schema.get("type") != "string"
+    return bool(pa.types.is_string(typ)) and schema.get("type") != "string"
 
 
 def describe_type(typ: pa.DataType) -> str:
@@ -92,19 +92,19 @@ def compatible(typ: pa.DataType, schema: dict[str, Any]) -> bool:
     if pa.types.is_dictionary(typ):
         typ = typ.value_type
     if want == "integer":
-        return pa.types.is_integer(typ)
+        return bool(pa.types.is_integer(typ))
     if want == "number":
-        return pa.types.is_integer(typ) or pa.types.is_floating(typ)
+        return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ))
     if want == "boolean":
-        return pa.types.is_boolean(typ)
+        return bool(pa.types.is_boolean(typ))
     if want == "string":
-        return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+        return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
     if want == "array":
         if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
-            return pa.types.is_fixed_size_list(typ) and _items_ok(typ, schema)
+            return bool(pa.types.is_fixed_size_list(typ)) and _items_ok(typ, schema)
         return _items_ok(typ, schema)
     if pa.types.is_map(typ):
-        return pa.types.is_string(typ.key_type) or pa.types.is_large_string(typ.key_type)
+        return bool(pa.types.is_string(typ.key_type) or pa.types.is_large_string(typ.key_type))
     if not pa.types.is_struct(typ):
         return False
     props = schema.get("properties")

@@ -100,11 +100,11 @@ def _expand(spec: str) -> list[Path]:
     raise InputError(f"--input {spec}: no such file or folder")
 
 
-def _format_of(paths: list[str], given: str | None, what: str) -> Format:
+def _format_of(paths: list[str], given: Any, what: str) -> Format:
     if given is not None:
         if given not in FORMATS:
             raise InputError(f"--input-format {given}: expected one of {', '.join(FORMATS)}")
-        return given  # type: ignore[return-value]
+        return given
     found = {_EXTENSIONS.get(os.path.splitext(p.rstrip("/"))[1].lower()) for p in paths}
     if None in found or not found:
         unknown = next(p for p in paths if _EXTENSIONS.get(os.path.splitext(p)[1].lower()) is None)
@@ -113,8 +113,9 @@ def _format_of(paths: list[str], given: str | None, what: str) -> Format:
             f"({', '.join(FORMATS)})"
         )
     if len(found) > 1:
-        raise InputError(f"{what} mix formats ({', '.join(sorted(map(str, found)))}): one job "
-                         f"scores one format")
+        raise InputError(
+            f"{what} mix formats ({', '.join(sorted(map(str, found)))}): one job scores one format"
+        )
     return found.pop()  # type: ignore[return-value]
 
 

@@ -14,6 +14,7 @@ engines; the Spark engine brings Hadoop's so that any path Spark writes can be m
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any, Protocol
 
@@ -115,7 +116,5 @@ class OutputDir:
 
     def discard(self) -> None:
         """Delete whatever the job wrote (a failed or interrupted job)."""
-        try:
+        with contextlib.suppress(OSError):
             self.store.delete(self.temp)
-        except OSError:
-            pass

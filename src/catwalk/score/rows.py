@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from catwalk.errors import CatwalkError, InvalidRequest, OutputError
 from catwalk.model import LoadedModel
@@ -101,18 +102,23 @@ class RowScorer:
     def _values(self, column: pa.Array, name: str) -> list[Any]:
         typ = column.type
         if self.mode == "csv" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-            cells = column.to_pylist()
+            cells: list[Any] = column.to_pylist()
             if self.plan.fields.get(name, {}).get("type") == "string":
                 return cells
             return [None if c is None else _cell(c) for c in cells]
+        if pa.types.is_floating(typ) and pc.any(pc.is_nan(column)).as_py():
+            # NaN is how pandas and numpy mark a missing value, and JSON has none: null.
+            column = pc.if_else(pc.is_nan(column), None, column)
+        values: list[Any]
         if column.null_count == 0 and (
             pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ)
         ):
-            values: list[Any] = column.to_numpy(zero_copy_only=False).tolist()
-            return values
-        if pa.types.is_map(typ):
-            return [None if v is None else dict(v) for v in column.to_pylist()]
-        return column.to_pylist()
+            values = column.to_numpy(zero_copy_only=False).tolist()
+        elif pa.types.is_map(typ):
+            values = [None if v is None else dict(v) for v in column.to_pylist()]
+        else:
+            values = column.to_pylist()
+        return values
 
     def _line_records(self, batch: pa.RecordBatch) -> tuple[list[Any], dict[int, str], list[Any]]:
         records: list[Any] = []

@@ -110,3 +110,43 @@ def unwrap(exc: BaseException) -> CatwalkError | None:
         return None
     message = text[at + len(MARK) :].split("\n", 1)[0].strip()
     return CatwalkError(message)
+
+
+def pack_folder(folder: str) -> bytes:
+    """The model folder as zip bytes, to send to workers that do not share its filesystem."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    root = Path(folder)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def unpack_folder(data: bytes, name: str) -> str:
+    """Unpack :func:`pack_folder`'s bytes once per content on this machine; the folder."""
+    import hashlib
+    import io
+    import tempfile
+    import zipfile
+
+    from catwalk.tmp import temp_dir
+
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    target = temp_dir() / f"catwalk-score-{digest}" / name
+    if (target.parent / ".complete").exists():
+        return str(target)
+    staging = Path(tempfile.mkdtemp(prefix="catwalk-score-unpack-", dir=temp_dir()))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(staging / name)
+    (staging / ".complete").touch()
+    try:
+        staging.rename(target.parent)
+    except OSError:  # another worker of this machine was first: use its copy
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)

@@ -48,5 +48,5 @@ class PartWriter:
         """Close without caring whether the file is complete (it is deleted next)."""
         try:
             self.close()
-        except Exception:  # noqa: S110 - the folder is deleted anyway
+        except Exception:  # the folder is deleted next anyway
             pass
