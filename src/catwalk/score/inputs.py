@@ -104,7 +104,8 @@ def _format_of(paths: list[str], given: Any, what: str) -> Format:
     if given is not None:
         if given not in FORMATS:
             raise InputError(f"--input-format {given}: expected one of {', '.join(FORMATS)}")
-        return given
+        fmt: Format = given
+        return fmt
     found = {_EXTENSIONS.get(os.path.splitext(p.rstrip("/"))[1].lower()) for p in paths}
     if None in found or not found:
         unknown = next(p for p in paths if _EXTENSIONS.get(os.path.splitext(p)[1].lower()) is None)

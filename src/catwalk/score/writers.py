@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,7 +47,5 @@ class PartWriter:
 
     def abandon(self) -> None:
         """Close without caring whether the file is complete (it is deleted next)."""
-        try:
+        with contextlib.suppress(Exception):  # the folder is deleted next anyway
             self.close()
-        except Exception:  # the folder is deleted next anyway
-            pass
