@@ -94,8 +94,14 @@ def test_nan_is_a_missing_value_not_a_number() -> None:
 
 def test_integers_stay_integers_and_floats_stay_floats(tmp_path: Path) -> None:
     plan = ColumnPlan.for_model(load_spec(EXAMPLES / "rng"))
-    typed = pa.schema([("seed", pa.float64()), ("seed_version", pa.int64()),
-                       ("mu", pa.float64()), ("sigma", pa.float64())])
+    typed = pa.schema(
+        [
+            ("seed", pa.float64()),
+            ("seed_version", pa.int64()),
+            ("mu", pa.float64()),
+            ("sigma", pa.float64()),
+        ]
+    )
     with pytest.raises(ColumnError) as caught:
         plan.check(typed, "in.parquet")
     assert str(caught.value) == (
@@ -111,13 +117,18 @@ def test_column_checks_name_the_column_and_both_types() -> None:
     plan = ColumnPlan.for_model(load_spec(EXAMPLES / "forest"), ("id",))
     names = ["id", "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5"]  # no s6
     schema = pa.schema([(n, pa.float64()) for n in names])
-    with pytest.raises(ColumnError, match=r"^in.parquet: column 's6' is missing: the model's "
-                       r"schema.input requires s6 \(number\); the input has columns id, age"):
+    with pytest.raises(
+        ColumnError,
+        match=r"^in.parquet: column 's6' is missing: the model's "
+        r"schema.input requires s6 \(number\); the input has columns id, age",
+    ):
         plan.check(schema, "in.parquet")
-    strings = pa.schema([*[(n, pa.float64()) for n in names[:-1]], ("s5", pa.string()),
-                         ("s6", pa.float64())])
-    with pytest.raises(ColumnError, match="column 's5' is string, but the model's schema.input "
-                       "says s5 is number"):
+    strings = pa.schema(
+        [*[(n, pa.float64()) for n in names[:-1]], ("s5", pa.string()), ("s6", pa.float64())]
+    )
+    with pytest.raises(
+        ColumnError, match="column 's5' is string, but the model's schema.input says s5 is number"
+    ):
         plan.check(strings, "in.parquet")
     with pytest.raises(ColumnError, match="--keep nope: no such column"):
         ColumnPlan.for_model(load_spec(EXAMPLES / "forest"), ("nope",)).check(schema, "x")
@@ -133,11 +144,14 @@ def test_csv_cells_are_the_json_values_they_spell() -> None:
     ]
     out, _ = scorer(EXAMPLES / "rng", mode="csv").score(pa.RecordBatch.from_pylist(rows))
     got = out.to_pylist()
-    expected = predict(EXAMPLES / "rng", [
-        {"seed": 1, "seed_version": 2, "mu": 0.5, "sigma": 1},
-        {"seed": 1.5, "seed_version": 2, "mu": 0, "sigma": 1},
-        {"seed": "x", "seed_version": 2, "mu": 0, "sigma": 1},
-    ])
+    expected = predict(
+        EXAMPLES / "rng",
+        [
+            {"seed": 1, "seed_version": 2, "mu": 0.5, "sigma": 1},
+            {"seed": 1.5, "seed_version": 2, "mu": 0, "sigma": 1},
+            {"seed": "x", "seed_version": 2, "mu": 0, "sigma": 1},
+        ],
+    )
     assert_same(got, expected)
     assert got[2]["catwalk_error"] == expected[2][1]
 

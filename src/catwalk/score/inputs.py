@@ -39,7 +39,7 @@ _EXTENSIONS: dict[str, Format] = {
 }
 MODES: dict[Format, InputMode] = {"parquet": "arrow", "csv": "csv", "jsonl": "jsonl"}
 BATCH_ROWS = 10_000  # rows per batch at most...
-BATCH_BYTES = 16 << 20  # ...and about this many bytes of input
+BATCH_BYTES = 8 << 20  # ...and about this many bytes of input
 
 
 class InputError(CatwalkError):
@@ -163,7 +163,7 @@ class LocalReader:
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(self.path)
+            return pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{self.path}: not a readable Parquet file ({exc})") from None
 
@@ -177,7 +177,8 @@ class LocalReader:
         per_row = size / meta.num_rows if meta.num_rows else 1
         rows = int(max(1, min(BATCH_ROWS, BATCH_BYTES // max(per_row, 1))))
         try:
-            yield from parquet.iter_batches(batch_size=rows, columns=columns)
+            for batch in parquet.iter_batches(batch_size=rows, columns=columns, use_threads=False):
+                yield from _split(batch)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{self.path}: cannot be read ({exc})") from None
 
@@ -214,5 +215,11 @@ def _lines_batch(lines: list[bytes]) -> pa.RecordBatch:
 
 
 def _split(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-    for start in range(0, batch.num_rows, BATCH_ROWS):
-        yield batch.slice(start, BATCH_ROWS)
+    """Batches of at most BATCH_ROWS rows and about BATCH_BYTES (a row group's size on disk
+    can hide its size in memory: a dictionary-encoded column is expanded when read)."""
+    rows = batch.num_rows
+    if rows and batch.nbytes > BATCH_BYTES:
+        rows = max(1, int(rows * BATCH_BYTES / batch.nbytes))
+    step = max(1, min(rows, BATCH_ROWS))
+    for start in range(0, batch.num_rows, step):
+        yield batch.slice(start, step)

@@ -45,7 +45,8 @@ class WorkerFailed(Exception):
     """A worker's error, marked so that the driver can tell it from the engine's own."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(MARK + message)
+        # Unpickled in the driver, it is made again from its marked text: mark it once.
+        super().__init__(message if message.startswith(MARK) else MARK + message)
 
 
 class WorkerCache:
