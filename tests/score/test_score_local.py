@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     EXAMPLES,
-    by_id,
     expected_forest,
     forest_rows,
     raising_forest,

@@ -9,12 +9,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import EXAMPLES, expected_forest, forest_rows, predict, raising_forest
 
 from catwalk.model import load_model
 from catwalk.score.columns import ColumnError, ColumnPlan
 from catwalk.score.rows import LINE_COLUMN, RowFailed, RowScorer
 from catwalk.spec import load_spec
+from conftest import EXAMPLES, expected_forest, forest_rows, predict, raising_forest
 
 
 def scorer(model: Path, keep: tuple[str, ...] = (), **options: Any) -> RowScorer:
@@ -127,7 +127,7 @@ def test_column_checks_name_the_column_and_both_types() -> None:
         [*[(n, pa.float64()) for n in names[:-1]], ("s5", pa.string()), ("s6", pa.float64())]
     )
     with pytest.raises(
-        ColumnError, match="column 's5' is string, but the model's schema.input says s5 is number"
+        ColumnError, match=r"column 's5' is string, but the model's schema\.input says s5 is number"
     ):
         plan.check(strings, "in.parquet")
     with pytest.raises(ColumnError, match="--keep nope: no such column"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -56,13 +57,23 @@ class WorkerCache:
         self.scorers: dict[ScoreJob, RowScorer] = {}
         self.loads = 0
 
-    def scorer(self, job: ScoreJob, folder: str | None = None) -> tuple[RowScorer, bool]:
-        """The job's scorer, and whether this call loaded it (the model's first batch here)."""
+    def scorer(
+        self, job: ScoreJob, folder: Callable[[], str] | None = None
+    ) -> tuple[RowScorer, bool]:
+        """The job's scorer, and whether this call loaded it (the model's first batch here).
+
+        ``folder`` gives the model folder on this machine (unpacking it), called only when
+        the model is not loaded yet; by default it is ``job.model_dir``.
+        """
         found = self.scorers.get(job)
         if found is not None:
             return found, False
         try:
-            scorer = load_scorer(job, folder or job.model_dir)
+            where = folder() if folder is not None else job.model_dir
+        except (OSError, ValueError) as exc:
+            raise WorkerFailed(f"cannot unpack the model folder here ({exc})") from None
+        try:
+            scorer = load_scorer(job, where)
         except CatwalkError as exc:
             raise WorkerFailed(str(exc)) from None
         self.scorers[job] = scorer

@@ -76,11 +76,8 @@ class ScoreBatches:
         import ray
 
         self.tally = tally
-        try:
-            where = unpack_folder(ray.get(folder), Path(job.model_dir).name)
-        except (OSError, ValueError) as exc:
-            raise WorkerFailed(f"cannot unpack the model folder here ({exc})") from None
-        self.scorer, loaded = WORKERS.scorer(job, where)
+        name = Path(job.model_dir).name
+        self.scorer, loaded = WORKERS.scorer(job, lambda: unpack_folder(ray.get(folder), name))
         tally.add.remote(0, 0, int(loaded))
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -2,10 +2,12 @@
 
 The session is the active one or ``SparkSession.builder.getOrCreate()``, so ``spark-submit``,
 ``--master``, ``spark-defaults.conf`` and ``SPARK_*`` apply as for any PySpark job. The model
-folder is shipped with ``SparkContext.addFile`` and found on each executor with
-``SparkFiles.get``. Batches travel as Arrow record batches (no pandas: integers stay integers
-and nulls stay nulls), and each Python worker keeps its loaded model for every task it runs
-(:data:`catwalk.score.worker.WORKERS`; Spark reuses Python workers by default). Accumulators
+folder is shipped with the job as a broadcast variable (zipped once by the driver, unpacked
+once per machine and content, :func:`~catwalk.score.worker.unpack_folder`), so two models
+whose folders share a name never mix. Batches travel as Arrow record batches (no pandas:
+integers stay integers and nulls stay nulls), and each Python worker keeps its loaded model
+for every task it runs (:data:`catwalk.score.worker.WORKERS`; Spark reuses Python workers by
+default). Accumulators
 count rows, rows with errors and model loads for the summary. The output's Spark schema is
 made from model.yml (:meth:`ColumnPlan.output_schema`).
 """
@@ -27,7 +29,14 @@ from catwalk.score.inputs import Inputs
 from catwalk.score.output import OutputDir
 from catwalk.score.rows import LINE_COLUMN
 from catwalk.score.summary import Summary
-from catwalk.score.worker import WORKERS, ScoreJob, WorkerFailed, unwrap
+from catwalk.score.worker import (
+    WORKERS,
+    ScoreJob,
+    WorkerFailed,
+    pack_folder,
+    unpack_folder,
+    unwrap,
+)
 
 
 def session() -> Any:
@@ -49,14 +58,9 @@ class SparkScoring:
         self.spark = spark
         self.job = job
         self.plan = plan
-        folder = Path(job.model_dir)
         context = spark.sparkContext
-        try:
-            context.addFile(str(folder), recursive=True)
-        except Exception as exc:  # added before with other content: Spark refuses
-            if "already" not in str(exc).lower():
-                raise
-        self.folder_name = folder.name
+        self.folder = context.broadcast(pack_folder(job.model_dir))
+        self.folder_name = Path(job.model_dir).name
         self.rows = context.accumulator(0)
         self.errors = context.accumulator(0)
         self.loads = context.accumulator(0)
@@ -79,13 +83,13 @@ class SparkScoring:
         else:
             keep_types = {name: schema.field(name).type for name in self.plan.keep}
         out_schema = from_arrow_schema(self.plan.output_schema(keep_types))
-        job, name = self.job, self.folder_name
+        job, name, folder = self.job, self.folder_name, self.folder
         rows, errors, loads = self.rows, self.errors, self.loads
 
         def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            from pyspark import SparkFiles, TaskContext
+            from pyspark import TaskContext
 
-            scorer, loaded = WORKERS.scorer(job, SparkFiles.get(name))
+            scorer, loaded = WORKERS.scorer(job, lambda: unpack_folder(folder.value, name))
             if loaded:
                 loads.add(1)
             context = TaskContext.get()
