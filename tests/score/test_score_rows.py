@@ -172,3 +172,22 @@ def test_stop_names_the_row() -> None:
     batch = pa.RecordBatch.from_pylist(RNG_ROWS)
     with pytest.raises(RowFailed, match=r"^in.parquet: row 12: input.seed_version: 3 is not"):
         scorer(EXAMPLES / "rng", stop=True).score(batch, "in.parquet", first_row=10)
+
+
+def test_columns_that_prove_the_schema_skip_no_answer(tmp_path: Path) -> None:
+    """Plain typed columns with no nulls prove the forest's records valid: the per-row check
+    is skipped for them, and the answers are still catwalk predict's."""
+    from conftest import FOREST_ROWS
+
+    forest = scorer(EXAMPLES / "forest")
+    batch = pa.RecordBatch.from_pylist(FOREST_ROWS)
+    assert forest.records(batch)[3] is True
+    got = forest.score(batch)[0].to_pylist()
+    assert_same(got, predict(EXAMPLES / "forest", FOREST_ROWS))
+    # A null in a required field, an integer column for a number: proven only when valid.
+    with_null = pa.RecordBatch.from_pylist([{**FOREST_ROWS[0], "bmi": None}])
+    assert forest.records(with_null)[3] is False
+    ints = pa.RecordBatch.from_pylist([{k: 1 for k in FOREST_ROWS[0]}])
+    assert forest.records(ints)[3] is True
+    # rng's schema has an enum and a minimum: never proven by types, always validated.
+    assert scorer(EXAMPLES / "rng").proof.fields is None  # type: ignore[union-attr]

@@ -25,7 +25,13 @@ from catwalk.errors import CatwalkError, InvalidRequest, OutputError
 from catwalk.model import LoadedModel
 from catwalk.model_batch import predict_many
 from catwalk.schema import SchemaValidator
-from catwalk.score.columns import ERROR_COLUMN, SOURCE_COLUMN, ColumnPlan, is_json_text
+from catwalk.score.columns import (
+    ERROR_COLUMN,
+    SOURCE_COLUMN,
+    ColumnPlan,
+    TypeProof,
+    is_json_text,
+)
 from catwalk.scoring import Scorer
 from catwalk.server.envelope import dumps, loads
 from catwalk.spec import DEFAULT_MAX_BATCH_SIZE, IoSchema
@@ -73,17 +79,23 @@ class RowScorer:
         default = spec.batching.max_batch_size if spec.batching else DEFAULT_MAX_BATCH_SIZE
         self.chunk = max(1, batch_size or default)
         self.check_in = _record_check(spec.input, model.input_errors)
+        record = spec.input.validator.json_schema
+        if spec.input.is_batch and isinstance(record.get("items"), dict):
+            record = record["items"]
+        self.proof = TypeProof(record) if mode == "arrow" else None
         self.check_out = _record_check(spec.output, model.output_errors)
 
     # -- rows in ---------------------------------------------------------------------------
 
-    def records(self, batch: pa.RecordBatch) -> tuple[list[Any], dict[int, str], list[Any]]:
-        """Each row's record, the rows that already failed (a line that is not JSON), and
-        the kept columns (Arrow arrays, or Python values for JSON lines)."""
+    def records(self, batch: pa.RecordBatch) -> tuple[list[Any], dict[int, str], list[Any], bool]:
+        """Each row's record, the rows that already failed (a line that is not JSON), the
+        kept columns (Arrow arrays, or Python values for JSON lines), and whether the
+        columns' types prove every record valid (:class:`~catwalk.score.columns.TypeProof`)."""
         if self.mode == "jsonl":
-            return self._line_records(batch)
+            return (*self._line_records(batch), False)
         names = self.plan.input_columns(batch.schema.names)
-        columns = [self._values(batch.column(batch.schema.get_field_index(n)), n) for n in names]
+        arrays = {n: _no_nan(batch.column(batch.schema.get_field_index(n))) for n in names}
+        columns = [self._values(arrays[n], n) for n in names]
         optional = [
             i for i, n in enumerate(names) if n not in self.plan.required and None in columns[i]
         ]
@@ -97,7 +109,8 @@ class RowScorer:
                 for row in rows
             ]
         kept = [batch.column(batch.schema.get_field_index(n)) for n in self.plan.keep]
-        return records, {}, kept
+        proven = self.proof is not None and self.proof.proves(arrays)
+        return records, {}, kept, proven
 
     def _values(self, column: pa.Array, name: str) -> list[Any]:
         typ = column.type
@@ -106,9 +119,6 @@ class RowScorer:
             if self.plan.fields.get(name, {}).get("type") == "string":
                 return cells
             return [None if c is None else _cell(c) for c in cells]
-        if pa.types.is_floating(typ) and pc.any(pc.is_nan(column)).as_py():
-            # NaN is how pandas and numpy mark a missing value, and JSON has none: null.
-            column = pc.if_else(pc.is_nan(column), None, column)
         values: list[Any]
         if column.null_count == 0 and (
             pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ)
@@ -142,15 +152,18 @@ class RowScorer:
 
     # -- the model -------------------------------------------------------------------------
 
-    def outcomes(self, records: list[Any], failed: dict[int, str]) -> list[tuple[Any, str | None]]:
-        """``(output, None)`` or ``(None, error)`` for each record, in order."""
+    def outcomes(
+        self, records: list[Any], failed: dict[int, str], proven: bool = False
+    ) -> list[tuple[Any, str | None]]:
+        """``(output, None)`` or ``(None, error)`` for each record, in order (``proven``:
+        the records are known valid, see :meth:`records`)."""
         result: list[tuple[Any, str | None]] = [(None, failed.get(i)) for i in range(len(records))]
         for start in range(0, len(records), self.chunk):
             valid: list[tuple[int, Any]] = []
             for i in range(start, min(start + self.chunk, len(records))):
                 if i in failed:
                     continue
-                problems = self.check_in(records[i], "input")
+                problems = None if proven else self.check_in(records[i], "input")
                 if problems:
                     result[i] = (None, "; ".join(problems))
                 else:
@@ -194,8 +207,8 @@ class RowScorer:
         With ``stop``, the first failing row raises :class:`RowFailed` naming ``where`` (or
         the row's file, from the engine's source column) and the row's number.
         """
-        records, failed, kept = self.records(batch)
-        outcomes = self.outcomes(records, failed)
+        records, failed, kept, proven = self.records(batch)
+        outcomes = self.outcomes(records, failed, proven)
         if self.stop:
             for i, (_, error) in enumerate(outcomes):
                 if error is not None:
@@ -240,6 +253,13 @@ def _record_check(side: IoSchema, whole: Callable[[Any, str], list[str]]) -> Any
     if side.is_batch and isinstance(side.validator.json_schema.get("items"), dict):
         return SchemaValidator(side.validator.json_schema["items"]).errors
     return whole
+
+
+def _no_nan(column: pa.Array) -> pa.Array:
+    """NaN is how pandas and numpy mark a missing value, and JSON has none: null."""
+    if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
+        return pc.if_else(pc.is_nan(column), None, column)
+    return column
 
 
 def _cell(text: str) -> Any:
