@@ -84,6 +84,8 @@ class RowScorer:
             record = record["items"]
         self.proof = TypeProof(record) if mode == "arrow" else None
         self.check_out = _record_check(spec.output, model.output_errors)
+        self.all_in = _all_valid(spec.input)
+        self.all_out = _all_valid(spec.output)
 
     # -- rows in ---------------------------------------------------------------------------
 
@@ -159,15 +161,19 @@ class RowScorer:
         the records are known valid, see :meth:`records`)."""
         result: list[tuple[Any, str | None]] = [(None, failed.get(i)) for i in range(len(records))]
         for start in range(0, len(records), self.chunk):
-            valid: list[tuple[int, Any]] = []
-            for i in range(start, min(start + self.chunk, len(records))):
-                if i in failed:
-                    continue
-                problems = None if proven else self.check_in(records[i], "input")
-                if problems:
-                    result[i] = (None, "; ".join(problems))
-                else:
-                    valid.append((i, records[i]))
+            rows = [
+                i for i in range(start, min(start + self.chunk, len(records))) if i not in failed
+            ]
+            if not proven and not self.all_in([records[i] for i in rows]):
+                valid: list[tuple[int, Any]] = []
+                for i in rows:
+                    problems = self.check_in(records[i], "input")
+                    if problems:
+                        result[i] = (None, "; ".join(problems))
+                    else:
+                        valid.append((i, records[i]))
+            else:
+                valid = [(i, records[i]) for i in rows]
             if valid:
                 self._predict(valid, result)
         return result
@@ -179,6 +185,10 @@ class RowScorer:
                 outputs = predict_many(self.model, [record for _, record in valid])
             except CatwalkError:
                 outputs = None  # the chunk failed as a whole: find the row, one at a time
+        if outputs is not None and self.all_out(outputs):
+            for n, (i, _) in enumerate(valid):
+                result[i] = (outputs[n], None)
+            return
         for n, (i, record) in enumerate(valid):
             try:
                 output = self._one(record) if outputs is None else outputs[n]
@@ -253,6 +263,23 @@ def _record_check(side: IoSchema, whole: Callable[[Any, str], list[str]]) -> Any
     if side.is_batch and isinstance(side.validator.json_schema.get("items"), dict):
         return SchemaValidator(side.validator.json_schema["items"]).errors
     return whole
+
+
+def _all_valid(side: IoSchema) -> Callable[[list[Any]], bool]:
+    """Whether every record of a list is valid, in one call of the compiled validator (its
+    loop over the list runs in the generated code); only a list with a problem is then
+    checked record by record, for each record's own message."""
+    record = side.validator.json_schema
+    if side.is_batch and isinstance(record.get("items"), dict):
+        record = record["items"]
+    validator = SchemaValidator({"type": "array", "items": record})
+
+    def check(values: list[Any]) -> bool:
+        if any(isinstance(v, CatwalkError) for v in values):
+            return False
+        return not validator.errors(values, "rows")
+
+    return check
 
 
 def _no_nan(column: pa.Array) -> pa.Array:
