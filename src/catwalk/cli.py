@@ -19,6 +19,7 @@ COMMAND_MODULES = {
     "init": "init",
     "test-model": "model",
     "predict": "predict",
+    "score": "score",
     "serve": "serve",
     "test-server": "serve",
     "test": "serve",
