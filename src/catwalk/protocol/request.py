@@ -54,6 +54,8 @@ class InferRequest:
     id: str | None
     records: list[Any]
     outputs: list[Requested]
+    model_name: str | None = None  # as the body names it (KServe's client sends it)
+    model_version: str | None = None
 
 
 class Decoder:
@@ -97,9 +99,13 @@ class Decoder:
             raise InvalidRequest(
                 f"parameters.binary_data_output: must be true or false, got {kind(binary_output)}"
             )
+        names = [request.get(key) for key in ("model_name", "model_version")]
+        for key, value in zip(("model_name", "model_version"), names, strict=True):
+            if value is not None and type(value) is not str:
+                raise InvalidRequest(f"{key}: must be a string, got {kind(value)}")
         records = self._records(request.get("inputs", _MISSING), data)
         outputs = self._requested(request.get("outputs", _MISSING), binary_output)
-        return InferRequest(request_id, records, outputs)
+        return InferRequest(request_id, records, outputs, names[0], names[1])
 
     @staticmethod
     def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:

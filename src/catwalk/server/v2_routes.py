@@ -184,6 +184,8 @@ class V2Routes:
         correlation_id = request.id or default_correlation_id(environ) or new_correlation_id()
         in_flight.correlation_id = correlation_id
         try:
+            if request.model_name is not None or request.model_version is not None:
+                self._check_model(request.model_name or self.spec.name, request.model_version)
             records = self._predict(request.records)
             head = {
                 "model_name": self.spec.name,
