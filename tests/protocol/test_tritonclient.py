@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from clients import as_records, columns, example_records
+
 from conftest import EXAMPLES, V2Server, needs
 
 pytestmark = pytest.mark.slow
