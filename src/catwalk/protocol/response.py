@@ -4,8 +4,9 @@ Each requested output tensor is one field of the records (or the records themsel
 the datatype and shape its schema gives (:mod:`catwalk.protocol.tensors`), sent in the JSON
 (``data``) or, when asked (``binary_data``, ``binary_data_output``), as binary data after
 it with ``parameters.binary_data_size`` — the response's ``Inference-Header-Content-Length``
-then gives the JSON part's length. A value that does not fit its tensor (possible only when
-``server.validate_output`` is off, or for an optional field a record leaves out) is an
+then gives the JSON part's length. An optional output field that no record has is left
+out. A value that does not fit its tensor (possible only when ``server.validate_output`` is
+off, or for an optional field that some records leave out and others do not) is an
 :class:`~catwalk.errors.OutputError` naming the record and the tensor.
 """
 
@@ -35,6 +36,8 @@ def encode(
     chunks: list[bytes] = []
     for requested in outputs:
         tensor = requested.tensor
+        if fields and not tensor.required and not _present(tensor, records):
+            continue  # an optional field no record has: no tensor (a tensor has N values)
         column = _column(tensor, records) if fields else records
         values = _values(tensor, column)
         shape = [len(records)] if tensor.width is None else [len(records), tensor.width]
@@ -57,6 +60,11 @@ def encode(
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)
+
+
+def _present(tensor: Tensor, records: list[Any]) -> bool:
+    field = tensor.field
+    return any(type(record) is dict and field in record for record in records)
 
 
 def _column(tensor: Tensor, records: list[Any]) -> list[Any]:
