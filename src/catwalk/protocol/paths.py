@@ -9,6 +9,7 @@ with a space or a slash in it is found too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 PREFIX = "/v2"
 SERVER = "/v2"
@@ -59,7 +60,8 @@ def route(path: str) -> Route | None:
     return Route(operation, name, version if found else None)
 
 
+@lru_cache(maxsize=256)
 def endpoint_label(path: str) -> str:
-    """The metrics label of a ``/v2`` path: its operation, or ``other``."""
+    """The metrics label of a ``/v2`` path: its operation, or ``other`` (cached: hot path)."""
     found = route(path)
     return "other" if found is None else found.operation

@@ -12,8 +12,11 @@ about the records (ranges, enums, formats...) is the schema validator's job, aft
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from catwalk.errors import InvalidRequest
 from catwalk.protocol import binary
@@ -37,6 +40,8 @@ _RANGES = {
     "UINT64": (0, 2**64 - 1),
 }
 _MISSING: Any = object()
+_NOT_DIGITS = bytes(i for i in range(256) if not 0x30 <= i <= 0x39)
+_NO_DATA = memoryview(b"")
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,25 @@ class Requested:
     binary: bool
 
 
-@dataclass(frozen=True)
 class InferRequest:
-    """What a decoded request asks: its id (None: none given), records and outputs."""
+    """What a decoded request asks: its id (None: none given), records and outputs, and the
+    model name and version the body names (KServe's client sends them)."""
 
-    id: str | None
-    records: list[Any]
-    outputs: list[Requested]
-    model_name: str | None = None  # as the body names it (KServe's client sends it)
-    model_version: str | None = None
+    __slots__ = ("id", "model_name", "model_version", "outputs", "records")
+
+    def __init__(
+        self,
+        request_id: str | None,
+        records: list[Any],
+        outputs: list[Requested],
+        model_name: str | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        self.id = request_id
+        self.records = records
+        self.outputs = outputs
+        self.model_name = model_name
+        self.model_version = model_version
 
 
 class Decoder:
@@ -69,16 +84,36 @@ class Decoder:
         self._output_names = ", ".join(t.name for t in outputs.tensors)
         self._all_json = [Requested(t, False) for t in outputs.tensors]
         self._all_binary = [Requested(t, True) for t in outputs.tensors]
+        self._required = frozenset(t.name for t in inputs.tensors if t.required)
+        # The fast path's tensors: [N] of the declared datatype, JSON data checked by kind.
+        self._fast = {
+            t.name: (
+                t,
+                t.datatype,
+                _FAST[t.datatype if t.kind == "int" else t.kind],
+                _Unpackers(t.datatype) if t.datatype in ("INT64", "FP64") else None,
+            )
+            for t in inputs.tensors
+            if t.width is None and t.kind != "json"
+        }
 
     def decode(self, body: bytes, header_length: str | None) -> InferRequest:
         """The request in ``body``; raises InvalidRequest (400) naming the first problem."""
-        header, data = self._split(body, header_length)
+        if header_length is None:
+            header, data = body, _NO_DATA
+        else:
+            header, data = self._split(body, header_length)
         if too_deep(header, self.max_depth):
             raise InvalidRequest(
                 f"body: nested more than {self.max_depth} levels deep (the limit, "
                 "server.limits.max_depth)"
             )
-        request = loads(header)
+        try:  # envelope.loads, its fast path inlined: orjson unless a long run of digits
+            request = orjson.loads(header)
+            if len(header.translate(None, _NOT_DIGITS)) >= 19:
+                request = loads(header)
+        except orjson.JSONDecodeError:
+            request = loads(header)
         if type(request) is not dict:
             raise InvalidRequest(
                 f"body: must be a JSON object (an inference request), got {kind(request)}"
@@ -93,19 +128,27 @@ class Decoder:
             problem = correlation_id_problem(request_id)
             if problem is not None:
                 raise InvalidRequest("id" + problem[len("correlation_id") :])
-        parameters = _parameters(request.get("parameters", _MISSING), "parameters")
-        binary_output = parameters.get("binary_data_output", False)
-        if type(binary_output) is not bool:
-            raise InvalidRequest(
-                f"parameters.binary_data_output: must be true or false, got {kind(binary_output)}"
-            )
-        names = [request.get(key) for key in ("model_name", "model_version")]
-        for key, value in zip(("model_name", "model_version"), names, strict=True):
-            if value is not None and type(value) is not str:
-                raise InvalidRequest(f"{key}: must be a string, got {kind(value)}")
+        binary_output = False
+        if "parameters" in request:
+            parameters = _parameters(request["parameters"], "parameters")
+            binary_output = parameters.get("binary_data_output", False)
+            if type(binary_output) is not bool:
+                raise InvalidRequest(
+                    "parameters.binary_data_output: must be true or false, got "
+                    f"{kind(binary_output)}"
+                )
+        model_name = request.get("model_name")
+        if model_name is not None and type(model_name) is not str:
+            raise InvalidRequest(f"model_name: must be a string, got {kind(model_name)}")
+        model_version = request.get("model_version")
+        if model_version is not None and type(model_version) is not str:
+            raise InvalidRequest(f"model_version: must be a string, got {kind(model_version)}")
         records = self._records(request.get("inputs", _MISSING), data)
-        outputs = self._requested(request.get("outputs", _MISSING), binary_output)
-        return InferRequest(request_id, records, outputs, names[0], names[1])
+        if "outputs" in request:
+            outputs = self._requested(request["outputs"], binary_output)
+        else:
+            outputs = self._all_binary if binary_output else self._all_json
+        return InferRequest(request_id, records, outputs, model_name, model_version)
 
     @staticmethod
     def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
@@ -157,15 +200,16 @@ class Decoder:
                 f"(the binary_data_size parameters add up to {offset}, the body holds "
                 f"{len(data)} after the JSON header)"
             )
-        for tensor in self.inputs.tensors:
-            if tensor.required and tensor.name not in seen:
-                raise InvalidRequest(
-                    f"inputs: missing tensor {tensor.name} (the model's inputs: "
-                    f"{self._input_names})"
-                )
+        if not self._required.issubset(seen):
+            missing = next(t for t in self.inputs.tensors if t.required and t.name not in seen)
+            raise InvalidRequest(
+                f"inputs: missing tensor {missing.name} (the model's inputs: {self._input_names})"
+            )
         assert count is not None
         if not self.inputs.fields:
             return columns[0][1]
+        if count == 1:
+            return [{tensor.field: values[0] for tensor, values in columns}]
         records: list[dict[str, Any]] = [{} for _ in range(count)]
         for tensor, values in columns:
             field = tensor.field
@@ -176,7 +220,44 @@ class Decoder:
     def _input(
         self, i: int, item: Any, data: memoryview, offset: int, seen: set[str]
     ) -> tuple[Tensor, int, list[Any], int]:
-        """One input tensor: ``(tensor, N, N values, offset after its binary data)``."""
+        """One input tensor: ``(tensor, N, N values, offset after its binary data)``.
+
+        The common case (a known tensor, JSON data of the declared datatype, shape ``[N]``)
+        takes a few checks here; anything else goes through :meth:`_checked_input`, which
+        names the problem.
+        """
+        if type(item) is dict and len(item) == 4:  # name, shape, datatype, data: JSON data
+            name = item.get("name")
+            fast = self._fast.get(name) if type(name) is str else None
+            if fast is not None and name not in seen:
+                tensor, datatype, check, unpack = fast
+                shape = item.get("shape")
+                if item.get("datatype") == datatype and type(shape) is list and len(shape) == 1:
+                    rows = shape[0]
+                    values = item.get("data")
+                    if type(values) is list:
+                        if len(values) == rows and values and check(values):
+                            seen.add(tensor.name)
+                            return tensor, rows, values, offset
+                    elif unpack is not None and type(rows) is int and rows > 0:
+                        # Binary data (tritonclient's default): {"binary_data_size": n} only.
+                        parameters = item.get("parameters")
+                        size = rows * unpack.size
+                        if (
+                            type(parameters) is dict
+                            and len(parameters) == 1
+                            and parameters.get("binary_data_size") == size
+                            and offset + size <= len(data)
+                        ):
+                            values = list(unpack.unpack_from(data, offset, rows))
+                            if datatype != "FP64" or all(map(math.isfinite, values)):
+                                seen.add(tensor.name)
+                                return tensor, rows, values, offset + size
+        return self._checked_input(i, item, data, offset, seen)
+
+    def _checked_input(
+        self, i: int, item: Any, data: memoryview, offset: int, seen: set[str]
+    ) -> tuple[Tensor, int, list[Any], int]:
         where = f"inputs[{i}]"
         if type(item) is not dict:
             raise InvalidRequest(f"{where}: must be an object (a tensor), got {kind(item)}")
@@ -354,6 +435,67 @@ class Decoder:
                 )
             requested.append(Requested(tensor, as_binary))
         return requested
+
+
+class _Unpackers:
+    """``struct`` unpackers of N elements of a datatype, made once per N (a few N are used).
+
+    Looks like one ``struct.Struct`` to the fast path: ``size`` is per element, and
+    ``unpack_from`` takes the N from the buffer it is given.
+    """
+
+    __slots__ = ("code", "size", "structs")
+
+    def __init__(self, datatype: str) -> None:
+        self.code = binary.CODES[datatype]
+        self.size = struct.calcsize("<" + self.code)
+        self.structs: dict[int, struct.Struct] = {}
+
+    def unpack_from(self, data: memoryview, offset: int, rows: int) -> tuple[Any, ...]:
+        found = self.structs.get(rows)
+        if found is None:
+            found = struct.Struct(f"<{rows}{self.code}")
+            if len(self.structs) < 64:
+                self.structs[rows] = found
+        return found.unpack_from(data, offset)
+
+
+def _ints_within(low: int, high: int) -> Any:
+    def check(values: list[Any]) -> bool:
+        for v in values:  # noqa: SIM110 - a loop is faster than all() over a generator
+            if type(v) is not int or not low <= v <= high:
+                return False
+        return True
+
+    return check
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    for v in values:  # noqa: SIM110
+        if type(v) is not float and type(v) is not int:
+            return False
+    return True
+
+
+def _all_of(kind: type) -> Any:
+    def check(values: list[Any]) -> bool:
+        for v in values:  # noqa: SIM110
+            if type(v) is not kind:
+                return False
+        return True
+
+    return check
+
+
+# The fast path's check of JSON data, by datatype (integers) or kind: True means valid as it
+# is; anything else takes the checked path, which names the problem.
+_FAST: dict[str, Any] = {
+    "INT64": _ints_within(*_RANGES["INT64"]),
+    "INT32": _ints_within(*_RANGES["INT32"]),
+    "float": _all_numbers,
+    "bool": _all_of(bool),
+    "str": _all_of(str),
+}
 
 
 def _parameters(value: Any, where: str) -> dict[str, Any]:

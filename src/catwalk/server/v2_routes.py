@@ -103,6 +103,7 @@ class V2Routes:
         self.outputs = outputs
         self.decoder = Decoder(inputs, outputs, max_depth=settings.max_depth)
         self._served = f"{self.spec.name} version {self.spec.version}"
+        self._routes: dict[str, paths.Route] = {}
         self._bodies = {
             paths.SERVER: orjson.dumps(server_metadata()),
             paths.MODEL_METADATA: orjson.dumps(model_metadata(predictor)),
@@ -111,9 +112,13 @@ class V2Routes:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if not paths.is_v2(path):
+        found = self._routes.get(path)
+        if found is None and not paths.is_v2(path):
             return self.other(environ, start_response)
         try:
+            hot = found is not None and found.operation == paths.INFER
+            if hot and environ.get("REQUEST_METHOD") == "POST":
+                return self._infer(environ, start_response)
             return self._answer(path, environ, start_response)
         except Exception as exc:  # PredictFailed, a CatwalkError, or catwalk's own bug
             return self._fail(exc, environ, start_response)
@@ -121,17 +126,21 @@ class V2Routes:
     def _answer(
         self, path: str, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        found = paths.route(path)
         method = environ.get("REQUEST_METHOD", "")
+        found = self._routes.get(path)
         if found is None:
-            raise CatwalkError(
-                f"no such endpoint: {method[:16]} {path[:200]} (endpoints: "
-                f"{', '.join(messages.ROUTES)}, and the Open Inference Protocol's under /v2)",
-                status=404,
-            )
+            found = paths.route(path)
+            if found is None:
+                raise CatwalkError(
+                    f"no such endpoint: {method[:16]} {path[:200]} (endpoints: "
+                    f"{', '.join(messages.ROUTES)}, and the Open Inference Protocol's under /v2)",
+                    status=404,
+                )
+            if found.name is not None:
+                self._check_model(found.name, found.version)  # another model: 404
+                if len(self._routes) < 16:
+                    self._routes[path] = found  # this model's paths only: a bounded cache
         operation = found.operation
-        if found.name is not None:
-            self._check_model(found.name, found.version)
         allowed = ("POST",) if operation == paths.INFER else _READ
         if method not in allowed:
             return self._not_allowed(environ, start_response, method, path, allowed)
@@ -215,7 +224,10 @@ class V2Routes:
             if type(output) is not list:
                 raise OutputError(f"output: must be an array of records, got {kind(output)}")
             return output
-        problems = self.spec.input.rows_errors(records, "input")
+        if len(records) == 1:  # the common case: one record, one validator call
+            problems = self.spec.input.errors(records[0], "input[0]")
+        else:
+            problems = self.spec.input.rows_errors(records, "input")
         if problems:
             raise InvalidRequest("; ".join(problems))
         if batcher is not None:
@@ -226,7 +238,10 @@ class V2Routes:
         else:
             outputs = [model.predict(record) for record in records]
         if self.validate_output:
-            problems = self.spec.output.rows_errors(outputs, "output")
+            if len(outputs) == 1:
+                problems = self.spec.output.errors(outputs[0], "output[0]")
+            else:
+                problems = self.spec.output.rows_errors(outputs, "output")
             if problems:
                 raise OutputError("; ".join(problems))
         return outputs
@@ -251,7 +266,10 @@ class V2Routes:
             body = b""
         if len(body) > limit:
             raise CatwalkError(messages.too_large(self.max_body_size), status=413)
-        encoding = (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
+        encoding = environ.get("HTTP_CONTENT_ENCODING")
+        if encoding is None:
+            return body
+        encoding = encoding.strip().lower()
         if encoding == "identity":
             return body
         wbits = _ENCODINGS.get(encoding)
