@@ -34,7 +34,14 @@ MODELS = TESTS / "models"
 ROOT = TESTS.parent
 EXAMPLES = ROOT / "example_models"
 #: Files build-prep/deploy-prep write into a model folder: never copied from a checkout.
-GENERATED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "kubernetes.yml", "__pycache__")
+GENERATED = (
+    "Dockerfile",
+    ".dockerignore",
+    "docker-compose.yml",
+    "kubernetes.yml",
+    "kserve.yml",
+    "__pycache__",
+)
 
 
 # Where the model runs. Most tests run commands in-process (click's CliRunner), where a command
