@@ -511,3 +511,23 @@ def test_the_cache_folder_follows_the_variables(
     assert default_root() == tmp_path / "xdg" / "catwalk" / "envs"
     monkeypatch.setenv("CATWALK_ENV_CACHE", str(tmp_path / "mine"))
     assert default_root() == tmp_path / "mine"
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catwalk.model_env.identity import own_install
+    from catwalk.model_env.store import EnvStore, plan_for
+
+    if os.geteuid() == 0:
+        # root writes anywhere: a file where the folder should be fails for root too.
+        root = tmp_path / "a-file"
+        root.write_text("")
+    else:
+        root = tmp_path / "read-only"
+        root.mkdir(mode=0o500)
+    own = own_install()
+    assert own is not None
+    store = EnvStore(root / "envs", echo=lambda line: None)
+    with pytest.raises(RequirementsError, match="cannot build a model environment there"):
+        store.get(plan_for(folder_with(tmp_path, "click\n"), own))

@@ -114,17 +114,17 @@ class EnvStore:
             return found
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            with self._lock(plan.key):
+                found = self.find(plan)  # built by another catwalk process meanwhile
+                if found is not None:
+                    self.echo(f"environment: {found} (built by another catwalk process)")
+                    return found
+                return self._build(plan)
         except OSError as exc:
             raise RequirementsError(
-                f"{self.root}: cannot create the folder of model environments ({exc.strerror}); "
-                f"set {ENV_CACHE_VAR} to a writable folder"
+                f"{self.root}: cannot build a model environment there ({exc.strerror}); set "
+                f"{ENV_CACHE_VAR} to a writable folder, or use --env-manager local"
             ) from None
-        with self._lock(plan.key):
-            found = self.find(plan)  # built by another catwalk process while this one waited
-            if found is not None:
-                self.echo(f"environment: {found} (built by another catwalk process)")
-                return found
-            return self._build(plan)
 
     @contextmanager
     def _lock(self, key: str) -> Iterator[None]:
