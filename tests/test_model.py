@@ -216,3 +216,14 @@ def test_user_folder_named_like_catwalk_keeps_its_frames(model_dir: Callable[[st
         assert "in __init__" in info.value.details
     finally:
         shutil.rmtree(folder)
+
+
+def test_test_model_says_what_to_return_for_a_naive_datetime() -> None:
+    from click.testing import CliRunner
+
+    from catwalk.cli import cli
+
+    folder = Path(__file__).parent / "server" / "models" / "naive_time"
+    result = CliRunner().invoke(cli, ["test-model", "--no-install", "-m", str(folder)])
+    assert result.exit_code == 1
+    assert "no UTC offset: predict returned a naive datetime; return an aware one" in result.output

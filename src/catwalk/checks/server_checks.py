@@ -41,8 +41,9 @@ def check_server(
 ) -> None:
     """Check the server at ``base_url`` serving ``model``; one report line per check.
 
-    ``timeout``: seconds each answer may take; a request that outlasts it (or cannot be sent)
-    fails its check with catwalk's own words, never the HTTP library's exception text.
+    ``timeout``: seconds each answer may take (after one timed out, at most
+    :data:`ANSWER_TIMEOUT` for the rest); a request that outlasts it (or cannot be sent) fails
+    its check with catwalk's own words, never the HTTP library's exception text.
 
     ``token``: sent as ``Authorization: Bearer <token>`` (a server with ``server.auth``); a
     further check then makes sure a request without it is refused.
@@ -53,7 +54,11 @@ def check_server(
             try:
                 check()
             except requests.RequestException as exc:
-                report.fail(checker.current, request_failure(exc, timeout))
+                report.fail(checker.current, request_failure(exc, checker.timeout))
+                if isinstance(exc, requests.Timeout):
+                    # One check waited the whole timeout: the next ones wait less, so that a
+                    # stuck model costs one long wait, not one per check.
+                    checker.timeout = min(checker.timeout, ANSWER_TIMEOUT)
             except _Failed as failed:
                 report.fail(checker.current, str(failed))
 
