@@ -21,7 +21,7 @@ def test_a_missing_sbom_extra_is_said_before_the_build(monkeypatch: pytest.Monke
     started = time.monotonic()
     result = CliRunner().invoke(cli, ["build", "--sbom", "--no-push", "-m", str(RNG)])
     assert result.exit_code == 1, result.output
-    assert "needs CycloneDX's generator: pip install 'catwalk[sbom]'" in result.output
+    assert "needs CycloneDX's generator: pip install 'catwalk-serve[sbom]'" in result.output
     assert "nothing was built" in result.output
     assert "docker" not in result.output.lower().replace("dockerfile", "")
     assert time.monotonic() - started < 10

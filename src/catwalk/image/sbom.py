@@ -60,7 +60,7 @@ def check_sbom_tool() -> None:
     except ImportError:
         raise BuildError(
             "catwalk build --sbom needs CycloneDX's generator: pip install 'catwalk-serve[sbom]' "
-            "(cyclonedx-bom)"
+            "(cyclonedx-bom); nothing was built"
         ) from None
 
 
