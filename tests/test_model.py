@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,9 @@ def test_error_while_importing(model_dir: Callable[[str], Path]) -> None:
         load(folder)
     assert str(info.value) == (
         f"{folder / 'model.py'}: importing it raised ModuleNotFoundError: "
-        "No module named 'catwalk_tests_no_such_module'"
+        "No module named 'catwalk_tests_no_such_module' (is the distribution that provides "
+        "'catwalk_tests_no_such_module' listed in requirements.txt? the model runs with those "
+        f"and catwalk's, in {sys.prefix})"
     )
     assert f'File "{folder / "model.py"}", line 1, in <module>' in info.value.details
     assert CATWALK_DIR not in info.value.details

@@ -48,7 +48,7 @@ def test_the_new_folder_passes_test_model_and_test_server(tmp_path: Path, io_typ
     served = run("test-server", "-m", str(folder), "--no-install")
     assert served.exit_code == 0, served.output
     assert "[PASS] 7. server starts: production server answers" in served.output
-    assert served.output.splitlines()[-1] == "test-server: all 18 step(s) passed"
+    assert served.output.splitlines()[-1] == "test-server: all 25 step(s) passed"
 
 
 @pytest.mark.parametrize("io_type", ["PYTHON_DICT", "PANDAS_DATA_FRAME"])

@@ -213,7 +213,13 @@ def _import(folder: Path) -> ModuleType:
         import_spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            hint = (
+                f" (is the distribution that provides {exc.name.partition('.')[0]!r} listed in "
+                f"requirements.txt? the model runs with those and catwalk's, in {sys.prefix})"
+            )
         raise ModelLoadError(
-            f"{file}: importing it raised {describe(exc)}", user_traceback(exc)
+            f"{file}: importing it raised {describe(exc)}{hint}", user_traceback(exc)
         ) from exc
     return module

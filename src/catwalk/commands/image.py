@@ -24,7 +24,7 @@ from catwalk.commands.common import (
 )
 from catwalk.errors import BuildError
 from catwalk.image.dockerfile import ImageOptions
-from catwalk.image.naming import check_registry, image_ref
+from catwalk.image.naming import check_registry, check_suffix, image_ref
 from catwalk.image.prep import build_prep
 from catwalk.spec import ModelSpec, load_spec
 
@@ -34,11 +34,26 @@ registry_option = env_option(
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
 )
-network_option = click.option(  # also deploy-prep's
+suffix_option = env_option(
+    "--build-suffix",
+    envvar="CATWALK_BUILD_SUFFIX",
+    default=None,
+    help="Tag <version>-<suffix> instead of <version>: a rebuild of the same model version "
+    "(e.g. on a base image with a security fix; docs/upgrades.md).",
+)
+network_option = env_option(  # also deploy-prep's
     "--network",
+    envvar="DOCKER_NETWORK",
     default=None,
     help="Docker network mode (e.g. host). Default: the engine's default network, or host "
     "when the engine has no bridge network.",
+)
+local_tag_option = env_option(
+    "--local-tag",
+    envvar="CATWALK_LOCAL_TAG",
+    default=None,
+    help="Build and test the image under this tag (e.g. one per CI pipeline) instead of the "
+    "model's version; the push still pushes <name>:<version>.",
 )
 
 
@@ -49,10 +64,12 @@ def _spec(model_path: str) -> ModelSpec:
 @click.command("build-prep")
 @model_path_option
 @registry_option
-@click.option(
+@env_option(
     "--base-image",
+    envvar="CATWALK_BASE_IMAGE",
     default=None,
-    help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
+    help="Image to build FROM (without a tag: catwalk's version is added). "
+    "Default: [REGISTRY/]catwalk:<catwalk version>.",
 )
 @server_config_option
 @server_port_option
@@ -103,8 +120,26 @@ def build_prep_command(
     help="Also write sbom.cdx.json (CycloneDX: the image's Python packages, versions, "
     "licences) next to model.yml and label the image with its digest.",
 )
-@click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Build without Docker's layer cache, and resolve the requirements again.",
+)
+@click.option(
+    "--test/--no-test",
+    default=None,
+    help="Run test-image's checks on the image before any push. Default: when pushing "
+    "(an untested image is never pushed: --no-test needs --no-push).",
+)
+@suffix_option
+@click.option(
+    "--pull",
+    is_flag=True,
+    help="Pull the base image from its registry again, even when this engine has it.",
+)
+@test_timeout_option
 @network_option
+@local_tag_option
 @handle_errors
 def build_command(
     model_path: str,
@@ -113,9 +148,15 @@ def build_command(
     overwrite: bool,
     sbom: bool,
     no_cache: bool,
+    test: bool | None,
+    build_suffix: str | None,
+    pull: bool,
+    timeout: float,
     network: str | None,
+    local_tag: str | None,
 ) -> None:
-    """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
+    """Build the model's Docker image, tagged [REGISTRY/]<name>:<version>[-<suffix>], test it
+    with test-image's checks, and push it."""
     from catwalk.image.build import BuildOptions, build_model_image
 
     spec = _spec(model_path)
@@ -135,6 +176,11 @@ def build_command(
         no_cache=no_cache,
         network=network,
         sbom=sbom,
+        local_tag=local_tag,
+        test=test,
+        suffix=check_suffix(build_suffix),
+        pull=pull,
+        test_timeout=timeout,
     )
     build_model_image(spec, options, click.echo)
 
@@ -145,6 +191,7 @@ def build_command(
 @server_port_option
 @server_config_option
 @network_option
+@local_tag_option
 @tolerance_option
 @click.option(
     "--install/--no-install",
@@ -153,15 +200,18 @@ def build_command(
     help="No effect (kept for old pipelines): the model's packages are in the image.",
 )
 @test_timeout_option
+@suffix_option
 @token_option
 @junit_option
 @handle_errors
 def test_image_command(
     model_path: str,
     docker_registry: str | None,
+    build_suffix: str | None,
     server_port: int,
     server_config: Path | None,
     network: str | None,
+    local_tag: str | None,
     tolerance: float,
     install: bool,
     timeout: float,
@@ -174,6 +224,8 @@ def test_image_command(
         reports.append(report)
         options = ImageTestOptions(
             docker_registry=check_registry(docker_registry),
+            suffix=check_suffix(build_suffix),
+            local_tag=local_tag,
             server_port=server_port,
             server_config=server_config,
             network=network,
