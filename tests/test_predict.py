@@ -265,3 +265,26 @@ def test_a_dataframe_chunk_that_fails_names_its_bad_line() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ['{"y":2.0}', "null", '{"y":8.0}']
     assert "line 2: predict raised ValueError: x must not be negative" in result.stderr
+
+
+@pytest.mark.parametrize(("omp", "threads"), [("", 1), ("2", 2)])
+def test_row_by_row_scoring_runs_native_pools_at_one_thread(omp: str, threads: int) -> None:
+    # Issue 17: waking an OpenMP pool for each single row made LightGBM 11x slower.
+    model = Path(__file__).parent / "production" / "models" / "pool_sizes"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MODEL_PATH")}
+    if omp:
+        env["OMP_NUM_THREADS"] = omp  # who sets it keeps it
+    done = subprocess.run(
+        [sys.executable, "-m", "catwalk", "predict", "--no-install", "-m", str(model)],
+        input="{}\n{}\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for line in done.stdout.splitlines():
+        pools = json.loads(line)["pools"]
+        assert {p["api"] for p in pools} >= {"openmp"}
+        assert all(p["threads"] == threads for p in pools if p["api"] == "openmp"), pools

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -46,7 +47,7 @@ def _test_server(model: str, *args: str, **env: str) -> subprocess.CompletedProc
 def test_test_server_passes_a_cold_model_within_a_short_timeout() -> None:
     result = _test_server("cold_start", "--timeout", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 18 step(s) passed" in result.stdout
+    assert re.search(r"test-server: all \d+ step\(s\) passed", result.stdout), result.stdout
 
 
 def test_a_timeout_is_said_in_catwalks_words() -> None:

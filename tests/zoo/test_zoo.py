@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,14 +71,14 @@ def _test_data(model: Path) -> list[dict[str, Any]]:
 def test_test_model(kind: str, zoo_model: Callable[[str], Path]) -> None:
     result = _catwalk("test-model", "--no-install", "-m", str(zoo_model(kind)))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 7 step(s) passed" in result.stdout
+    assert re.search(r"test-model: all \d+ step\(s\) passed", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_test_server_with_the_defaults(kind: str, zoo_model: Callable[[str], Path]) -> None:
     result = _catwalk("test-server", "--no-install", "-m", str(zoo_model(kind)))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 18 step(s) passed" in result.stdout
+    assert re.search(r"test-server: all \d+ step\(s\) passed", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize("kind", KINDS)

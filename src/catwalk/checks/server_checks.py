@@ -19,7 +19,7 @@ import requests
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
 from catwalk.checks.report import Report
-from catwalk.checks.server_reach import connection_problem, quiet_if_unverified
+from catwalk.checks.server_reach import quiet_if_unverified, request_failure
 from catwalk.checks.v2_checks import check_v2
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
@@ -67,18 +67,8 @@ def check_server(
         # The same server's Open Inference Protocol surface (/v2).
         check_v2(
             base_url, model, data, report, checker.session,
-            verify=verify, timeout=timeout, tolerance=tolerance,
+            verify=verify, timeout=checker.timeout, tolerance=tolerance,
         )  # fmt: skip
-
-
-def request_failure(exc: requests.RequestException, timeout: float) -> str:
-    """A failed request in catwalk's words (test-server, test-image: ``--timeout``)."""
-    if isinstance(exc, requests.Timeout):
-        return (
-            f"no answer within {timeout:g} s (--timeout / CATWALK_TEST_TIMEOUT): the model is "
-            "slower than that, or stuck (see the server log)"
-        )
-    return f"request failed: {connection_problem(exc)}"
 
 
 class _Failed(Exception):
@@ -301,7 +291,9 @@ class _Checker:
                     verify=self.verify,
                 )
                 body = self._json(response, 200)
-            except (_Failed, requests.RequestException) as exc:
+            except requests.RequestException as exc:
+                return f"{correlation_id}: {request_failure(exc, self.timeout)}"
+            except _Failed as exc:
                 return f"{correlation_id}: {exc}"
             if body.get("correlation_id") != correlation_id:
                 return (

@@ -90,6 +90,17 @@ def connection_problem(exc: BaseException) -> str:
     return short(text.splitlines()[0] if text else type(exc).__name__)
 
 
+def request_failure(exc: requests.RequestException, timeout: float) -> str:
+    """A check's failed request in catwalk's words, never the HTTP library's exception text
+    (test-server, test-image: ``--timeout``)."""
+    if isinstance(exc, requests.Timeout):
+        return (
+            f"no answer within {timeout:g} s (--timeout / CATWALK_TEST_TIMEOUT): the model is "
+            "slower than that, or stuck (see the server log)"
+        )
+    return f"request failed: {connection_problem(exc)}"
+
+
 def short(exc: BaseException | str) -> str:
     text = str(exc)
     return text if len(text) <= 300 else text[:297] + "..."

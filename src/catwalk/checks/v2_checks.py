@@ -20,6 +20,7 @@ import requests
 
 from catwalk.checks.model_checks import TestData
 from catwalk.checks.report import Report
+from catwalk.checks.server_reach import request_failure
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
 from catwalk.protocol import binary
@@ -49,7 +50,7 @@ def check_v2(
         try:
             report.ok(name, check())
         except requests.RequestException as exc:
-            report.fail(name, f"request failed: {str(exc)[:200]}")
+            report.fail(name, request_failure(exc, timeout))
         except _Failed as failed:
             report.fail(name, str(failed))
 
