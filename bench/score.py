@@ -154,6 +154,28 @@ def same(reference: Path, other: Path, what: str) -> None:
     assert np.allclose(p_a, p_b, rtol=1e-9, atol=0), f"{what}: not the same predictions"
 
 
+def catwalk_engine(engine: str, parquet: Path, target: Path, rows: int, **extra: Any) -> Any:
+    """``catwalk score --engine ENGINE --batch-size 10000`` (its library call), measured."""
+    from catwalk.score.job import JobRequest, run_job
+
+    request = JobRequest(
+        model_path=str(FOREST),
+        inputs=[str(parquet)],
+        output=str(target),
+        engine=engine,
+        keep=("id",),
+        batch_size=ENGINE_BATCH,
+        overwrite=True,
+        **extra,
+    )
+    with Peak() as peak:
+        started = time.monotonic()
+        summary = run_job(request)
+        took = time.monotonic() - started
+    assert summary.rows == rows and summary.errors == 0, summary
+    return result(f"{engine} catwalk", rows, took, peak.peak, summary.loads)
+
+
 # -- Spark -----------------------------------------------------------------------------------
 
 
@@ -165,8 +187,6 @@ def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import struct
 
-    from catwalk.score.job import JobRequest, run_job
-
     spark = (
         SparkSession.builder.master("local[2]")
         .appName("catwalk-bench")
@@ -177,25 +197,9 @@ def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
         .getOrCreate()
     )
     rows = spark.read.parquet(str(parquet)).count()
-    out: list[dict[str, Any]] = []
 
-    # catwalk
     target = work / "spark-catwalk"
-    request = JobRequest(
-        model_path=str(FOREST),
-        inputs=[str(parquet)],
-        output=str(target),
-        engine="spark",
-        keep=("id",),
-        batch_size=ENGINE_BATCH,
-        overwrite=True,
-    )
-    with Peak() as peak:
-        started = time.monotonic()
-        summary = run_job(request)
-        took = time.monotonic() - started
-    assert summary.rows == rows and summary.errors == 0, summary
-    out.append(result("spark catwalk", rows, took, peak.peak, summary.loads))
+    out = [catwalk_engine("spark", parquet, target, rows)]
 
     # bare mapInPandas: the model, no validation
     loads = spark.sparkContext.accumulator(0)
@@ -261,30 +265,12 @@ def ray_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
     import pandas as pd
     import ray
 
-    from catwalk.score.job import JobRequest, run_job
-
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     rows = ray.data.read_parquet(str(parquet)).count()
-    out: list[dict[str, Any]] = []
     target = work / "ray-catwalk"
-    request = JobRequest(
-        model_path=str(FOREST),
-        inputs=[str(parquet)],
-        output=str(target),
-        engine="ray",
-        keep=("id",),
-        batch_size=ENGINE_BATCH,
-        overwrite=True,
-        concurrency=2,
-    )
-    with Peak() as peak:
-        started = time.monotonic()
-        summary = run_job(request)
-        took = time.monotonic() - started
-    assert summary.rows == rows and summary.errors == 0, summary
-    out.append(result("ray catwalk", rows, took, peak.peak, summary.loads))
+    out = [catwalk_engine("ray", parquet, target, rows, concurrency=2)]
 
     folder = str(FOREST)
 
