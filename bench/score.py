@@ -32,11 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +156,37 @@ def same(reference: Path, other: Path, what: str) -> None:
     assert np.allclose(p_a, p_b, rtol=1e-9, atol=0), f"{what}: not the same predictions"
 
 
+def timed(work: Callable[[], Any]) -> tuple[float, int, Any]:
+    """Seconds, peak RSS of this process tree, and ``work()``'s result."""
+    with Peak() as peak:
+        started = time.monotonic()
+        value = work()
+        took = time.monotonic() - started
+    return took, peak.peak, value
+
+
+def best_of(systems: dict[str, Callable[[], Any]], rows: int, rounds: int) -> list[Any]:
+    """Each system ``rounds`` times, the order reversed every round (neither goes first on a
+    cold JVM or a quieter minute); the quickest round of each, with the most model loads
+    seen (a later round finds the model already loaded in the reused workers)."""
+    best: dict[str, dict[str, Any]] = {}
+    for n in range(rounds):
+        names = list(systems) if n % 2 == 0 else list(reversed(systems))
+        for name in names:
+            took, peak, loads = timed(systems[name])
+            seen = best.get(name)
+            if seen is None or took < seen["seconds"]:
+                previous = seen["loads"] if seen else 0
+                best[name] = result(name, rows, took, peak, loads)
+                if isinstance(loads, int) and isinstance(previous, int):
+                    best[name]["loads"] = max(loads, previous)
+            elif isinstance(loads, int) and isinstance(seen["loads"], int):
+                seen["loads"] = max(seen["loads"], loads)
+    return [best[name] for name in systems]
+
+
 def catwalk_engine(engine: str, parquet: Path, target: Path, rows: int, **extra: Any) -> Any:
-    """``catwalk score --engine ENGINE --batch-size 10000`` (its library call), measured."""
+    """``catwalk score --engine ENGINE --batch-size 10000`` (its library call); its loads."""
     from catwalk.score.job import JobRequest, run_job
 
     request = JobRequest(
@@ -168,18 +199,25 @@ def catwalk_engine(engine: str, parquet: Path, target: Path, rows: int, **extra:
         overwrite=True,
         **extra,
     )
-    with Peak() as peak:
-        started = time.monotonic()
-        summary = run_job(request)
-        took = time.monotonic() - started
+    summary = run_job(request)
     assert summary.rows == rows and summary.errors == 0, summary
-    return result(f"{engine} catwalk", rows, took, peak.peak, summary.loads)
+    return summary.loads
+
+
+def bare_model(folder: str) -> Any:
+    """The example's Model, imported and constructed as a user's own code would."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_forest", f"{folder}/model.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.Model(folder)  # type: ignore[attr-defined]
 
 
 # -- Spark -----------------------------------------------------------------------------------
 
 
-def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
+def spark_group(parquet: Path, work: Path, rounds: int) -> list[dict[str, Any]]:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     import mlflow
     import pandas as pd
@@ -196,25 +234,19 @@ def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ENGINE_BATCH))
         .getOrCreate()
     )
-    rows = spark.read.parquet(str(parquet)).count()
-
+    df = spark.read.parquet(str(parquet))
+    rows = df.count()
+    df.write.mode("overwrite").parquet(str(work / "spark-warm-up"))  # a warm JVM for all
     target = work / "spark-catwalk"
-    out = [catwalk_engine("spark", parquet, target, rows)]
-
-    # bare mapInPandas: the model, no validation
     loads = spark.sparkContext.accumulator(0)
     folder = str(FOREST)
 
     def bare(batches: Any) -> Any:
-        import importlib.util
-
+        # The model once per Python worker, as a careful user would cache it.
         cache = sys.modules.get("_bench_bare_cache")
         if cache is None:
-            spec = importlib.util.spec_from_file_location("bench_forest", f"{folder}/model.py")
-            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
             cache = type(sys)("_bench_bare_cache")
-            cache.model = module.Model(folder)  # type: ignore[attr-defined]
+            cache.model = bare_model(folder)  # type: ignore[attr-defined]
             sys.modules["_bench_bare_cache"] = cache
             loads.add(1)
         model = cache.model  # type: ignore[attr-defined]
@@ -224,18 +256,14 @@ def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
                 {"id": pdf["id"], "progression": [o["progression"] for o in outputs]}
             )
 
-    df = spark.read.parquet(str(parquet))
-    with Peak() as peak:
-        started = time.monotonic()
+    def run_bare() -> Any:
         df.mapInPandas(bare, "id long, progression double").write.mode("overwrite").parquet(
             str(work / "spark-bare")
         )
-        took = time.monotonic() - started
-    out.append(result("spark bare mapInPandas", rows, took, peak.peak, loads.value))
+        return int(loads.value)
 
-    # mlflow spark_udf on the same fitted forest, logged with a signature
-    module = load_forest_module()
-    forest = module.Model(str(FOREST)).forest
+    # mlflow spark_udf on the same fitted forest, saved with a signature
+    forest = load_forest_module().Model(str(FOREST)).forest
     sample = pd.DataFrame([[0.01] * len(FEATURES)], columns=FEATURES)
     saved = work / "mlflow-forest"
     mlflow.sklearn.save_model(
@@ -245,13 +273,22 @@ def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
         skops_trusted_types=["sklearn.tree._tree.Tree"],  # our own forest, fitted here
     )
     udf = mlflow.pyfunc.spark_udf(spark, str(saved), env_manager="local", result_type="double")
-    with Peak() as peak:
-        started = time.monotonic()
+
+    def run_mlflow() -> Any:
         df.select("id", udf(struct(*FEATURES)).alias("progression")).write.mode(
             "overwrite"
         ).parquet(str(work / "spark-mlflow"))
-        took = time.monotonic() - started
-    out.append(result("spark mlflow spark_udf", rows, took, peak.peak, "-"))
+        return "-"
+
+    out = best_of(
+        {
+            "spark catwalk": lambda: catwalk_engine("spark", parquet, target, rows),
+            "spark bare mapInPandas": run_bare,
+            "spark mlflow spark_udf": run_mlflow,
+        },
+        rows,
+        rounds,
+    )
     spark.stop()
     same(target, work / "spark-bare", "spark bare")
     same(target, work / "spark-mlflow", "spark mlflow")
@@ -261,7 +298,7 @@ def spark_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
 # -- Ray -------------------------------------------------------------------------------------
 
 
-def ray_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
+def ray_group(parquet: Path, work: Path, rounds: int) -> list[dict[str, Any]]:
     import pandas as pd
     import ray
 
@@ -270,18 +307,11 @@ def ray_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
     ray.data.DataContext.get_current().enable_progress_bars = False
     rows = ray.data.read_parquet(str(parquet)).count()
     target = work / "ray-catwalk"
-    out = [catwalk_engine("ray", parquet, target, rows, concurrency=2)]
-
     folder = str(FOREST)
 
     class Bare:
         def __init__(self) -> None:
-            import importlib.util
-
-            spec = importlib.util.spec_from_file_location("bench_forest", f"{folder}/model.py")
-            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-            self.model = module.Model(folder)  # type: ignore[attr-defined]
+            self.model = bare_model(folder)
 
         def __call__(self, pdf: pd.DataFrame) -> pd.DataFrame:
             outputs = self.model.predict_batch(pdf[FEATURES].to_dict("records"))
@@ -289,8 +319,8 @@ def ray_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
                 {"id": pdf["id"], "progression": [o["progression"] for o in outputs]}
             )
 
-    with Peak() as peak:
-        started = time.monotonic()
+    def run_bare() -> Any:
+        shutil.rmtree(work / "ray-bare", ignore_errors=True)  # Ray adds files to a folder
         ray.data.read_parquet(str(parquet)).map_batches(
             Bare,
             batch_format="pandas",
@@ -298,8 +328,16 @@ def ray_group(parquet: Path, work: Path) -> list[dict[str, Any]]:
             compute=ray.data.ActorPoolStrategy(size=2),
             num_cpus=0.5,  # as catwalk's actors on 2 CPUs (one CPU left for read/write)
         ).write_parquet(str(work / "ray-bare"))
-        took = time.monotonic() - started
-    out.append(result("ray bare map_batches", rows, took, peak.peak, 2))
+        return 2  # one per actor of the pool: the constructor loads it
+
+    out = best_of(
+        {
+            "ray catwalk": lambda: catwalk_engine("ray", parquet, target, rows, concurrency=2),
+            "ray bare map_batches": run_bare,
+        },
+        rows,
+        rounds,
+    )
     ray.shutdown()
     same(target, work / "ray-bare", "ray bare")
     return out
@@ -414,6 +452,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--groups", default="spark,ray,local")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the Spark and Ray groups")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -421,8 +460,8 @@ def main() -> None:
         data, work = Path(args.data), Path(args.data) / "out"
         work.mkdir(exist_ok=True)
         groups = {
-            "spark": lambda: spark_group(data / "rows.parquet", work),
-            "ray": lambda: ray_group(data / "rows.parquet", work),
+            "spark": lambda: spark_group(data / "rows.parquet", work, args.rounds),
+            "ray": lambda: ray_group(data / "rows.parquet", work, args.rounds),
             "local": lambda: local_group(data / "rows.parquet", data / "rows.jsonl", work),
         }
         print("RESULTS " + json.dumps(groups[args.child]()))
@@ -435,7 +474,16 @@ def main() -> None:
         results: list[dict[str, Any]] = []
         for group in args.groups.split(","):
             child = subprocess.run(
-                [sys.executable, __file__, "--child", group, "--data", str(folder)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    group,
+                    "--data",
+                    str(folder),
+                    "--rounds",
+                    str(args.rounds),
+                ],
                 capture_output=True,
                 text=True,
             )
