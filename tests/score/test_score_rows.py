@@ -191,3 +191,15 @@ def test_columns_that_prove_the_schema_skip_no_answer(tmp_path: Path) -> None:
     assert forest.records(ints)[3] is True
     # rng's schema has an enum and a minimum: never proven by types, always validated.
     assert scorer(EXAMPLES / "rng").proof.fields is None  # type: ignore[union-attr]
+
+
+def test_a_missing_engine_names_the_extra() -> None:
+    from catwalk.score.job import MissingExtra, need
+
+    need("pyarrow", "spark")  # present: no error
+    with pytest.raises(
+        MissingExtra,
+        match=r"^catwalk score needs catwalk_no_such_engine, which "
+        r"is not installed: pip install 'catwalk\[ray\]'$",
+    ):
+        need("catwalk_no_such_engine", "ray")

@@ -146,3 +146,45 @@ def test_a_missing_requirement_is_one_clear_error(spark: Any, tmp_path: Path) ->
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_csv_and_json_lines_on_spark(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("id,seed,seed_version,mu,sigma\n1,3,2,0.5,1\n2,x,2,0,1\n")
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": 1, "seed": 3, "seed_version": 2, "mu": 0.5, "sigma": 1}\n{"id": 2}\nnot json\n'
+    )
+    csv_out, jsonl_out = tmp_path / "csv-out", tmp_path / "jsonl-out"
+    done = score(
+        "-m",
+        str(EXAMPLES / "rng"),
+        "--engine",
+        "spark",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(csv_out),
+        "--keep",
+        "id",
+    )
+    assert done.exit_code == 0, done.output
+    got = sorted(read_output(csv_out), key=lambda r: r["id"])
+    assert [r["id"] for r in got] == ["1", "2"]  # CSV text, kept untouched
+    assert got[0]["catwalk_error"] is None and got[0]["score"] is not None
+    assert got[1]["catwalk_error"] == "input.seed: \"x\" is not of type 'integer'"
+    done = score(
+        "-m",
+        str(EXAMPLES / "rng"),
+        "--engine",
+        "spark",
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--output",
+        str(jsonl_out),
+        "--format",
+        "jsonl",
+    )
+    assert done.exit_code == 0, done.output
+    got = read_output(jsonl_out, "jsonl")
+    assert len(got) == 3
+    assert sum(r["catwalk_error"] is None for r in got) == 1
+    assert any(str(r["catwalk_error"]).startswith("not valid JSON") for r in got)

@@ -32,6 +32,24 @@ class JobRequest:
     ship_requirements: bool = False
 
 
+# The package each engine needs, and the extra that installs it.
+ENGINE_MODULES = {"spark": ("pyspark", "spark"), "ray": ("ray", "ray")}
+
+
+class MissingExtra(CatwalkError):
+    """An engine's package is not installed (it comes with an extra, not the base install)."""
+
+
+def need(module: str, extra: str) -> None:
+    """MissingExtra naming the pip command when ``module`` cannot be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtra(
+            f"catwalk score needs {module}, which is not installed: pip install 'catwalk[{extra}]'"
+        )
+
+
 def run_job(
     request: JobRequest,
     *,
@@ -39,6 +57,9 @@ def run_job(
     total: Callable[[int | None], None] | None = None,
 ) -> Summary:
     """Score the request's inputs into its output on its engine; the job's summary."""
+    need("pyarrow", "spark' or 'catwalk[ray]")
+    if request.engine in ENGINE_MODULES:
+        need(*ENGINE_MODULES[request.engine])
     from catwalk.spec import load_spec
 
     spec = load_spec(request.model_path)
