@@ -171,3 +171,18 @@ def test_a_request_cut_by_a_stop_gets_503_with_the_correlation_id_of_its_body(
     assert server.wait_exit(15) == 0, server.output()
     [line] = [x for x in server.output().splitlines() if "request cut unanswered" in x]
     assert "correlation_id=cut-in-body" in line, line
+
+
+def test_one_bad_request_in_32_fails_alone_through_nginx(serve: Serve) -> None:
+    server = serve(BATCHER)
+    bodies: list[dict[str, Any]] = [
+        {"correlation_id": f"r-{i}", "input": {"x": i}} for i in range(32)
+    ]
+    bodies[13]["input"]["do"] = "raise"  # predict_batch raises for any batch holding it
+    replies = _together(server, bodies)
+    failed = [i for i, reply in enumerate(replies) if reply.status_code != 200]
+    assert failed == [13], [(r.status_code, r.text) for r in replies]
+    assert replies[13].status_code == 500 and replies[13].json()["correlation_id"] == "r-13"
+    assert all(
+        reply.json()["output"] == {"y": 2.0 * i} for i, reply in enumerate(replies) if i != 13
+    )

@@ -127,8 +127,9 @@ def test_a_client_of_the_socket_is_cut_at_the_deadline_and_cannot_hold_memory(
         thread.join(10)
     print(f"worker RSS {base // MIB} MiB, at most {peak // MIB} MiB under 40 unfinished bodies")
     # One connection at a time for an unbatched model; a batching worker stops taking new
-    # ones past its read budget (READ_BUDGET bodies), those it took are cut at the deadline.
-    bound = 64 * MIB if model == SLEEPY else 256 * MIB
+    # ones past its read budget (READ_BUDGET bodies), those it took are cut at the deadline
+    # (~220 MiB measured; before the budget and the deadline: 1.1 GiB, held forever).
+    bound = 64 * MIB if model == SLEEPY else 512 * MIB
     assert peak - base < bound, (base // MIB, peak // MIB)
     body = {"input": {"seconds": 0}} if model == SLEEPY else {"input": {"x": 1}}
     ok = requests.post(f"{server.url}/predict", json=body, timeout=30)

@@ -364,3 +364,16 @@ def test_a_dead_workers_metric_files_are_merged_exactly_into_one_archive(tmp_pat
         "counter_103.db", "counter_archive.db", "gauge_max_103.db", "gauge_max_archive.db",
         "histogram_103.db", "histogram_archive.db",
     ]  # fmt: skip
+
+
+def test_every_answer_of_the_app_says_nosniff(make_client: Callable[..., FlaskClient]) -> None:
+    client = make_client("rng")
+    answers = [
+        client.get("/status"),
+        client.post("/predict", json={"input": {"seed": 0}}),  # 400
+        client.get("/nowhere"),  # 404
+        client.get("/metrics"),
+    ]
+    assert [a.status_code for a in answers] == [200, 400, 404, 200]
+    for answer in answers:
+        assert answer.headers.getlist("X-Content-Type-Options") == ["nosniff"]

@@ -182,10 +182,15 @@ class LoopWorker(Worker):  # type: ignore[misc]
         """Take connections while this worker is free; listen when none waits.
 
         Under load one always waits: an unbatched model's worker then takes, reads, answers
-        and closes one connection after another without a turn of the loop, and without
-        polling the listening socket (its turn comes back every ``TURN`` seconds, for the
-        heartbeat and the timers)."""
+        and closes one connection after another without a turn of the loop (the loop has
+        its turn every ``TURN`` seconds, for the heartbeat and the timers). The listening
+        socket stays in the loop's poll while the worker is free (no system call per
+        request to add and remove it), and leaves it the first time it signals a connection
+        this worker cannot take now."""
         if self.taking:  # a connection closed while this goes on: it takes the next
+            return
+        if not self._free():  # the listening socket is polled only while this worker is free
+            self._unlisten()
             return
         self.taking = True
         try:
@@ -215,8 +220,6 @@ class LoopWorker(Worker):  # type: ignore[misc]
             return False
         sock.setblocking(False)
         self.held += 1
-        if not self._free():
-            self._unlisten()
         if not self.concurrent:  # read, answered and closed now if the request is all here
             SocketTransport(self.loop, sock, Connection(self)).start()
             return True
@@ -229,8 +232,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
     def released(self, conn: Connection) -> None:
         """A connection is closed: this worker may take the next one."""
         self.held -= 1
-        if not self.listening:
-            self._take()
+        self._take()
 
     # ---------------------------------------------------------------- requests ----
     def answer(self, conn: Connection, request: Request) -> None:
@@ -238,7 +240,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         conn.answering += 1
         if self.concurrent:
             if not self.listening:  # a body read whole may bring it back under its budget
-                self._take()
+                self._listen()
             greenlet(self._answer).switch(conn, request)
         else:
             self._answer(conn, request)

@@ -58,13 +58,33 @@ def _not_allowed(
     return [error_body(correlation_id, message)]
 
 
+class NoSniff:
+    """WSGI middleware: every answer says ``X-Content-Type-Options: nosniff`` (a browser must
+    never take a JSON answer that quotes the request for HTML). catwalk's production worker
+    writes the header itself, on what it answers without the app too."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def nosniff(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(_NOSNIFF)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, nosniff)
+
+
+_NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
 def wrap(
     app: WsgiApp, settings: ServerSettings, metrics: Metrics | None, log: logging.Logger
 ) -> WsgiApp:
-    """``app`` inside the metrics, auth and /ready + /metrics pieces ``settings`` ask for."""
+    """``app`` inside the metrics, auth and /ready + /metrics pieces ``settings`` ask for, and
+    the nosniff header."""
     wrapped: WsgiApp = Endpoints(app, metrics)
     if settings.auth.tokens_file is not None:
         wrapped = BearerAuth(wrapped, Tokens(settings.auth.tokens_file, log))
     if metrics is not None:
         wrapped = CountRequests(wrapped, metrics)
-    return wrapped
+    return NoSniff(wrapped)
