@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clients import EXAMPLES, needs
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
 from catwalk.model import load_model
 from catwalk.server.app import create_app
 from catwalk.spec import load_spec
-from conftest import EXAMPLES, needs
 
 TYPED = Path(__file__).resolve().parent / "models" / "typed"
 INFER = "/v2/models/Typed/infer"

@@ -337,7 +337,7 @@ def test_check_server_reports_one_line_per_check(
     assert data is not None
     check_server(server.url, model, data, report, verify=False, timeout=5.0, tolerance=1e-9)
     assert report.passed, lines
-    assert len(lines) == 10
+    assert len(lines) == 17  # 10 of /predict, 7 of the Open Inference Protocol (/v2)
     assert lines[2].startswith("[PASS] POST /predict: test data: a batch of 5 record(s)")
 
 
