@@ -7,12 +7,14 @@ logging:
 server:
   workers: 2               # gunicorn workers; default: the CPUs this process may use
   preload: true            # load the model once before forking workers (false: once per worker)
+  threads_per_worker: null # threads of each worker's native pools (OpenMP, BLAS, torch)
   timeout: 60              # seconds a request may take before its worker is restarted
   keepalive: 5             # seconds an idle client connection is kept open by nginx
   max_body_size: 10m       # largest request body (nginx syntax: bytes, or k / m suffix)
   validate_output: true    # check every prediction against the output schema (500 if not)
   client_timeout: 10       # s: a client's header must arrive within it; body reads, writes: gap
   max_connections_per_client: 256  # open connections per client address (0: no limit)
+  trusted_proxies: []      # addresses/CIDRs of proxies in front (their X-Forwarded-For is used)
   max_requests: 0          # requests after which a worker is replaced (0: never)
   max_requests_jitter: 0   # random extra requests per worker, so they are not replaced at once
   max_worker_memory: null  # e.g. 1g: replace a worker whose RSS passed it, after its request
@@ -45,6 +47,7 @@ one-field readers in :mod:`catwalk.config_fields`, tokens-file reading in
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -128,12 +131,15 @@ class ServerSettings:
     log_format: str = "text"
     workers: int = field(default_factory=usable_cpus)  # the CPUs a container may use
     preload: bool = True
+    threads_per_worker: int | None = None  # None: the model's runtime:, else CPUs / workers
     timeout: int = 60
     keepalive: int = 5
     max_body_size: str = "10m"
     validate_output: bool = True
     client_timeout: int = 10
     max_connections_per_client: int = 256
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For names the client (nginx real_ip).
+    trusted_proxies: tuple[str, ...] = ()
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_worker_memory: str | None = None
@@ -229,6 +235,9 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     timeout = read_int(server, "timeout", defaults.timeout, 1, problems)
     keepalive = read_int(server, "keepalive", defaults.keepalive, 0, problems)
     preload = read_bool(server, "preload", defaults.preload, "server.", problems)
+    threads = server.get("threads_per_worker")
+    if threads is not None:
+        threads = read_int(server, "threads_per_worker", 1, 1, problems)
     validate_output = read_bool(
         server, "validate_output", defaults.validate_output, "server.", problems
     )
@@ -251,6 +260,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         problems.append("server.shutdown_delay: must be between 0 and 3600 seconds")
         shutdown_delay = 0
 
+    trusted_proxies = _trusted_proxies(server.get("trusted_proxies", []), problems)
     ssl = _ssl(ssl_section, path.parent, problems)
     auth = _auth(auth_section, path.parent, problems)
     batching = _batching(batching_section, problems)
@@ -273,6 +283,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         log_format=log_format,
         workers=workers,
         preload=preload,
+        threads_per_worker=threads,
         timeout=timeout,
         keepalive=keepalive,
         max_body_size=max_body,
@@ -284,9 +295,32 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_depth=max_depth,
         auth=auth,
         batching=batching,
+        trusted_proxies=trusted_proxies,
         config_path=path,
         **whole,
     )
+
+
+def _trusted_proxies(value: Any, problems: list[str]) -> tuple[str, ...]:
+    """``server.trusted_proxies``: a list (or a comma-separated string) of IP addresses and
+    CIDR networks, each written back in its canonical form (``10.0.0.0/8``, ``::1``)."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, list):
+        problems.append("server.trusted_proxies: must be a list of IP addresses or networks")
+        return ()
+    found: list[str] = []
+    for item in value:
+        try:
+            network = ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            problems.append(
+                f"server.trusted_proxies: {item!r} is not an IP address or network "
+                "(e.g. 10.0.0.0/8, 192.168.1.10, fd00::/8)"
+            )
+            continue
+        found.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+    return tuple(found)
 
 
 def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:

@@ -29,6 +29,12 @@ PRESTOP_SECONDS = 5
 #: catwalk's own margin after the drain: nginx and gunicorn stop within 10 s of it.
 STOP_MARGIN_SECONDS = 10
 CONFIG_MOUNT = "/etc/catwalk/config"
+# server.trusted_proxies in the pods: a request reaches a pod through the cluster's network
+# (an ingress controller's pod, a load balancer or kube-proxy on a node), whose addresses are
+# in the private ranges; their X-Forwarded-For names the client, so that
+# server.max_connections_per_client limits each client, not the ingress. (A client inside
+# the cluster could name any address: the limit then is per name it gives.)
+CLUSTER_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
 TLS_MOUNT = "/etc/catwalk/tls"
 AUTH_MOUNT = "/etc/catwalk/auth"
 AUTH_ENV = "SERVER_AUTH_TOKENS_FILE"
@@ -174,6 +180,7 @@ def pod_files(
     env = [
         {"name": "SERVER_PORT", "value": str(port)},
         {"name": "RUN_TESTS", "value": "false"},
+        {"name": "SERVER_TRUSTED_PROXIES", "value": CLUSTER_PROXIES},
     ]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]

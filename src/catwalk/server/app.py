@@ -40,7 +40,13 @@ from catwalk.server import docs, jsonlog, messages, ops, readiness
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
 from catwalk.server.failures import error_answer
-from catwalk.server.logs import CORRELATION_ID_KEY, LOGGER_NAME, RequestLog, default_correlation_id
+from catwalk.server.logs import (
+    CORRELATION_ID_KEY,
+    IN_FLIGHT_KEY,
+    LOGGER_NAME,
+    RequestLog,
+    default_correlation_id,
+)
 from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
 from catwalk.server.predict_route import PredictRoute
@@ -139,7 +145,9 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     def predict() -> Response:
         environ = request.environ
         correlation_id, body = predictor.handle(
-            request.get_data(cache=False), default_correlation_id(environ)
+            request.get_data(cache=False),
+            default_correlation_id(environ),
+            environ.get(IN_FLIGHT_KEY),
         )
         environ[CORRELATION_ID_KEY] = correlation_id
         return response_class(body, 200, content_type=JSON)

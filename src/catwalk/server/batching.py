@@ -22,7 +22,10 @@ Two ways to wait, one collector:
   while other requests are still being read and validated (:meth:`Batcher.arriving`); a
   request not answered within ``server.timeout`` gets 504.
 
-A model that raises fails every request of that batch (500 each); the next batch is served.
+When the model call fails as a whole (it raises, or its output cannot be split back), each
+request of the batch is given to the model again in a batch of its own
+(:func:`catwalk.model_batch.predict_each`): only the request that causes the failure gets its
+500, its batch-mates their answers; the next batch is served.
 The numbers (batches, requests, sizes) are in :meth:`Batcher.stats`, for metrics.
 """
 
@@ -43,7 +46,7 @@ from greenlet import getcurrent
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelTimeout
 from catwalk.model import LoadedModel
-from catwalk.model_batch import predict_many
+from catwalk.model_batch import predict_each
 from catwalk.server.logs import LOGGER_NAME
 from catwalk.spec import Batching
 
@@ -64,7 +67,7 @@ def make_batcher(model: LoadedModel, settings: ServerSettings) -> Batcher | None
     if batching is None:
         return None
     batcher = Batcher(
-        lambda inputs: predict_many(model, inputs), batching, timeout=float(settings.timeout)
+        lambda inputs: predict_each(model, inputs), batching, timeout=float(settings.timeout)
     )
     _batchers.append(batcher)
     return batcher
@@ -362,6 +365,7 @@ class Batcher:
                 (time.monotonic() - batch[0].arrived) * 1000
                 - (time.perf_counter() - started) * 1000,
             )
+        failed = failed or any(isinstance(result, CatwalkError) for result in results)
         with self._cond:
             self.batches += 1
             self.requests += len(batch)

@@ -9,6 +9,14 @@ its memory pages); otherwise each worker loads its own copy. Either way a model 
 loaded ends gunicorn at once with exit code 4 and a one-paragraph message in
 ``startup-error.txt`` (no traceback soup, no endless worker restarts).
 
+Native thread pools (:mod:`catwalk.server.threads`): the supervisor starts this master with
+every pool at one thread, so loading the model here starts none (a pool started before a fork
+deadlocks the workers). Should loading leave threads behind anyway, this process starts
+again (``exec``) with preload off, says why in ``preload-off.txt`` and the log, and each
+worker loads the model itself. Each worker, once forked (``post_fork``: :func:`worker_forked`)
+and once its app is loaded (``post_worker_init``: :func:`worker_loaded`), sizes its pools to
+``Job.threads`` and warms the model up (:mod:`catwalk.server.warmup`) before it accepts.
+
 nginx sends its id of every request in ``X-Request-Id`` (it always sets the header, so a
 client cannot choose it) next to this run's secret (``X-Catwalk-Proxy``, in ``job.pickle`` and
 ``nginx.conf``, both readable by the server's user only); :class:`TrustRequestId` hands the id
@@ -17,15 +25,16 @@ forge it. The app logs it next to the correlation id.
 
 Worker life cycle hooks (set in ``gunicorn.conf.py``): :func:`recycle_if_over` replaces a
 worker whose memory passed ``server.max_worker_memory`` once its request is answered, and
-:func:`worker_cut` logs the request a worker is cut in when a stop outlasts
-``server.graceful_timeout``. gunicorn's own error answers (a header it refuses) are JSON too
-(:func:`write_json_error`).
+:func:`worker_cut` logs the requests a worker is cut in when a stop outlasts
+``server.graceful_timeout`` (the worker answers each the JSON 503).
 
 A request that runs longer than ``server.timeout`` gets nginx's 504; shortly after, gunicorn
 aborts the stuck worker (SIGABRT, whose handler raises SystemExit in the worker).
 :func:`worker_abort` (gunicorn's hook, set in ``gunicorn.conf.py``) logs which request it was
 and lets that SystemExit through the model's call, so the worker ends as gunicorn intends
-and is replaced, instead of answering a 500 "predict raised SystemExit".
+and is replaced, instead of answering a 500 "predict raised SystemExit". Both hooks learn
+the requests in flight from catwalk's worker (:meth:`LoopWorker.in_flight`), each with its
+own correlation id (a batching worker answers many at once).
 """
 
 from __future__ import annotations
@@ -40,11 +49,10 @@ import runpy
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 from gunicorn.glogging import Logger as GunicornLogger
@@ -52,18 +60,10 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
-from catwalk.server import readiness
-from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.http_conn import json_answer
-from catwalk.server.logs import (
-    LOGGER_NAME,
-    REQUEST_ID_KEY,
-    configure_logging,
-    default_correlation_id,
-    in_flight,
-    safe,
-)
+from catwalk.server import readiness, threads, warmup
+from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, InFlight, configure_logging
 from catwalk.server.render import RunLayout, Tuning
+from catwalk.server.threads import ThreadPlan
 from catwalk.spec import load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
@@ -84,6 +84,7 @@ class Job:
     settings: ServerSettings
     app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
     proxy_secret: str = ""  # what nginx sends in X-Catwalk-Proxy (RunLayout.proxy_secret)
+    threads: ThreadPlan = field(default_factory=ThreadPlan)  # each worker's native pools
 
 
 class JsonLogger(GunicornLogger):  # type: ignore[misc]
@@ -105,51 +106,16 @@ class TrustRequestId:
     """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app, when it
     comes with this run's secret (``X-Catwalk-Proxy``), i.e. from nginx."""
 
-    def __init__(self, app: Any, secret: str) -> None:
+    def __init__(self, app: Any, secret: str, model: LoadedModel | None = None) -> None:
         self.app = app
         self.secret = secret.encode("latin-1")
+        self.model = model  # what the worker warms up
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         sent = environ.pop("HTTP_X_CATWALK_PROXY", "")  # the app and the model never see it
         if self.secret and hmac.compare_digest(sent.encode("latin-1", "replace"), self.secret):
             environ[REQUEST_ID_KEY] = environ.get("HTTP_X_REQUEST_ID")
         return self.app(environ, start_response)
-
-
-# Set by worker_cut: the worker is being ended in the middle of a request.
-_cut: list[str] = []
-
-
-def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
-    """gunicorn's own error answer (``gunicorn.util.write_error``), as the JSON envelope."""
-    gunicorn_util.write_nonblock(sock, json_error(status, reason, message))
-
-
-def json_error(status: int, reason: str, message: str) -> bytes:
-    """The whole answer to a request the worker answers itself, as the JSON envelope.
-
-    nginx refuses most malformed requests first (and answers JSON); what a worker alone
-    refuses (e.g. a control character in a header value) gets a fresh id, logged here. The
-    request a stop cuts (the worker's SystemExit, a 500 otherwise) is a 503 saying so, with
-    the request's own correlation id.
-    """
-    correlation_id = None
-    text = f"{reason.lower()}: {message}" if message else reason.lower()
-    if _cut and status == 500:
-        status, reason, text = 503, "Service Unavailable", _cut[0]
-        correlation_id = in_flight.correlation_id
-        if correlation_id is None and in_flight.environ is not None:
-            correlation_id = default_correlation_id(in_flight.environ)
-    correlation_id = correlation_id or new_correlation_id()
-    logging.getLogger(LOGGER_NAME).warning(
-        "correlation_id=%s gunicorn answered itself: %d %s", correlation_id, status, safe(text)
-    )
-    return json_answer(status, error_body(correlation_id, text), reason)
-
-
-def cutting() -> bool:
-    """True once :func:`worker_cut` has begun ending this worker in a request."""
-    return bool(_cut)
 
 
 def recycle_if_over(worker: Any, limit: int, written: str) -> None:
@@ -181,37 +147,52 @@ def resident_memory() -> int:
         return 0
 
 
+def requests_in_flight(worker: Any) -> list[InFlight]:
+    """What ``worker`` is answering now (catwalk's worker knows; another class: nothing)."""
+    found = getattr(worker, "in_flight", None)
+    return list(found()) if callable(found) else []
+
+
 def worker_cut(worker: Any, drain: int) -> None:
     """gunicorn's ``worker_int`` hook: the worker is ended at once (SIGQUIT), the stop having
-    outlasted ``server.graceful_timeout``; the request it is in is logged as cut, and the
-    SystemExit that ends it goes through the model's call (no 500, no 200 is logged)."""
-    if in_flight.environ is None or in_flight.answered:
+    outlasted ``server.graceful_timeout``; each request it is in is logged as cut (the
+    worker answers it a JSON 503 saying why), and the SystemExit that ends it goes through
+    the model's call (no 500, no 200 is logged)."""
+    cut = [request for request in requests_in_flight(worker) if not request.answered]
+    if not cut:
         return
     let_system_exit_through()
-    _cut.append(
+    worker.cut_reason = (
         "the server is shutting down and the request did not finish within "
         f"server.graceful_timeout ({drain} s)"
     )
-    # gunicorn reports the SystemExit that ends the request with a traceback: said above.
+    # gunicorn reports the SystemExit that ends the request with a traceback: said below.
     logging.getLogger("gunicorn.error").addFilter(
         lambda record: not str(record.msg).startswith("Error handling request")
     )
-    logging.getLogger(LOGGER_NAME).error(
-        "shutdown: request cut unanswered, still running after server.graceful_timeout (%s s): %s",
-        drain,
-        in_flight.describe(),
-    )
+    for request in cut:
+        logging.getLogger(LOGGER_NAME).error(
+            "shutdown: request cut unanswered, still running after server.graceful_timeout "
+            "(%s s): %s",
+            drain,
+            request.describe(),
+            extra={"correlation_id": request.correlation_id()},
+        )
 
 
 def worker_abort(worker: Any, timeout: int) -> None:
-    """gunicorn's ``worker_abort`` hook: the worker exceeded the timeout and is being ended."""
+    """gunicorn's ``worker_abort`` hook: the worker exceeded the timeout and is being ended;
+    each request in flight (a batching worker's whole batch) is logged."""
     let_system_exit_through()
-    logging.getLogger(LOGGER_NAME).error(
-        "worker timeout: a request ran longer than server.timeout (%s s), nginx answered 504; "
-        "gunicorn ends this worker and starts a new one: %s",
-        timeout,
-        in_flight.describe(),
-    )
+    found: list[InFlight | None] = [*requests_in_flight(worker)] or [None]
+    for request in found:
+        logging.getLogger(LOGGER_NAME).error(
+            "worker timeout: a request ran longer than server.timeout (%s s), nginx answered "
+            "504; gunicorn ends this worker and starts a new one: %s",
+            timeout,
+            request.describe() if request is not None else "no request in flight",
+            extra={"correlation_id": request.correlation_id()} if request is not None else {},
+        )
 
 
 def build_app(job: Job) -> Any:
@@ -219,7 +200,7 @@ def build_app(job: Job) -> Any:
     try:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
-        return TrustRequestId(factory(model, job.settings), job.proxy_secret)
+        return TrustRequestId(factory(model, job.settings), job.proxy_secret, model)
     except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
         raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
@@ -230,6 +211,33 @@ def build_app(job: Job) -> Any:
         raise AppLoadError(
             f"cannot build the app: {type(exc).__name__}: {exc}\n{traceback.format_exc()}".rstrip()
         ) from exc
+
+
+def worker_forked(worker: Any) -> None:
+    """gunicorn's ``post_fork`` hook: the pool variables at the plan, for what loads from now."""
+    job = getattr(worker.app, "job", None)
+    if job is not None:
+        threads.set_pool_variables(job.threads.threads)
+
+
+def worker_loaded(worker: Any) -> None:
+    """gunicorn's ``post_worker_init`` hook: size the native pools, then warm the model up.
+
+    Runs in the worker before it accepts a connection; the heartbeat keeps gunicorn's
+    timeout from replacing a worker whose warm-up outlasts it.
+    """
+    job = getattr(worker.app, "job", None)
+    if job is None:
+        return
+    threads.limit_worker_threads(job.threads.threads)
+    model = getattr(worker.wsgi, "model", None)
+    if model is None:
+        return
+    with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
+        done = warmup.warm_up(model, model.spec.runtime.warmup_examples)
+    logging.getLogger(LOGGER_NAME).info(
+        "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
+    )
 
 
 def _factory(spec: str) -> Callable[[LoadedModel, ServerSettings], Any]:
@@ -254,6 +262,8 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
         for name, value in values.items():
             if name in self.cfg.settings:  # settings this gunicorn does not know are skipped
                 self.cfg.set(name, value)
+        if not self.job.settings.preload:  # turned off here (see main)
+            self.cfg.set("preload_app", False)
 
     def load(self) -> Any:
         if self.app is not None:
@@ -282,6 +292,21 @@ def tuning_for(job: Job) -> Tuning:
     return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
 
 
+def _load_in_workers(layout: RunLayout, reason: str) -> None:
+    """Start this master again with preload off: forking it now would break those threads."""
+    layout.preload_off_file.write_text(reason + "\n", encoding="utf-8")
+    logging.getLogger(LOGGER_NAME).warning(
+        "preload off: %s; each worker loads the model itself (no memory shared)", reason
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os.execv(
+        sys.executable,
+        [sys.executable, "-m", "catwalk.server.wsgi", str(layout.run_dir), LOAD_IN_WORKERS],
+    )
+
+
 def _report(layout: RunLayout, message: str) -> None:
     try:
         layout.error_file.write_text(message + "\n", encoding="utf-8")
@@ -289,29 +314,36 @@ def _report(layout: RunLayout, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+LOAD_IN_WORKERS = "--load-in-workers"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m catwalk.server.wsgi RUN_DIR", file=sys.stderr)
+    if len(args) not in (1, 2) or args[1:] not in ([], [LOAD_IN_WORKERS]):
+        print(f"usage: python -m catwalk.server.wsgi RUN_DIR [{LOAD_IN_WORKERS}]", file=sys.stderr)
         return 2
     layout = RunLayout(Path(args[0]))
     with layout.job_file.open("rb") as f:
         job: Job = pickle.load(f)
+    if LOAD_IN_WORKERS in args:
+        job = replace(job, settings=replace(job.settings, preload=False))
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
     configure_logging(job.settings.log_level, job.settings.log_format)
-    # gunicorn's worker looks it up at each error: its own answers become JSON too.
-    gunicorn_util.write_error = write_json_error
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
     readiness.state.stop_file = str(layout.stop_file)
     app = None
     if job.settings.preload:
+        before = threads.thread_count()
         try:
             app = build_app(job)
         except AppLoadError as exc:
             _report(layout, str(exc))
             return APP_LOAD_ERROR
+        unsafe = threads.threads_started(before)
+        if unsafe is not None:
+            _load_in_workers(layout, unsafe)  # does not return
         # Objects alive now are never collected: the GC then leaves their pages alone, so the
         # forked workers keep sharing them with this process instead of copying them.
         gc.freeze()
