@@ -37,10 +37,10 @@ from catwalk.server.envelope import PredictFailed, Predictor, kind, new_correlat
 from catwalk.server.failures import error_answer, status_line
 from catwalk.server.logs import (
     CORRELATION_ID_KEY,
+    IN_FLIGHT_KEY,
     StartResponse,
     WsgiApp,
     default_correlation_id,
-    in_flight,
 )
 
 JSON = "application/json"
@@ -191,7 +191,9 @@ class V2Routes:
             cid = default_correlation_id(environ) or new_correlation_id()
             raise PredictFailed(exc, cid) from exc
         correlation_id = request.id or default_correlation_id(environ) or new_correlation_id()
-        in_flight.correlation_id = correlation_id
+        in_flight = environ.get(IN_FLIGHT_KEY)  # the request log's: timeout hooks name it
+        if in_flight is not None:
+            in_flight.body_id = correlation_id
         try:
             if request.model_name is not None or request.model_version is not None:
                 self._check_model(request.model_name or self.spec.name, request.model_version)
