@@ -218,9 +218,12 @@ def test_every_status_nginx_makes_is_json() -> None:
     for error in nginx_errors(ServerSettings()):
         location = f"location = /.catwalk-error/{error.name} {{"
         assert location in text
-        block = text.split(location)[1].split("}\n")[0]
+        block = text.split(location)[1].split("\n        }\n")[0]
         assert "internal;" in block and f"return {error.answer} " in block
         assert '"correlation_id": "$catwalk_correlation_id"' in block
+        # under /v2, the Open Inference Protocol's error body
+        assert f"""if ($catwalk_v2) {{
+                return {error.answer} '{{"error": "$catwalk_message"}}\\n';""" in block
     assert 'add_header Allow "GET, HEAD, POST" always;' in text
 
 

@@ -1,14 +1,97 @@
-"""Test data as numpy tensors for the real protocol clients, and their answers as records."""
+"""Helpers of tests/protocol: servers, the clients' imports, test data as numpy tensors for
+the real protocol clients, and their answers as records.
+
+tritonclient (and kserve, for its REST client) come with the ``protocol-tests`` extra; under
+``CI=true`` a missing one fails instead of skipping.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import requests
 
 from catwalk.model import load_model
 from catwalk.normalize import to_json
 from catwalk.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "example_models"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, saying why; under ``CI=true`` fail instead, so CI never passes by skipping."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true, so not skipping: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def needs(module: str) -> Any:
+    """Import ``module`` (a protocol client) or skip/fail via :func:`unavailable`."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        unavailable(f"{module} missing: pip install -e '.[protocol-tests]'")
+
+
+class V2Server:
+    """One ``catwalk serve`` subprocess."""
+
+    def __init__(self, args: list[str], port: int, log: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.address = f"127.0.0.1:{port}"
+        self.log_path = log
+        self.log = open(log, "w+")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ)
+        for name in ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "RUN_TESTS"):
+            env.pop(name, None)  # they would override the arguments
+        env["PATH"] = env.get("PATH", "") + ":/usr/sbin"
+        env["PYTHONPATH"] = str(ROOT / "src")
+        self.proc = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 90) -> V2Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/ready", timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not ready after {timeout} s:\n{self.output()}")
+
+    def predict(self, data: Any, **kw: Any) -> Any:
+        response = requests.post(self.url + "/predict", json={"input": data}, timeout=30, **kw)
+        assert response.status_code == 200, response.text
+        return response.json()["output"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only its tree
+                self.proc.wait()
+        self.log.close()
+
 
 # The datatypes model.yml's types map to (docs/protocol.md), as numpy dtypes.
 DTYPES = {"INT64": np.int64, "INT32": np.int32, "FP64": np.float64, "FP32": np.float32,

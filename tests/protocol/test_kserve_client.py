@@ -13,9 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from clients import as_records, columns, example_records
-
-from conftest import EXAMPLES, V2Server, needs
+from clients import EXAMPLES, V2Server, as_records, columns, example_records, needs
 
 pytestmark = pytest.mark.slow
 

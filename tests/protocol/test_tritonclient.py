@@ -13,9 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from clients import as_records, columns, example_records
-
-from conftest import EXAMPLES, V2Server, needs
+from clients import EXAMPLES, V2Server, as_records, columns, example_records, needs
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +179,25 @@ def test_with_auth_the_clients_header_carries_the_token(
     got = infer_records(http, server, "RNGModel", records, binary=True, headers=dict(headers))
     expected = [server.predict(record, headers=headers) for record in records]
     assert close(got, expected)
+
+
+def test_nginx_answers_v2_paths_with_the_protocols_error_body(
+    http: Any, v2_servers: Callable[..., V2Server], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A body over server.max_body_size never reaches the app: nginx's 413 is {"error": ...}
+    under /v2 (so tritonclient shows the message), catwalk's envelope elsewhere."""
+    import requests
+
+    folder = tmp_path_factory.mktemp("limit")
+    config = folder / "application.yml"
+    config.write_text("server:\n  max_body_size: 2k\n")
+    server = v2_servers(EXAMPLES / "forest", config=config)
+    base = example_records(EXAMPLES / "forest")
+    records = [base[i % len(base)] for i in range(64)]  # 64 x 10 x 8 bytes: over 2k
+    with pytest.raises(http.InferenceServerException) as raised:
+        infer_records(http, server, "DiabetesForest", records, binary=True)
+    assert raised.value.status() == "413"
+    assert raised.value.message() == "body: too large: the limit is 2k (server.max_body_size)"
+    big = {"input": base[0], "extra_data": {"pad": "x" * 4000}}
+    response = requests.post(server.url + "/predict", json=big, timeout=10)
+    assert response.status_code == 413 and "output" in response.json()

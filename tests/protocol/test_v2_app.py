@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clients import EXAMPLES, needs
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
 from catwalk.model import load_model
 from catwalk.server.app import create_app
 from catwalk.spec import load_spec
-from conftest import EXAMPLES, needs
 
 TYPED = Path(__file__).resolve().parent / "models" / "typed"
 INFER = "/v2/models/Typed/infer"
@@ -320,3 +320,35 @@ def test_metadata_ready_and_openapi(rng: FlaskClient) -> None:
     assert sigma["type"] == "number" and sigma["minimum"] == 0
     example = infer["requestBody"]["content"]["application/json"]["example"]
     assert rng.post(RNG, json=example).status_code == 200
+
+
+def test_the_id_is_the_correlation_id_in_the_log_and_metrics(
+    rng: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="catwalk.server"):
+        response = rng.post(RNG, json={**rng_inputs(), "id": "order-17"})
+        assert response.get_json()["id"] == "order-17"
+        rng.post(
+            RNG, json=rng_inputs(sigma={"data": [1.0, -1]}), headers={"X-Correlation-Id": "c-9"}
+        )
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(f"POST {RNG} 200" in line and "correlation_id=order-17" in line for line in lines)
+    assert any(f"POST {RNG} 400" in line and "correlation_id=c-9" in line for line in lines)
+    metrics = rng.get("/metrics").get_data(as_text=True)
+    assert 'catwalk_requests_total{endpoint="/v2/models/infer",status="200"}' in metrics
+    assert 'catwalk_requests_total{endpoint="/v2/models/infer",status="400"}' in metrics
+
+
+def test_draining_turns_v2_readiness_503(rng: FlaskClient) -> None:
+    from catwalk.server import readiness
+
+    readiness.state.stopping = True
+    try:
+        response = rng.get("/v2/health/ready")
+        assert response.status_code == 503
+        assert response.get_json()["ready"] is False
+        assert "stopping" in response.get_json()["error"]
+        assert rng.get("/v2/models/RNGModel/ready").status_code == 503
+        assert rng.get("/v2/health/live").get_json() == {"live": True}
+    finally:
+        readiness.state.stopping = False

@@ -337,8 +337,9 @@ def test_check_server_reports_one_line_per_check(
     assert data is not None
     check_server(server.url, model, data, report, verify=False, timeout=5.0, tolerance=1e-9)
     assert report.passed, lines
-    # Ten for the REST contract, then the Open Inference Protocol's (/v2) own.
+    # Ten for the REST contract, then the Open Inference Protocol's (/v2) own seven.
     assert len([line for line in lines if " /v2" not in line]) == 10, lines
+    assert len(lines) == 17, lines
     assert lines[2].startswith("[PASS] POST /predict: test data: a batch of 5 record(s)")
 
 

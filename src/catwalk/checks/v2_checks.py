@@ -12,6 +12,7 @@ server (:mod:`catwalk.protocol.binary`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ from catwalk.checks.server_reach import request_failure
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
 from catwalk.protocol import binary
-from catwalk.protocol.tensors import Side, side_tensors
+from catwalk.protocol.tensors import Side, model_sides
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
@@ -45,7 +46,7 @@ def check_v2(
     tolerance: float,
 ) -> None:
     """One report line per check of the ``/v2`` endpoints (``session`` carries any token)."""
-    checks = _V2Checks(base_url, model, data, report, session, verify, timeout, tolerance)
+    checks = _V2Checks(base_url, model, data, session, verify, timeout, tolerance)
     for name, check in checks.checks():
         try:
             report.ok(name, check())
@@ -55,32 +56,22 @@ def check_v2(
             report.fail(name, str(failed))
 
 
+@dataclass
 class _V2Checks:
-    def __init__(
-        self,
-        base_url: str,
-        model: LoadedModel,
-        data: TestData,
-        report: Report,
-        session: requests.Session,
-        verify: bool | str,
-        timeout: float,
-        tolerance: float,
-    ) -> None:
-        self.base = base_url.rstrip("/")
-        self.model = model
+    base_url: str
+    model: LoadedModel
+    data: TestData
+    session: requests.Session
+    verify: bool | str
+    timeout: float
+    tolerance: float
+
+    def __post_init__(self) -> None:
+        self.base = self.base_url.rstrip("/")
+        model, data = self.model, self.data
         self.spec = model.spec
-        self.data = data
-        self.session = session
-        self.verify = verify
-        self.timeout = timeout
-        self.tolerance = tolerance
         self.path = f"/v2/models/{quote(self.spec.name, safe='')}"
-        whole = self.spec.input.is_batch or model.is_dataframe
-        self.inputs = side_tensors(self.spec.input.openapi, "input", items=self.spec.input.is_batch)
-        self.outputs = side_tensors(
-            self.spec.output.openapi, "output", items=whole and self.spec.output.is_batch
-        )
+        self.inputs, self.outputs, whole = model_sides(self.spec)
         self.records = data.inputs[0] if data.batch else data.inputs
         expected = data.outputs[0] if data.batch else data.outputs
         if whole and not (self.spec.output.is_batch or model.is_dataframe):

@@ -17,6 +17,7 @@ from catwalk.deploy.kserve import KSERVE_PORT, MODES, KServeOptions, Mode
 from catwalk.deploy.kubernetes import KubernetesOptions
 from catwalk.deploy.prep import deploy_kserve, deploy_kubernetes, deploy_prep
 from catwalk.errors import ConfigError
+from catwalk.generated import Written
 from catwalk.image.naming import check_registry
 from catwalk.spec import load_spec
 
@@ -176,10 +177,7 @@ def deploy_prep_command(
             config_map=config_map,
             auth_secret=auth_secret,
         )
-        written, notes = deploy_kserve(spec, kserve, server_config=server_config, force=force)
-        click.echo(f"{written.action}: {written.path}")
-        for note in notes:
-            click.echo(f"note: {note}")
+        _said(*deploy_kserve(spec, kserve, server_config=server_config, force=force))
         return
     options = KubernetesOptions(
         docker_registry=registry,
@@ -199,7 +197,11 @@ def deploy_prep_command(
         tls_secret=tls_secret,
         auth_secret=auth_secret,
     )
-    written, notes = deploy_kubernetes(spec, options, server_config=server_config, force=force)
+    _said(*deploy_kubernetes(spec, options, server_config=server_config, force=force))
+
+
+def _said(written: Written, notes: list[str]) -> None:
+    """Say what was written, and what the user must do before applying it."""
     click.echo(f"{written.action}: {written.path}")
     for note in notes:
         click.echo(f"note: {note}")

@@ -19,7 +19,10 @@ record's value as JSON text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from catwalk.spec import ModelSpec
 
 # How a tensor element becomes a record's value: an integer, a number, a boolean, a string,
 # or JSON text parsed into any JSON value.
@@ -144,3 +147,12 @@ def _scalar(schema: dict[str, Any]) -> tuple[str, Kind] | None:
     if typ == "string":
         return "BYTES", "str"
     return None
+
+
+def model_sides(spec: ModelSpec) -> tuple[Side, Side, bool]:
+    """The input and output tensors of a model, and whether its N records go to the model as
+    one input (an array-input or DataFrame model) rather than one input each."""
+    whole = spec.input.is_batch or spec.io_type == "PANDAS_DATA_FRAME"
+    inputs = side_tensors(spec.input.openapi, "input", items=spec.input.is_batch)
+    outputs = side_tensors(spec.output.openapi, "output", items=whole and spec.output.is_batch)
+    return inputs, outputs, whole

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from catwalk.protocol.tensors import DATATYPES, Tensor
+from catwalk.protocol.tensors import DATATYPES, Tensor, model_sides
 from catwalk.server.envelope import MAX_CORRELATION_ID, Predictor
 from catwalk.server.openapi import JSON, convert
-from catwalk.server.v2_routes import EXTENSIONS, model_sides
+from catwalk.server.v2_routes import EXTENSIONS
 
 _REF = "#/components/schemas/"
 _NO_CONTROLS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
@@ -43,7 +43,7 @@ def add_v2(
 ) -> None:
     """Add the ``/v2`` paths and their schemas to ``document`` (from openapi_document)."""
     spec = predictor.model.spec
-    inputs, outputs, _ = model_sides(predictor)
+    inputs, outputs, _ = model_sides(spec)
     input_fields = _field_schemas(spec.input.openapi, "input", inputs.fields, spec.input.is_batch)
     schemas = document["components"]["schemas"]
     schemas["V2Error"] = {

@@ -31,7 +31,7 @@ from catwalk.model import describe
 from catwalk.protocol import paths
 from catwalk.protocol.request import Decoder
 from catwalk.protocol.response import encode
-from catwalk.protocol.tensors import Side, side_tensors
+from catwalk.protocol.tensors import model_sides
 from catwalk.server import messages, readiness
 from catwalk.server.envelope import PredictFailed, Predictor, kind, new_correlation_id
 from catwalk.server.failures import error_answer, status_line
@@ -52,21 +52,10 @@ _READ = ("GET", "HEAD")
 _ENCODINGS = {"gzip": 31, "deflate": 15}  # zlib's wbits: gzip wrapper, zlib wrapper
 
 
-def model_sides(predictor: Predictor) -> tuple[Side, Side, bool]:
-    """The input and output tensors of the served model, and whether its N records go to the
-    model as one input (an array-input or DataFrame model) rather than one input each."""
-    model = predictor.model
-    spec = model.spec
-    whole = spec.input.is_batch or model.is_dataframe
-    inputs = side_tensors(spec.input.openapi, "input", items=spec.input.is_batch)
-    outputs = side_tensors(spec.output.openapi, "output", items=whole and spec.output.is_batch)
-    return inputs, outputs, whole
-
-
 def model_metadata(predictor: Predictor) -> dict[str, Any]:
     """The model metadata response: the tensors of model.yml (docs/protocol.md)."""
     spec = predictor.model.spec
-    inputs, outputs, _ = model_sides(predictor)
+    inputs, outputs, _ = model_sides(spec)
     return {
         "name": spec.name,
         "versions": [spec.version],
@@ -99,7 +88,7 @@ class V2Routes:
         self.max_body_bytes = settings.max_body_bytes
         self.max_body_size = settings.max_body_size
         self.log = log
-        inputs, outputs, self.whole = model_sides(predictor)
+        inputs, outputs, self.whole = model_sides(self.spec)
         self.outputs = outputs
         self.decoder = Decoder(inputs, outputs, max_depth=settings.max_depth)
         self._served = f"{self.spec.name} version {self.spec.version}"
@@ -191,8 +180,8 @@ class V2Routes:
             cid = default_correlation_id(environ) or new_correlation_id()
             raise PredictFailed(exc, cid) from exc
         correlation_id = request.id or default_correlation_id(environ) or new_correlation_id()
-        in_flight = environ.get(IN_FLIGHT_KEY)
-        if in_flight is not None:  # the timeout and stop hooks log the request's own id
+        in_flight = environ.get(IN_FLIGHT_KEY)  # the request log's: timeout hooks name it
+        if in_flight is not None:
             in_flight.body_id = correlation_id
         try:
             if request.model_name is not None or request.model_version is not None:
