@@ -93,6 +93,7 @@ class Runner:
 def test_gitlab_template_passes_twice_on_main_and_on_a_branch(
     platform: Platform, model_repo: object
 ) -> None:
+    platform = platform.project("gitlab")  # a model registry path of this test's own
     user = runner_account()
     repo: ModelRepo = model_repo(TEMPLATE, ".gitlab-ci.yml", user)  # type: ignore[operator]
     assert (repo.path / ".gitlab-ci.yml").read_bytes() == (
