@@ -87,7 +87,7 @@ def one_tree(
     figures["rebuild after model.py s"] = catwalk(tree, *build)
     took, sent, layers = push(client, f"{namespace}/rngmodel:0.0.2")
     figures["push after model.py s"] = took
-    figures["push after model.py MB"] = sent / 1e6
+    figures["push after model.py kB"] = sent / 1e3
     figures["layers pushed after model.py"] = layers
     return figures
 
@@ -128,7 +128,7 @@ def main() -> None:
     for key, new in results["this"].items():
         ref = results["reference"][key]
         ratio = f"{new / ref:.3f}" if ref else "-"
-        print(f"| {key} | {ref:.1f} | {new:.1f} | {ratio} |")
+        print(f"| {key} | {ref:,.1f} | {new:,.1f} | {ratio} |")
 
 
 if __name__ == "__main__":

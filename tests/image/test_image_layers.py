@@ -5,6 +5,7 @@ suffixes and the rule that nothing untested is pushed."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import tarfile
 from pathlib import Path
@@ -96,6 +97,21 @@ def test_layers_follow_change_rates(example_copy: Any) -> None:
     assert order == sorted(order)
     # no layer changes file modes after the copies (a chmod would copy every file it touches)
     assert not any(line.startswith("RUN") for line in lines[order[-2] :])
+
+
+def test_a_new_version_changes_no_layer(example_copy: Any) -> None:
+    """Everything up to the code's COPY is the same for two versions: Docker's cache keeps
+    (and the registry already has) the requirements, weights and code layers."""
+    folder = example_copy("dataframe")
+    _add_to_spec(folder, "weights: [test_data.json]\n")
+    before = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "1.0.0"', 'version: "1.0.1"'))
+    after = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
+    code = before.index(f"COPY model/ {MODEL_DIR}/")
+    assert f"COPY weights/ {MODEL_DIR}/" in before[:code]
+    assert before[: code + 1] == after[: code + 1]
+    assert before != after
 
 
 def test_no_system_packages_no_apt_and_no_weights_no_layer(example_copy: Any) -> None:
@@ -328,3 +344,24 @@ def test_registry_hosts_are_told_from_docker_hub_names() -> None:
     assert has_registry("localhost/catwalk:1")
     assert not has_registry("catwalk:0.1.0")
     assert not has_registry("team/catwalk:0.1.0")
+
+
+def test_what_a_base_image_runs_is_asked_once_per_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catwalk.image.base import cache_dir, probe_base
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "catwalk"
+    data = {"python": "3.11", "tags": ["py3-none-any"], "installed": {"Flask": "3.1.3"}}
+    data["keep"] = {"flask": ["Flask", "3.1.3", "Flask>=3.0"]}
+    (tmp_path / "catwalk" / "base-images").mkdir(parents=True)
+    (tmp_path / "catwalk" / "base-images" / ("ab" * 16 + ".json")).write_text(json.dumps(data))
+    # No Docker client at all: the answer comes from the cache.
+    base = probe_base(None, "b:1", "sha256:" + "ab" * 32)  # type: ignore[arg-type]
+    assert (base.python, base.tags, base.installed) == (
+        "3.11",
+        ("py3-none-any",),
+        data["installed"],
+    )
+    assert base.keep == {"flask": ("Flask", "3.1.3", "Flask>=3.0")}

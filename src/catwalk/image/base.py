@@ -14,9 +14,13 @@ image, with no network, prints them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from catwalk.errors import BuildError
 from catwalk.image import docker as dk
@@ -98,8 +102,28 @@ def ensure_base(client: dk.Client, ref: str, *, pull: bool, echo: Echo) -> str:
     return str(dk.inspect_image(client, ref)["Id"])
 
 
+def cache_dir() -> Path:
+    """catwalk's cache on this machine: ``$XDG_CACHE_HOME/catwalk`` (``~/.cache/catwalk``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "catwalk"
+
+
 def probe_base(client: dk.Client, ref: str, image_id: str) -> BaseImage:
-    """Ask the base image (a throwaway container, no network) what its Python runs."""
+    """What the base image's Python runs: asked once per image id, then read from the cache."""
+    cached = cache_dir() / "base-images" / f"{image_id.removeprefix('sha256:')[:32]}.json"
+    try:
+        return _base_image(ref, image_id, json.loads(cached.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        pass
+    data = _ask(client, ref, image_id)
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(data), encoding="utf-8")
+    return _base_image(ref, image_id, data)
+
+
+def _ask(client: dk.Client, ref: str, image_id: str) -> dict[str, Any]:
+    """Run the probe in a throwaway container of the image (no network)."""
     done = dk.run_command(
         client, image_id, ["python", "-c", _PROBE], user="0:0", timeout=120, environment={}
     )
@@ -114,6 +138,10 @@ def probe_base(client: dk.Client, ref: str, image_id: str) -> BaseImage:
         data = json.loads(lines[-1])
     except json.JSONDecodeError:
         raise BuildError(f"the base image {ref} printed {lines[-1][:200]!r}") from None
+    return dict(data)
+
+
+def _base_image(ref: str, image_id: str, data: dict[str, Any]) -> BaseImage:
     return BaseImage(
         ref=ref,
         image_id=image_id,

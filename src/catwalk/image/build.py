@@ -27,7 +27,7 @@ from catwalk.generated import is_generated
 from catwalk.image import docker as dk
 from catwalk.image import pushed
 from catwalk.image.dockerfile import ImageOptions, recorded_options
-from catwalk.image.naming import base_image_ref, image_ref, local_image_ref
+from catwalk.image.naming import base_image_ref, check_suffix, image_ref, local_image_ref
 from catwalk.image.prep import DOCKERFILE, build_prep, check_build_context
 from catwalk.spec import ModelSpec
 
@@ -138,8 +138,9 @@ def build_model_image(spec: ModelSpec, options: BuildOptions, echo: Echo) -> str
     try:
         network = dk.default_network(client, options.network, echo)
         labels = build_labels(spec.path)
-        if options.suffix:
-            labels["io.catwalk.build.suffix"] = ref.rpartition("-")[2]
+        suffix = check_suffix(options.suffix)
+        if suffix:
+            labels["io.catwalk.build.suffix"] = suffix
         with _context(client, spec, image_options, options, echo) as context:
             # After the context (the base image is on the engine), before the build: a model
             # changed under a pushed version fails here, not after a build and a test.

@@ -42,7 +42,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from catwalk import __version__
 from catwalk.errors import BuildError
-from catwalk.image.base import BaseImage
+from catwalk.image.base import BaseImage, cache_dir
 from catwalk.requirements import Kept, check_conflicts
 from catwalk.spec import REQUIREMENTS_FILE
 
@@ -73,8 +73,7 @@ class Wheelhouse:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "catwalk" / "wheelhouse"
+    return cache_dir() / "wheelhouse"
 
 
 def requirement_lines(req_file: Path) -> list[str]:
