@@ -18,11 +18,14 @@ LABEL org.opencontainers.image.title="catwalk" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# CATWALK_ENV_MANAGER=local: the image is the model's environment, its requirements installed
+# into catwalk's interpreter (docs/environments.md); no command builds another one here.
 ENV LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CATWALK_ENV_MANAGER=local \
     VIRTUAL_ENV=/opt/catwalk \
     PATH=/opt/catwalk/bin:${PATH} \
     HOME=/home/catwalk
@@ -47,6 +50,7 @@ RUN set -eux; \
         rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
     fi; \
     useradd --uid 10001 --gid 0 --home-dir /home/catwalk --create-home --shell /usr/sbin/nologin catwalk; \
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin catwalk-nginx; \
     for dir in /home/catwalk /var/lib/nginx /var/log/nginx; do \
         mkdir -p "$dir"; chgrp -R 0 "$dir"; chmod -R g=u "$dir"; \
     done; \

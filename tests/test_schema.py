@@ -292,3 +292,16 @@ def test_multiple_of() -> None:
     schema = one({"type": "number", "multipleOf": 0.5})
     assert errors(schema, {"a": 1.5}) == []
     assert errors(schema, {"a": 1.3}) == ["input.a: 1.3 is not a multiple of 0.5"]
+
+
+def test_multiple_of_with_an_overflowing_quotient_is_decided_exactly() -> None:
+    # fastjsonschema gives up ("inifinity reached") when value / multipleOf overflows a float:
+    # the exact check decides, and its words are the user's.
+    schema = one({"type": "number", "multipleOf": 1e-300})
+    assert errors(schema, {"a": 1e10}) == []  # 1e10 / 1e-300 = 1e310: a float's inf
+    assert errors(schema, {"a": 1.5e-300}) == ["input.a: 1.5e-300 is not a multiple of 1e-300"]
+    tenth = one({"type": "number", "multipleOf": 0.1})
+    assert errors(tenth, {"a": 1e308}) == []  # as decimals: 1e309 tenths
+    for value in (1e308, 1e10, 1.7e308):
+        for message in errors(schema, {"a": value}) + errors(tenth, {"a": value}):
+            assert "inifinity" not in message

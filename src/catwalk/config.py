@@ -14,6 +14,7 @@ server:
   validate_output: true    # check every prediction against the output schema (500 if not)
   client_timeout: 10       # s: a client's header must arrive within it; body reads, writes: gap
   max_connections_per_client: 256  # open connections per client address (0: no limit)
+  trusted_proxies: []      # addresses/CIDRs of proxies in front (their X-Forwarded-For is used)
   max_requests: 0          # requests after which a worker is replaced (0: never)
   max_requests_jitter: 0   # random extra requests per worker, so they are not replaced at once
   max_worker_memory: null  # e.g. 1g: replace a worker whose RSS passed it, after its request
@@ -46,6 +47,7 @@ one-field readers in :mod:`catwalk.config_fields`, tokens-file reading in
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -136,6 +138,8 @@ class ServerSettings:
     validate_output: bool = True
     client_timeout: int = 10
     max_connections_per_client: int = 256
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For names the client (nginx real_ip).
+    trusted_proxies: tuple[str, ...] = ()
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_worker_memory: str | None = None
@@ -256,6 +260,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         problems.append("server.shutdown_delay: must be between 0 and 3600 seconds")
         shutdown_delay = 0
 
+    trusted_proxies = _trusted_proxies(server.get("trusted_proxies", []), problems)
     ssl = _ssl(ssl_section, path.parent, problems)
     auth = _auth(auth_section, path.parent, problems)
     batching = _batching(batching_section, problems)
@@ -290,9 +295,32 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_depth=max_depth,
         auth=auth,
         batching=batching,
+        trusted_proxies=trusted_proxies,
         config_path=path,
         **whole,
     )
+
+
+def _trusted_proxies(value: Any, problems: list[str]) -> tuple[str, ...]:
+    """``server.trusted_proxies``: a list (or a comma-separated string) of IP addresses and
+    CIDR networks, each written back in its canonical form (``10.0.0.0/8``, ``::1``)."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, list):
+        problems.append("server.trusted_proxies: must be a list of IP addresses or networks")
+        return ()
+    found: list[str] = []
+    for item in value:
+        try:
+            network = ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            problems.append(
+                f"server.trusted_proxies: {item!r} is not an IP address or network "
+                "(e.g. 10.0.0.0/8, 192.168.1.10, fd00::/8)"
+            )
+            continue
+        found.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+    return tuple(found)
 
 
 def _batching(section: dict[str, Any], problems: list[str]) -> BatchingSettings:

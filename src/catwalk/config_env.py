@@ -1,8 +1,9 @@
 """The environment-variable layer over ``application.yml``: what containers set most.
 
-``SERVER_WORKERS``, ``SERVER_THREADS_PER_WORKER``, ``SERVER_TIMEOUT``, ``LOG_LEVEL``,
-``LOG_FORMAT`` (:data:`ENV_SETTINGS`) and ``SERVER_AUTH_TOKENS_FILE`` (:data:`TOKENS_ENV`);
-:mod:`catwalk.config` applies them.
+``SERVER_WORKERS``, ``SERVER_THREADS_PER_WORKER``, ``SERVER_TIMEOUT``,
+``SERVER_TRUSTED_PROXIES`` (comma-separated), ``LOG_LEVEL``, ``LOG_FORMAT``
+(:data:`ENV_SETTINGS`) and ``SERVER_AUTH_TOKENS_FILE`` (:data:`TOKENS_ENV`); :mod:`catwalk.config`
+applies them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ ENV_SETTINGS = {
     "SERVER_WORKERS": ("server", "workers"),
     "SERVER_THREADS_PER_WORKER": ("server", "threads_per_worker"),
     "SERVER_TIMEOUT": ("server", "timeout"),
+    "SERVER_TRUSTED_PROXIES": ("server", "trusted_proxies"),
     "LOG_LEVEL": ("logging", "level"),
     "LOG_FORMAT": ("logging", "format"),
 }

@@ -21,6 +21,7 @@ ALLOWED = {
         "validate_output",
         "client_timeout",
         "max_connections_per_client",
+        "trusted_proxies",
         "max_requests",
         "max_requests_jitter",
         "max_worker_memory",

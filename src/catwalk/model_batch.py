@@ -102,3 +102,25 @@ def _normalised(output: Any) -> Result:
         return to_json(output)
     except CatwalkError as exc:
         return exc
+
+
+def predict_each(model: LoadedModel, inputs: list[Any]) -> list[Result]:
+    """:func:`predict_many`, never failing the inputs together for one of them.
+
+    When the call fails as a whole (the model raises, or its output cannot be split back) and
+    there were several inputs, each is given to the model again in a batch of its own, so
+    that only the input that causes the failure gets it (one bad request does not fail its
+    batch-mates); the entry of an input that still fails is its CatwalkError.
+    """
+    try:
+        return predict_many(model, inputs)
+    except CatwalkError as exc:
+        if len(inputs) == 1:
+            return [exc]
+    results: list[Result] = []
+    for data in inputs:
+        try:
+            results += predict_many(model, [data])
+        except CatwalkError as exc:
+            results.append(exc)
+    return results

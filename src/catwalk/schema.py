@@ -258,6 +258,10 @@ def _fast_message(error: fastjsonschema.JsonSchemaValueException, prefix: str) -
             pattern = error.definition.get(fmt, "")
             return shorten(f"{where}: {preview(error.value)} does not match the pattern {pattern}")
         return shorten(f"{where}: {preview(error.value)} is not a valid {fmt}")
+    if error.rule == "multipleOf" and isinstance(error.definition, dict):
+        # fastjsonschema's own words here are "inifinity reached" (the quotient overflows).
+        step = error.definition.get("multipleOf")
+        return shorten(f"{where}: {preview(error.value)} is not a multiple of {step}")
     problem = str(error.message)
     if problem.startswith(name):
         problem = problem[len(name) :].strip()
@@ -355,10 +359,11 @@ class SchemaValidator:
             messages = explainer.explain(self._slow, value)
         except RecursionError:  # a value nested deeper than the interpreter allows
             messages = [f"{prefix}: nested too deeply to be checked"]
-        unique = fast_error is not None and fast_error.rule == "uniqueItems"
-        if not messages and unique and not explainer.stopped:
+        exact = fast_error is not None and fast_error.rule in ("uniqueItems", "multipleOf")
+        if not messages and exact and not explainer.stopped:
             # fastjsonschema compares true as the string "True" (["True", true] would not be
-            # unique): the explainer's canonical forms, checked to the end, decide.
+            # unique), and gives up on a multipleOf whose quotient overflows a float: the
+            # explainer's exact checks, run to the end, decide.
             return []
         if not messages and fast_error is not None:
             # The two walks disagree only on corner cases, or the explainer's budget ran out

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from catwalk.cli import cli
+from catwalk.config import load_settings
 from catwalk.deploy.kubernetes import KubernetesOptions, grace_seconds, render_kubernetes
 from catwalk.generated import is_generated
 from catwalk.spec import load_spec
@@ -85,7 +86,12 @@ def test_defaults_validate_and_say_what_a_review_wants(example_copy) -> None:
     assert pod["terminationGracePeriodSeconds"] >= pause + 30
     assert deployment["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
-    assert {e["name"]: e["value"] for e in container["env"]}["SERVER_PORT"] == "9090"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SERVER_PORT"] == "9090"
+    # the ingress and nodes in front are trusted to name the client (per-client limits)
+    trusted = env["SERVER_TRUSTED_PROXIES"].split(",")
+    assert "10.0.0.0/8" in trusted and "192.168.0.0/16" in trusted and "fc00::/7" in trusted
+    assert load_settings(None).trusted_proxies == ()  # only when the variable is set
 
     service = docs["Service"]["spec"]
     assert service["selector"] == deployment["selector"]["matchLabels"]

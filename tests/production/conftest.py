@@ -226,6 +226,23 @@ def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
+def raw(
+    port: int, data: bytes, timeout: float = 5, source: str = "127.0.0.1"
+) -> tuple[str, dict[str, str], bytes]:
+    """Send bytes as they are (from ``source``), read the answer: (status line, headers, body)."""
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
+    ) as conn:
+        conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *fields = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+    return status, headers, body
+
+
 def write_config(folder: Path, text: str) -> Path:
     path = folder / "application.yml"
     path.write_text(text)

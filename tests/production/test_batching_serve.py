@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -119,3 +120,54 @@ def test_a_batch_cut_by_a_stop_is_answered_503_and_logged(serve: Serve, tmp_path
     assert "request cut unanswered" in cut_lines[0], cut_lines
     assert "503 the server is shutting down" in cut_lines[1], cut_lines
     assert "Traceback" not in log and "POST /predict 200" not in log
+
+
+def _together(server: Server, bodies: list[dict[str, Any]]) -> list[requests.Response]:
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(
+            pool.map(
+                lambda body: requests.post(f"{server.url}/predict", json=body, timeout=30), bodies
+            )
+        )
+
+
+def test_a_stuck_batch_is_logged_with_each_requests_own_correlation_id(
+    serve: Serve, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, "server:\n  timeout: 1\n  workers: 1\n")
+    server = serve(BATCHER, config=config)
+    bodies: list[dict[str, Any]] = [
+        {"correlation_id": f"stuck-{i}", "input": {"x": 8, "do": "sleep"}} for i in range(3)
+    ]
+    assert [reply.status_code for reply in _together(server, bodies)] == [504] * 3
+    deadline = time.monotonic() + 10
+    while "worker timeout: a request ran longer" not in server.output():
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.2)
+    time.sleep(0.5)
+    lines = [x for x in server.output().splitlines() if "worker timeout: a request" in x]
+    # Each request the worker had read is named by the id in its own body (the requests of
+    # one batch share the worker's one thread, not their state).
+    named = [re.search(r"correlation_id=(\S+)", x).group(1) for x in lines]  # type: ignore[union-attr]
+    assert named and len(set(named)) == len(named), lines
+    assert set(named) <= {"stuck-0", "stuck-1", "stuck-2"}, lines
+
+
+def test_a_request_cut_by_a_stop_gets_503_with_the_correlation_id_of_its_body(
+    serve: Serve, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, "server:\n  workers: 1\n  graceful_timeout: 2\n")
+    server = serve(BATCHER, config=config)
+    with ThreadPoolExecutor(1) as pool:
+        cut = pool.submit(
+            requests.post, f"{server.url}/predict", timeout=30,
+            json={"correlation_id": "cut-in-body", "input": {"x": 30, "do": "sleep"}},
+        )  # fmt: skip
+        time.sleep(0.7)  # in the model now, for 30 s
+        server.proc.send_signal(signal.SIGTERM)
+        reply = cut.result(15)
+    assert reply.status_code == 503, (reply.text, server.output())
+    assert reply.json()["correlation_id"] == "cut-in-body"
+    assert server.wait_exit(15) == 0, server.output()
+    [line] = [x for x in server.output().splitlines() if "request cut unanswered" in x]
+    assert "correlation_id=cut-in-body" in line, line

@@ -22,7 +22,17 @@ from typing import Any
 
 import requests
 
-from conftest import MODELS, RNG, RNG_INPUT, Server, cmdline, unavailable, write_config
+from conftest import (
+    MODELS,
+    RNG,
+    RNG_INPUT,
+    Server,
+    cmdline,
+    descendants,
+    raw,
+    unavailable,
+    write_config,
+)
 
 Serve = Callable[..., Server]
 LEAKY = MODELS / "leaky"
@@ -42,19 +52,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 10) -> Any:
             return found
         time.sleep(0.1)
     raise AssertionError(f"not within {timeout} s")
-
-
-def raw(port: int, data: bytes, timeout: float = 5) -> tuple[str, dict[str, str], bytes]:
-    """Send bytes as they are, read the answer: (status line, headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-        conn.sendall(data)
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *fields = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
-    return status, headers, body
 
 
 def rss(pid: int) -> int:
@@ -316,12 +313,20 @@ def test_only_nginx_and_catwalk_reach_the_socket_and_the_run_folder(serve: Serve
         assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
         unavailable("the rest needs root (nginx's workers as another user)")
     import grp
+    import pwd
 
-    nogroup = grp.getgrnam(subprocess.check_output(["id", "-gn", "nobody"], text=True).strip())
+    own = grp.getgrnam("catwalk-nginx")  # nginx's workers' own group, not nobody's
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o710
-    assert run_dir.stat().st_gid == nogroup.gr_gid
-    assert stat.S_IMODE(sock.stat().st_mode) == 0o660 and sock.stat().st_gid == nogroup.gr_gid
-    # Another local user can neither read the job nor talk to gunicorn.
+    assert run_dir.stat().st_gid == own.gr_gid
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o660 and sock.stat().st_gid == own.gr_gid
+    workers = [pid for pid in descendants(nginx) if "nginx: worker" in cmdline(pid)]
+    assert workers and all(
+        Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
+        == str(pwd.getpwnam("catwalk-nginx").pw_uid)
+        for pid in workers
+    )
+    # Another local user, nobody included, can neither read the job nor talk to gunicorn.
+    nobody = pwd.getpwnam("nobody")
     probe = (
         "import socket, sys\n"
         "for attempt in (lambda: open(sys.argv[1], 'rb'),\n"
@@ -329,12 +334,14 @@ def test_only_nginx_and_catwalk_reach_the_socket_and_the_run_folder(serve: Serve
         "    try:\n        attempt()\n        print('reached')\n"
         "    except PermissionError:\n        print('refused')\n"
     )
-    out = subprocess.run(
-        ["setpriv", "--reuid", "23456", "--regid", "23456", "--clear-groups",
-         sys.executable, "-I", "-c", probe, str(job), str(sock)],
-        capture_output=True, text=True, timeout=20, check=False,
-    )  # fmt: skip
-    assert out.stdout.split() == ["refused", "refused"], out
+    for uid, gid in ((23456, 23456), (nobody.pw_uid, nobody.pw_gid)):
+        out = subprocess.run(
+            ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--init-groups"
+             if uid == nobody.pw_uid else "--clear-groups",
+             sys.executable, "-I", "-c", probe, str(job), str(sock)],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        assert out.stdout.split() == ["refused", "refused"], (uid, out)
     # Even on the socket (root may), an X-Request-Id without the run's secret is not trusted.
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(str(sock))
@@ -387,7 +394,7 @@ def test_sigterm_drains_up_to_graceful_timeout_then_cuts_and_logs_it(
     assert len(cut_lines) == 2, cut_lines  # why it was cut, and what was answered: never a 200
     assert "request cut unanswered" in cut_lines[0]
     assert "server.graceful_timeout (6 s)" in cut_lines[0]
-    assert "gunicorn answered itself: 503 the server is shutting down" in cut_lines[1]
+    assert "the worker answered itself: 503 the server is shutting down" in cut_lines[1]
     assert "Traceback" not in log
 
 

@@ -103,24 +103,29 @@ def test_an_output_failing_the_schema_fails_only_its_request(
     assert [answers[i][0] for i in (0, 2, 3, 5)] == [200] * 4
 
 
-def test_a_model_raising_fails_its_batch_and_the_next_batch_is_served(
+def test_one_bad_request_in_32_fails_alone_and_its_batch_mates_are_answered(
     load: Callable[[str], LoadedModel],
 ) -> None:
     model = load("batcher")
     p = predictor(model)
-    envelopes: list[dict[str, Any]] = [{"input": {"x": i}} for i in range(4)]
-    envelopes[0]["input"]["do"] = "raise"
+    envelopes: list[dict[str, Any]] = [
+        {"correlation_id": f"req-{i}", "input": {"x": i}} for i in range(32)
+    ]
+    envelopes[5]["input"]["do"] = "raise"  # predict_batch raises for any batch holding it
     answers = together(p, envelopes)
-    failed = [a for a in answers if a[0] != 200]
-    assert failed, answers
-    for status, body in failed:
-        assert status == 500
-        assert body["message"] == "predict_batch raised ValueError: asked to raise"
-    assert answers[0][0] == 500
+    failed = [i for i, (status, _) in enumerate(answers) if status != 200]
+    assert failed == [5], answers
+    status, body = answers[5]
+    assert status == 500 and body["correlation_id"] == "req-5"
+    assert body["message"] == "predict_batch raised ValueError: asked to raise"
+    for i, (_, body) in enumerate(answers):
+        if i != 5:
+            assert body["correlation_id"] == f"req-{i}" and body["output"] == {"y": 2.0 * i}
+    assert max(model.instance.sizes) > 1  # they did meet in batches first
+    assert p.batcher is not None and p.batcher.stats()["failed_batches"] >= 1
     # The server goes on: the next batch is answered.
     again = together(p, [{"input": {"x": 7}}, {"input": {"x": 8}}])
     assert [(a[0], a[1]["output"]) for a in again] == [(200, {"y": 14.0}), (200, {"y": 16.0})]
-    assert len(model.instance.sizes) >= 2
 
 
 def test_a_wrong_number_of_outputs_fails_that_batch_with_a_clear_500(

@@ -18,7 +18,7 @@ from catwalk.model import LoadedModel, let_system_exit_through
 from catwalk.server import messages
 from catwalk.server.app import create_app
 from catwalk.server.envelope import PredictFailed, Predictor
-from catwalk.server.logs import in_flight, safe
+from catwalk.server.logs import InFlight, safe
 from catwalk.server.wsgi import TrustRequestId, worker_abort
 
 Load = Callable[[str], LoadedModel]
@@ -214,17 +214,22 @@ def test_a_models_sys_exit_is_a_model_error_until_gunicorn_aborts(
     model = load("raises")
     with pytest.raises(ModelError, match="predict raised SystemExit: 3"):
         model.predict({"x": 1, "label": "exit"})
-    in_flight.environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
-                         "catwalk.request_id": "r-1"}  # fmt: skip
-    in_flight.correlation_id = "c-1"
-    try:
-        with caplog.at_level(logging.ERROR, logger="catwalk.server"):
-            worker_abort(object(), 30)
-    finally:
-        in_flight.correlation_id = None
-    [message] = caplog.messages
-    assert "server.timeout (30 s)" in message
-    assert "POST /predict correlation_id=c-1 request_id=r-1" in message
+    first = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
+                      "catwalk.request_id": "r-1"})  # fmt: skip
+    first.body_id = "c-1"
+    second = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
+                       "HTTP_X_CORRELATION_ID": "c-2", "catwalk.request_id": "r-2"})  # fmt: skip
+
+    class Worker:  # a batching worker answering two requests of one batch
+        def in_flight(self) -> list[InFlight]:
+            return [first, second]
+
+    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
+        worker_abort(Worker(), 30)
+    assert len(caplog.messages) == 2
+    assert all("server.timeout (30 s)" in message for message in caplog.messages)
+    assert "POST /predict correlation_id=c-1 request_id=r-1" in caplog.messages[0]
+    assert "POST /predict correlation_id=c-2 request_id=r-2" in caplog.messages[1]
     with pytest.raises(SystemExit):
         model.predict({"x": 1, "label": "exit"})
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,13 +19,12 @@ from catwalk.model import let_system_exit_through
 from catwalk.server.app import create_app
 from catwalk.server.children import relay
 from catwalk.server.debug import DebugApp
-from catwalk.server.logs import in_flight, safe
+from catwalk.server.logs import InFlight, safe
 from catwalk.server.wsgi import (
     TrustRequestId,
     recycle_if_over,
     resident_memory,
     worker_cut,
-    write_json_error,
 )
 
 ClientFactory = Callable[..., FlaskClient]
@@ -115,18 +113,6 @@ def test_options_is_a_json_405_with_allow(
     assert reply.get_json()["output"]["message"].startswith(f"method not allowed: OPTIONS {path}")
 
 
-def test_gunicorn_errors_are_the_json_envelope(caplog: pytest.LogCaptureFixture) -> None:
-    ours, theirs = socket.socketpair()
-    with ours, theirs, caplog.at_level(logging.WARNING, logger="catwalk.server"):
-        write_json_error(ours, 400, "Bad Request", "Invalid HTTP Header: 'X-A'")
-        head, _, body = theirs.recv(4096).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
-    assert b"Content-Type: application/json" in head and b"Connection: close" in head
-    answer = json.loads(body)
-    assert answer["output"]["message"] == "bad request: Invalid HTTP Header: 'X-A'"
-    assert f"correlation_id={answer['correlation_id']}" in caplog.text
-
-
 # -- 12. X-Request-Id only from nginx --------------------------------------------------------
 
 
@@ -161,29 +147,38 @@ def test_a_worker_over_the_memory_ceiling_is_replaced(caplog: pytest.LogCaptureF
     assert "more than server.max_worker_memory (1m): replacing it" in message
 
 
-@pytest.fixture
-def request_in_flight() -> Iterator[None]:
-    in_flight.environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/predict"}
-    in_flight.correlation_id = "slow-1"
-    in_flight.answered = False
-    yield
-    in_flight.environ, in_flight.correlation_id, in_flight.answered = None, None, True
-    let_system_exit_through(False)
+class CutWorker:
+    """A batching worker with two requests of one batch in flight, one answered already."""
+
+    def __init__(self) -> None:
+        self.cut = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict"})
+        self.cut.body_id = "slow-1"
+        self.done = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict"})
+        self.done.answered = True
+        self.cut_reason = ""
+
+    def in_flight(self) -> list[InFlight]:
+        return [self.cut, self.done]
 
 
-def test_a_request_cut_by_shutdown_is_logged_as_cut(
-    request_in_flight: None, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_request_cut_by_shutdown_is_logged_as_cut(caplog: pytest.LogCaptureFixture) -> None:
     import catwalk.model
 
-    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
-        worker_cut(FakeWorker(), 30)
-        in_flight.answered = True
-        worker_cut(FakeWorker(), 30)  # answered already: nothing to say
-    [message] = caplog.messages
-    assert "request cut unanswered" in message and "server.graceful_timeout (30 s)" in message
-    assert "POST /predict correlation_id=slow-1" in message
-    assert catwalk.model._system_exit_passes is True  # the SystemExit ends the worker
+    worker = CutWorker()
+    try:
+        with caplog.at_level(logging.ERROR, logger="catwalk.server"):
+            worker_cut(worker, 30)
+        [message] = caplog.messages
+        assert "request cut unanswered" in message and "graceful_timeout (30 s)" in message
+        assert "POST /predict correlation_id=slow-1" in message
+        assert "graceful_timeout (30 s)" in worker.cut_reason  # what the 503 says
+        assert catwalk.model._system_exit_passes is True  # the SystemExit ends the worker
+        caplog.clear()
+        worker.cut.answered = True
+        worker_cut(worker, 30)  # both answered: nothing to say, nothing let through
+        assert caplog.messages == []
+    finally:
+        let_system_exit_through(False)
 
 
 # -- 13. the debug server's body limit -------------------------------------------------------

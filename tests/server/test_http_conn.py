@@ -8,6 +8,7 @@ method and path (the real worker, behind real nginx, is in tests/production).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -64,9 +65,14 @@ class Worker:
     def __init__(self, max_body_bytes: int = 1000) -> None:
         self.loop = Clock()
         self.half_read = 0
+        self.half_read_bytes = 0
+        self.released_count = 0
         self.connections: set[Connection] = set()
         self.max_body_bytes = max_body_bytes
         self.environs: list[dict[str, Any]] = []
+
+    def released(self, conn: Connection) -> None:
+        self.released_count += 1
 
     def answer(self, conn: Connection, request: Request) -> None:
         environ = request.environ(BASE)
@@ -204,19 +210,24 @@ def test_an_idle_connection_closes_but_not_one_in_the_middle_of_a_request() -> N
 
 def test_answers_carry_a_content_length_and_close_when_asked() -> None:
     raw = response_bytes("201 Created", [("X-A", "1")], [b"ab", b"cd"], False, True)
+    nosniff = b"X-Content-Type-Options: nosniff\r\n"
     assert raw == (
-        b"HTTP/1.1 201 Created\r\nX-A: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd"
+        b"HTTP/1.1 201 Created\r\nX-A: 1\r\n" + nosniff + b"Content-Length: 4\r\n"
+        b"Connection: close\r\n\r\nabcd"
     )
     given = response_bytes("200 OK", [("content-length", "9")], iter([b""]), True, False)
-    assert given == b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"  # HEAD: GET's length
+    assert given == b"HTTP/1.1 200 OK\r\n" + nosniff + b"Content-Length: 9\r\n\r\n"  # HEAD
     wrong = response_bytes("200 OK", [("Content-Length", "99")], [b"abcd"], False, False)
-    assert wrong == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd"  # the body's
+    assert wrong == b"HTTP/1.1 200 OK\r\n" + nosniff + b"Content-Length: 4\r\n\r\nabcd"
     hop = [("Connection", "keep-alive"), ("Transfer-Encoding", "chunked"), ("ETag", '"x"')]
+    hop.append(("X-Content-Type-Options", "sniff-away"))  # never the app's: always nosniff
     unchanged = response_bytes("304 NOT MODIFIED", hop, [b""], False, False)
-    assert unchanged == b'HTTP/1.1 304 NOT MODIFIED\r\nETag: "x"\r\n\r\n'
+    assert unchanged == b'HTTP/1.1 304 NOT MODIFIED\r\nETag: "x"\r\n' + nosniff + b"\r\n"
     with pytest.raises(ValueError, match="line break"):
         response_bytes("200 OK", [("X-A", "1\r\nX-Injected: 2")], [b""], False, False)
-    assert json_answer(503, b"{}").startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    refused_answer = json_answer(503, b"{}")
+    assert refused_answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"\r\nX-Content-Type-Options: nosniff\r\n" in refused_answer
 
 
 def test_a_chunked_body_is_read_whole_and_its_trailers_are_not_headers() -> None:
@@ -265,3 +276,60 @@ def test_a_pending_answer_holds_the_next_request_on_its_connection() -> None:
         callback()
     assert [body for _, _, body in answers(transport.written)] == [b"first", b"GET /status 0"]
     assert transport.reading
+
+
+def test_a_refused_request_keeps_the_clients_correlation_id_and_nginxs_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As nginx sends them: its own headers first, then the client's (a bad one, or a method
+    # llhttp does not know, stops the parser before the ids are read).
+    ids = b"X-Request-Id: 0d4e5f\r\nX-Correlation-Id: order-17\r\n"
+    for raw in (
+        b"FOO /predict HTTP/1.0\r\nHost: x\r\n" + ids + b"\r\n",
+        b"GET /status HTTP/1.0\r\nHost: x\r\n" + ids + b"X-Bad: a\x01b\r\n\r\n",
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="catwalk.server"):
+            status, body, _ = refused(raw)
+        assert status == 400 and body["correlation_id"] == "order-17", raw
+        [message] = caplog.messages
+        assert "correlation_id=order-17" in message and "request_id=0d4e5f" in message
+    status, body, _ = refused(b'FOO / HTTP/1.0\r\nX-Correlation-Id: a"b\r\n\r\n')
+    assert status == 400 and body["correlation_id"] != 'a"b'  # not a well-formed id: a new one
+
+
+def test_a_connection_lets_go_of_its_buffers_when_it_closes() -> None:
+    worker = Worker(max_body_bytes=1 << 20)
+    conn, transport = connect(worker)
+    conn.data_received(b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b"x" * 50000)
+    assert conn.body and worker.half_read == 1 and worker.half_read_bytes > 50000
+    conn.connection_lost(None)  # nginx went away in the middle of the body
+    assert conn.parser is None and conn.body == [] and not conn.complete
+    assert worker.half_read == 0 and worker.half_read_bytes == 0 and worker.released_count == 1
+    conn.data_received(b"more")  # what a closed transport still hands over is dropped
+    assert worker.half_read_bytes == 0
+    # a body is the request's alone once it is complete: the connection keeps no chunk of it
+    conn, transport = connect(worker)
+    conn.data_received(b"POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\nab")
+    conn.data_received(b"cdef")
+    assert answers(transport.written)[0][2] == b"POST / 6" and conn.body == []
+    assert worker.half_read_bytes == 0
+
+
+def test_a_request_must_arrive_whole_within_its_deadline() -> None:
+    worker = Worker(max_body_bytes=1 << 20)
+    slow, slow_transport = connect(worker)
+    slow.data_received(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")  # begun at 100
+    idle, idle_transport = connect(worker)
+    slow.expire(109.0, 10.0, 30.0)
+    idle.expire(109.0, 10.0, 30.0)
+    assert not slow_transport.closed and not idle_transport.closed
+    slow.expire(110.5, 10.0, 30.0)
+    (status, _, body), *_ = answers(slow_transport.written)
+    assert status == 408 and b"within 10 s" in body and slow_transport.closed
+    assert worker.half_read == 0 and worker.half_read_bytes == 0
+    idle.expire(129.0, 10.0, 30.0)
+    assert not idle_transport.closed
+    idle.expire(130.5, 10.0, 30.0)
+    assert idle_transport.closed and idle_transport.written == b""  # idle: closed quietly
+    assert worker.released_count == 2

@@ -316,3 +316,51 @@ def test_logging_format_must_be_text_or_json(tmp_path: Path) -> None:
         load_settings(config)
     config.write_text("logging:\n  format: json\n")
     assert load_settings(config).log_format == "json"
+
+
+def test_a_dead_workers_metric_files_are_merged_exactly_into_one_archive(tmp_path: Path) -> None:
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from catwalk.server.metrics import archive_files
+
+    def write(name: str, values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float]) -> None:
+        data = MmapedDict(str(tmp_path / name))
+        for (metric, sample, labels), value in values.items():
+            key = mmap_key(metric, sample, [k for k, _ in labels], [v for _, v in labels], "h")
+            data.write_value(key, value, 0.0)
+        data.close()
+
+    ok = (("endpoint", "/predict"), ("status", "200"))
+    bucket = (("endpoint", "/predict"), ("le", "0.001"))
+    for pid, n in ((101, 3.0), (102, 4.0), (103, 5.0)):  # three workers, 103 still alive
+        write(f"counter_{pid}.db", {("catwalk_requests", "catwalk_requests_total", ok): n})
+        write(
+            f"histogram_{pid}.db",
+            {
+                ("catwalk_request_duration_seconds", "catwalk_request_duration_seconds_bucket",
+                 bucket): n,
+                ("catwalk_request_duration_seconds", "catwalk_request_duration_seconds_sum",
+                 (("endpoint", "/predict"),)): n / 1000,
+            },
+        )  # fmt: skip
+        write(f"gauge_max_{pid}.db", {("catwalk_model_info", "catwalk_model_info", ()): 1.0})
+
+    def totals() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for metric in MultiProcessCollector.merge(sorted(map(str, tmp_path.glob("*.db")))):
+            for sample in metric.samples:
+                found[sample.name] = found.get(sample.name, 0.0) + sample.value
+        return found
+
+    before = totals()
+    archive_files(str(tmp_path), 101)
+    archive_files(str(tmp_path), 102)
+    archive_files(str(tmp_path), 999)  # no files: nothing to do
+    assert totals() == before
+    assert before["catwalk_requests_total"] == 12.0
+    assert before["catwalk_request_duration_seconds_count"] == 12.0
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "counter_103.db", "counter_archive.db", "gauge_max_103.db", "gauge_max_archive.db",
+        "histogram_103.db", "histogram_archive.db",
+    ]  # fmt: skip

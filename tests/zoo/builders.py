@@ -104,20 +104,52 @@ def _installed(name: str) -> str:
 
 
 # ------------------------------------------------------------------ helpers ----
-def _yml(dest: Path, template: str, **fields: str) -> None:
-    """Write model.yml: ``template`` is dedented first, then its ``{fields}`` filled in (a
-    field may span lines, each already indented as it must be)."""
-    text = textwrap.dedent(template).lstrip().format(**fields)
-    (dest / "model.yml").write_text(text, encoding="utf-8")
+def _write_yml(
+    dest: Path,
+    name: str,
+    description: str,
+    inputs: dict[str, str],
+    outputs: dict[str, str],
+    io_type: str | None = None,
+) -> None:
+    """model.yml: every input field required, no other allowed; ``inputs``/``outputs`` map
+    each field to its schema in YAML's flow style."""
+    lines = [f"name: {name}", 'version: "1.0.0"', "description: >-", f"  {description}"]
+    if io_type is not None:
+        lines.append(f"io_type: {io_type}")
+    lines += ["contact:", "  name: catwalk zoo", "  email: zoo@example.com", "schema:"]
+    lines += ["  input:", "    type: object", f"    required: [{', '.join(inputs)}]"]
+    lines += ["    additionalProperties: false", "    properties:"]
+    lines += [f"      {field}: {schema}" for field, schema in inputs.items()]
+    lines += ["  output:", "    type: object", f"    required: [{', '.join(outputs)}]"]
+    lines += ["    properties:"]
+    lines += [f"      {field}: {schema}" for field, schema in outputs.items()]
+    (dest / "model.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _py(dest: Path, text: str) -> None:
-    (dest / "model.py").write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+NUMBER = "{type: number}"
+PROBABILITY = "{type: number, minimum: 0, maximum: 1}"
 
 
-def _numbers_schema(names: tuple[str, ...], indent: int) -> str:
-    pad = " " * indent
-    return "\n".join(f"{pad}{name}: {{type: number}}" for name in names)
+def _numbers(names: tuple[str, ...]) -> dict[str, str]:
+    return dict.fromkeys(names, NUMBER)
+
+
+# The list models' load_test_data (model.py's last method): X and y of test_data.json.
+_LIST_TEST_DATA = """
+    def load_test_data(self, path):
+        with open(os.path.join(path, "test_data.json")) as f:
+            rows = json.load(f)
+        return [row["X"] for row in rows], [row["y"] for row in rows]
+"""
+
+
+def _py(dest: Path, text: str, *, list_test_data: bool = True) -> None:
+    """Write model.py: ``text`` dedented, then (``list_test_data``) :data:`_LIST_TEST_DATA`."""
+    code = textwrap.dedent(text).strip("\n") + "\n"
+    if list_test_data:
+        code += _LIST_TEST_DATA
+    (dest / "model.py").write_text(code, encoding="utf-8")
 
 
 def _records(matrix: np.ndarray[Any, Any], names: tuple[str, ...]) -> list[dict[str, float]]:
@@ -153,36 +185,8 @@ def _cancer() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     return data.data[:, : len(CANCER_FEATURES)], data.target
 
 
-_CLASSIFIER_YML = """
-    name: {name}
-    version: "1.0.0"
-    description: >-
-      {description}
-    contact:
-      name: catwalk zoo
-      email: zoo@example.com
-    schema:
-      input:
-        type: object
-        required: [{required}]
-        additionalProperties: false
-        properties:
-    {properties}
-      output:
-        type: object
-        required: [malignant_probability, label]
-        properties:
-          malignant_probability: {{type: number, minimum: 0, maximum: 1}}
-          label: {{type: string, enum: [malignant, benign]}}
-"""
-
 # model.py's shared tail for the three tree classifiers: rows in, probability + label out.
 _TREE_PREDICT = """
-    def load_test_data(self, path):
-        with open(os.path.join(path, "test_data.json")) as f:
-            rows = json.load(f)
-        return [row["X"] for row in rows], [row["y"] for row in rows]
-
     def predict(self, X):
         row = np.array([[X[name] for name in FEATURES]], dtype=np.float64)
         benign = float(self._benign(row)[0])
@@ -196,13 +200,15 @@ _TREE_PREDICT = """
 
 def _tree_model(dest: Path, name: str, description: str, imports: str, body: str) -> None:
     """Write a tree classifier's model.yml, model.py and test_data.json (weights exist)."""
-    _yml(
+    _write_yml(
         dest,
-        _CLASSIFIER_YML,
-        name=name,
-        description=description,
-        required=", ".join(CANCER_FEATURES),
-        properties=_numbers_schema(CANCER_FEATURES, 8),
+        name,
+        description,
+        _numbers(CANCER_FEATURES),
+        {
+            "malignant_probability": PROBABILITY,
+            "label": "{type: string, enum: [malignant, benign]}",
+        },
     )
     header = f'''
         """{name}: {description}"""
@@ -330,33 +336,14 @@ def _sklearn_pipeline(dest: Path) -> None:
     )
     pipeline.fit(frame, high)
     joblib.dump(pipeline, dest / "pipeline.joblib")
-    _yml(
+    _write_yml(
         dest,
-        """
-        name: ZooPipeline
-        version: "1.0.0"
-        description: >-
-          A scikit-learn Pipeline (ColumnTransformer: scaled numbers, one-hot sex; logistic
-          regression) predicting above-median diabetes progression, served as a DataFrame model.
-        io_type: PANDAS_DATA_FRAME
-        contact:
-          name: catwalk zoo
-          email: zoo@example.com
-        schema:
-          input:
-            type: object
-            required: [age, sex, bmi, bp, s1, s2, s3, s4, s5, s6]
-            additionalProperties: false
-            properties:
-                sex: {{type: string, enum: [F, M]}}
-        {numbers}
-          output:
-            type: object
-            required: [high_progression_probability]
-            properties:
-              high_progression_probability: {{type: number, minimum: 0, maximum: 1}}
-        """,
-        numbers=_numbers_schema(DIABETES_NUMBERS, 8),
+        "ZooPipeline",
+        "A scikit-learn Pipeline (ColumnTransformer: scaled numbers, one-hot sex; logistic "
+        "regression) predicting above-median diabetes progression, served as a DataFrame model.",
+        {"sex": "{type: string, enum: [F, M]}", **_numbers(DIABETES_NUMBERS)},
+        {"high_progression_probability": PROBABILITY},
+        io_type="PANDAS_DATA_FRAME",
     )
     _py(
         dest,
@@ -386,6 +373,7 @@ def _sklearn_pipeline(dest: Path) -> None:
                 probability = self.pipeline.predict_proba(X)[:, 1]
                 return pd.DataFrame({"high_progression_probability": probability}, index=X.index)
         ''',
+        list_test_data=False,
     )
     sample = frame.iloc[:: len(frame) // TEST_ROWS].iloc[:TEST_ROWS]
     xs = [
@@ -425,36 +413,15 @@ def _torch(dest: Path) -> None:
     (dest / "scaling.json").write_text(
         json.dumps({"mean": mean.tolist(), "scale": scale.tolist()}), encoding="utf-8"
     )
-    _yml(
+    _write_yml(
         dest,
-        """
-        name: ZooTorch
-        version: "1.0.0"
-        description: >-
-          A small PyTorch network (13-32-16-3) classifying sklearn's bundled wine data, on CPU.
-        contact:
-          name: catwalk zoo
-          email: zoo@example.com
-        schema:
-          input:
-            type: object
-            required: [{required}]
-            additionalProperties: false
-            properties:
-        {properties}
-          output:
-            type: object
-            required: [cultivar, probabilities]
-            properties:
-              cultivar: {{type: integer, minimum: 0, maximum: 2}}
-              probabilities:
-                type: array
-                minItems: 3
-                maxItems: 3
-                items: {{type: number, minimum: 0, maximum: 1}}
-        """,
-        required=", ".join(WINE_FEATURES),
-        properties=_numbers_schema(WINE_FEATURES, 8),
+        "ZooTorch",
+        "A small PyTorch network (13-32-16-3) classifying sklearn's bundled wine data, on CPU.",
+        _numbers(WINE_FEATURES),
+        {
+            "cultivar": "{type: integer, minimum: 0, maximum: 2}",
+            "probabilities": f"{{type: array, minItems: 3, maxItems: 3, items: {PROBABILITY}}}",
+        },
     )
     _py(
         dest,
@@ -487,11 +454,6 @@ def _torch(dest: Path) -> None:
                 self.mean = np.array(scaling["mean"], dtype=np.float32)
                 self.scale = np.array(scaling["scale"], dtype=np.float32)
 
-            def load_test_data(self, path):
-                with open(os.path.join(path, "test_data.json")) as f:
-                    rows = json.load(f)
-                return [row["X"] for row in rows], [row["y"] for row in rows]
-
             def predict(self, X):
                 row = np.array([[X[name] for name in FEATURES]], dtype=np.float32)
                 with torch.inference_mode():
@@ -521,34 +483,13 @@ def _onnx(dest: Path) -> None:
     exported = to_onnx(pipeline, X[:1], options={id(pipeline[-1]): {"zipmap": False}})
     (dest / "model.onnx").write_bytes(exported.SerializeToString())
     species = list(map(str, data.target_names))
-    _yml(
+    _write_yml(
         dest,
-        """
-        name: ZooOnnx
-        version: "1.0.0"
-        description: >-
-          A scikit-learn pipeline (scaler, logistic regression) on sklearn's bundled iris data,
-          exported with skl2onnx and served by ONNX Runtime.
-        contact:
-          name: catwalk zoo
-          email: zoo@example.com
-        schema:
-          input:
-            type: object
-            required: [{required}]
-            additionalProperties: false
-            properties:
-        {properties}
-          output:
-            type: object
-            required: [species, probability]
-            properties:
-              species: {{type: string, enum: [{species}]}}
-              probability: {{type: number, minimum: 0, maximum: 1}}
-        """,
-        required=", ".join(IRIS_FEATURES),
-        properties=_numbers_schema(IRIS_FEATURES, 8),
-        species=", ".join(species),
+        "ZooOnnx",
+        "A scikit-learn pipeline (scaler, logistic regression) on sklearn's bundled iris data, "
+        "exported with skl2onnx and served by ONNX Runtime.",
+        _numbers(IRIS_FEATURES),
+        {"species": f"{{type: string, enum: [{', '.join(species)}]}}", "probability": PROBABILITY},
     )
     _py(
         dest,
@@ -567,15 +508,15 @@ def _onnx(dest: Path) -> None:
 
         class Model:
             def __init__(self, path):
+                # ONNX Runtime's pool ignores OMP_NUM_THREADS: size it from catwalk's plan.
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
                 self.session = onnxruntime.InferenceSession(
-                    os.path.join(path, "model.onnx"), providers=["CPUExecutionProvider"]
+                    os.path.join(path, "model.onnx"),
+                    options,
+                    providers=["CPUExecutionProvider"],
                 )
                 self.input = self.session.get_inputs()[0].name
-
-            def load_test_data(self, path):
-                with open(os.path.join(path, "test_data.json")) as f:
-                    rows = json.load(f)
-                return [row["X"] for row in rows], [row["y"] for row in rows]
 
             def predict(self, X):
                 row = np.array([[X[name] for name in FEATURES]], dtype=np.float32)

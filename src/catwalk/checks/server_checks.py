@@ -1,5 +1,7 @@
 """``catwalk test-server``'s HTTP checks: a server against the REST contract and the test data.
 
+The Open Inference Protocol's ``/v2`` checks follow (:mod:`catwalk.checks.v2_checks`).
+
 :func:`check_server` makes the checks against any base URL (test-server's own server, a server
 given with ``--url``, or test-image's container). Waiting for a server lives in
 :mod:`catwalk.checks.server_reach`, starting and stopping one in
@@ -18,6 +20,7 @@ import requests
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_reach import connection_problem, quiet_if_unverified
+from catwalk.checks.v2_checks import check_v2
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
 
@@ -41,8 +44,9 @@ def check_server(
 ) -> None:
     """Check the server at ``base_url`` serving ``model``; one report line per check.
 
-    ``timeout``: seconds each answer may take; a request that outlasts it (or cannot be sent)
-    fails its check with catwalk's own words, never the HTTP library's exception text.
+    ``timeout``: seconds each answer may take (after one timed out, at most
+    :data:`ANSWER_TIMEOUT` for the rest); a request that outlasts it (or cannot be sent) fails
+    its check with catwalk's own words, never the HTTP library's exception text.
 
     ``token``: sent as ``Authorization: Bearer <token>`` (a server with ``server.auth``); a
     further check then makes sure a request without it is refused.
@@ -53,9 +57,18 @@ def check_server(
             try:
                 check()
             except requests.RequestException as exc:
-                report.fail(checker.current, request_failure(exc, timeout))
+                report.fail(checker.current, request_failure(exc, checker.timeout))
+                if isinstance(exc, requests.Timeout):
+                    # One check waited the whole timeout: the next ones wait less, so that a
+                    # stuck model costs one long wait, not one per check.
+                    checker.timeout = min(checker.timeout, ANSWER_TIMEOUT)
             except _Failed as failed:
                 report.fail(checker.current, str(failed))
+        # The same server's Open Inference Protocol surface (/v2).
+        check_v2(
+            base_url, model, data, report, checker.session,
+            verify=verify, timeout=timeout, tolerance=tolerance,
+        )  # fmt: skip
 
 
 def request_failure(exc: requests.RequestException, timeout: float) -> str:

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
@@ -138,23 +139,23 @@ def test_server(
     """
     if timeout is not None:
         ready_timeout = max(ready_timeout, timeout)
-    answer_timeout = timeout if timeout is not None else ANSWER_TIMEOUT
+    check = partial(
+        check_server,
+        model=model,
+        data=data,
+        report=report,
+        verify=verify,
+        tolerance=tolerance,
+        token=token,
+        timeout=timeout if timeout is not None else ANSWER_TIMEOUT,
+    )
     if url is not None:
         problem = unreachable(url, verify=verify)
         if problem is not None:
             report.fail(f"{step}. server", f"server not reachable at {url}: {problem}")
             return
         report.ok(f"{step}. server", f"checking {url} (already running)")
-        check_server(
-            url,
-            model,
-            data,
-            report,
-            verify=verify,
-            tolerance=tolerance,
-            token=token,
-            timeout=answer_timeout,
-        )
+        check(url)
         return
     mode = "debug" if debug else "production"
     port = free_port()
@@ -171,16 +172,7 @@ def test_server(
             return
         started = True
         report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
-        check_server(
-            base_url,
-            model,
-            data,
-            report,
-            verify=verify,
-            tolerance=tolerance,
-            token=token,
-            timeout=answer_timeout,
-        )
+        check(base_url)
         show_log = not report.passed
     finally:
         stopping = time.monotonic()

@@ -22,6 +22,7 @@ from catwalk.commands.common import (
     token_option,
     tolerance_option,
 )
+from catwalk.errors import BuildError
 from catwalk.image.dockerfile import ImageOptions
 from catwalk.image.naming import check_registry, check_suffix, image_ref
 from catwalk.image.prep import build_prep
@@ -160,6 +161,14 @@ def build_command(
 
     spec = _spec(model_path)
     registry = check_registry(docker_registry)
+    if sbom:  # said before anything is built
+        try:
+            import cyclonedx_py  # noqa: F401
+        except ImportError:
+            raise BuildError(
+                "catwalk build --sbom needs CycloneDX's generator: pip install "
+                "'catwalk[sbom]' (cyclonedx-bom); nothing was built"
+            ) from None
     options = BuildOptions(
         registry=registry,
         push=registry is not None if push is None else push,

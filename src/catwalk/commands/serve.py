@@ -24,6 +24,7 @@ from catwalk.commands.common import (
     env_option,
     finish,
     handle_errors,
+    in_model_env,
     install_option,
     junit_option,
     junit_reports,
@@ -70,6 +71,7 @@ debug_option = click.option(
     help="With --debug: restart the server whenever a file in the model folder changes.",
 )
 @handle_errors
+@in_model_env
 def serve_command(
     model_path: str,
     server_config: Path | None,
@@ -233,6 +235,7 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @install_option
 @junit_option
 @handle_errors
+@in_model_env
 def test_server_command(
     model_path: str,
     url: str | None,
@@ -276,6 +279,7 @@ def test_server_command(
 @install_option
 @junit_option
 @handle_errors
+@in_model_env
 def test_command(
     model_path: str,
     server_config: Path | None,

@@ -22,7 +22,10 @@ Two ways to wait, one collector:
   while other requests are still being read and validated (:meth:`Batcher.arriving`); a
   request not answered within ``server.timeout`` gets 504.
 
-A model that raises fails every request of that batch (500 each); the next batch is served.
+When the model call fails as a whole (it raises, or its output cannot be split back), each
+request of the batch is given to the model again in a batch of its own
+(:func:`catwalk.model_batch.predict_each`): only the request that causes the failure gets its
+500, its batch-mates their answers; the next batch is served.
 The numbers (batches, requests, sizes) are in :meth:`Batcher.stats`, for metrics.
 """
 
@@ -43,7 +46,7 @@ from greenlet import getcurrent
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ModelTimeout
 from catwalk.model import LoadedModel
-from catwalk.model_batch import predict_many
+from catwalk.model_batch import predict_each
 from catwalk.server.logs import LOGGER_NAME
 from catwalk.spec import Batching
 
@@ -64,7 +67,7 @@ def make_batcher(model: LoadedModel, settings: ServerSettings) -> Batcher | None
     if batching is None:
         return None
     batcher = Batcher(
-        lambda inputs: predict_many(model, inputs), batching, timeout=float(settings.timeout)
+        lambda inputs: predict_each(model, inputs), batching, timeout=float(settings.timeout)
     )
     _batchers.append(batcher)
     return batcher
@@ -90,6 +93,21 @@ class _Pending:
         self.done = threading.Event() if waiter is None else None
         self.output: Any = None
         self.error: CatwalkError | None = None
+
+
+class _Group:
+    """The waiter of several inputs of one request: it goes on once all are answered."""
+
+    __slots__ = ("greenlet", "left")
+
+    def __init__(self, greenlet: Any, count: int) -> None:
+        self.greenlet = greenlet
+        self.left = count
+
+    def switch(self) -> None:
+        self.left -= 1
+        if not self.left:
+            self.greenlet.switch()
 
 
 class Batcher:
@@ -174,6 +192,42 @@ class Batcher:
         if pending.error is not None:
             raise pending.error
         return pending.output
+
+    def submit_many(self, inputs: list[Any]) -> list[Any]:
+        """Outputs of several inputs of one request (an Open Inference Protocol infer), each
+        joining the collector like a request of its own; an input's CatwalkError stands in
+        its place. They may be split over several batches (``max_batch_size``)."""
+        if self._loop is not None:
+            me = getcurrent()
+            if me.parent is None:  # the loop's own greenlet cannot wait: batches right away
+                pendings = [_Pending(data) for data in inputs]
+                for at in range(0, len(pendings), self.max_batch_size):
+                    self._answer(pendings[at : at + self.max_batch_size])
+            else:
+                group = _Group(me, len(inputs))
+                pendings = [_Pending(data, group) for data in inputs]
+                self._queue.extend(pendings)
+                self._schedule()
+                me.parent.switch()  # back to the loop, until the last one is answered
+        else:
+            if self._pid != os.getpid():
+                self._start()
+            pendings = [_Pending(data) for data in inputs]
+            local = self._local
+            with self._cond:
+                if getattr(local, "announced", False):
+                    local.announced = False
+                    self._arriving -= 1
+                self._queue.extend(pendings)
+                self._cond.notify()
+            deadline = time.monotonic() + self.timeout
+            for pending in pendings:
+                assert pending.done is not None
+                if not pending.done.wait(max(deadline - time.monotonic(), 0.0)):
+                    raise ModelTimeout(
+                        f"the model did not answer within {self.timeout:g} s (server.timeout)"
+                    )
+        return [p.error if p.error is not None else p.output for p in pendings]
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters (batch sizes as ``{size: batches}``)."""
@@ -311,6 +365,7 @@ class Batcher:
                 (time.monotonic() - batch[0].arrived) * 1000
                 - (time.perf_counter() - started) * 1000,
             )
+        failed = failed or any(isinstance(result, CatwalkError) for result in results)
         with self._cond:
             self.batches += 1
             self.requests += len(batch)

@@ -42,11 +42,12 @@ from typing import Any
 import orjson
 
 from catwalk.config import DEFAULT_MAX_DEPTH
-from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
+from catwalk.errors import CatwalkError, InvalidRequest, ModelError, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
 from catwalk.server.batching import Batcher
 from catwalk.server.body_limits import too_deep
-from catwalk.server.logs import in_flight
+from catwalk.server.logs import InFlight
+from catwalk.server.model_errors import for_client
 
 ENVELOPE_FIELDS = ("correlation_id", "model", "input", "extra_data")
 _ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
@@ -223,18 +224,23 @@ class Predictor:
         self.batcher = batcher
         self._predict = batcher.submit if batcher is not None else model.predict
 
-    def handle(self, body: bytes, request_id: str | None = None) -> tuple[str, bytes]:
+    def handle(
+        self, body: bytes, request_id: str | None = None, in_flight: InFlight | None = None
+    ) -> tuple[str, bytes]:
         """Return ``(correlation_id, response body)``, or raise PredictFailed.
 
         ``request_id`` (nginx's id of the request, production mode) is the correlation id
-        when the body brings none; otherwise one is generated.
+        when the body brings none; otherwise one is generated. ``in_flight`` (the request's,
+        from the request log) learns the body's id before the model runs.
         """
         if self.batcher is not None:
             with self.batcher.arriving():
-                return self._handle(body, request_id)
-        return self._handle(body, request_id)
+                return self._handle(body, request_id, in_flight)
+        return self._handle(body, request_id, in_flight)
 
-    def _handle(self, body: bytes, request_id: str | None) -> tuple[str, bytes]:
+    def _handle(
+        self, body: bytes, request_id: str | None, in_flight: InFlight | None
+    ) -> tuple[str, bytes]:
         if too_deep(body, self.max_depth):  # before any parser: both recurse
             error = InvalidRequest(
                 f"body: nested more than {self.max_depth} levels deep (the limit, "
@@ -262,7 +268,8 @@ class Predictor:
             problem = correlation_id_problem(correlation_id)
             if problem is not None:
                 raise PredictFailed(InvalidRequest(problem), request_id or new_correlation_id())
-        in_flight.correlation_id = correlation_id  # reset by RequestLog at the next request
+        if in_flight is not None:
+            in_flight.body_id = correlation_id
         try:
             return correlation_id, self._answer(envelope, correlation_id)
         except CatwalkError as exc:
@@ -294,7 +301,10 @@ class Predictor:
             sent = orjson.dumps(data)
         except orjson.JSONEncodeError:
             sent = dumps(data)  # integers beyond 64 bits, from the exact path
-        output = self._predict(data)
+        try:
+            output = self._predict(data)
+        except ModelError as exc:  # the client's message: short, naming a null that caused it
+            raise for_client(exc, data) from exc
         if self.validate_output:
             problems = self.model.output_errors(output)
             if problems:

@@ -7,10 +7,16 @@ each complete :class:`Request` to the worker, which builds its PEP 3333 environ
 (:meth:`Request.environ`) and answers it with the WSGI app. The answer is written
 with :func:`response_bytes`: status line, the app's headers, ``Content-Length``.
 
-Only nginx talks to this socket (it is ``0600``, or ``0660`` with nginx's group), and nginx
-has already refused what is malformed, too large or too slow, with JSON. What still reaches
-here and is refused (a parse error, headers or a body beyond the bounds below, a protocol
-upgrade) gets a JSON answer, and the connection is closed.
+Only nginx talks to this socket (it is ``0600``, or ``0660`` with the group of nginx's own
+worker user), and nginx has already refused what is malformed, too large or too slow, with
+JSON. What still reaches here and is refused (a parse error, headers or a body beyond the
+bounds below, a protocol upgrade, a request not complete within its deadline) gets a JSON
+answer naming the client's ``X-Correlation-Id`` (nginx always sends one), and the connection
+is closed: even a client of the socket itself cannot hold a worker or its memory for long.
+
+A connection's buffers (the parser, the body's chunks, the requests read) are dropped as soon
+as it is closed, and a body as soon as its request is answered: nothing waits for the garbage
+collector (the parser and the connection point at each other).
 
 A connection is closed by the worker only when no request is being read or answered on it
 (:meth:`Connection.close_if_idle`): a request nginx sends on a connection the worker has just
@@ -39,9 +45,14 @@ from catwalk.server.logs import LOGGER_NAME, safe
 # checked against the worker's own bound), so only a client of the socket itself meets them.
 MAX_HEADER_BYTES = 1 << 20
 MAX_HEADERS = 1000
+# What a refused request still names: the ids nginx sends in its head (read with a regex, as
+# the parser may have stopped before them).
+_HEAD_ID = re.compile(rb"\r\nX-Correlation-Id: ?([\x21\x23-\x5b\x5d-\x7e]{1,256})\r\n", re.I)
+_HEAD_REQUEST_ID = re.compile(rb"\r\nX-Request-Id: ?([0-9A-Za-z-]{1,64})\r\n", re.I)
 
 _REASONS = {
     400: "Bad Request",
+    408: "Request Timeout",
     413: "Payload Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
@@ -56,8 +67,12 @@ class Server(Protocol):
     max_body_bytes: int
     loop: asyncio.AbstractEventLoop
     half_read: int  # requests begun and not complete, on every connection
+    half_read_bytes: int  # what those have brought so far
 
     def answer(self, conn: Connection, request: Request) -> None: ...
+
+    def released(self, conn: Connection) -> None:
+        """``conn`` is closed (by either side): the worker may take another."""
 
 
 class Request:
@@ -131,12 +146,13 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.complete: deque[Request] = deque()
         self.reading = False  # a request has begun and is not complete yet
         self.received = 0  # bytes since the last complete request: head, body, framing
         self.last_active = 0.0  # loop.time() of the last answer (or of the connection)
+        self.begun = 0.0  # loop.time() the request being read began
         self.answering = 0  # requests handed to the worker and not answered yet
         self.environ: dict[str, Any] | None = None  # of the request being answered
         self.write_paused = False  # nginx reads our answers slowly: read no more meanwhile
@@ -157,8 +173,28 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self._closed()
+
+    def _close(self) -> None:
+        """Close the transport (after what is written is sent) and let go of everything."""
+        if self.transport is not None:
+            self.transport.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        if self.transport is None and self.parser is None:
+            return  # said already
         self.transport = None
         self._set_reading(False)
+        self.server.half_read_bytes -= self.received
+        self.received = 0
+        # The parser points back at this connection: without this, only a GC pass would
+        # free the two, and with them the chunks of a body.
+        self.parser = None
+        self.complete.clear()
+        self.environ = None
+        self._reset()
+        self.server.released(self)
 
     def pause_writing(self) -> None:  # the answers wait in the buffer: read no more for now
         self.write_paused = True
@@ -171,9 +207,13 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None:  # closed: what is still delivered is not read
+            return
         # Bounds on what a request may bring before it is complete (counted a read ahead):
         # its head, then head, body, chunk framing and trailers together.
         self.received += len(data)
+        self.server.half_read_bytes += len(data)
         if not self.in_body and self.received > MAX_HEADER_BYTES:
             self.refuse(
                 431, f"request header fields too large (more than {MAX_HEADER_BYTES} bytes)"
@@ -183,16 +223,16 @@ class Connection(asyncio.Protocol):
             self.refuse(413, "payload too large")
             return
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.refuse(400, "bad request: protocol upgrades are not served")
+            self.refuse(400, "bad request: protocol upgrades are not served", data)
             return
         except httptools.HttpParserError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, TooLarge):
-                self.refuse(cause.status, str(cause))
+                self.refuse(cause.status, str(cause), data)
             else:
-                self.refuse(400, f"bad request: {exc}")
+                self.refuse(400, f"bad request: {exc}", data)
             return
         self.answer_next()
 
@@ -216,6 +256,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset()
         self._set_reading(True)
+        self.begun = self.server.loop.time()
 
     def _set_reading(self, reading: bool) -> None:
         if reading != self.reading:
@@ -243,7 +284,9 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self.parser
+        assert parser is not None  # it is the one calling
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.body = []  # the request holds the body now, until it is answered
         self.complete.append(
             Request(
                 parser.get_method(),
@@ -256,6 +299,7 @@ class Connection(asyncio.Protocol):
         )
         self._set_reading(False)
         self.in_body = False
+        self.server.half_read_bytes -= self.received
         self.received = 0
 
     # ------------------------------------------------------------------ answers ----
@@ -267,19 +311,38 @@ class Connection(asyncio.Protocol):
         transport.write(data)
         self.last_active = self.server.loop.time()
         if close:
-            transport.close()  # after the data is written
-            self.transport = None
+            self._close()  # the transport sends what is written first
 
-    def refuse(self, status: int, message: str) -> None:
-        """Answer JSON to what is not passed to the app, log it, and close the connection."""
-        correlation_id = new_correlation_id()
+    def refuse(self, status: int, message: str, head: bytes = b"") -> None:
+        """Answer JSON to what is not passed to the app, log it, and close the connection.
+
+        ``head``: what was read of the request; the client's ``X-Correlation-Id`` found
+        there names the answer, and nginx's ``X-Request-Id`` the log line.
+        """
+        found = _HEAD_ID.search(head)
+        correlation_id = found.group(1).decode("ascii") if found else new_correlation_id()
+        found = _HEAD_REQUEST_ID.search(head)
+        request_id = found.group(1).decode("ascii") if found else None
         logging.getLogger(LOGGER_NAME).warning(
-            "correlation_id=%s the worker refused a request: %d %s",
+            "correlation_id=%s the worker refused a request: %d %s%s",
             correlation_id,
             status,
             safe(message),
+            f" request_id={request_id}" if request_id and request_id != correlation_id else "",
+            extra={"correlation_id": correlation_id},
         )
         self.write(json_answer(status, error_body(correlation_id, message)), True)
+
+    def expire(self, now: float, request_timeout: float, idle_timeout: float) -> None:
+        """Refuse a request still incomplete ``request_timeout`` seconds after it began
+        (408), or close the connection idle for ``idle_timeout`` seconds."""
+        if self.transport is None or self.answering:
+            return
+        if self.reading:
+            if now - self.begun > request_timeout:
+                self.refuse(408, f"the request did not arrive whole within {request_timeout:g} s")
+        elif not self.complete and now - self.last_active > idle_timeout:
+            self._close()
 
     def close_if_idle(self, since: float = float("inf")) -> bool:
         """Close the connection unless a request is being read or answered on it, or it has
@@ -288,8 +351,7 @@ class Connection(asyncio.Protocol):
             return False
         if self.last_active > since:
             return False
-        self.transport.close()
-        self.transport = None
+        self._close()
         return True
 
 
@@ -306,7 +368,8 @@ def json_answer(status: int, body: bytes, reason: str | None = None) -> bytes:
     reason = reason or _REASONS.get(status, "Error")
     head = (
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -322,7 +385,8 @@ def response_bytes(
 
     ``Content-Length`` is the body's length (the app's own is checked, not trusted: a wrong
     one would put the kept-alive connection out of step), none for 1xx, 204 and 304; the
-    app's hop-by-hop headers are dropped; ``close`` adds ``Connection: close``. A header with
+    app's hop-by-hop headers are dropped; ``close`` adds ``Connection: close``; every answer
+    says ``X-Content-Type-Options: nosniff``. A header with
     a line break raises ValueError (it would split the answer). nginx sets ``Date`` and
     ``Server`` itself.
     """
@@ -340,6 +404,8 @@ def response_bytes(
         if _BREAKS.search(name) or _BREAKS.search(value):
             raise ValueError(f"line break in the response header {name!r}")
         lines += (name, ": ", value, "\r\n")
+    # No answer of the server is ever to be sniffed into HTML by a browser.
+    lines.append("X-Content-Type-Options: nosniff\r\n")
     code = status[:3]
     if code not in _NO_BODY and code[0] != "1":
         if head_only:  # HEAD: the length of what GET would send (the app's, if it gave one)
@@ -353,6 +419,8 @@ def response_bytes(
     return head if head_only or code in _NO_BODY else head + data
 
 
-_HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "upgrade"))
+_HOP_BY_HOP = frozenset(
+    ("connection", "keep-alive", "transfer-encoding", "upgrade", "x-content-type-options")
+)
 _NO_BODY = frozenset(("204", "304"))
 _BREAKS = re.compile(r"[\r\n\0]")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from time import perf_counter
@@ -34,6 +33,8 @@ CORRELATION_ID_KEY = "catwalk.correlation_id"
 # Where production mode leaves nginx's request id (X-Request-Id) for the app (WSGI environ key);
 # never set in debug mode, where a client's X-Request-Id header is not trusted.
 REQUEST_ID_KEY = "catwalk.request_id"
+# Where RequestLog leaves the request's InFlight (WSGI environ key).
+IN_FLIGHT_KEY = "catwalk.in_flight"
 _LINE = "%s %s %s %.2fms correlation_id=%s"
 _LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
 # X-Correlation-Id: visible ASCII without quote or backslash (nginx checks the same, and
@@ -95,37 +96,39 @@ def default_correlation_id(environ: dict[str, Any]) -> str | None:
     return environ.get(REQUEST_ID_KEY)
 
 
-class InFlight(threading.local):
-    """The request this thread is answering, for gunicorn's worker-timeout hook.
+class InFlight:
+    """One request being answered, for gunicorn's timeout and stop hooks (what they log).
 
-    Thread-local: a batching model's worker answers several requests at once, one a thread.
+    One per request (:class:`RequestLog` puts it in the environ under ``IN_FLIGHT_KEY``), so a
+    batching worker's requests, answered side by side in greenlets of one thread, each keep
+    their own; the worker finds them through its connections. It copies what it describes
+    from the environ rather than pointing back at it: a cycle would keep the request's body
+    alive until a garbage collection.
     """
 
-    def __init__(self) -> None:
-        self.environ: dict[str, Any] | None = None
-        self.correlation_id: str | None = None  # set by the Predictor before the model runs
-        self.answered = True  # False from a request's start until its status is known
+    __slots__ = ("answered", "body_id", "header_id", "method", "path", "request_id")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.method = environ.get("REQUEST_METHOD")
+        self.path = environ.get("PATH_INFO")
+        self.request_id: str | None = environ.get(REQUEST_ID_KEY)
+        self.header_id = default_correlation_id(environ)
+        self.body_id: str | None = None  # the body's correlation id, once the Predictor read it
+        self.answered = False  # True once the request's status is known
+
+    def correlation_id(self) -> str | None:
+        """The request's correlation id as far as it is known (None: not yet)."""
+        return self.body_id or self.header_id
 
     def describe(self) -> str:
         """``POST /predict correlation_id=... request_id=...`` (what is known of it)."""
-        environ = self.environ
-        if environ is None:
-            return "no request in flight"
-        parts = [safe(str(environ.get("REQUEST_METHOD"))), safe(str(environ.get("PATH_INFO")))]
-        correlation_id = (
-            self.correlation_id
-            or environ.get(CORRELATION_ID_KEY)
-            or default_correlation_id(environ)
-        )
+        parts = [safe(str(self.method)), safe(str(self.path))]
+        correlation_id = self.correlation_id()
         if correlation_id:
             parts.append(f"correlation_id={safe(correlation_id)}")
-        request_id = environ.get(REQUEST_ID_KEY)
-        if request_id and request_id != correlation_id:
-            parts.append(f"request_id={safe(request_id)}")
+        if self.request_id and self.request_id != correlation_id:
+            parts.append(f"request_id={safe(self.request_id)}")
         return " ".join(parts)
-
-
-in_flight = InFlight()
 
 
 class Formatter(logging.Formatter):
@@ -152,11 +155,7 @@ class RequestLog:
         self.logger = logger
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        # Left in place after the request: a worker answers one request at a time, and
-        # gunicorn's timeout only ever interrupts one in the middle.
-        in_flight.environ = environ
-        in_flight.correlation_id = None
-        in_flight.answered = False
+        in_flight = environ[IN_FLIGHT_KEY] = InFlight(environ)
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
 

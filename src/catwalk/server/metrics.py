@@ -4,7 +4,9 @@ Metrics (all prefixed ``catwalk_``):
 
 - ``requests_total{endpoint,status}``: counter of answered requests; ``endpoint`` is one of
   the server's routes (``/predict``, ``/status``, ``/ready``, ``/info``, ``/metrics``,
-  ``/openapi.json``, ``/docs``) or ``other``, so a client cannot create series at will;
+  ``/openapi.json``, ``/docs``, the Open Inference Protocol's operations ``/v2``,
+  ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models``, ``/v2/models/ready``,
+  ``/v2/models/infer``) or ``other``, so a client cannot create series at will;
 - ``request_duration_seconds{endpoint}``: histogram of the time the app took per request;
 - ``predict_duration_seconds``: histogram of the model's own time (its ``predict`` call);
 - ``in_flight_requests``: gauge of the requests being answered now;
@@ -15,10 +17,14 @@ Metrics (all prefixed ``catwalk_``):
 Production mode runs several gunicorn worker processes: each writes its numbers to files in
 a private folder of the run folder (prometheus-client's multiprocess mode,
 ``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`catwalk.server.wsgi` before anything imports
-prometheus-client), and ``/metrics`` — whichever worker answers it — sums them all. A worker
-that exits (restarted after a timeout, ``max_requests``...) leaves its files: its counts stay
-in the sums; only its in-flight gauge is dropped (gunicorn's ``child_exit`` hook calls
-:func:`worker_exited`). In debug mode (one process) the numbers live in memory.
+prometheus-client), and ``/metrics`` — whichever worker answers it — sums them all. When a
+worker exits (restarted after a timeout, ``max_requests``...), gunicorn's ``child_exit`` hook
+(:func:`worker_exited`, in the master) drops its in-flight gauge and merges its files into
+one archive file per kind (``counter_archive.db``...), so that its counts stay in the sums,
+exact, while the folder keeps a bounded number of files and a scrape its speed however often
+workers are replaced. A scrape reads the folder under a shared lock, the merge writes under
+an exclusive one: no scrape sees a worker's counts twice or not at all. In debug mode (one
+process) the numbers live in memory.
 
 Errors nginx answers itself (413 body too large, 502, 504) never reach the app: they are not
 in these counters but in nginx's log (see docs/serving.md).
@@ -26,14 +32,19 @@ in these counters but in nginx's log (see docs/serving.md).
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
+from catwalk.protocol import paths
 from catwalk.server.logs import StartResponse, WsgiApp
 from catwalk.spec import ModelSpec
 
@@ -62,6 +73,8 @@ def endpoint_of(path: str) -> str:
     found = ENDPOINTS.get(path)
     if found is not None:
         return found
+    if paths.is_v2(path):
+        return paths.endpoint_label(path)
     return "/docs" if path.startswith("/docs/") else "other"
 
 
@@ -115,7 +128,8 @@ class Metrics:
         info.labels(spec.name, spec.version).set(1)
         # Label children looked up once: the hot path skips prometheus-client's label lock.
         self._counted: dict[tuple[str, str], Any] = {}
-        self._timed = {name: self.request_duration.labels(name) for name in {*ENDPOINTS.values()}}
+        labels = {*ENDPOINTS.values(), *paths.LABELS}
+        self._timed = {name: self.request_duration.labels(name) for name in labels}
         self._timed["other"] = self.request_duration.labels("other")
 
     def observe_request(self, endpoint: str, status: str, seconds: float) -> None:
@@ -165,7 +179,8 @@ class Metrics:
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             _multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
+            with _locked(self.multiprocess_dir, fcntl.LOCK_SH):
+                return generate_latest(registry)
         return generate_latest(self.registry)
 
 
@@ -207,7 +222,57 @@ class CountRequests:
 
 
 def worker_exited(pid: int) -> None:
-    """gunicorn's ``child_exit`` hook: drop a dead worker's live gauges (counts are kept)."""
+    """gunicorn's ``child_exit`` hook: drop a dead worker's live gauges and merge the rest of
+    its files into the archive (its counts are kept, exact)."""
     folder = os.environ.get(MULTIPROC_ENV)
     if folder:
         _multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+        archive_files(folder, pid)
+
+
+def archive_files(folder: str, pid: int) -> None:
+    """Merge the files of the dead process ``pid`` into ``<kind>_archive.db``, one per kind
+    (``counter``, ``histogram``, ``gauge_max``...), and remove them."""
+    with _locked(folder, fcntl.LOCK_EX):
+        by_kind: dict[str, list[str]] = {}
+        for path in glob.glob(os.path.join(folder, f"*_{pid}.db")):
+            kind = os.path.basename(path)[: -len(f"_{pid}.db")]
+            by_kind.setdefault(kind, []).append(path)
+        for kind, dead in sorted(by_kind.items()):
+            archive = os.path.join(folder, f"{kind}_{ARCHIVE}.db")
+            sources = [archive, *dead] if os.path.exists(archive) else dead
+            # accumulate=False: bucket counts stay per bucket, as the files hold them.
+            merged = _multiprocess.MultiProcessCollector.merge(sources, accumulate=False)  # type: ignore[no-untyped-call]
+            partial = archive + ".partial"  # not *.db: no scrape reads it half written
+            values = MmapedDict(partial)  # type: ignore[no-untyped-call]
+            try:
+                for metric in merged:
+                    for sample in metric.samples:
+                        key = mmap_key(
+                            metric.name,
+                            sample.name,
+                            list(sample.labels),
+                            list(sample.labels.values()),
+                            metric.documentation,
+                        )
+                        values.write_value(key, sample.value, sample.timestamp or 0.0)  # type: ignore[no-untyped-call]
+            finally:
+                values.close()  # type: ignore[no-untyped-call]
+            os.replace(partial, archive)
+            for path in dead:
+                os.remove(path)
+
+
+# The "pid" of the merged files of exited workers (their file names end in _archive.db).
+ARCHIVE = "archive"
+
+
+@contextmanager
+def _locked(folder: str, how: int) -> Iterator[None]:
+    """The metrics folder's lock: shared for a scrape, exclusive for a merge."""
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -21,7 +21,13 @@ from typing import Any
 
 from catwalk.server.envelope import Predictor
 from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import CORRELATION_ID_KEY, StartResponse, WsgiApp, default_correlation_id
+from catwalk.server.logs import (
+    CORRELATION_ID_KEY,
+    IN_FLIGHT_KEY,
+    StartResponse,
+    WsgiApp,
+    default_correlation_id,
+)
 
 JSON = "application/json"
 
@@ -50,7 +56,9 @@ class PredictRoute:
             return self.other(environ, start_response)  # chunked, or Flask's 413
         body = environ["wsgi.input"].read(int(length))
         try:
-            correlation_id, answer = self.predictor.handle(body, default_correlation_id(environ))
+            correlation_id, answer = self.predictor.handle(
+                body, default_correlation_id(environ), environ.get(IN_FLIGHT_KEY)
+            )
         except Exception as exc:  # PredictFailed, or catwalk's own bug: JSON either way
             code, extra, answer = error_answer(exc, environ, self.log)
             status = self._status.get(code) or status_line(code)

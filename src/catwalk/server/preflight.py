@@ -23,6 +23,8 @@ NGINX_MISSING = (
     "nginx is not installed: run `bash scripts/install-system-deps.sh nginx` "
     "or `apt-get install nginx`"
 )
+# The account nginx's workers switch to when the server runs as root.
+WORKER_USER = "catwalk-nginx"
 # nginx's open-file limit when this machine sets none (RLIM_INFINITY), and its cap.
 MAX_OPEN_FILES = 32768
 
@@ -78,18 +80,35 @@ def check_port(port: int, *, ipv6: bool = False) -> None:
 
 
 def worker_user() -> WorkerUser:
-    """The unprivileged account nginx workers use when the server runs as root."""
-    for name in ("nobody", "www-data"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        try:
-            group = grp.getgrgid(entry.pw_gid).gr_name
-        except KeyError:
-            group = name
-        return WorkerUser(name, group)
-    raise ServeError("running as root, but there is no 'nobody' user for nginx's workers")
+    """nginx's workers' own account when the server runs as root (``catwalk-nginx``).
+
+    Its own, not ``nobody``: the run folder and gunicorn's socket are open to its group
+    only, and any other process running as ``nobody`` must not reach the model past nginx.
+    catwalk's image has it; elsewhere it is created once (a system user: no home, no shell).
+    """
+    name = WORKER_USER
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        result = subprocess.run(
+            [useradd, "--system", "--user-group", "--no-create-home", "--home-dir",
+             "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 and result.returncode != 9:  # 9: made meanwhile
+            raise ServeError(
+                f"running as root: nginx's workers need a user of their own, {name!r}, and it "
+                f"could not be created ({result.stderr.strip() or result.returncode}); create "
+                f"it: useradd --system --user-group --no-create-home --shell "
+                f"/usr/sbin/nologin {name}"
+            ) from None
+    entry = pwd.getpwnam(name)
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        raise ServeError(f"the user {name!r} has no group (gid {entry.pw_gid})") from None
+    return WorkerUser(name, group)
 
 
 def open_files_limit() -> int:

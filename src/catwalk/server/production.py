@@ -6,8 +6,8 @@ then starts nginx on the server port, and watches both:
 
 * SIGTERM, SIGINT (and SIGHUP, SIGQUIT) stop the server: nginx first, gracefully (SIGQUIT:
   stop accepting, finish the requests in flight) for up to ``server.graceful_timeout``; a
-  request still running then is cut (gunicorn SIGQUIT: its worker logs it as cut, nginx
-  answers 502), then gunicorn stops (SIGTERM, then SIGKILL). The exit code is 0.
+  request still running then is cut (gunicorn SIGQUIT: its worker logs it as cut and
+  answers its client a JSON 503), then gunicorn stops (SIGTERM, then SIGKILL). The exit code is 0.
 * If either child dies on its own, the other is stopped and the exit code is non-zero, so that
   an orchestrator restarts the container.
 * Startup problems (nginx missing, port in use, bad certificate, a model that cannot load)
@@ -18,9 +18,10 @@ then stops them in order; a parent-death signal stops them should this process b
 Running as PID 1 (a container's entry point) it also reaps orphaned zombies. nginx's stderr
 (its error log and the JSON lines of the errors it answers) is relayed through this process.
 
-As root, nginx's workers run as ``nobody``: the run folder is ``0710`` with nobody's group,
-its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users can
-neither read ``job.pickle`` nor connect to gunicorn.
+As root, nginx's workers run as their own user, ``catwalk-nginx``
+(:func:`~catwalk.server.preflight.worker_user`): the run folder is ``0710`` with its group,
+its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users (even
+``nobody``) can neither read ``job.pickle`` nor connect to gunicorn.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ from catwalk.tmp import make_temp_dir
 
 # How long gunicorn may take to load the model and answer /status.
 STARTUP_TIMEOUT = 300.0
-# After server.graceful_timeout, cut requests turn into nginx 502s: nginx then exits within this.
+# After server.graceful_timeout, cut requests are answered 503 by their workers: nginx then
+# exits within this.
 CUT_GRACE = 5.0
 
 

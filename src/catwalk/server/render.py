@@ -44,8 +44,8 @@ _ENV = environment("catwalk.server", pyrepr=repr)
 class WorkerUser:
     """The unprivileged user nginx workers switch to when the server runs as root."""
 
-    user: str = "nobody"
-    group: str = "nogroup"
+    user: str = "catwalk-nginx"
+    group: str = "catwalk-nginx"
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,14 @@ class Tuning:
     """Knobs chosen with the benchmark (bench/), not part of application.yml."""
 
     # catwalk's event-loop worker (catwalk.server.loop_worker): one request at a time per
-    # process (a batching model's requests meet in its collector); 2.1-2.8x gunicorn's
-    # "sync" worker on the same stack (bench/RESULTS.md).
+    # process, one connection at a time unless the model batches (its requests meet in its
+    # collector); 2.1-2.8x gunicorn's "sync" worker on the same stack (bench/RESULTS.md).
     worker_class: str = "catwalk.server.loop_worker.LoopWorker"
-    threads: int = 1
     # Idle nginx -> gunicorn keep-alive connections each nginx worker keeps (0: a new
     # connection per request). Only for batching models (tuning_for): nginx picks a kept
     # connection without knowing whether its worker is busy, so an unbatched model's request
-    # could wait behind a slow one while another worker is free.
+    # could wait behind a slow one while another worker is free; a new connection waits in
+    # the kernel's queue until a free worker takes it (catwalk.server.loop_worker).
     upstream_keepalive: int = 0
     nginx_workers: str = "auto"
     # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
@@ -87,7 +87,8 @@ def nginx_errors(settings: ServerSettings) -> list[NginxError]:
     """Every status nginx can produce itself, with the message its JSON answer carries.
 
     494 (headers too large) and 495-497 (TLS: bad client certificate, plain HTTP to the HTTPS
-    port) are answered as 400, as nginx itself does. nginx fills in ``$request_method``.
+    port) are answered as 400, as nginx itself does. nginx fills in ``$catwalk_method`` (the
+    client's method: ``$request_method`` is GET in an error page).
     """
     return [
         NginxError(400, "bad request: the request line or a header is malformed", (400,)),
@@ -99,7 +100,7 @@ def nginx_errors(settings: ServerSettings) -> list[NginxError]:
         NginxError(400, "this port speaks HTTPS: use https://", (495, 496, 497)),
         # Only for the internal error URIs below, asked for from outside.
         NginxError(404, "no such endpoint (this path is internal to the server)", (404,)),
-        NginxError(405, "method not allowed: $request_method", (405,), "GET, HEAD, POST"),
+        NginxError(405, "method not allowed: $catwalk_method", (405,), "GET, HEAD, POST"),
         NginxError(
             408,
             f"the request did not arrive within {settings.client_timeout} s "
@@ -212,6 +213,7 @@ def render_nginx_conf(
         shutdown_timeout=settings.graceful_timeout + SHUTDOWN_MARGIN,
         client_timeout=settings.client_timeout,
         connections_per_client=settings.max_connections_per_client,
+        trusted_proxies=settings.trusted_proxies,
         header_buffer_size=HEADER_BUFFER,
         errors=errors,
         proxy_secret=layout.proxy_secret,
@@ -242,7 +244,6 @@ def render_gunicorn_conf(
         bind=f"unix:{layout.socket}",
         workers=settings.workers,
         worker_class=tuning.worker_class,
-        threads=tuning.threads,
         timeout=settings.timeout + WORKER_TIMEOUT_MARGIN,
         server_timeout=settings.timeout,
         timeout_margin=WORKER_TIMEOUT_MARGIN,

@@ -84,14 +84,30 @@ def master_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str
     return env
 
 
+#: Threads that survive a fork by design, named as /proc shows them: jemalloc's background
+#: purger (pyarrow's allocator, imported by pandas when pyarrow is installed) registers
+#: pthread_atfork handlers and is restarted in the child on demand.
+FORK_SAFE_THREADS = frozenset({"jemalloc_bg_thd"})
+
+
 def thread_count() -> int:
-    """Threads of this process (Linux /proc; elsewhere only Python's own threads)."""
+    """Threads of this process that a fork could strand (Linux /proc; elsewhere only Python's
+    own threads). Fork-safe helper threads (:data:`FORK_SAFE_THREADS`) are not counted."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        tasks = os.listdir("/proc/self/task")
     except OSError:
         import threading
 
         return threading.active_count()
+    return sum(1 for task in tasks if _thread_name(task) not in FORK_SAFE_THREADS)
+
+
+def _thread_name(task: str) -> str:
+    try:
+        with open(f"/proc/self/task/{task}/comm", encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:  # the thread ended while we looked
+        return ""
 
 
 def threads_started(before: int) -> str | None:

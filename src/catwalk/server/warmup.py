@@ -8,8 +8,9 @@ meets a cold worker, and ``GET /ready`` (answered by warmed workers only) means 
 
 The examples are the first ``runtime.warmup_examples`` (model.yml, default 10) of the model's
 ``load_test_data``: one ``predict`` each, or one call with them all for a DataFrame or
-array-input model. A model that fails its own test data is logged (ERROR) and served anyway:
-every request would then fail the same way, and the log says why first.
+array-input model, or one batch (``predict_batch``) for a model with ``batching:``. A model
+that fails its own test data is logged (ERROR) and served anyway: every request would then
+fail the same way, and the log says why first.
 
 gunicorn counts a worker's boot against its timeout: a :class:`Heartbeat` thread tells the
 master the worker is alive while the warm-up runs, for at most :data:`MAX_WARMUP_SECONDS`.
@@ -26,6 +27,7 @@ from typing import Any
 
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel, describe
+from catwalk.model_batch import predict_many
 from catwalk.normalize import to_json
 from catwalk.server import readiness
 
@@ -95,8 +97,12 @@ def _predict_examples(model: LoadedModel, examples: int) -> int:
         raise CatwalkError("load_test_data returned no examples to warm up on")
     xs = xs[:examples]
     # LoadedModel.predict itself, not the instance's (timed by /metrics when the app is built):
-    # the warm-up is no request.
-    if model.is_dataframe or model.spec.input.is_batch:
+    # the warm-up is no request. A batching model is warmed up the way it serves: in a batch.
+    if model.spec.batching is not None:
+        for output in predict_many(model, xs):
+            if isinstance(output, CatwalkError):
+                raise output
+    elif model.is_dataframe or model.spec.input.is_batch:
         LoadedModel.predict(model, xs)
     else:
         for x in xs:

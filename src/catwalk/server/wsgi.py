@@ -25,15 +25,16 @@ forge it. The app logs it next to the correlation id.
 
 Worker life cycle hooks (set in ``gunicorn.conf.py``): :func:`recycle_if_over` replaces a
 worker whose memory passed ``server.max_worker_memory`` once its request is answered, and
-:func:`worker_cut` logs the request a worker is cut in when a stop outlasts
-``server.graceful_timeout``. gunicorn's own error answers (a header it refuses) are JSON too
-(:func:`write_json_error`).
+:func:`worker_cut` logs the requests a worker is cut in when a stop outlasts
+``server.graceful_timeout`` (the worker answers each the JSON 503).
 
 A request that runs longer than ``server.timeout`` gets nginx's 504; shortly after, gunicorn
 aborts the stuck worker (SIGABRT, whose handler raises SystemExit in the worker).
 :func:`worker_abort` (gunicorn's hook, set in ``gunicorn.conf.py``) logs which request it was
 and lets that SystemExit through the model's call, so the worker ends as gunicorn intends
-and is replaced, instead of answering a 500 "predict raised SystemExit".
+and is replaced, instead of answering a 500 "predict raised SystemExit". Both hooks learn
+the requests in flight from catwalk's worker (:meth:`LoopWorker.in_flight`), each with its
+own correlation id (a batching worker answers many at once).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 from gunicorn.glogging import Logger as GunicornLogger
@@ -61,16 +61,7 @@ from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
 from catwalk.server import readiness, threads, warmup
-from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.http_conn import json_answer
-from catwalk.server.logs import (
-    LOGGER_NAME,
-    REQUEST_ID_KEY,
-    configure_logging,
-    default_correlation_id,
-    in_flight,
-    safe,
-)
+from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, InFlight, configure_logging
 from catwalk.server.render import RunLayout, Tuning
 from catwalk.server.threads import ThreadPlan
 from catwalk.spec import load_spec
@@ -127,42 +118,6 @@ class TrustRequestId:
         return self.app(environ, start_response)
 
 
-# Set by worker_cut: the worker is being ended in the middle of a request.
-_cut: list[str] = []
-
-
-def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
-    """gunicorn's own error answer (``gunicorn.util.write_error``), as the JSON envelope."""
-    gunicorn_util.write_nonblock(sock, json_error(status, reason, message))
-
-
-def json_error(status: int, reason: str, message: str) -> bytes:
-    """The whole answer to a request the worker answers itself, as the JSON envelope.
-
-    nginx refuses most malformed requests first (and answers JSON); what a worker alone
-    refuses (e.g. a control character in a header value) gets a fresh id, logged here. The
-    request a stop cuts (the worker's SystemExit, a 500 otherwise) is a 503 saying so, with
-    the request's own correlation id.
-    """
-    correlation_id = None
-    text = f"{reason.lower()}: {message}" if message else reason.lower()
-    if _cut and status == 500:
-        status, reason, text = 503, "Service Unavailable", _cut[0]
-        correlation_id = in_flight.correlation_id
-        if correlation_id is None and in_flight.environ is not None:
-            correlation_id = default_correlation_id(in_flight.environ)
-    correlation_id = correlation_id or new_correlation_id()
-    logging.getLogger(LOGGER_NAME).warning(
-        "correlation_id=%s gunicorn answered itself: %d %s", correlation_id, status, safe(text)
-    )
-    return json_answer(status, error_body(correlation_id, text), reason)
-
-
-def cutting() -> bool:
-    """True once :func:`worker_cut` has begun ending this worker in a request."""
-    return bool(_cut)
-
-
 def recycle_if_over(worker: Any, limit: int, written: str) -> None:
     """gunicorn's ``post_request`` hook: past ``limit`` bytes of memory, the worker is replaced.
 
@@ -192,37 +147,52 @@ def resident_memory() -> int:
         return 0
 
 
+def requests_in_flight(worker: Any) -> list[InFlight]:
+    """What ``worker`` is answering now (catwalk's worker knows; another class: nothing)."""
+    found = getattr(worker, "in_flight", None)
+    return list(found()) if callable(found) else []
+
+
 def worker_cut(worker: Any, drain: int) -> None:
     """gunicorn's ``worker_int`` hook: the worker is ended at once (SIGQUIT), the stop having
-    outlasted ``server.graceful_timeout``; the request it is in is logged as cut, and the
-    SystemExit that ends it goes through the model's call (no 500, no 200 is logged)."""
-    if in_flight.environ is None or in_flight.answered:
+    outlasted ``server.graceful_timeout``; each request it is in is logged as cut (the
+    worker answers it a JSON 503 saying why), and the SystemExit that ends it goes through
+    the model's call (no 500, no 200 is logged)."""
+    cut = [request for request in requests_in_flight(worker) if not request.answered]
+    if not cut:
         return
     let_system_exit_through()
-    _cut.append(
+    worker.cut_reason = (
         "the server is shutting down and the request did not finish within "
         f"server.graceful_timeout ({drain} s)"
     )
-    # gunicorn reports the SystemExit that ends the request with a traceback: said above.
+    # gunicorn reports the SystemExit that ends the request with a traceback: said below.
     logging.getLogger("gunicorn.error").addFilter(
         lambda record: not str(record.msg).startswith("Error handling request")
     )
-    logging.getLogger(LOGGER_NAME).error(
-        "shutdown: request cut unanswered, still running after server.graceful_timeout (%s s): %s",
-        drain,
-        in_flight.describe(),
-    )
+    for request in cut:
+        logging.getLogger(LOGGER_NAME).error(
+            "shutdown: request cut unanswered, still running after server.graceful_timeout "
+            "(%s s): %s",
+            drain,
+            request.describe(),
+            extra={"correlation_id": request.correlation_id()},
+        )
 
 
 def worker_abort(worker: Any, timeout: int) -> None:
-    """gunicorn's ``worker_abort`` hook: the worker exceeded the timeout and is being ended."""
+    """gunicorn's ``worker_abort`` hook: the worker exceeded the timeout and is being ended;
+    each request in flight (a batching worker's whole batch) is logged."""
     let_system_exit_through()
-    logging.getLogger(LOGGER_NAME).error(
-        "worker timeout: a request ran longer than server.timeout (%s s), nginx answered 504; "
-        "gunicorn ends this worker and starts a new one: %s",
-        timeout,
-        in_flight.describe(),
-    )
+    found: list[InFlight | None] = [*requests_in_flight(worker)] or [None]
+    for request in found:
+        logging.getLogger(LOGGER_NAME).error(
+            "worker timeout: a request ran longer than server.timeout (%s s), nginx answered "
+            "504; gunicorn ends this worker and starts a new one: %s",
+            timeout,
+            request.describe() if request is not None else "no request in flight",
+            extra={"correlation_id": request.correlation_id()} if request is not None else {},
+        )
 
 
 def build_app(job: Job) -> Any:
@@ -359,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         job = replace(job, settings=replace(job.settings, preload=False))
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
     configure_logging(job.settings.log_level, job.settings.log_format)
-    # gunicorn's worker looks it up at each error: its own answers become JSON too.
-    gunicorn_util.write_error = write_json_error
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
