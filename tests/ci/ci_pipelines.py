@@ -10,6 +10,7 @@ from ``scripts/install-ci-runners.sh`` and the dev extra; under CI=true a missin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -97,6 +98,10 @@ class Platform:
     models: str  # DOCKER_REGISTRY for the model projects: <auth registry>/<id>/models
     wheel: Path
     registry: AuthRegistry
+
+    def project(self, name: str) -> Platform:
+        """The same platform for one model project: its image goes to ``<models>/<name>``."""
+        return dataclasses.replace(self, models=f"{self.models}/{name}")
 
     def model_ref(self, tag: str = MODEL_VERSION) -> str:
         return f"{self.models}/{MODEL_IMAGE}:{tag}"

@@ -99,6 +99,7 @@ def push(branch: str) -> dict[str, object]:
 def test_github_workflow_passes_twice_on_main_and_on_a_pull_request(
     platform: Platform, model_repo: object
 ) -> None:
+    platform = platform.project("github")  # a model registry path of this test's own
     repo: ModelRepo = model_repo(TEMPLATE, ".github/workflows/catwalk.yml", None)  # type: ignore[operator]
     workflow = repo.path / ".github" / "workflows" / "catwalk.yml"
     assert workflow.read_bytes() == (ROOT / TEMPLATE).read_bytes()

@@ -20,8 +20,10 @@ those credentials never reach the runner account's home nor stay in its temporar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -93,6 +95,7 @@ class Runner:
 def test_gitlab_template_passes_twice_on_main_and_on_a_branch(
     platform: Platform, model_repo: object
 ) -> None:
+    platform = platform.project("gitlab")  # a model registry path of this test's own
     user = runner_account()
     repo: ModelRepo = model_repo(TEMPLATE, ".gitlab-ci.yml", user)  # type: ignore[operator]
     assert (repo.path / ".gitlab-ci.yml").read_bytes() == (
@@ -101,7 +104,18 @@ def test_gitlab_template_passes_twice_on_main_and_on_a_branch(
     password = platform.registry.password
     runner = Runner(repo, platform)
     ref = platform.model_ref()
+    # Port 9090 (the server's default) is taken, as by another pipeline on this host: every
+    # check must pick a free port of its own.
+    with socket.socket() as holder:
+        with contextlib.suppress(OSError):  # already taken by someone else: just as good
+            holder.bind(("127.0.0.1", 9090))
+            holder.listen()
+        _pipelines(repo, runner, platform, ref, password)
 
+
+def _pipelines(
+    repo: ModelRepo, runner: Runner, platform: Platform, ref: str, password: str
+) -> None:
     # 1. the default branch: the whole flow, then the push.
     code, out = runner.run()
     assert code == 0, out[-4000:]

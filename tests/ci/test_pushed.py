@@ -21,7 +21,7 @@ from catwalk.errors import BuildError
 from catwalk.image import docker as dk
 from catwalk.image import pushed
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 DOCKERFILE = f"""\
 # generated: a comment

@@ -10,6 +10,7 @@ a check fails.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from catwalk.image.dockerfile import CONFIG_DIR
 from catwalk.image.engine_host import engine_host
 from catwalk.image.naming import local_image_ref
 from catwalk.model import LoadedModel
-from catwalk.ports import port_is_free
+from catwalk.ports import free_port, port_is_free
 from catwalk.spec import ModelSpec, check_model_folder, load_spec
 from catwalk.tokens_file import read_tokens
 
@@ -45,7 +46,7 @@ STOP_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class ImageTestOptions:
     docker_registry: str | None = None
-    server_port: int = DEFAULT_PORT
+    server_port: int | None = DEFAULT_PORT  # None: a free one (9090 on a remote engine)
     server_config: Path | None = None
     network: str | None = None
     user: str = TEST_UID
@@ -122,7 +123,12 @@ def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> N
     report.ok("model.yml", f"{spec.name} {spec.version} ({spec.io_type})")
 
     try:
-        settings = load_settings(options.server_config, options.server_port)
+        if options.server_port is None:  # before any check: the settings name the port
+            local = engine_host().is_local
+            options = dataclasses.replace(
+                options, server_port=free_port() if local else DEFAULT_PORT
+            )
+        settings = load_settings(options.server_config, options.server_port or DEFAULT_PORT)
     except CatwalkError as exc:
         report.fail("server config", str(exc))
         return
@@ -203,7 +209,7 @@ def _run_checks(
     # The checks use the spec's schemas only: the model's code stays in the image.
     model = LoadedModel(spec=spec, instance=None)
 
-    port = options.server_port
+    port = options.server_port or DEFAULT_PORT
     host = engine_host()
     if host.is_local and not port_is_free(port):
         report.fail(

@@ -179,7 +179,14 @@ def build_command(
 @click.command("test-image")
 @model_path_option
 @registry_option
-@server_port_option
+@env_option(
+    "--server-port",
+    type=click.IntRange(1, 65535),
+    envvar="SERVER_PORT",
+    default=None,
+    help="Port the container's server uses during the test. Default: a free port on this "
+    "machine (pipelines sharing an engine never meet), 9090 on an engine elsewhere.",
+)
 @server_config_option
 @network_option
 @local_tag_option
@@ -199,7 +206,7 @@ def test_image_command(
     model_path: str,
     docker_registry: str | None,
     build_suffix: str | None,
-    server_port: int,
+    server_port: int | None,
     server_config: Path | None,
     network: str | None,
     local_tag: str | None,
