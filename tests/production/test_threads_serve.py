@@ -3,6 +3,7 @@ sized to the plan, and a model that starts threads anyway is loaded in each work
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,14 @@ def _pools(server: Server) -> dict[str, object]:
     assert answer.status_code == 200, answer.text
     output: dict[str, object] = answer.json()["output"]
     return output
+
+
+def _log(server: Server) -> str:
+    """The server's output once the supervisor has said what it chose (it polls for nginx)."""
+    deadline = time.monotonic() + 15
+    while "serving http" not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return server.output()
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -32,7 +41,7 @@ def test_each_workers_pools_follow_threads_per_worker(
     assert isinstance(pools, list) and {p["api"] for p in pools} >= {"blas", "openmp"}, pools
     assert all(p["threads"] == 3 for p in pools), pools
     assert output["omp_num_threads"] == "3"
-    assert "2 workers x 3 threads (server.threads_per_worker), preload true" in server.output()
+    assert "2 workers x 3 threads (server.threads_per_worker), preload true" in _log(server)
 
 
 def test_the_environment_overrides_application_yml(
@@ -52,7 +61,7 @@ def test_by_default_workers_times_threads_fit_the_cpus(serve: Callable[..., Serv
     server = serve(MODELS / "pool_sizes", env=env)  # workers: the usable CPUs
     expected = 1  # usable CPUs // workers, workers being the usable CPUs
     assert all(p["threads"] == expected for p in _pools(server)["pools"])  # type: ignore[union-attr]
-    assert f"usable CPUs / {usable_cpus()} workers)" in server.output()
+    assert f"usable CPUs / {usable_cpus()} workers)" in _log(server)
 
 
 def test_a_model_that_starts_threads_is_loaded_in_each_worker(
@@ -62,5 +71,5 @@ def test_a_model_that_starts_threads_is_loaded_in_each_worker(
     for _ in range(4):
         answer = server.post("/predict", json={"input": {}})
         assert answer.status_code == 200 and answer.json()["output"] == {"alive": True}
-    log = server.output()
+    log = _log(server)
     assert "preload off: loading the model started 1 thread(s)" in log, log

@@ -108,6 +108,10 @@ def test_production_serve_with_the_defaults(
                 answer = requests.post(f"{url}/predict", json={"input": row["X"]}, timeout=30)
                 assert answer.status_code == 200, answer.text
                 assert _close(row["y"], answer.json()["output"]), (row, answer.json())
+            # The supervisor says what it chose once it has seen nginx listen (it polls).
+            deadline = time.monotonic() + 15
+            while "serving http" not in Path(log.name).read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
         finally:
             server.send_signal(signal.SIGTERM)
             code = server.wait(30)
