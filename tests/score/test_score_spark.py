@@ -180,6 +180,8 @@ def test_csv_and_json_lines_on_spark(spark: Any, tmp_path: Path) -> None:
         str(tmp_path / "in.jsonl"),
         "--output",
         str(jsonl_out),
+        "--keep",
+        "id",
         "--format",
         "jsonl",
     )
