@@ -167,7 +167,7 @@ def build_command(
         except ImportError:
             raise BuildError(
                 "catwalk build --sbom needs CycloneDX's generator: pip install "
-                "'catwalk[sbom]' (cyclonedx-bom); nothing was built"
+                "'catwalk-serve[sbom]' (cyclonedx-bom); nothing was built"
             ) from None
     options = BuildOptions(
         registry=registry,
