@@ -15,7 +15,7 @@ RNG = Path(__file__).resolve().parents[1] / "example_models" / "rng"
 
 
 def test_a_missing_sbom_extra_is_said_before_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "cyclonedx_py", None)  # as if catwalk[sbom] were absent
+    monkeypatch.setitem(sys.modules, "cyclonedx_py", None)  # as if catwalk-serve[sbom] were absent
     # An unreachable engine: had the build started, it would fail on Docker instead.
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     started = time.monotonic()

@@ -26,11 +26,14 @@ from catwalk import DISTRIBUTION, __version__
 
 pytestmark = pytest.mark.slow
 
-#: Where users read how to install catwalk: every file of these, and the templates.
-DOCUMENTED = ["README.md", "CONTRIBUTING.md", "docs", "ci", "tutorials", "scripts", "Dockerfile"]
+#: Where users read how to install catwalk: every file of these, the templates, and catwalk's
+#: own messages (an error that says what to pip install).
+DOCUMENTED = [
+    "README.md", "CONTRIBUTING.md", "docs", "ci", "tutorials", "scripts", "Dockerfile", "src",
+]  # fmt: skip
 #: A pip requirement naming the PyPI project "catwalk" (not catwalk-serve).
 OTHER_PROJECT = re.compile(
-    r"pip3?\s+(?:install|download)\b[^\n|;&`]*?(?<![\w./-])catwalk(?![\w-])"
+    r"pip3?\s+(?:install|download)\b[^\n|;&`]*?(?<![\w./-])catwalk(?![\w-]|'s\b)"
     r"|(?<![\w./-])catwalk\[\w"
     r"|(?<![\w-])catwalk\s*(?:==|>=|~=|<=)"
     r"|CATWALK_PACKAGE"
@@ -112,7 +115,7 @@ def documented_files() -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files += [p for p in path.rglob("*") if p.is_file() and p.suffix != ".pyc"]
+            files += [p for p in path.rglob("*") if p.is_file() and p.suffix not in (".pyc", ".so")]
     return files
 
 
@@ -148,6 +151,7 @@ GOOD = [
     "catwalk test-model",
     "pip install 'catwalk-serve[sbom]'",
     "pip install ./catwalk_serve-0.1.0-py3-none-any.whl",
+    "pip install -r, under constraints pinning catwalk's own dependencies",
 ]
 
 

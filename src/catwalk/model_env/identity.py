@@ -32,7 +32,7 @@ class OwnInstall:
 
     name: str
     version: str
-    #: The arguments, e.g. ``["-e", "/src/catwalk"]`` or ``["catwalk==0.1.0"]``.
+    #: The arguments, e.g. ``["-e", "/src/catwalk"]`` or ``["catwalk-serve==0.1.0"]``.
     args: tuple[str, ...]
     #: Changes whenever an environment built before would hold another catwalk.
     fingerprint: str
