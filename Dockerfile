@@ -18,22 +18,34 @@ LABEL org.opencontainers.image.title="catwalk" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# CATWALK_ENV_MANAGER=local: the image is the model's environment, its requirements installed
+# into catwalk's interpreter (docs/environments.md); no command builds another one here.
 ENV LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CATWALK_ENV_MANAGER=local \
     VIRTUAL_ENV=/opt/catwalk \
     PATH=/opt/catwalk/bin:${PATH} \
     HOME=/home/catwalk
 
-# nginx from the distribution, unless the base already has it (the CI base does). The user runs
-# with group 0 so that an arbitrary UID (OpenShift assigns one, always in group 0) can write the
-# same folders: HOME, and the nginx folders nginx touches before it reads its config.
+# nginx, and the runtime libraries the common ML wheels load at import but do not bundle
+# (libgomp1: LightGBM's and XGBoost's OpenMP; libstdc++6: every C++ extension), from the
+# distribution, unless the base already has them all (the CI base does). A model needing more
+# lists them in model.yml's system_packages. The user runs with group 0 so that an arbitrary
+# UID (OpenShift assigns one, always in group 0) can write the same folders: HOME, and the
+# nginx folders nginx touches before it reads its config.
+ARG RUNTIME_PACKAGES="nginx libgomp1 libstdc++6"
 RUN set -eux; \
-    if ! command -v nginx >/dev/null 2>&1; then \
+    missing=""; \
+    for package in ${RUNTIME_PACKAGES}; do \
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+            || missing="$missing $package"; \
+    done; \
+    if [ -n "$missing" ]; then \
         apt-get update; \
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing; \
         apt-get clean; \
         rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
     fi; \

@@ -38,12 +38,12 @@ def export(ref: str, where: Path) -> Path:
     tree = where / "reference"
     tree.mkdir()
     with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
+        tar.extractall(tree, filter="tar")  # our own tree: a committed link may be absolute
     return tree
 
 
-def catwalk(tree: Path, *args: str) -> float:
-    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+def catwalk(tree: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), **(env or {})}
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "catwalk", *args], env=env, capture_output=True, text=True

@@ -210,7 +210,7 @@ def parse_wrk(text: str) -> tuple[float, float, float, int]:
 def run_wrk(url: str, body: Path, conns: int, seconds: int) -> str:
     pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) > 1 else []
     args = [*pin, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
-    args += ["-s", str(HERE / "post.lua"), url]
+    args += ["-s", str(WRK_SCRIPT), url]
     env = dict(os.environ, WRK_BODY_FILE=str(body))
     return subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
 
@@ -445,6 +445,8 @@ def met(ok: bool) -> str:
 
 
 OUT = HERE / "results"
+# The wrk script run_wrk uses (bench/protocol.py sets bench/post_v2.lua for its binary bodies).
+WRK_SCRIPT = HERE / "post.lua"
 
 if __name__ == "__main__":
     sys.exit(main())

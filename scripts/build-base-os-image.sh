@@ -4,7 +4,8 @@
 # Usage: scripts/build-base-os-image.sh [IMAGE]          (default IMAGE: catwalk-debian:bookworm)
 #
 # The image: `debootstrap --variant=minbase` bookworm with python3, python3-venv, python3-pip,
-# ca-certificates and nginx, the host's CA certificates (HTTPS to the package registries goes
+# ca-certificates, nginx and libgomp1 (the OpenMP runtime LightGBM's and XGBoost's wheels load
+# and do not bundle), the host's CA certificates (HTTPS to the package registries goes
 # through a proxy whose CA only the host bundle has; they are added as local CAs, so they also
 # survive a later update-ca-certificates), apt sources for bookworm, -updates and -security
 # (run `apt-get update` before `apt-get install` in a Dockerfile), a policy-rc.d that keeps
@@ -40,7 +41,7 @@ MIRROR=${CATWALK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${CATWALK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 HOST_CA_BUNDLE=${CATWALK_HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 SUITE=bookworm
-INCLUDE=python3,python3-venv,python3-pip,ca-certificates,nginx
+INCLUDE=python3,python3-venv,python3-pip,ca-certificates,nginx,libgomp1
 LABEL_KEY=org.catwalk.base-recipe
 IMPORT_CHANGES=(
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'

@@ -4,7 +4,8 @@
 # Usage: scripts/ci-setup.sh
 #
 # Runs, in order: install-system-deps.sh (all groups), start-docker.sh, build-base-os-image.sh
-# (image name from CATWALK_BASE_IMAGE, default catwalk-debian:bookworm). Each is idempotent and
+# (image name from CATWALK_BASE_IMAGE, default catwalk-debian:bookworm), install-ci-runners.sh
+# (gitlab-ci-local, rsync, the runner account tests/ci uses). Each is idempotent and
 # fast when its work is already done. The engine and registry are left running.
 # Logs one line per step (with its seconds) on stderr and prints a one-line summary on stdout.
 set -euo pipefail
@@ -33,6 +34,7 @@ t_all=$(now)
 step deps bash "$HERE/install-system-deps.sh"
 step docker bash "$HERE/start-docker.sh"
 step image bash "$HERE/build-base-os-image.sh" "$IMAGE" >/dev/null
+step runners bash "$HERE/install-ci-runners.sh"
 
 nginx_v=$(nginx -v 2>&1 | sed -n 's|.*nginx/||p')
 docker_v=$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?')

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages catwalk's tests and product need, by group.
 #
-# Usage: scripts/install-system-deps.sh [nginx] [wrk] [docker] [chromium] [prometheus]
+# Usage: scripts/install-system-deps.sh [nginx] [wrk] [docker] [chromium] [prometheus] [java]
 #        (no argument = all groups)
 #
 #   nginx       nginx                                  (the distro's nginx service is left stopped)
@@ -11,6 +11,8 @@
 #   chromium    chromium                               (headless browser for the /docs page test)
 #   prometheus  prometheus                             (a real scraper for the /metrics test; the
 #                                                      distro's service is left stopped)
+#   java        openjdk-17-jre-headless                (the JVM PySpark runs on: catwalk score
+#                                                      --engine spark and its tests)
 #
 # Idempotent and fast: a package whose binary is already on PATH is skipped, and apt-get (and
 # `apt-get update`) runs only when something is missing. Package maintainer scripts are not
@@ -21,9 +23,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
 
-ALL_GROUPS=(nginx wrk docker chromium prometheus)
+ALL_GROUPS=(nginx wrk docker chromium prometheus java)
 
 group_packages() {
   case $1 in
@@ -32,6 +34,7 @@ group_packages() {
     docker) echo docker.io docker-registry debootstrap debian-archive-keyring ;;
     chromium) echo chromium ;;
     prometheus) echo prometheus ;;
+    java) echo openjdk-17-jre-headless ;;
     *) return 1 ;;
   esac
 }
@@ -47,6 +50,7 @@ package_present() {
     debian-archive-keyring) [[ -s /usr/share/keyrings/debian-archive-keyring.gpg ]] ;;
     chromium) have chromium ;;
     prometheus) have prometheus ;;
+    openjdk-17-jre-headless) have java ;;
     *) return 1 ;;
   esac
 }
@@ -80,7 +84,7 @@ main() {
     case $g in
       -h | --help) usage 0 ;;
       all) groups+=("${ALL_GROUPS[@]}") ;;
-      nginx | wrk | docker | chromium | prometheus) groups+=("$g") ;;
+      nginx | wrk | docker | chromium | prometheus | java) groups+=("$g") ;;
       *) log "unknown group: $g"; usage 2 ;;
     esac
   done

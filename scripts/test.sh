@@ -9,7 +9,7 @@ bash scripts/ci-setup.sh
 
 PYTHON=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,zoo,spark,ray,protocol-tests]'
 
 # One command per line: under set -e a failure inside an && list would not stop the script.
 echo "== ruff"

@@ -28,11 +28,43 @@ settings.register_profile("explore", max_examples=5000, deadline=timedelta(secon
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 TESTS = Path(__file__).resolve().parent
+#: The variable that picks where a command runs the model (catwalk.model_env).
+ENV_MANAGER_VAR = "CATWALK_ENV_MANAGER"
 MODELS = TESTS / "models"
 ROOT = TESTS.parent
 EXAMPLES = ROOT / "example_models"
 #: Files build-prep/deploy-prep write into a model folder: never copied from a checkout.
-GENERATED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "kubernetes.yml", "__pycache__")
+GENERATED = (
+    "Dockerfile",
+    ".dockerignore",
+    "docker-compose.yml",
+    "kubernetes.yml",
+    "kserve.yml",
+    "__pycache__",
+)
+
+
+# Where the model runs. Most tests run commands in-process (click's CliRunner), where a command
+# cannot re-execute itself in the model's own environment: they run with the local manager
+# (CATWALK_ENV_MANAGER=local, also inherited by the servers and commands they start). Tests
+# marked `model_env` run with catwalk's defaults, the model's own environment: tests/test_envs.py
+# and everything under tests/zoo/ (marked here). Set before any fixture of the test is made,
+# so a module's server started by its first test gets the same.
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        if path.is_relative_to(TESTS / "zoo"):
+            item.add_marker(pytest.mark.model_env)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("model_env") is not None:
+        os.environ.pop(ENV_MANAGER_VAR, None)
+    else:
+        os.environ[ENV_MANAGER_VAR] = "local"
 
 
 @pytest.fixture
@@ -115,7 +147,7 @@ def _build_wheel(where: Path, name: str, requires: tuple[str, ...] = ()) -> Path
     return wheel
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def build_wheel() -> Callable[..., Path]:
     """``build_wheel(folder, name, requires=())`` -> a hand-made wheel of package ``name``."""
     return _build_wheel

@@ -23,8 +23,8 @@ def test_help_lists_the_public_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line}
-    assert listed == {"build", "build-prep", "deploy-prep", "init", "predict", "serve", "test",
-                      "test-image", "test-model", "test-server"}  # fmt: skip
+    assert listed == {"build", "build-prep", "deploy-prep", "init", "predict", "score", "serve",
+                      "test", "test-image", "test-model", "test-server"}  # fmt: skip
     assert CliRunner().invoke(cli, ["no-such"]).exit_code == 2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,9 @@ def test_error_while_importing(model_dir: Callable[[str], Path]) -> None:
         load(folder)
     assert str(info.value) == (
         f"{folder / 'model.py'}: importing it raised ModuleNotFoundError: "
-        "No module named 'catwalk_tests_no_such_module'"
+        "No module named 'catwalk_tests_no_such_module' (is the distribution that provides "
+        "'catwalk_tests_no_such_module' listed in requirements.txt? the model runs with those "
+        f"and catwalk's, in {sys.prefix})"
     )
     assert f'File "{folder / "model.py"}", line 1, in <module>' in info.value.details
     assert CATWALK_DIR not in info.value.details
@@ -216,3 +219,14 @@ def test_user_folder_named_like_catwalk_keeps_its_frames(model_dir: Callable[[st
         assert "in __init__" in info.value.details
     finally:
         shutil.rmtree(folder)
+
+
+def test_test_model_says_what_to_return_for_a_naive_datetime() -> None:
+    from click.testing import CliRunner
+
+    from catwalk.cli import cli
+
+    folder = Path(__file__).parent / "server" / "models" / "naive_time"
+    result = CliRunner().invoke(cli, ["test-model", "--no-install", "-m", str(folder)])
+    assert result.exit_code == 1
+    assert "no UTC offset: predict returned a naive datetime; return an aware one" in result.output

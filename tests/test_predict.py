@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 import catwalk
 from catwalk.cli import cli
+from catwalk.scoring import FRAME_CHUNK
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = ROOT / "example_models" / "rng"
@@ -242,3 +243,25 @@ def test_the_sklearn_forest_batched_gives_what_one_by_one_gives() -> None:
     assert outputs == [row["y"] for row in test_data]
     single = run("-m", str(forest), "--no-install", "--input", json.dumps(inputs[3]))
     assert json.loads(single.stdout) == outputs[3]
+
+
+def test_a_dataframe_model_is_scored_in_chunks_without_batching() -> None:
+    # Issue 17: one DataFrame per line made 10,000 lines of a scikit-learn pipeline take 31 s.
+    count = FRAME_CHUNK + 5
+    result = run(
+        "-m", str(MODELS / "frame_printer"), stdin=lines(*({"x": i} for i in range(count)))
+    )
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"y": 2.0 * i} for i in range(count)
+    ]
+    calls = [line for line in result.stderr.splitlines() if line.startswith("frame of")]
+    assert calls == [f"frame of {FRAME_CHUNK}", "frame of 5"]
+
+
+def test_a_dataframe_chunk_that_fails_names_its_bad_line() -> None:
+    inputs = [{"x": 1}, {"x": -1}, {"x": 4}]
+    result = run("-m", str(MODELS / "frame_printer"), "--on-error", "skip", stdin=lines(*inputs))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ['{"y":2.0}', "null", '{"y":8.0}']
+    assert "line 2: predict raised ValueError: x must not be negative" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -268,7 +269,7 @@ def test_pip_runs_under_constraints_pinning_catwalks_dependencies(
     ensure_requirements(folder_with(tmp_path, "catwalk-tests-not-installed>=1\n"))
     assert f"Flask=={metadata.version('flask')}" in seen
     assert f"werkzeug=={metadata.version('werkzeug')}" in seen
-    assert f"catwalk=={metadata.version('catwalk')}" in seen
+    assert f"catwalk-serve=={metadata.version('catwalk-serve')}" in seen
 
 
 def test_a_package_needing_an_older_flask_is_refused_by_pip_and_nothing_changes(
@@ -289,3 +290,244 @@ def test_a_package_needing_an_older_flask_is_refused_by_pip_and_nothing_changes(
     assert metadata.version("flask") == flask
     with pytest.raises(metadata.PackageNotFoundError):
         metadata.version(name)
+
+
+# -- a model's own environment: what names it, what it is built from ---------------------------
+
+
+def test_digest_follows_what_the_requirements_say(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, "-r base.txt\n./vendor/thing-0.1-py3-none-any.whl\n")
+    (folder / "base.txt").write_text("numpy==1.26.4\n")
+    (folder / "vendor").mkdir()
+    wheel = folder / "vendor" / "thing-0.1-py3-none-any.whl"
+    wheel.write_bytes(b"one")
+    first = requirements.requirements_digest(folder)
+    # Comments and blank lines change nothing...
+    (folder / "requirements.txt").write_text(
+        "# pins\n-r base.txt\n\n./vendor/thing-0.1-py3-none-any.whl  # vendored\n"
+    )
+    assert requirements.requirements_digest(folder) == first
+    # ...an included file, or a rebuilt local wheel, does.
+    (folder / "base.txt").write_text("numpy==2.2.6\n")
+    second = requirements.requirements_digest(folder)
+    assert second != first
+    wheel.write_bytes(b"two, longer")
+    assert requirements.requirements_digest(folder) != second
+    # A folder without requirements.txt has a digest too (an environment of catwalk only).
+    assert requirements.requirements_digest(tmp_path / "nothing") == (
+        requirements.requirements_digest(tmp_path / "other")
+    )
+
+
+def test_inside_a_model_environment_nothing_is_installed(
+    tmp_path: Path, no_pip: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = folder_with(tmp_path, "catwalk-tests-not-installed==1.0\n")
+    env = tmp_path / "env"
+    env.mkdir()
+    record = {"requirements": requirements.requirements_digest(folder)}
+    (env / "catwalk-env.json").write_text(json.dumps(record))
+    monkeypatch.setattr(sys, "prefix", str(env))
+    assert ensure_requirements(folder) == (
+        f"1 requirement(s) installed in the model's environment {env}"
+    )
+    # requirements.txt edited since the environment was built: said, never pip-installed.
+    (folder / "requirements.txt").write_text("catwalk-tests-not-installed==2.0\n")
+    with pytest.raises(RequirementsError, match="was built for other requirements"):
+        ensure_requirements(folder)
+
+
+def test_pandas_that_cannot_be_imported_shows_why(
+    tmp_path: Path, model_copy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure the issue met (a numpy pin broke pandas) said only 'cannot be imported'."""
+    from catwalk.checks.model_checks import prepare
+    from catwalk.checks.report import Report
+
+    shadow = tmp_path / "shadow"
+    (shadow / "pandas").mkdir(parents=True)
+    (shadow / "pandas" / "__init__.py").write_text(
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility. "
+        "Expected 96 from C header, got 88 from PyObject')\n"
+    )
+    monkeypatch.syspath_prepend(str(shadow))
+    for name in [m for m in sys.modules if m == "pandas" or m.startswith("pandas.")]:
+        monkeypatch.delitem(sys.modules, name)
+    lines: list[str] = []
+    report = Report("test-model", echo=lines.append)
+    assert prepare(model_copy("dataframe_echo"), report, install=False) is None
+    text = "\n".join(lines)
+    assert "[FAIL] 3. requirements: pandas is listed but cannot be imported in" in text
+    assert "ValueError: numpy.dtype size changed, may indicate binary incompatibility" in text
+    assert str(shadow / "pandas" / "__init__.py") in text  # where it was raised
+
+
+# -- pip's configuration, for uv ----------------------------------------------------------------
+
+
+def test_pip_config_list_is_merged_as_pip_does() -> None:
+    from catwalk.model_env.pipconf import parse_config_list
+
+    text = (
+        ":env:.find-links='/opt/wheels'\n"
+        "global.find-links='/elsewhere'\n"
+        "global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi-more/simple'\n"
+        "global.index-url='https://global.example/simple'\n"
+        "install.index-url='https://install.example/simple'\n"
+        "not a setting line\n"
+    )
+    assert parse_config_list(text) == {
+        "find-links": "/opt/wheels",  # a variable over any file
+        "extra-index-url": "file:///opt/pypi/simple file:///opt/pypi-more/simple",
+        "index-url": "https://install.example/simple",  # [install] over [global]
+    }
+
+
+def test_pip_settings_map_to_uv(tmp_path: Path) -> None:
+    from catwalk.model_env.pipconf import uv_settings
+
+    constraints = tmp_path / "constraints.txt"
+    config = {
+        "index-url": "https://user:secret@pypi.example/simple",
+        "extra-index-url": "file:///opt/pypi/simple https://more.example/simple",
+        "find-links": f"{tmp_path} {tmp_path / 'not-there'} https://wheels.example/",
+        "constraint": str(constraints),
+        "trusted-host": "pypi.example",
+        "only-binary": ":all:",
+        "pre": "true",
+        "cert": "/etc/ssl/certs/ca-certificates.crt",
+        "default-timeout": "180",
+        "user": "true",  # not an install source: not passed on
+    }
+    out = uv_settings(config, environ={})
+    # URLs travel in variables (never on a command line `ps` shows).
+    assert out.env["UV_INDEX_URL"] == "https://user:secret@pypi.example/simple"
+    assert out.env["UV_EXTRA_INDEX_URL"] == "file:///opt/pypi/simple https://more.example/simple"
+    assert out.env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert out.env["UV_HTTP_TIMEOUT"] == "180"
+    assert not any("secret" in arg for arg in out.args)
+    assert out.args == [
+        "--index-strategy",
+        "unsafe-best-match",  # pip's way with several indexes
+        # A missing local folder is skipped, as pip skips it (uv would stop).
+        "--find-links",
+        str(tmp_path),
+        "--find-links",
+        "https://wheels.example/",
+        "--constraint",
+        str(constraints),
+        "--allow-insecure-host",
+        "pypi.example",
+        "--only-binary",
+        ":all:",
+        "--prerelease",
+        "allow",
+    ]
+    # uv's own configuration, when the user set it, is left alone and wins.
+    mine = uv_settings(config, environ={"UV_INDEX_URL": "https://mine/simple"})
+    assert "UV_INDEX_URL" not in mine.env
+    assert "index-url" not in mine.mapped
+
+
+def test_pip_config_comes_from_pip_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catwalk.model_env.pipconf import pip_config
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nextra-index-url = https://conf.example/simple\n")
+    environ = {**os.environ, "PIP_CONFIG_FILE": str(conf), "PIP_FIND_LINKS": str(tmp_path)}
+    found = pip_config(environ)
+    assert found["extra-index-url"] == "https://conf.example/simple"
+    assert found["find-links"] == str(tmp_path)
+
+
+# -- the running catwalk, installed again in an environment --------------------------------------
+
+
+def _dist(tmp_path: Path, direct_url: dict[str, Any] | None) -> metadata.Distribution:
+    info = tmp_path / "site" / "catwalk_renamed-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: catwalk-renamed\nVersion: 1.2.3\n")
+    (info / "RECORD").write_text("catwalk/__init__.py,sha256=abc,10\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    return metadata.PathDistribution(info)
+
+
+def test_each_kind_of_install_is_installed_again_the_same_way(tmp_path: Path) -> None:
+    from catwalk.model_env.identity import install_of
+
+    source = tmp_path / "src-tree"
+    source.mkdir()
+    (source / "pyproject.toml").write_text("[project]\nname = 'catwalk-renamed'\n")
+    wheel = tmp_path / "catwalk_renamed-1.2.3-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    cases = {
+        "editable": ({"url": source.as_uri(), "dir_info": {"editable": True}}, ("-e", str(source))),
+        "folder": ({"url": source.as_uri(), "dir_info": {}}, (str(source),)),
+        "wheel": ({"url": wheel.as_uri(), "archive_info": {}}, (str(wheel),)),
+        "url": (
+            {"url": "https://files.example/c.whl", "archive_info": {}},
+            ("catwalk-renamed @ https://files.example/c.whl",),
+        ),
+        "vcs": (
+            {"url": "https://git.example/c.git", "vcs_info": {"vcs": "git", "commit_id": "abc1"}},
+            ("catwalk-renamed @ git+https://git.example/c.git@abc1",),
+        ),
+        "index": (None, ("catwalk-renamed==1.2.3",)),  # the distribution's name, never "catwalk"
+    }
+    fingerprints = set()
+    for case, (direct_url, args) in cases.items():
+        own = install_of(_dist(tmp_path / case, direct_url))
+        assert own.args == args, case
+        assert (own.name, own.version) == ("catwalk-renamed", "1.2.3")
+        fingerprints.add(own.fingerprint)
+    assert len(fingerprints) == len(cases)
+    # A dependency added to the source tree's pyproject.toml means another environment.
+    editable = _dist(tmp_path / "again", cases["editable"][0])
+    before = install_of(editable).fingerprint
+    (source / "pyproject.toml").write_text("[project]\ndependencies = ['numpy']\n")
+    assert install_of(editable).fingerprint != before
+
+
+def test_the_running_catwalk_is_found_by_its_package() -> None:
+    from catwalk import __version__
+    from catwalk.model_env.identity import own_install
+
+    own = own_install()
+    assert own is not None
+    assert own.version == __version__
+    root = Path(__file__).resolve().parents[1]
+    if own.args[0] == "-e":  # the developer's and CI's install: `pip install -e .`
+        assert Path(own.args[1]) == root
+
+
+def test_the_cache_folder_follows_the_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catwalk.model_env.store import default_root
+
+    monkeypatch.delenv("CATWALK_ENV_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "catwalk" / "envs"
+    monkeypatch.setenv("CATWALK_ENV_CACHE", str(tmp_path / "mine"))
+    assert default_root() == tmp_path / "mine"
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catwalk.model_env.identity import own_install
+    from catwalk.model_env.store import EnvStore, plan_for
+
+    if os.geteuid() == 0:
+        # root writes anywhere: a file where the folder should be fails for root too.
+        root = tmp_path / "a-file"
+        root.write_text("")
+    else:
+        root = tmp_path / "read-only"
+        root.mkdir(mode=0o500)
+    own = own_install()
+    assert own is not None
+    store = EnvStore(root / "envs", echo=lambda line: None)
+    with pytest.raises(RequirementsError, match="cannot build a model environment there"):
+        store.get(plan_for(folder_with(tmp_path, "click\n"), own))

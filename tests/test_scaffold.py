@@ -28,6 +28,7 @@ def test_the_new_folder_passes_test_model_and_test_server(tmp_path: Path, io_typ
     folder = tmp_path / "my-model"
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md",
+        "inputs.jsonl",
         "model.py",
         "model.yml",
         "requirements.txt",
@@ -47,7 +48,7 @@ def test_the_new_folder_passes_test_model_and_test_server(tmp_path: Path, io_typ
     served = run("test-server", "-m", str(folder), "--no-install")
     assert served.exit_code == 0, served.output
     assert "[PASS] 7. server starts: production server answers" in served.output
-    assert served.output.splitlines()[-1] == "test-server: all 18 step(s) passed"
+    assert served.output.splitlines()[-1] == "test-server: all 25 step(s) passed"
 
 
 @pytest.mark.parametrize("io_type", ["PYTHON_DICT", "PANDAS_DATA_FRAME"])
@@ -150,7 +151,9 @@ def test_the_readme_quickstart_says_what_really_happens(
             result = run(*args)
             assert result.exit_code == 0, f"{line}\n{result.output}"
             ran.append((args[0], result.stdout))
-    assert [name for name, _ in ran] == ["init", "test-model", "predict", "test"]
+    # Every file the quickstart names exists: init writes my-model/inputs.jsonl (issue 17).
+    assert [name for name, _ in ran] == ["init", "test-model", "predict", "predict", "test"]
+    assert len((tmp_path / "outputs.jsonl").read_text().splitlines()) == 5
     shown = section.split("catwalk predict -m my-model --input", 1)[1].splitlines()[1]
     assert json.loads(ran[2][1]) == json.loads(shown.lstrip("# "))
     curl_shown = section.split('"output":', 1)[1].split("}", 1)[0] + "}"

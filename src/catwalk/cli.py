@@ -10,6 +10,7 @@ import importlib
 import click
 
 from catwalk import __version__
+from catwalk.model_env import ARGV_KEY, PROGRAM
 
 # Each command and the module of catwalk.commands that defines it (in its COMMANDS). A
 # command's module is imported only when that command runs: `catwalk serve` does not pay
@@ -18,6 +19,7 @@ COMMAND_MODULES = {
     "init": "init",
     "test-model": "model",
     "predict": "predict",
+    "score": "score",
     "serve": "serve",
     "test-server": "serve",
     "test": "serve",
@@ -37,6 +39,11 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The command line as typed: a command moved into a model's environment runs it again.
+        ctx.meta[ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             module = importlib.import_module(f"catwalk.commands.{COMMAND_MODULES[cmd_name]}")
@@ -55,4 +62,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="catwalk")
+    cli(prog_name="catwalk", obj=PROGRAM)

@@ -7,6 +7,7 @@ logging:
 server:
   workers: 2               # gunicorn workers; default: the CPUs this process may use
   preload: true            # load the model once before forking workers (false: once per worker)
+  threads_per_worker: null # threads of each worker's native pools (OpenMP, BLAS, torch)
   timeout: 60              # seconds a request may take before its worker is restarted
   keepalive: 5             # seconds an idle client connection is kept open by nginx
   max_body_size: 10m       # largest request body (nginx syntax: bytes, or k / m suffix)
@@ -130,6 +131,7 @@ class ServerSettings:
     log_format: str = "text"
     workers: int = field(default_factory=usable_cpus)  # the CPUs a container may use
     preload: bool = True
+    threads_per_worker: int | None = None  # None: the model's runtime:, else CPUs / workers
     timeout: int = 60
     keepalive: int = 5
     max_body_size: str = "10m"
@@ -233,6 +235,9 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     timeout = read_int(server, "timeout", defaults.timeout, 1, problems)
     keepalive = read_int(server, "keepalive", defaults.keepalive, 0, problems)
     preload = read_bool(server, "preload", defaults.preload, "server.", problems)
+    threads = server.get("threads_per_worker")
+    if threads is not None:
+        threads = read_int(server, "threads_per_worker", 1, 1, problems)
     validate_output = read_bool(
         server, "validate_output", defaults.validate_output, "server.", problems
     )
@@ -278,6 +283,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         log_format=log_format,
         workers=workers,
         preload=preload,
+        threads_per_worker=threads,
         timeout=timeout,
         keepalive=keepalive,
         max_body_size=max_body,

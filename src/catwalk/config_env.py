@@ -1,8 +1,9 @@
 """The environment-variable layer over ``application.yml``: what containers set most.
 
-``SERVER_WORKERS``, ``SERVER_TIMEOUT``, ``SERVER_TRUSTED_PROXIES`` (comma-separated),
-``LOG_LEVEL``, ``LOG_FORMAT`` (:data:`ENV_SETTINGS`) and
-``SERVER_AUTH_TOKENS_FILE`` (:data:`TOKENS_ENV`); :mod:`catwalk.config` applies them.
+``SERVER_WORKERS``, ``SERVER_THREADS_PER_WORKER``, ``SERVER_TIMEOUT``,
+``SERVER_TRUSTED_PROXIES`` (comma-separated), ``LOG_LEVEL``, ``LOG_FORMAT``
+(:data:`ENV_SETTINGS`) and ``SERVER_AUTH_TOKENS_FILE`` (:data:`TOKENS_ENV`); :mod:`catwalk.config`
+applies them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ TOKENS_ENV = "SERVER_AUTH_TOKENS_FILE"
 #: these has one) > the variable > application.yml > the default. Empty means unset.
 ENV_SETTINGS = {
     "SERVER_WORKERS": ("server", "workers"),
+    "SERVER_THREADS_PER_WORKER": ("server", "threads_per_worker"),
     "SERVER_TIMEOUT": ("server", "timeout"),
     "SERVER_TRUSTED_PROXIES": ("server", "trusted_proxies"),
     "LOG_LEVEL": ("logging", "level"),
@@ -34,7 +36,7 @@ def env_settings(data: Any) -> Any:
         if not text:
             continue
         value: object = text
-        if key in ("workers", "timeout"):
+        if key in ("workers", "threads_per_worker", "timeout"):
             if not text.isdigit() or int(text) < 1:
                 raise ConfigError(f"{name}: {text!r} is not a whole number >= 1")
             value = int(text)

@@ -14,6 +14,7 @@ ALLOWED = {
     "server": {
         "workers",
         "preload",
+        "threads_per_worker",
         "timeout",
         "keepalive",
         "max_body_size",

@@ -9,9 +9,11 @@ inputs and outputs to the model's ``io_type`` and normalises outputs to JSON val
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -25,6 +27,26 @@ from catwalk.spec import MODEL_FILE, IoSchema, ModelSpec
 
 # With the separator: a user folder named like ".../catwalk_models" is not catwalk's.
 _CATWALK_DIR = str(Path(__file__).resolve().parent) + os.sep
+
+
+_NOT_DATE_TIME = re.compile(r'"([^"]*)" is not a valid date-time$')
+NAIVE_HINT = (
+    " (it has no UTC offset: predict returned a naive datetime; return an aware one, e.g. "
+    "datetime.now(timezone.utc), dt.replace(tzinfo=timezone.utc) or pd.Timestamp(x, tz='UTC'), "
+    "or a string ending in Z or +HH:MM)"
+)
+
+
+def _naive_hint(problem: str) -> str:
+    """``problem``, with what to return when it is a naive datetime failing date-time."""
+    found = _NOT_DATE_TIME.search(problem)
+    if found is None:
+        return problem
+    try:
+        value = datetime.datetime.fromisoformat(found.group(1))
+    except ValueError:
+        return problem
+    return problem + NAIVE_HINT if value.tzinfo is None else problem
 
 
 def user_traceback(exc: BaseException) -> str:
@@ -61,8 +83,12 @@ class LoadedModel:
         return self._errors(self.spec.input, value, prefix)
 
     def output_errors(self, value: Any, prefix: str = "output") -> list[str]:
-        """Schema problems of a (JSON-normalised) model output (``[]`` when valid)."""
-        return self._errors(self.spec.output, value, prefix)
+        """Schema problems of a (JSON-normalised) model output (``[]`` when valid).
+
+        A naive datetime (no UTC offset) fails ``format: date-time``; its problem says what to
+        return instead, in test-model, ``predict`` and the server's 500 alike.
+        """
+        return [_naive_hint(p) for p in self._errors(self.spec.output, value, prefix)]
 
     def _errors(self, side: IoSchema, value: Any, prefix: str) -> list[str]:
         # A DataFrame model with a one-record schema also takes and returns lists of records.
@@ -187,7 +213,13 @@ def _import(folder: Path) -> ModuleType:
         import_spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            hint = (
+                f" (is the distribution that provides {exc.name.partition('.')[0]!r} listed in "
+                f"requirements.txt? the model runs with those and catwalk's, in {sys.prefix})"
+            )
         raise ModelLoadError(
-            f"{file}: importing it raised {describe(exc)}", user_traceback(exc)
+            f"{file}: importing it raised {describe(exc)}{hint}", user_traceback(exc)
         ) from exc
     return module

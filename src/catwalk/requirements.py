@@ -7,6 +7,11 @@ URLs, paths, ``-r`` includes) are remembered by a stamp of their content, and of
 every file they include with ``-r``/``-c``, once pip has succeeded. A file lock
 keeps several catwalk processes that start at once on the same environment from running pip
 side by side.
+
+This is the ``local`` environment manager (``--env-manager local``, and what images do). By
+default a command runs the model in an environment of its own (:mod:`catwalk.model_env`),
+built from :func:`requirements_digest`'s inputs; there :func:`ensure_requirements` only checks
+that the environment was built from the folder's requirements as they are now.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import fcntl
 import hashlib
 import importlib
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +32,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from catwalk import DISTRIBUTION
 from catwalk.errors import RequirementsError
 from catwalk.spec import REQUIREMENTS_FILE
 from catwalk.tmp import temp_dir
@@ -44,8 +51,53 @@ def requirement_names(folder: Path) -> set[str]:
     return names
 
 
+def requirements_digest(folder: Path) -> str:
+    """A digest of what the folder's requirements ask for: a model environment's name.
+
+    requirements.txt and the files it includes (comments and blank lines aside), and the size
+    and time of each local file a line names (a rebuilt ``./vendor/x.whl`` is a new one).
+    """
+    req_file = folder / REQUIREMENTS_FILE
+    digest = hashlib.sha256()
+    if not req_file.is_file():
+        return digest.hexdigest()
+    root = folder.resolve()
+    for file in [req_file.resolve(), *_included_files(req_file)]:
+        name = file.relative_to(root) if file.is_relative_to(root) else file
+        digest.update(f"\0{name}\0".encode())
+        try:
+            lines = _lines(file)
+        except RequirementsError:
+            lines = ["(unreadable)"]  # uv will say what is wrong with it
+        for line in lines:
+            digest.update(line.encode() + b"\n")
+            for word in line.replace("=", " ").split():
+                if "://" in word:
+                    continue
+                try:
+                    info = (file.parent / word).stat()
+                except (OSError, ValueError):
+                    continue  # not a file name: a requirement, an option
+                if stat.S_ISREG(info.st_mode):
+                    digest.update(f"{word} {info.st_size} {info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def ensure_requirements(folder: Path) -> str:
     """Make sure the folder's requirements are installed; return what was done, in words."""
+    built_for = _model_env_requirements()
+    if built_for is not None:
+        if built_for != requirements_digest(folder):
+            raise RequirementsError(
+                f"{folder / REQUIREMENTS_FILE}: the model's environment {sys.prefix} was built "
+                "for other requirements (they changed since): run the command again without "
+                "--env-manager local, and catwalk builds the environment for these"
+            )
+        req_file = folder / REQUIREMENTS_FILE
+        listed = len(_lines(req_file)) if req_file.is_file() else 0
+        if not listed:
+            return f"no requirements.txt entries (the model's environment: {sys.prefix})"
+        return f"{listed} requirement(s) installed in the model's environment {sys.prefix}"
     req_file = folder / REQUIREMENTS_FILE
     if not req_file.is_file():
         return "no requirements.txt"
@@ -64,6 +116,16 @@ def ensure_requirements(folder: Path) -> str:
     # The model is imported next, in this process: forget the finders' view of site-packages.
     importlib.invalidate_caches()
     return f"installed {len(lines)} requirement(s) with pip"
+
+
+def _model_env_requirements() -> str | None:
+    """The requirements digest this interpreter's environment was built for, if catwalk
+    built it as a model environment (pip is not even installed there)."""
+    from catwalk.model_env.store import read_record
+
+    record = read_record(Path(sys.prefix))
+    value = record.get("requirements") if record is not None else None
+    return value if isinstance(value, str) else None
 
 
 def _lines(req_file: Path) -> list[str]:
@@ -238,16 +300,17 @@ def runtime_constraints() -> dict[str, Kept]:
     """
     kept: dict[str, Kept] = {}
     try:
-        kept["catwalk"] = Kept("catwalk", metadata.version("catwalk"), "catwalk itself")
+        version = metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:  # running from a source tree: nothing to keep
         return kept
-    pending: list[tuple[str, str | None]] = [("catwalk", None)]
+    kept[canonicalize_name(DISTRIBUTION)] = Kept(DISTRIBUTION, version, "catwalk itself")
+    pending: list[tuple[str, str | None]] = [(DISTRIBUTION, None)]
     while pending:
         dist, via = pending.pop()
         for text in metadata.requires(dist) or []:
             req = Requirement(text)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-                continue  # an extra (catwalk[dev]) or another platform's dependency
+                continue  # an extra (catwalk-serve[dev]) or another platform's dependency
             name = canonicalize_name(req.name)
             if name in kept:
                 continue

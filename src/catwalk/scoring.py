@@ -9,10 +9,15 @@ bytes or the :class:`~catwalk.errors.CatwalkError` that explains why it has none
 
 A model with ``batching:`` in model.yml gets up to ``max_batch_size`` valid lines per call, as
 the server batches concurrent requests (:func:`catwalk.model_batch.predict_many`:
-``predict_batch``, or one DataFrame / joined array for ``predict``). When such a call fails as
-a whole (the model raises, or its output cannot be split back), that chunk's lines are scored
-again one by one, so the problem is reported on the line that has it; test-model's step 8
-checks that both paths give the same outputs.
+``predict_batch``, or one DataFrame / joined array for ``predict``). A ``PANDAS_DATA_FRAME``
+model gets up to :data:`FRAME_CHUNK` lines per call even without ``batching:``: its
+``predict`` takes a DataFrame of any number of rows by contract (test-model sends it all of
+its test data as one), and a frame per line costs about as much as a frame of thousands
+(10,000 lines of the zoo's scikit-learn pipeline: 84.7 s row by row, 4.2 s in chunks, on a
+loaded 2-CPU machine). When such a call fails as a whole (the model raises, or its output
+cannot be split back), that chunk's lines are scored again one by one, so the problem is
+reported on the line that has it; test-model's step 8 checks that both paths give the same
+outputs.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from catwalk.errors import CatwalkError, InvalidRequest, OutputError
 from catwalk.model import LoadedModel
 from catwalk.model_batch import predict_many
 from catwalk.server.envelope import dumps, loads
+
+#: Lines per ``predict`` call of a DataFrame model without ``batching:``.
+FRAME_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,20 @@ class Scorer:
     def score_lines(self, lines: Iterable[bytes]) -> Iterator[Scored]:
         """Every line's outcome, in order; a failing line does not stop the others."""
         numbered = enumerate(lines, 1)
-        batching = self.model.spec.batching
-        if batching is None:
+        size = self.chunk_size()
+        if size is None:
             for number, line in numbered:
                 yield self._one(number, line)
             return
-        while chunk := list(islice(numbered, batching.max_batch_size)):
+        while chunk := list(islice(numbered, size)):
             yield from self._chunk(chunk)
+
+    def chunk_size(self) -> int | None:
+        """Lines per model call (None: one ``predict`` per line)."""
+        batching = self.model.spec.batching
+        if batching is not None:
+            return batching.max_batch_size
+        return FRAME_CHUNK if self.model.is_dataframe else None
 
     def _one(self, number: int, line: bytes) -> Scored:
         try:

@@ -18,6 +18,7 @@ import yaml
 
 from catwalk.errors import SpecError
 from catwalk.schema import SchemaValidator, to_json_schema
+from catwalk.spec_runtime import Runtime, parse_runtime
 
 SPEC_FILE = "model.yml"
 MODEL_FILE = "model.py"
@@ -27,6 +28,10 @@ IoType = Literal["PYTHON_DICT", "PANDAS_DATA_FRAME"]
 IO_TYPES: tuple[IoType, ...] = ("PYTHON_DICT", "PANDAS_DATA_FRAME")
 
 _TOP_KEYS = {"name", "version", "contact", "schema", "io_type", "description", "batching"}
+_TOP_KEYS |= {"system_packages", "weights"}  # the image's keys: see "The image" below
+# ---- runtime: (threads per worker, warm-up; catwalk.spec_runtime) ----
+_TOP_KEYS.add("runtime")
+# ---- end runtime: ----
 _BATCHING_KEYS = {"max_batch_size", "max_latency_ms"}
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_LATENCY_MS = 10.0
@@ -88,6 +93,10 @@ class ModelSpec:
     io_type: IoType = "PYTHON_DICT"
     description: str | None = None
     batching: Batching | None = None
+    #: The image's keys (see "The image" below): Debian packages, and large files' patterns.
+    system_packages: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
+    runtime: Runtime = field(default_factory=Runtime)  # model.yml's runtime: (spec_runtime)
 
     @property
     def batch_kind(self) -> BatchKind:
@@ -260,6 +269,9 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         problems.append("description: must be a string")
 
     batching = _batching(data, problems) if "batching" in data else None
+    system_packages = _names(data, "system_packages", _DEBIAN_PACKAGE, _PACKAGE_HINT, problems)
+    weights = _names(data, "weights", _WEIGHTS_PATTERN, _WEIGHTS_HINT, problems)
+    runtime = parse_runtime(data.get("runtime"), problems)  # runtime: (catwalk.spec_runtime)
 
     schema = _section(data, "schema", problems)
     sides: dict[str, IoSchema | None] = {"input": None, "output": None}
@@ -280,7 +292,49 @@ def parse_spec(data: Any, folder: Path, *, raw: dict[str, str] | None = None) ->
         io_type=io_type,
         description=description,
         batching=batching,
+        system_packages=system_packages,
+        weights=weights,
+        runtime=runtime,
     )
+
+
+# --- The image: system_packages and weights ------------------------------------------------
+# ``system_packages``: Debian packages the model's image installs (its own layer, first), as
+# Cog's and Truss's do. Names follow Debian policy (lower case, digits, ``+ - .``, two
+# characters at least), optionally ``=version``: they go into an ``apt-get install`` line, so
+# nothing else is accepted. ``weights``: files (glob patterns relative to the model folder)
+# that get a layer of their own between the requirements and the code (see
+# catwalk.image.context).
+
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+_PACKAGE_HINT = (
+    "is not a Debian package name (lower-case letters, digits, '+', '-', '.', at least two "
+    "characters, optionally =version: e.g. libgomp1, libpq5=15.10-0+deb12u1)"
+)
+_WEIGHTS_PATTERN = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[^\0\n]+$")
+_WEIGHTS_HINT = "is not a path or glob pattern inside the model folder (e.g. weights/*.bin)"
+
+
+def _names(
+    data: dict[str, Any], key: str, pattern: re.Pattern[str], hint: str, problems: list[str]
+) -> tuple[str, ...]:
+    """A list of strings in model.yml, each matching ``pattern``; one problem per bad item."""
+    value = data.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append(f"{key}: must be a list of strings, got {type(value).__name__}")
+        return ()
+    good = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not pattern.match(item.strip()):
+            problems.append(f"{key}[{index}]: {item!r} {hint}")
+        else:
+            good.append(item.strip())
+    return tuple(dict.fromkeys(good))
+
+
+# --- end of the image's keys ---------------------------------------------------------------
 
 
 def _batching(data: dict[str, Any], problems: list[str]) -> Batching | None:

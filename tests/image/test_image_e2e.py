@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -18,125 +17,39 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
+from image_env import (  # shared fixtures and helpers of the Docker tests
+    EXAMPLES,
+    GENERATED,
+    REGISTRY_HOST,
+    TIMINGS,
+    _session,
+    _unavailable,
+    base_image,
+    catwalk,
+    client,
+    created,
+    image_size_mb,
+    registry,
+)
 
 from catwalk import __version__
 from catwalk.checks.server_checks import free_port
-from catwalk.image import docker as dk
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-REGISTRY_HOST = os.environ.get("CATWALK_TEST_REGISTRY", "localhost:5000")
-# The Debian base scripts/ci-setup.sh makes (python:3.12-slim cannot be pulled on CI's machines).
-PYTHON_IMAGE = os.environ.get("CATWALK_TEST_PYTHON_IMAGE") or os.environ.get(
-    "CATWALK_BASE_IMAGE", "catwalk-debian:bookworm"
-)
-HOW = "run `bash scripts/ci-setup.sh` (as root) to start a Docker engine and a registry"
 MODELS = {
     "rng": ("rngmodel", "0.0.1", {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}),
     "dataframe": ("neurondataframe", "1.0.0", {"x1": 1.0, "x2": 0.5, "x3": -1.0}),
 }
-TIMINGS: dict[str, str] = {}
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "example_models"
-GENERATED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "__pycache__")
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    message = reason if "ci-setup.sh" in reason else f"{reason}: {HOW}"
-    if in_ci():
-        pytest.fail(f"CI=true, so not skipping: {message}", pytrace=False)
-    pytest.skip(message)
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # loopback only: never through a proxy
-    return session
-
-
-def catwalk(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI (a child process, as a pipeline would), echoing its output."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "catwalk", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    print(f"$ catwalk {' '.join(args)}\n{proc.stdout}{proc.stderr}")
-    return proc
-
-
-def image_size_mb(client: Any, ref: str) -> float:
-    return float(client.api.inspect_image(ref)["Size"]) / 1e6
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[Any]:
-    try:
-        docker_client = dk.connect(timeout=900)
-    except Exception as exc:
-        _unavailable(str(exc))
-    try:
-        _session().get(f"http://{REGISTRY_HOST}/v2/", timeout=5).raise_for_status()
-    except requests.RequestException as exc:
-        _unavailable(f"no registry answers on {REGISTRY_HOST} ({exc})")
-    if not dk.image_exists(docker_client, PYTHON_IMAGE):
-        _unavailable(f"the base OS image {PYTHON_IMAGE} does not exist")
-    yield docker_client
-    docker_client.close()
-    if TIMINGS:
-        print("\nimage measurements:\n" + "\n".join(f"  {k}: {v}" for k, v in TIMINGS.items()))
-
-
-@pytest.fixture(scope="session")
-def registry() -> str:
-    """A registry namespace of this run's own, so nothing collides with anyone's images."""
-    return f"{REGISTRY_HOST}/catwalk-e2e-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="session")
-def created(client: Any) -> Iterator[list[str]]:
-    """Image tags this session made; removed at the end (by tag, nothing else)."""
-    refs: list[str] = []
-    yield refs
-    for ref in reversed(refs):  # tags first, then ids (images a rebuild or failure left)
-        try:
-            dk.remove_image(client, ref)
-        except Exception as exc:  # pragma: no cover - clean-up must go on
-            print(f"could not remove {ref}: {exc}")
-
-
-@pytest.fixture(scope="session")
-def base_image(client: Any, registry: str, created: list[str]) -> str:
-    """The catwalk base image, built from the root Dockerfile as the README says, and pushed."""
-    ref = f"{registry}/catwalk:{__version__}"
-    started = time.monotonic()
-    dk.build_image(
-        client,
-        ROOT,
-        ref,
-        echo=print,
-        network="host",
-        buildargs={"PYTHON_IMAGE": PYTHON_IMAGE},
-    )
-    created.append(ref)
-    TIMINGS["base image build"] = f"{time.monotonic() - started:.1f} s"
-    TIMINGS["base image size"] = f"{image_size_mb(client, ref):.0f} MB"
-    dk.push_image(client, ref, echo=print)
-    return ref
+__all__ = ["base_image", "client", "created", "registry"]  # fixtures, used by name
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +63,7 @@ def model_images(
         shutil.copytree(EXAMPLES / name, folder, ignore=shutil.ignore_patterns(*GENERATED))
         prep = catwalk("build-prep", "-m", str(folder), "--docker-registry", registry)
         assert prep.returncode == 0, prep.stdout + prep.stderr
-        assert f"FROM {base_image}\n" in (folder / "Dockerfile").read_text()
+        assert f"FROM {base_image} AS system\n" in (folder / "Dockerfile").read_text()
         started = time.monotonic()
         build = catwalk(
             "build", "-m", str(folder), "--docker-registry", registry, "--network", "host"
@@ -319,32 +232,42 @@ def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
     took = time.monotonic() - started
     assert build.returncode == 0, build.stdout + build.stderr
     TIMINGS["dataframe rebuild after changing model.py"] = f"{took:.1f} s"
+    assert "(cached)" in build.stdout  # the wheelhouse: no pip on this machine either
     steps = re.split(r"^Step \d+/\d+ : ", build.stdout, flags=re.M)
     pip_step = next(s for s in steps if "install-requirements" in s.splitlines()[0])
-    copy_step = next(s for s in steps if s.startswith("COPY . "))
-    assert "Using cache" in pip_step
+    installed = next(s for s in steps if s.startswith("COPY --from=requirements"))
+    copy_step = next(s for s in steps if s.startswith("COPY model/ "))
+    assert "Using cache" in pip_step and "Using cache" in installed
     assert "Using cache" not in copy_step
+
+
+def test_failed_resolution_names_pip_s_error(
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "broken"
+    shutil.copytree(model_images["rng"][0], folder)
+    (folder / "requirements.txt").write_text("this-package-does-not-exist-catwalk==0.0.0\n")
+    result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
+    assert result.returncode == 1
+    assert "requirements.txt: resolving the requirements for the image failed" in result.stderr
+    assert "this-package-does-not-exist-catwalk" in result.stderr
 
 
 def test_failed_build_names_the_step(
     model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path, created: list[str]
 ) -> None:
-    folder = tmp_path / "broken"
+    folder = tmp_path / "broken-apt"
     shutil.copytree(model_images["rng"][0], folder)
-    (folder / "requirements.txt").write_text("this-package-does-not-exist-catwalk==0.0.0\n")
-    assert (
-        catwalk(
-            "build-prep", "-m", str(folder), "--docker-registry", registry, "--force"
-        ).returncode
-        == 0
-    )
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text() + "system_packages: [catwalk-no-such-debian-package]\n")
     result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
     layers = re.findall(r"^ ---> ([0-9a-f]{12})$", result.stdout, flags=re.M)
     if layers:  # the last step that worked: a dangling image the failed build left
         created.insert(0, layers[-1])
     assert result.returncode == 1
     assert "docker build of rngmodel:0.0.1 failed at step" in result.stderr
-    assert "install-requirements" in result.stderr
+    assert "apt-get install" in result.stderr
+    assert "Unable to locate package catwalk-no-such-debian-package" in result.stdout
 
 
 def test_test_image_without_an_image_says_build_first(tmp_path: Path, client: Any) -> None:
@@ -507,8 +430,39 @@ def test_missing_base_image_says_how_to_build_it(client: Any, tmp_path: Path) ->
     assert prep.returncode == 0, prep.stdout + prep.stderr
     result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
     assert result.returncode == 1
-    assert re.search(rf"failed at step 1/\d+ \(FROM {re.escape(missing)}\)", result.stderr)
-    assert "The base image is missing" in result.stderr
+    assert f"the base image {missing} is neither on this Docker engine nor pullable" in (
+        result.stderr
+    )
+    assert f"docker build . -t {missing}" in result.stderr
+
+
+def test_an_unqualified_base_is_never_pulled_from_docker_hub(client: Any, tmp_path: Path) -> None:
+    """The README's flow once wrote FROM catwalk:<version> and Docker went to Docker Hub."""
+    folder = tmp_path / "rng"
+    shutil.copytree(EXAMPLES / "rng", folder, ignore=shutil.ignore_patterns(*GENERATED))
+    missing = f"catwalk-e2e-missing-{uuid.uuid4().hex[:8]}/catwalk:0"
+    assert catwalk("build-prep", "-m", str(folder), "--base-image", missing).returncode == 0
+    result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
+    assert result.returncode == 1
+    assert "Docker would pull it from Docker Hub" in result.stderr
+    assert "--docker-registry" in result.stderr
+    assert "pulling" not in result.stdout
+
+
+def test_the_readme_flow_takes_the_registry_given_to_build(
+    base_image: str, registry: str, created: list[str], tmp_path: Path
+) -> None:
+    """build-prep without --docker-registry, then build --docker-registry: FROM that registry."""
+    folder = _copy("rng", tmp_path)
+    spec = folder / "model.yml"
+    spec.write_text(spec.read_text().replace('version: "0.0.1"', 'version: "0.0.1-readme"'))
+    assert catwalk("build-prep", "-m", str(folder)).returncode == 0
+    assert f"FROM catwalk:{__version__} AS system" in (folder / "Dockerfile").read_text()
+    created.append(f"{registry}/rngmodel:0.0.1-readme")
+    build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push",
+                    "--network", "host")  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert f"FROM {base_image} AS system" in (folder / "Dockerfile").read_text()
 
 
 # --- the CI/CD flow's defects and hardened images (issue 12) --------------------------------
@@ -607,13 +561,25 @@ def test_a_cpu_limit_gives_one_worker(
 
 
 def test_push_never_replaces_a_version_unless_told(
-    model_images: dict[str, tuple[Path, str]], registry: str
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
 ) -> None:
-    folder, ref = model_images["rng"]
+    pushed_from, ref = model_images["rng"]
+    folder = tmp_path / "rng"  # a copy: the same inputs, changed below without side effects
+    shutil.copytree(pushed_from, folder)
+    # The same inputs again (a retried pipeline): built and tested, nothing pushed, no error.
     again = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--network", "host")
-    assert again.returncode == 1
-    assert f"{ref} is already in the registry" in again.stderr
-    assert "--overwrite" in again.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{ref} is in the registry already, built from the same inputs" in again.stdout
+    assert f"pushed {ref}" not in again.stdout
+    # A changed model under the same version: refused.
+    model = folder / "model.py"
+    model.write_text(model.read_text() + "\n# changed\n")
+    changed = catwalk(
+        "build", "-m", str(folder), "--docker-registry", registry, "--network", "host"
+    )  # fmt: skip
+    assert changed.returncode == 1
+    assert f"{ref} is already in the registry" in changed.stderr
+    assert "--overwrite" in changed.stderr
     forced = catwalk(
         "build", "-m", str(folder), "--docker-registry", registry, "--network", "host",
         "--overwrite",
@@ -651,7 +617,6 @@ def test_a_model_cannot_replace_catwalks_flask_in_the_image(
     assert build.returncode == 1
     output = build.stdout + build.stderr
     assert "'Flask==2.3.3' conflicts with catwalk's own dependency Flask>=3.0" in output, output
-    assert "failed at step" in build.stderr
 
 
 def test_test_image_needs_nothing_of_the_model_on_this_machine(
@@ -694,7 +659,7 @@ def test_sbom_lists_the_model_s_requirements(
     bom = json.loads(text)
     assert bom["bomFormat"] == "CycloneDX"
     components = {c["name"].lower(): c for c in bom["components"]}
-    for package in ("numpy", "pandas", "catwalk", "flask"):
+    for package in ("numpy", "pandas", "catwalk-serve", "flask"):
         assert package in components, sorted(components)
         assert components[package]["version"]
     assert any(c.get("licenses") for c in components.values())
@@ -702,108 +667,3 @@ def test_sbom_lists_the_model_s_requirements(
     digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     labels = client.api.inspect_image(ref)["Config"]["Labels"]
     assert labels["io.catwalk.sbom.digest"] == digest
-
-
-# -- ci/ templates: their commands, run as the CI system would run them -----------------------
-
-CI = ROOT / "ci"
-# The GitHub expressions the workflow uses, as on a push to main without a REGISTRY_USER
-# secret... except that the login step is given one (the local registry takes any).
-GITHUB_EXPRESSIONS = {
-    "${{ vars.DOCKER_REGISTRY }}": "{registry}",
-    "${{ secrets.REGISTRY_USER }}": "devex",
-    "${{ secrets.REGISTRY_PASSWORD }}": "devex",
-    "${{ github.event_name == 'pull_request' && '--no-push' || '--push' }}": "--push",
-}
-
-
-def _run_shell(script: str, cwd: Path, env: dict[str, str]) -> None:
-    # The one change to the templates' commands: this machine's port 9090 may be taken.
-    script = script.replace("catwalk test-image", f"catwalk test-image --server-port {free_port()}")
-    proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    print(f"$ {script}\n{proc.stdout}{proc.stderr}")
-    assert proc.returncode == 0, f"{script}\n{proc.stdout}{proc.stderr}"
-
-
-def _ci_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    """The job's environment: catwalk on PATH, a HOME of its own (docker login writes there)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "SERVER_"))}
-    env.pop("DOCKER_HOST", None)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["HOME"] = str(tmp_path / "home")
-    (tmp_path / "home").mkdir()
-    env.update(values)
-    return env
-
-
-def _expand(value: str, registry: str) -> str:
-    for expression, replacement in GITHUB_EXPRESSIONS.items():
-        value = value.replace(expression, replacement.format(registry=registry))
-    assert "${{" not in value, f"an expression this test does not know: {value}"
-    return value
-
-
-def _check_reports(repo: Path, names: tuple[str, ...]) -> None:
-    for name in names:
-        text = (repo / "reports" / f"{name}.xml").read_text()
-        assert f'<testsuite name="{name}"' in text and 'failures="0"' in text, text
-
-
-def test_the_github_template_runs_the_flow(
-    base_image: str, registry: str, created: list[str], tmp_path: Path
-) -> None:
-    workflow = yaml.safe_load((CI / "github" / "catwalk.yml").read_text())
-    env = _ci_env(tmp_path, **{k: _expand(str(v), registry) for k, v in workflow["env"].items()})
-    repo = tmp_path / "repo"
-    assert catwalk("init", env["MODEL_PATH"], "--path", str(repo)).returncode == 0
-    created.append(f"{registry}/{env['MODEL_PATH']}:0.1.0")
-    for step in workflow["jobs"]["catwalk"]["steps"]:
-        if "run" not in step or step["name"] == "Install catwalk and nginx":
-            continue  # installed already: this test runs from the checkout
-        step_env = {k: _expand(v, registry) for k, v in step.get("env", {}).items()}
-        _run_shell(step["run"], repo, {**env, **step_env})
-    _check_reports(repo, ("test-model", "test-server", "test-image"))
-    config = (tmp_path / "home" / ".docker" / "config.json").read_text()
-    assert REGISTRY_HOST in config  # logged in from the secrets
-
-
-def test_the_gitlab_template_runs_the_flow(
-    base_image: str, registry: str, created: list[str], tmp_path: Path
-) -> None:
-    pipeline = yaml.safe_load((CI / "gitlab" / ".gitlab-ci.yml").read_text())
-    # As a shell-executor runner with Docker on the host sees it, on the default branch.
-    job_env = {
-        "CI_REGISTRY_IMAGE": registry,
-        "CI_REGISTRY": REGISTRY_HOST,
-        "CI_REGISTRY_USER": "devex",
-        "CI_REGISTRY_PASSWORD": "devex",
-        "CI_COMMIT_BRANCH": "main",
-        "CI_DEFAULT_BRANCH": "main",
-    }
-    variables = {
-        k: str(v)
-        for k, v in pipeline["variables"].items()
-        if k not in ("DOCKER_HOST", "DOCKER_TLS_CERTDIR")  # dind's; a shell executor has none
-    }
-    env = _ci_env(tmp_path, **job_env)
-    for key, value in variables.items():  # GitLab expands $VARS in variables itself
-        env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), value)
-    env["DOCKER_REGISTRY"] = registry
-    repo = tmp_path / "repo"
-    assert catwalk("init", env["MODEL_PATH"], "--path", str(repo)).returncode == 0
-    # A version of its own: the GitHub template's test pushed 0.1.0 of the same model to this
-    # registry, and build never replaces a name:version (without --overwrite).
-    spec = repo / env["MODEL_PATH"] / "model.yml"
-    spec.write_text(spec.read_text().replace('version: "0.1.0"', 'version: "0.1.1"', 1))
-    assert 'version: "0.1.1"' in spec.read_text()
-    created.append(f"{registry}/{env['MODEL_PATH']}:0.1.1")
-    for name in ("test-model", "docker-image"):
-        job = pipeline[name]
-        for line in [*job.get("before_script", []), *job["script"]]:
-            if "pip install" in line or "apt-get" in line:
-                continue  # installed already
-            _run_shell(line, repo, env)
-    _check_reports(repo, ("test-model", "test-server", "test-image"))

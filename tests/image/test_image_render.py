@@ -15,7 +15,6 @@ from catwalk.image.dockerfile import (
     ImageOptions,
     render_dockerfile,
     render_dockerignore,
-    requirements_mode,
 )
 from catwalk.spec import load_spec
 
@@ -33,7 +32,7 @@ def test_dockerfile_defaults(example_copy) -> None:
     text = render_dockerfile(spec, ImageOptions())
     assert is_generated(text)
     lines = _instructions(text)
-    assert lines[0] == f"FROM catwalk:{__version__}"
+    assert lines[0] == f"FROM catwalk:{__version__} AS system"
     env = next(line for line in lines if line.startswith("ENV "))
     assert f"MODEL_PATH={MODEL_DIR}" in env
     assert "SERVER_PORT=9090" in env
@@ -52,31 +51,26 @@ def test_dockerfile_defaults(example_copy) -> None:
 def test_dockerfile_registry_and_base_image(example_copy) -> None:
     spec = load_spec(example_copy("rng"))
     with_registry = render_dockerfile(spec, ImageOptions(docker_registry="localhost:5000"))
-    assert _instructions(with_registry)[0] == f"FROM localhost:5000/catwalk:{__version__}"
+    assert _instructions(with_registry)[0] == f"FROM localhost:5000/catwalk:{__version__} AS system"
     own_base = render_dockerfile(
         spec, ImageOptions(docker_registry="localhost:5000", base_image="my/base:1")
     )
-    assert _instructions(own_base)[0] == "FROM my/base:1"
+    assert _instructions(own_base)[0] == "FROM my/base:1 AS system"
 
 
-def test_requirements_get_their_own_layer_before_the_code(example_copy) -> None:
+def test_requirements_are_installed_offline_in_a_stage_of_their_own(example_copy) -> None:
     spec = load_spec(example_copy("dataframe"))
     lines = _instructions(render_dockerfile(spec, ImageOptions()))
-    copy_req = lines.index(f"COPY requirements.txt {MODEL_DIR}/requirements.txt")
+    stage = lines.index("FROM system AS requirements")
+    copy_wheels = lines.index("COPY wheels/ /tmp/catwalk-wheels/")
     pip = next(i for i, line in enumerate(lines) if "catwalk install-requirements" in line)
-    copy_all = lines.index(f"COPY . {MODEL_DIR}")
-    assert copy_req < pip < copy_all
-    assert "PIP_NO_CACHE_DIR=1" in lines[pip]
-
-
-def test_requirements_naming_local_files_install_after_the_copy(example_copy) -> None:
-    folder = example_copy("dataframe")
-    (folder / "requirements.txt").write_text("-r base-requirements.txt\n./wheels/x.whl\n")
-    assert requirements_mode(folder) == "with_context"
-    lines = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
-    copy_all = lines.index(f"COPY . {MODEL_DIR}")
-    pip = next(i for i, line in enumerate(lines) if "catwalk install-requirements" in line)
-    assert copy_all < pip
+    final = lines.index("FROM system")
+    installed = lines.index("COPY --from=requirements /catwalk-installed/ /")
+    code = lines.index(f"COPY model/ {MODEL_DIR}/")
+    assert stage < copy_wheels < pip < final < installed < code
+    assert "PIP_NO_INDEX=1" in lines[pip] and "PIP_FIND_LINKS=/tmp/catwalk-wheels" in lines[pip]
+    # the final stage never sees the wheels
+    assert not any("catwalk-wheels" in line for line in lines[final:])
 
 
 def test_port_and_config_outside_the_model_folder(example_copy, tmp_path: Path) -> None:
@@ -158,19 +152,6 @@ def test_dockerignore_keeps_leaks_out_of_the_build_context(example_copy) -> None
     # The SDK always sends .dockerignore; the engine drops it when .dockerignore lists it.
     files = {p for p in sent if (folder / p).is_file()} - {".dockerignore"}
     assert files == {"model.py", "model.yml", "test_data.json", *kept}
-
-
-def test_model_files_are_made_readable_for_any_uid(example_copy) -> None:
-    """A file that is mode 600 on the host must not break the image for UID 23456, group 0."""
-    first = example_copy("dataframe")
-    with_context = first.rename(first.parent / "with_context")
-    rng, dataframe = example_copy("rng"), example_copy("dataframe")
-    (with_context / "requirements.txt").write_text("./wheels/x.whl\n")
-    for folder in (rng, dataframe, with_context):
-        lines = _instructions(render_dockerfile(load_spec(folder), ImageOptions()))
-        chmod = lines[lines.index(f"COPY . {MODEL_DIR}") + 1]
-        assert chmod.startswith(f"RUN find {MODEL_DIR} ")
-        assert "-exec chmod a+rX {} +" in chmod
 
 
 def test_root_dockerfile_version_matches_the_package() -> None:

@@ -375,3 +375,27 @@ def test_apps_are_independent(load: Callable[[str], LoadedModel]) -> None:
     echo = create_app(load("echo"), ServerSettings()).test_client()
     assert rng.get("/info").get_json()["name"] == "RNGModel"
     assert echo.get("/info").get_json()["name"] == "Echo"
+
+
+def test_a_naive_datetime_500_says_what_to_return(make_client: ClientFactory) -> None:
+    # Issue 17: every prediction was a 500 "is not a valid date-time", with no hint why.
+    client = make_client("naive_time")
+    message = error_of(post(client, {"input": {"aware": False}}), 500)
+    assert message.startswith('output.when: "2024-05-01T12:30:00" is not a valid date-time')
+    assert "no UTC offset" in message and "timezone.utc" in message
+    answer = post(client, {"input": {"aware": True}})
+    assert answer.status_code == 200
+    assert answer.get_json()["output"] == {"when": "2024-05-01T12:30:00+00:00"}
+
+
+def test_a_null_that_the_model_refuses_is_a_short_500_naming_the_field(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 17: scikit-learn's whole ValueError (advice, two URLs) went to the API client.
+    client = make_client("nan_sklearn")
+    assert post(client, {"input": {"a": 1.0, "b": 1.0}}).status_code == 200
+    message = error_of(post(client, {"input": {"a": 1.0, "b": None}}), 500)
+    assert message.startswith("predict raised ValueError: Input X contains NaN.")
+    assert "input.b is null: model.yml allows null there (nullable)" in message
+    assert "scikit-learn.org" not in message and "\n" not in message
+    assert "scikit-learn.org" in caplog.text  # the whole text stays in the server's log

@@ -150,8 +150,15 @@ def test_test_server_starts_a_debug_server_checks_it_and_stops_it(
         "[PASS] POST /predict: non-JSON body -> 400",
         "[PASS] POST /predict: wrong model name -> 404",
         "[PASS] POST /predict: wrong model version -> 404",
+        "[PASS] GET /v2/health/live",
+        "[PASS] GET /v2/health/ready",
+        "[PASS] GET /v2: server metadata: catwalk",
+        "[PASS] GET /v2/models/RNGModel: model metadata: seed INT64[-1]",
+        "[PASS] POST /v2/models/RNGModel/infer: test data, JSON tensors: 5 record(s)",
+        "[PASS] POST /v2/models/RNGModel/infer: test data, binary tensors: 5 record(s)",
+        "[PASS] POST /v2/models/<other>/infer -> 404",
         "[PASS] 8. server stops",
-        "test-server: all 18 step(s) passed",
+        "test-server: all 25 step(s) passed",
     ):
         assert line in result.output
     assert not listening(port_in(result.output))
@@ -304,7 +311,7 @@ def test_test_runs_test_model_then_test_server(model_path: ModelPath, clean_env:
     result = run("test", "-m", str(model_path("rng")), "--debug")
     assert result.exit_code == 0, result.output
     assert "test-model: all 7 step(s) passed" in result.output
-    assert "test-server: all 12 step(s) passed" in result.output
+    assert "test-server: all 19 step(s) passed" in result.output
     assert result.output.index("test-model: all") < result.output.index("8. server starts")
 
 

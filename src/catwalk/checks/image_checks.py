@@ -28,7 +28,8 @@ from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
 from catwalk.errors import CatwalkError, SpecError
 from catwalk.image import docker as dk
 from catwalk.image.dockerfile import CONFIG_DIR
-from catwalk.image.naming import image_ref
+from catwalk.image.engine_host import engine_host
+from catwalk.image.naming import local_image_ref
 from catwalk.model import LoadedModel
 from catwalk.ports import port_is_free
 from catwalk.spec import ModelSpec, check_model_folder, load_spec
@@ -49,8 +50,11 @@ class ImageTestOptions:
     network: str | None = None
     user: str = TEST_UID
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    request_timeout: float = DEFAULT_READY_TIMEOUT  # seconds each check's answer may take
     tolerance: float = DEFAULT_TOLERANCE
     image: str | None = None  # default: the tag `catwalk build` gives the model's image
+    local_tag: str | None = None  # build's --local-tag: the image is only on this engine
+    suffix: str | None = None  # build's --build-suffix
     token: str | None = None  # bearer token for a config with server.auth (default: its first)
 
 
@@ -122,7 +126,13 @@ def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> N
     except CatwalkError as exc:
         report.fail("server config", str(exc))
         return
-    ref = options.image or image_ref(spec, options.docker_registry)
+    try:
+        ref = options.image or local_image_ref(
+            spec, options.docker_registry, options.local_tag, options.suffix
+        )
+    except CatwalkError as exc:
+        report.fail("image", str(exc))
+        return
 
     try:
         client = dk.connect()
@@ -178,7 +188,7 @@ def _run_checks(
 ) -> None:
     try:
         if not dk.image_exists(client, ref):
-            if not options.docker_registry:
+            if not options.docker_registry or options.local_tag:
                 report.fail("image", f"{ref} not found locally: build it with `catwalk build`")
                 return
             dk.pull_image(client, ref, echo=report.echo)
@@ -194,7 +204,8 @@ def _run_checks(
     model = LoadedModel(spec=spec, instance=None)
 
     port = options.server_port
-    if not port_is_free(port):
+    host = engine_host()
+    if host.is_local and not port_is_free(port):
         report.fail(
             "port",
             f"port {port} is already taken on this machine (another server or container); "
@@ -211,17 +222,18 @@ def _run_checks(
             port=port,
             user=options.user,
             network=network,
+            bind=host.bind,
             environment=environment,
             mounts=mounts,
         )
         failed_before = len(report.failures)
         try:
             with dk.throwaway_container(client, run, echo=report.echo) as container:
-                how = f"--network {network}" if network else f"port 127.0.0.1:{port} published"
+                how = f"--network {network}" if network else f"port {host.bind}:{port} published"
                 report.ok(
                     "container started", f"{container.short_id} as user {options.user}, {how}"
                 )
-                base_url = f"{settings.scheme}://127.0.0.1:{port}"
+                base_url = f"{settings.scheme}://{host.url_host()}:{port}"
                 # Not verifying is deliberate: the certificate is the user's (often self-signed);
                 # the check is that the image serves TLS with it.
                 if _ready(container, base_url, report, options.ready_timeout):
@@ -236,6 +248,7 @@ def _run_checks(
                         verify=False,
                         token=token,
                         tolerance=options.tolerance,
+                        timeout=options.request_timeout,
                     )
                 _stops(container, report)
                 if len(report.failures) > failed_before:

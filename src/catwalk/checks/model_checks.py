@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -146,8 +147,12 @@ def _requirements(spec: ModelSpec, report: Report, install: bool) -> bool:
     if spec.io_type == "PANDAS_DATA_FRAME":
         try:
             import pandas  # noqa: F401
-        except ImportError:
-            report.fail(name, "pandas is listed but cannot be imported")
+        except Exception as exc:  # ImportError, or a ValueError of a binary mismatch
+            report.fail(
+                name,
+                f"pandas is listed but cannot be imported in {sys.prefix}: {describe(exc)}\n"
+                f"{user_traceback(exc)}",
+            )
             return False
     report.ok(name, done)
     return True

@@ -1,5 +1,7 @@
 """``catwalk test-server``'s HTTP checks: a server against the REST contract and the test data.
 
+The Open Inference Protocol's ``/v2`` checks follow (:mod:`catwalk.checks.v2_checks`).
+
 :func:`check_server` makes the checks against any base URL (test-server's own server, a server
 given with ``--url``, or test-image's container). Waiting for a server lives in
 :mod:`catwalk.checks.server_reach`, starting and stopping one in
@@ -17,12 +19,16 @@ import requests
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
 from catwalk.checks.report import Report
-from catwalk.checks.server_reach import quiet_if_unverified, short
+from catwalk.checks.server_reach import connection_problem, quiet_if_unverified
+from catwalk.checks.v2_checks import check_v2
 from catwalk.model import LoadedModel
 from catwalk.normalize import first_difference
 
 # Re-exported (public): tests and bench scripts take a free loopback port from here.
 from catwalk.ports import free_port as free_port
+
+#: Seconds each answer may take when the caller gives no timeout.
+ANSWER_TIMEOUT = 10.0
 
 
 def check_server(
@@ -32,11 +38,15 @@ def check_server(
     report: Report,
     *,
     verify: bool | str = True,
-    timeout: float = 10.0,
+    timeout: float = ANSWER_TIMEOUT,
     tolerance: float = DEFAULT_TOLERANCE,
     token: str | None = None,
 ) -> None:
     """Check the server at ``base_url`` serving ``model``; one report line per check.
+
+    ``timeout``: seconds each answer may take (after one timed out, at most
+    :data:`ANSWER_TIMEOUT` for the rest); a request that outlasts it (or cannot be sent) fails
+    its check with catwalk's own words, never the HTTP library's exception text.
 
     ``token``: sent as ``Authorization: Bearer <token>`` (a server with ``server.auth``); a
     further check then makes sure a request without it is refused.
@@ -47,9 +57,28 @@ def check_server(
             try:
                 check()
             except requests.RequestException as exc:
-                report.fail(checker.current, f"request failed: {short(exc)}")
+                report.fail(checker.current, request_failure(exc, checker.timeout))
+                if isinstance(exc, requests.Timeout):
+                    # One check waited the whole timeout: the next ones wait less, so that a
+                    # stuck model costs one long wait, not one per check.
+                    checker.timeout = min(checker.timeout, ANSWER_TIMEOUT)
             except _Failed as failed:
                 report.fail(checker.current, str(failed))
+        # The same server's Open Inference Protocol surface (/v2).
+        check_v2(
+            base_url, model, data, report, checker.session,
+            verify=verify, timeout=timeout, tolerance=tolerance,
+        )  # fmt: skip
+
+
+def request_failure(exc: requests.RequestException, timeout: float) -> str:
+    """A failed request in catwalk's words (test-server, test-image: ``--timeout``)."""
+    if isinstance(exc, requests.Timeout):
+        return (
+            f"no answer within {timeout:g} s (--timeout / CATWALK_TEST_TIMEOUT): the model is "
+            "slower than that, or stuck (see the server log)"
+        )
+    return f"request failed: {connection_problem(exc)}"
 
 
 class _Failed(Exception):

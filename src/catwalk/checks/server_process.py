@@ -13,11 +13,12 @@ import sys
 import tempfile
 import time
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
 from catwalk.checks.report import Report
-from catwalk.checks.server_checks import check_server
+from catwalk.checks.server_checks import ANSWER_TIMEOUT, check_server
 from catwalk.checks.server_reach import unreachable, wait_ready
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
@@ -129,15 +130,32 @@ def test_server(
     ready_timeout: float = 120.0,
     step: int = 7,
     token: str | None = None,
+    timeout: float | None = None,
 ) -> None:
-    """Check ``url``, or start the model's own server and check it; report every step."""
+    """Check ``url``, or start the model's own server and check it; report every step.
+
+    ``timeout``: seconds to wait for each answer, and at least as long for the server to start
+    (None: :data:`~catwalk.checks.server_checks.ANSWER_TIMEOUT` each).
+    """
+    if timeout is not None:
+        ready_timeout = max(ready_timeout, timeout)
+    check = partial(
+        check_server,
+        model=model,
+        data=data,
+        report=report,
+        verify=verify,
+        tolerance=tolerance,
+        token=token,
+        timeout=timeout if timeout is not None else ANSWER_TIMEOUT,
+    )
     if url is not None:
         problem = unreachable(url, verify=verify)
         if problem is not None:
             report.fail(f"{step}. server", f"server not reachable at {url}: {problem}")
             return
         report.ok(f"{step}. server", f"checking {url} (already running)")
-        check_server(url, model, data, report, verify=verify, tolerance=tolerance, token=token)
+        check(url)
         return
     mode = "debug" if debug else "production"
     port = free_port()
@@ -154,7 +172,7 @@ def test_server(
             return
         started = True
         report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
-        check_server(base_url, model, data, report, verify=verify, tolerance=tolerance, token=token)
+        check(base_url)
         show_log = not report.passed
     finally:
         stopping = time.monotonic()

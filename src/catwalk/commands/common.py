@@ -16,7 +16,8 @@ from click.core import ParameterSource
 from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
 from catwalk.config import DEFAULT_PORT
-from catwalk.errors import CatwalkError, ModelError, ModelLoadError
+from catwalk.errors import CatwalkError, ConfigError, ModelError, ModelLoadError
+from catwalk.model_env import ARGV_KEY, ENV_MANAGER_VAR, ENV_MANAGERS, PROGRAM
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,12 +108,97 @@ tolerance_option = click.option(
     help="Relative tolerance when comparing predicted and expected floats.",
 )
 
+#: Seconds test-server and test-image wait for the server to start, and for each answer.
+DEFAULT_TEST_TIMEOUT = 120.0
+test_timeout_option = env_option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    envvar="CATWALK_TEST_TIMEOUT",
+    default=DEFAULT_TEST_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for each of the server's answers, and at least that long (120 s at "
+    "least) for it to start; each worker warms the model up before it answers.",
+)
+
 install_option = click.option(
     "--install/--no-install",
     default=True,
     show_default=True,
     help="Install the model's requirements.txt with pip first (skipped when satisfied).",
 )
+
+
+# -- the model's own environment (catwalk.model_env) -----------------------------------------
+
+
+class EnvManagerOption(EnvFirstOption):
+    """``--env-manager``: in a process already moved into the model's environment, ``local``
+    without a word (the move itself set CATWALK_ENV_MANAGER, not the user)."""
+
+    def consume_value(
+        self, ctx: click.Context, opts: Mapping[str, click.Parameter]
+    ) -> tuple[Any, ParameterSource]:
+        from catwalk.model_env.runner import inside_chosen_env
+
+        if inside_chosen_env():
+            return "local", ParameterSource.ENVIRONMENT
+        return super().consume_value(ctx, opts)
+
+
+def in_model_env(func: F) -> F:
+    """Add ``--env-manager`` and, with ``venv`` (the default), run the command in the model
+    folder's own environment: requirements.txt + catwalk, built with uv and cached.
+
+    Goes below ``@handle_errors`` (so its errors are reported like the command's) and needs
+    the command's ``model_path`` and ``install`` parameters. ``serve --reload`` stays here:
+    the server it restarts on every change is the command that moves (and picks up an edited
+    requirements.txt).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, env_manager: str, **kwargs: Any) -> Any:
+        if env_manager == "local":
+            # The catwalk processes this one starts (test-server's server, --reload's) too.
+            os.environ[ENV_MANAGER_VAR] = "local"
+        elif not kwargs.get("reload"):
+            from catwalk.model_env.runner import run_in_model_env
+
+            ctx = click.get_current_context()
+            if ctx.find_root().obj != PROGRAM:
+                raise ConfigError(
+                    "the model's own environment needs catwalk run as a program (it "
+                    "re-executes itself there): in-process, use --env-manager local or "
+                    "CATWALK_ENV_MANAGER=local"
+                )
+            try:
+                run_in_model_env(
+                    kwargs["model_path"],
+                    ctx.meta.get(ARGV_KEY, sys.argv[1:]),
+                    install=kwargs.get("install", True),
+                    echo=lambda line: click.echo(line, err=True),
+                )
+            except CatwalkError:
+                if kwargs.get("junit_xml") is None:
+                    raise
+                # A CI system reading --junit-xml learns why nothing ran, too.
+                with junit_reports(kwargs["junit_xml"]) as reports:
+                    reports.append(new_report(ctx.info_name or "catwalk"))
+                    raise
+        return func(*args, **kwargs)
+
+    option = click.option(
+        "--env-manager",
+        cls=EnvManagerOption,
+        type=click.Choice(ENV_MANAGERS),
+        envvar=ENV_MANAGER_VAR,
+        show_envvar=True,
+        default="venv",
+        show_default=True,
+        help="Where the model runs: venv = an environment of its own (requirements.txt + "
+        "catwalk, built with uv, cached under ~/.cache/catwalk/envs); local = this "
+        "interpreter, installing requirements.txt into it with pip (what images do).",
+    )
+    return option(wrapper)  # type: ignore[return-value]
 
 
 token_option = env_option(

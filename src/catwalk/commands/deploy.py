@@ -1,4 +1,4 @@
-"""``catwalk deploy-prep``: the files that run the model's image (compose, Kubernetes)."""
+"""``catwalk deploy-prep``: the files that run the model's image (compose, Kubernetes, KServe)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from catwalk.commands.common import (
     server_port_option,
 )
 from catwalk.commands.image import network_option, registry_option
+from catwalk.deploy.kserve import KSERVE_PORT, MODES, KServeOptions, Mode
 from catwalk.deploy.kubernetes import KubernetesOptions
-from catwalk.deploy.prep import deploy_kubernetes, deploy_prep
+from catwalk.deploy.prep import deploy_kserve, deploy_kubernetes, deploy_prep
 from catwalk.errors import ConfigError
 from catwalk.image.naming import check_registry
 from catwalk.spec import load_spec
@@ -27,11 +28,12 @@ from catwalk.spec import load_spec
 @server_config_option
 @click.option(
     "--target",
-    type=click.Choice(["compose", "kubernetes"]),
+    type=click.Choice(["compose", "kubernetes", "kserve"]),
     default="compose",
     show_default=True,
     help="compose: docker-compose.yml; kubernetes: kubernetes.yml (Deployment, Service, "
-    "HorizontalPodAutoscaler, PodDisruptionBudget).",
+    "HorizontalPodAutoscaler, PodDisruptionBudget); kserve: kserve.yml (a KServe "
+    "InferenceService; the port is 8080 unless --server-port is given).",
 )
 @network_option
 @click.option("--namespace", default=None, help="[kubernetes] The objects' namespace.")
@@ -92,6 +94,19 @@ from catwalk.spec import load_spec
     default=None,
     help="[kubernetes] Secret with a tokens key (bearer tokens), mounted read-only.",
 )
+@click.option(
+    "--kserve-mode",
+    type=click.Choice(MODES),
+    default="RawDeployment",
+    show_default=True,
+    help="[kserve] KServe's deployment mode (Serverless needs Knative).",
+)
+@click.option(
+    "--canary-traffic-percent",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="[kserve] Serverless: send this share of the traffic to a new image first.",
+)
 @click.option("--force", is_flag=True, help="Replace a file catwalk did not generate.")
 @handle_errors
 def deploy_prep_command(
@@ -115,11 +130,15 @@ def deploy_prep_command(
     config_map: str | None,
     tls_secret: str | None,
     auth_secret: str | None,
+    kserve_mode: Mode,
+    canary_traffic_percent: int | None,
     force: bool,
 ) -> None:
-    """Write docker-compose.yml (default) or kubernetes.yml to run the model's image."""
+    """Write docker-compose.yml (default), kubernetes.yml or kserve.yml to run the model's image."""
     spec = load_spec(model_path)
     registry = check_registry(docker_registry)
+    if canary_traffic_percent is not None and target != "kserve":
+        raise ConfigError("--canary-traffic-percent applies to --target kserve")
     if target == "compose":
         written = deploy_prep(
             spec,
@@ -133,6 +152,35 @@ def deploy_prep_command(
         return
     if network:
         raise ConfigError("--network applies to --target compose (pods use the cluster's network)")
+    if target == "kserve":
+        if tls_secret:
+            raise ConfigError(
+                "--tls-secret applies to --target kubernetes (KServe's ingress or mesh "
+                "terminates TLS)"
+            )
+        source = click.get_current_context().get_parameter_source("server_port")
+        typed = source not in (None, click.core.ParameterSource.DEFAULT)
+        kserve = KServeOptions(
+            docker_registry=registry,
+            server_port=server_port if typed else KSERVE_PORT,
+            namespace=namespace,
+            mode=kserve_mode,
+            min_replicas=hpa_min if hpa_min is not None else replicas,
+            max_replicas=hpa_max if hpa else (hpa_min or replicas),
+            cpu_percent=hpa_cpu,
+            cpu_request=cpu_request,
+            cpu_limit=cpu_limit,
+            memory_request=memory_request,
+            memory_limit=memory_limit,
+            canary_traffic_percent=canary_traffic_percent,
+            config_map=config_map,
+            auth_secret=auth_secret,
+        )
+        written, notes = deploy_kserve(spec, kserve, server_config=server_config, force=force)
+        click.echo(f"{written.action}: {written.path}")
+        for note in notes:
+            click.echo(f"note: {note}")
+        return
     options = KubernetesOptions(
         docker_registry=registry,
         server_port=server_port,

@@ -8,6 +8,7 @@ import click
 
 from catwalk.checks.image_checks import ImageTestOptions, test_image
 from catwalk.commands.common import (
+    DEFAULT_TEST_TIMEOUT,
     env_option,
     finish,
     handle_errors,
@@ -17,11 +18,13 @@ from catwalk.commands.common import (
     new_report,
     server_config_option,
     server_port_option,
+    test_timeout_option,
     token_option,
     tolerance_option,
 )
+from catwalk.errors import BuildError
 from catwalk.image.dockerfile import ImageOptions
-from catwalk.image.naming import check_registry, image_ref
+from catwalk.image.naming import check_registry, check_suffix, image_ref
 from catwalk.image.prep import build_prep
 from catwalk.spec import ModelSpec, load_spec
 
@@ -31,11 +34,26 @@ registry_option = env_option(
     default=None,
     help="Registry (host[:port][/namespace]) for the base image and the model image.",
 )
-network_option = click.option(  # also deploy-prep's
+suffix_option = env_option(
+    "--build-suffix",
+    envvar="CATWALK_BUILD_SUFFIX",
+    default=None,
+    help="Tag <version>-<suffix> instead of <version>: a rebuild of the same model version "
+    "(e.g. on a base image with a security fix; docs/upgrades.md).",
+)
+network_option = env_option(  # also deploy-prep's
     "--network",
+    envvar="DOCKER_NETWORK",
     default=None,
     help="Docker network mode (e.g. host). Default: the engine's default network, or host "
     "when the engine has no bridge network.",
+)
+local_tag_option = env_option(
+    "--local-tag",
+    envvar="CATWALK_LOCAL_TAG",
+    default=None,
+    help="Build and test the image under this tag (e.g. one per CI pipeline) instead of the "
+    "model's version; the push still pushes <name>:<version>.",
 )
 
 
@@ -46,10 +64,12 @@ def _spec(model_path: str) -> ModelSpec:
 @click.command("build-prep")
 @model_path_option
 @registry_option
-@click.option(
+@env_option(
     "--base-image",
+    envvar="CATWALK_BASE_IMAGE",
     default=None,
-    help="Image to build FROM. Default: [REGISTRY/]catwalk:<catwalk version>.",
+    help="Image to build FROM (without a tag: catwalk's version is added). "
+    "Default: [REGISTRY/]catwalk:<catwalk version>.",
 )
 @server_config_option
 @server_port_option
@@ -100,8 +120,26 @@ def build_prep_command(
     help="Also write sbom.cdx.json (CycloneDX: the image's Python packages, versions, "
     "licences) next to model.yml and label the image with its digest.",
 )
-@click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Build without Docker's layer cache, and resolve the requirements again.",
+)
+@click.option(
+    "--test/--no-test",
+    default=None,
+    help="Run test-image's checks on the image before any push. Default: when pushing "
+    "(an untested image is never pushed: --no-test needs --no-push).",
+)
+@suffix_option
+@click.option(
+    "--pull",
+    is_flag=True,
+    help="Pull the base image from its registry again, even when this engine has it.",
+)
+@test_timeout_option
 @network_option
+@local_tag_option
 @handle_errors
 def build_command(
     model_path: str,
@@ -110,13 +148,27 @@ def build_command(
     overwrite: bool,
     sbom: bool,
     no_cache: bool,
+    test: bool | None,
+    build_suffix: str | None,
+    pull: bool,
+    timeout: float,
     network: str | None,
+    local_tag: str | None,
 ) -> None:
-    """Build (and push) the model's Docker image, tagged [REGISTRY/]<name>:<version>."""
+    """Build the model's Docker image, tagged [REGISTRY/]<name>:<version>[-<suffix>], test it
+    with test-image's checks, and push it."""
     from catwalk.image.build import BuildOptions, build_model_image
 
     spec = _spec(model_path)
     registry = check_registry(docker_registry)
+    if sbom:  # said before anything is built
+        try:
+            import cyclonedx_py  # noqa: F401
+        except ImportError:
+            raise BuildError(
+                "catwalk build --sbom needs CycloneDX's generator: pip install "
+                "'catwalk[sbom]' (cyclonedx-bom); nothing was built"
+            ) from None
     options = BuildOptions(
         registry=registry,
         push=registry is not None if push is None else push,
@@ -124,6 +176,11 @@ def build_command(
         no_cache=no_cache,
         network=network,
         sbom=sbom,
+        local_tag=local_tag,
+        test=test,
+        suffix=check_suffix(build_suffix),
+        pull=pull,
+        test_timeout=timeout,
     )
     build_model_image(spec, options, click.echo)
 
@@ -134,6 +191,7 @@ def build_command(
 @server_port_option
 @server_config_option
 @network_option
+@local_tag_option
 @tolerance_option
 @click.option(
     "--install/--no-install",
@@ -141,22 +199,19 @@ def build_command(
     hidden=True,
     help="No effect (kept for old pipelines): the model's packages are in the image.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=120.0,
-    show_default=True,
-    help="Seconds to wait for the container's server to answer.",
-)
+@test_timeout_option
+@suffix_option
 @token_option
 @junit_option
 @handle_errors
 def test_image_command(
     model_path: str,
     docker_registry: str | None,
+    build_suffix: str | None,
     server_port: int,
     server_config: Path | None,
     network: str | None,
+    local_tag: str | None,
     tolerance: float,
     install: bool,
     timeout: float,
@@ -169,10 +224,13 @@ def test_image_command(
         reports.append(report)
         options = ImageTestOptions(
             docker_registry=check_registry(docker_registry),
+            suffix=check_suffix(build_suffix),
+            local_tag=local_tag,
             server_port=server_port,
             server_config=server_config,
             network=network,
-            ready_timeout=timeout,
+            ready_timeout=max(timeout, DEFAULT_TEST_TIMEOUT),
+            request_timeout=timeout,
             tolerance=tolerance,
             token=token,
         )

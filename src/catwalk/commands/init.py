@@ -49,6 +49,7 @@ def init_command(name: str, io_type: IoType, parent: str) -> None:
         f"catwalk test-model -m {folder}",
         f"catwalk serve -m {folder} --debug --reload",
         f'catwalk predict -m {folder} --input \'{{"length": 5.1, "width": 3.5}}\'',
+        f"catwalk predict -m {folder} --input-file {folder}/inputs.jsonl --output outputs.jsonl",
     ):
         click.echo(f"  {line}")
 

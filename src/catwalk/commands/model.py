@@ -8,6 +8,7 @@ from catwalk.checks.model_checks import MODEL_STEPS, test_model
 from catwalk.commands.common import (
     finish,
     handle_errors,
+    in_model_env,
     install_option,
     junit_option,
     junit_reports,
@@ -23,6 +24,7 @@ from catwalk.commands.common import (
 @tolerance_option
 @junit_option
 @handle_errors
+@in_model_env
 def test_model_command(
     model_path: str, install: bool, tolerance: float, junit_xml: str | None
 ) -> None:

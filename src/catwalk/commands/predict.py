@@ -11,7 +11,12 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from catwalk.commands.common import handle_errors, install_option, model_path_option
+from catwalk.commands.common import (
+    handle_errors,
+    in_model_env,
+    install_option,
+    model_path_option,
+)
 
 if TYPE_CHECKING:
     from catwalk.model import LoadedModel
@@ -52,6 +57,7 @@ _REPORT_SECONDS = 10.0  # a log's progress line (stderr not a terminal)
 )
 @install_option
 @handle_errors
+@in_model_env
 def predict_command(
     model_path: str,
     input_json: str | None,

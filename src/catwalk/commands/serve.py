@@ -20,9 +20,11 @@ import click
 from catwalk.checks.model_checks import TestData
 from catwalk.checks.report import Report, Step
 from catwalk.commands.common import (
+    DEFAULT_TEST_TIMEOUT,
     env_option,
     finish,
     handle_errors,
+    in_model_env,
     install_option,
     junit_option,
     junit_reports,
@@ -30,6 +32,7 @@ from catwalk.commands.common import (
     new_report,
     server_config_option,
     server_port_option,
+    test_timeout_option,
     token_option,
     tolerance_option,
 )
@@ -68,6 +71,7 @@ debug_option = click.option(
     help="With --debug: restart the server whenever a file in the model folder changes.",
 )
 @handle_errors
+@in_model_env
 def serve_command(
     model_path: str,
     server_config: Path | None,
@@ -226,10 +230,12 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "(without it, HTTPS certificates are not verified: self-signed pairs are the norm).",
 )
 @tolerance_option
+@test_timeout_option
 @token_option
 @install_option
 @junit_option
 @handle_errors
+@in_model_env
 def test_server_command(
     model_path: str,
     url: str | None,
@@ -237,6 +243,7 @@ def test_server_command(
     debug: bool,
     cacert: str | None,
     tolerance: float,
+    timeout: float,
     token: str | None,
     install: bool,
     junit_xml: str | None,
@@ -248,7 +255,16 @@ def test_server_command(
         report = new_report("test-server", planned_steps(url))
         reports.append(report)
         _test_server(
-            report, model_path, url, server_config, debug, cacert, tolerance, install, token
+            report,
+            model_path,
+            url,
+            server_config,
+            debug,
+            cacert,
+            tolerance,
+            install,
+            token,
+            timeout,
         )
         finish(report)
 
@@ -258,15 +274,18 @@ def test_server_command(
 @server_config_option
 @debug_option
 @tolerance_option
+@test_timeout_option
 @token_option
 @install_option
 @junit_option
 @handle_errors
+@in_model_env
 def test_command(
     model_path: str,
     server_config: Path | None,
     debug: bool,
     tolerance: float,
+    timeout: float,
     token: str | None,
     install: bool,
     junit_xml: str | None,
@@ -303,6 +322,7 @@ def test_command(
             tolerance,
             token,
             step=step,
+            timeout=timeout,
         )
         finish(server_report)
 
@@ -317,6 +337,7 @@ def _test_server(
     tolerance: float,
     install: bool,
     token: str | None = None,
+    timeout: float = DEFAULT_TEST_TIMEOUT,
 ) -> None:
     from catwalk.checks.model_checks import load_test_data, prepare
 
@@ -327,7 +348,9 @@ def _test_server(
     data = load_test_data(model, report)
     if data is None:
         return
-    _check_server(report, model, data, url, server_config, debug, cacert, tolerance, token)
+    _check_server(
+        report, model, data, url, server_config, debug, cacert, tolerance, token, timeout=timeout
+    )
 
 
 def _check_server(
@@ -341,6 +364,7 @@ def _check_server(
     tolerance: float,
     token: str | None = None,
     step: int = 7,
+    timeout: float = DEFAULT_TEST_TIMEOUT,
 ) -> None:
     from catwalk.checks.server_process import test_server
 
@@ -363,6 +387,7 @@ def _check_server(
         tolerance=tolerance,
         token=token,
         step=step,
+        timeout=timeout,
     )
 
 

@@ -73,7 +73,7 @@ def render_kubernetes(spec: ModelSpec, options: KubernetesOptions) -> str:
     name = model_tag(spec.name)[:63].rstrip("-._")
     labels = {
         "app.kubernetes.io/name": name,
-        "app.kubernetes.io/version": _label_value(spec.version),
+        "app.kubernetes.io/version": label_value(spec.version),
         "app.kubernetes.io/managed-by": "catwalk",
     }
     selector = {"app.kubernetes.io/name": name}
@@ -89,18 +89,18 @@ def render_kubernetes(spec: ModelSpec, options: KubernetesOptions) -> str:
         "# Apply with `kubectl apply -f kubernetes.yml`. The HorizontalPodAutoscaler owns the\n"
         "# replica count once it runs: re-applying this file resets it to `replicas` first.\n"
     )
-    body = yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    body = yaml.dump_all(documents, Dumper=Dumper, sort_keys=False, default_flow_style=False)
     return header + "---\n" + body
 
 
-class _Dumper(yaml.SafeDumper):
+class Dumper(yaml.SafeDumper):
     """Plain YAML: the labels written twice stay written out, not ``&id001`` / ``*id001``."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
-def _label_value(text: str) -> str:
+def label_value(text: str) -> str:
     """A label value: up to 63 of [A-Za-z0-9_.-], starting and ending alphanumeric."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)[:63]
     return safe.strip("-_.") or "unknown"
@@ -115,28 +115,9 @@ def _deployment(
     spec: ModelSpec, options: KubernetesOptions, meta: dict[str, Any], selector: dict[str, str]
 ) -> dict[str, Any]:
     scheme = "HTTPS" if options.tls_secret else "HTTP"
-    env = [
-        {"name": "SERVER_PORT", "value": str(options.server_port)},
-        {"name": "RUN_TESTS", "value": "false"},
-        {"name": "SERVER_TRUSTED_PROXIES", "value": CLUSTER_PROXIES},
-    ]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
-    if options.config_map:
-        env.append({"name": "SERVER_CONFIG", "value": f"{CONFIG_MOUNT}/application.yml"})
-        mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
-        volumes.append({"name": "config", "configMap": {"name": options.config_map}})
-    if options.tls_secret:
-        mounts.append({"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True})
-        volumes.append(
-            {"name": "tls", "secret": {"secretName": options.tls_secret, "defaultMode": 0o440}}
-        )
-    if options.auth_secret:
-        env.append({"name": AUTH_ENV, "value": f"{AUTH_MOUNT}/tokens"})
-        mounts.append({"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True})
-        volumes.append(
-            {"name": "auth", "secret": {"secretName": options.auth_secret, "defaultMode": 0o440}}
-        )
+    env, mounts, volumes = pod_files(
+        options.server_port, options.config_map, options.tls_secret, options.auth_secret
+    )
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:
         return {
@@ -146,7 +127,6 @@ def _deployment(
             "failureThreshold": failures,
         }
 
-    uid = int(IMAGE_USER.split(":")[0])
     container = {
         "name": "model",
         "image": image_ref(spec, options.docker_registry),
@@ -162,13 +142,7 @@ def _deployment(
         "readinessProbe": probe("/ready", 5, 2),
         "livenessProbe": probe("/status", 10, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SECONDS)]}}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security(),
         "volumeMounts": mounts,
     }
     return {
@@ -189,17 +163,61 @@ def _deployment(
                 "spec": {
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": grace_seconds(options),
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": uid,
-                        "runAsGroup": 0,  # as the image: any UID in group 0 works
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(),
                     "containers": [container],
                     "volumes": volumes,
                 },
             },
         },
+    }
+
+
+def pod_files(
+    port: int, config_map: str | None, tls_secret: str | None, auth_secret: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The container's environment, volume mounts and the pod's volumes: /tmp, and the
+    config, TLS and token files when their ConfigMap or Secrets are given."""
+    env = [
+        {"name": "SERVER_PORT", "value": str(port)},
+        {"name": "RUN_TESTS", "value": "false"},
+        {"name": "SERVER_TRUSTED_PROXIES", "value": CLUSTER_PROXIES},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    if config_map:
+        env.append({"name": "SERVER_CONFIG", "value": f"{CONFIG_MOUNT}/application.yml"})
+        mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
+        volumes.append({"name": "config", "configMap": {"name": config_map}})
+    if tls_secret:
+        mounts.append({"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True})
+        volumes.append({"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}})
+    if auth_secret:
+        env.append({"name": AUTH_ENV, "value": f"{AUTH_MOUNT}/tokens"})
+        mounts.append({"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True})
+        volumes.append(
+            {"name": "auth", "secret": {"secretName": auth_secret, "defaultMode": 0o440}}
+        )
+    return env, mounts, volumes
+
+
+def container_security() -> dict[str, Any]:
+    """The container's securityContext: non-root, read-only root, no capabilities."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security() -> dict[str, Any]:
+    """The pod's securityContext: the image's non-root user."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": int(IMAGE_USER.split(":")[0]),
+        "runAsGroup": 0,  # as the image: any UID in group 0 works
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 

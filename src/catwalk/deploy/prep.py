@@ -1,14 +1,18 @@
 """``deploy-prep``: write the rendered deployment files into the model folder.
 
-Targets: ``compose`` (docker-compose.yml, the default) and ``kubernetes`` (kubernetes.yml).
+Targets: ``compose`` (docker-compose.yml, the default), ``kubernetes`` (kubernetes.yml) and
+``kserve`` (kserve.yml, a KServe InferenceService).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import TypeVar
 
 from catwalk.config import DEFAULT_PORT, load_settings
 from catwalk.deploy.compose import render_compose
+from catwalk.deploy.kserve import KServeOptions, render_kserve
 from catwalk.deploy.kubernetes import KubernetesOptions, render_kubernetes
 from catwalk.errors import ConfigError
 from catwalk.generated import Written, write_generated
@@ -16,6 +20,7 @@ from catwalk.spec import ModelSpec
 
 COMPOSE_FILE = "docker-compose.yml"
 KUBERNETES_FILE = "kubernetes.yml"
+KSERVE_FILE = "kserve.yml"
 
 
 def _check_config(server_config: Path | None, port: int) -> bool:
@@ -60,29 +65,58 @@ def deploy_kubernetes(
     ``server_config``: the application.yml the pods will run with (from ``options.config_map``);
     its drain time sizes the grace period, and an SSL config needs the TLS Secret.
     """
-    import dataclasses
+    options, notes = _pod_config(options, server_config, "kubernetes", tls=True)
+    text = render_kubernetes(spec, options)
+    return write_generated(spec.path / KUBERNETES_FILE, text, force), notes
 
-    notes = []
-    if server_config is not None:
-        if not options.config_map:
+
+def deploy_kserve(
+    spec: ModelSpec,
+    options: KServeOptions,
+    *,
+    server_config: Path | None = None,
+    force: bool = False,
+) -> tuple[Written, list[str]]:
+    """Write the model folder's kserve.yml (an InferenceService); returns it and notes."""
+    options, notes = _pod_config(options, server_config, "kserve", tls=False)
+    text = render_kserve(spec, options)
+    return write_generated(spec.path / KSERVE_FILE, text, force), notes
+
+
+_Options = TypeVar("_Options", KubernetesOptions, KServeOptions)
+
+
+def _pod_config(
+    options: _Options, server_config: Path | None, target: str, *, tls: bool
+) -> tuple[_Options, list[str]]:
+    """``options`` with the drain time of the application.yml the pods run with, and the
+    note saying how to create its ConfigMap; ConfigError when a needed name is missing."""
+    if server_config is None:
+        return options, []
+    if not options.config_map:
+        raise ConfigError(
+            f"--server-config with --target {target}: give --config-map NAME, the "
+            "ConfigMap the pods read it from"
+        )
+    settings = load_settings(server_config, options.server_port)
+    if settings.ssl.enabled:
+        if not tls:
             raise ConfigError(
-                "--server-config with --target kubernetes: give --config-map NAME, the "
-                "ConfigMap the pods read it from"
+                f"{server_config} enables SSL: --target {target} serves plain HTTP inside the "
+                "cluster (KServe's ingress or mesh terminates TLS); use a config without ssl"
             )
-        settings = load_settings(server_config, options.server_port)
-        if settings.ssl.enabled and not options.tls_secret:
+        if not getattr(options, "tls_secret", None):
             raise ConfigError(
                 f"{server_config} enables SSL: give --tls-secret NAME (a kubernetes.io/tls "
                 "Secret; the config names its files as ../tls/tls.crt and ../tls/tls.key)"
             )
-        drain = float(getattr(settings, "graceful_timeout", 30)) + float(
-            getattr(settings, "shutdown_delay", 0)
-        )
-        options = dataclasses.replace(options, drain_seconds=drain)
-        namespace = f" -n {options.namespace}" if options.namespace else ""
-        notes.append(
-            f"create the ConfigMap first: kubectl{namespace} create configmap "
-            f"{options.config_map} --from-file=application.yml={server_config.resolve()}"
-        )
-    text = render_kubernetes(spec, options)
-    return write_generated(spec.path / KUBERNETES_FILE, text, force), notes
+    drain = float(getattr(settings, "graceful_timeout", 30)) + float(
+        getattr(settings, "shutdown_delay", 0)
+    )
+    options = dataclasses.replace(options, drain_seconds=drain)
+    namespace = f" -n {options.namespace}" if options.namespace else ""
+    note = (
+        f"create the ConfigMap first: kubectl{namespace} create configmap "
+        f"{options.config_map} --from-file=application.yml={server_config.resolve()}"
+    )
+    return options, [note]

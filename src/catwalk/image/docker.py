@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -86,7 +86,7 @@ def default_network(client: docker.DockerClient, network: str | None, echo: Echo
 
 def build_image(
     client: docker.DockerClient,
-    context: Path,
+    context: Path | IO[bytes],
     tag: str,
     *,
     echo: Echo,
@@ -96,15 +96,21 @@ def build_image(
     pull: bool = False,
     labels: dict[str, str] | None = None,
 ) -> str:
-    """Build ``context`` (its Dockerfile and .dockerignore) as ``tag``, streaming the output.
+    """Build ``context`` as ``tag``, streaming the output; returns the image id.
 
-    Returns the image id; BuildError naming the failing Dockerfile step otherwise.
+    ``context``: a folder (its Dockerfile and .dockerignore), or a tar of the whole context
+    (Dockerfile included). BuildError naming the failing Dockerfile step otherwise.
     """
     step = "sending the build context"
     image_id: str | None = None
+    where: dict[str, Any] = (
+        {"path": str(context)}
+        if isinstance(context, Path)
+        else {"fileobj": context, "custom_context": True}
+    )
     try:
         stream = client.api.build(
-            path=str(context),
+            **where,
             tag=tag,
             nocache=nocache,
             rm=True,
@@ -174,15 +180,13 @@ def push_image(client: docker.DockerClient, ref: str, *, echo: Echo) -> str:
     return digest
 
 
-def registry_digest(client: docker.DockerClient, ref: str) -> str | None:
-    """The digest ``ref`` has in its registry; None when the registry has no such tag."""
+def tag_image(client: docker.DockerClient, image: str, ref: str) -> None:
+    """Give ``image`` (an id or a tag) the tag ``ref`` as well."""
+    repository, tag = split_ref(ref)
     try:
-        found = client.api.inspect_distribution(ref)
-    except docker.errors.NotFound:
-        return None
-    except (docker.errors.APIError, requests.RequestException) as exc:
-        raise BuildError(f"cannot ask the registry about {ref}: {_reason(exc)}") from None
-    return str(found.get("Descriptor", {}).get("digest", "")) or "(unknown digest)"
+        client.api.tag(image, repository, tag=tag, force=True)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"cannot tag {image} as {ref}: {_reason(exc)}") from None
 
 
 def inspect_image(client: docker.DockerClient, ref: str) -> dict[str, Any]:
@@ -241,6 +245,7 @@ class RunSpec:
     port: int
     user: str = "23456:0"
     network: str | None = None  # None: the default network, with the port published
+    bind: str = "127.0.0.1"  # where the port is published (engine_host.EngineHost.bind)
     environment: dict[str, str] = field(default_factory=dict)
     mounts: list[Mount] = field(default_factory=list)
     name: str | None = None
@@ -276,7 +281,7 @@ def throwaway_container(
     if run.network:
         kwargs["network_mode"] = run.network
     else:
-        kwargs["ports"] = {f"{run.port}/tcp": ("127.0.0.1", run.port)}
+        kwargs["ports"] = {f"{run.port}/tcp": (run.bind, run.port)}
 
     with _signals_raise_interrupted():
         container = None

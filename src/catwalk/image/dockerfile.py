@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from catwalk.config import DEFAULT_PORT, load_settings
 from catwalk.image.naming import base_image_ref
-from catwalk.spec import ModelSpec
+from catwalk.spec import REQUIREMENTS_FILE, ModelSpec
 from catwalk.templates import render_generated
 
 #: Where model images hold the model folder.
@@ -24,10 +23,10 @@ MODEL_DIR = "/srv/model"
 CONFIG_DIR = "/etc/catwalk"
 #: The base image's non-root user (group 0, so any UID in group 0 works too).
 IMAGE_USER = "10001:0"
-
-# requirements.txt lines that refer to files of the model folder (so the requirements cannot be
-# installed before the folder is copied): -r/-c/-e options, local paths, file: URLs.
-_LOCAL_REQUIREMENT = re.compile(r"^\s*(-[rce]\b|--(requirement|constraint|editable)\b|\.|/|file:)")
+#: The base image's virtual environment, where catwalk and the model's requirements live.
+VENV_DIR = "/opt/catwalk"
+#: A file at least this large goes to the weights layer even when model.yml does not name it.
+LARGE_FILE_MIB = 32
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,9 @@ def _render(template: str, **context: object) -> str:
     return render_generated("catwalk.image", template, **context)
 
 
-def requirements_mode(folder: Path) -> str:
-    """``none``, ``alone`` (installable before the code is copied) or ``with_context``."""
-    req = folder / "requirements.txt"
-    if not req.is_file():
-        return "none"
-    lines = req.read_text(encoding="utf-8", errors="replace").splitlines()
-    if any(_LOCAL_REQUIREMENT.match(line) for line in lines):
-        return "with_context"
-    return "alone"
+def has_requirements(folder: Path) -> bool:
+    """True when the folder has a requirements.txt (the image then gets a requirements stage)."""
+    return (folder / REQUIREMENTS_FILE).is_file()
 
 
 def config_secrets(server_config: Path | None, port: int = DEFAULT_PORT) -> tuple[Path, ...]:
@@ -161,7 +154,9 @@ def _options_json(spec: ModelSpec, options: ImageOptions) -> str:
 
 
 def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
-    """The model image's Dockerfile."""
+    """The model image's Dockerfile (its weights layer only when the folder has weights)."""
+    from catwalk.image.context import model_files  # it needs prep, which needs this module
+
     secrets = config_secrets(options.server_config, options.server_port)
     server_config, note = config_in_image(spec.path, options.server_config, ssl=bool(secrets))
     return _render(
@@ -173,7 +168,11 @@ def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
         version=spec.version,
         description=spec.description or "",
         authors=f"{spec.contact.name} <{spec.contact.email}>",
-        requirements=requirements_mode(spec.path),
+        system_packages=list(spec.system_packages),
+        requirements=has_requirements(spec.path),
+        weights=bool(model_files(spec.path, spec.weights).weights),
+        venv=VENV_DIR,
+        large_mib=LARGE_FILE_MIB,
         model_dir=MODEL_DIR,
         server_config=server_config,
         config_note=note,

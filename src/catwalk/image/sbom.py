@@ -1,6 +1,6 @@
 """``catwalk build --sbom``: a CycloneDX SBOM of the model image's Python environment.
 
-The generator is CycloneDX's own (``cyclonedx-bom`` from PyPI, ``catwalk[sbom]``), run on this
+The generator is CycloneDX's own (``cyclonedx-bom`` from PyPI, ``catwalk-serve[sbom]``), run on this
 machine against the image's environment: a throwaway container of the image (no network)
 packs the metadata of every distribution its Python sees (``*.dist-info``: name, version,
 licence, licence files — no code), and ``cyclonedx-py environment`` reads them from a venv
@@ -53,15 +53,20 @@ print(base64.b64encode(buf.getvalue()).decode())
 """
 
 
-def make_sbom(client: dk.Client, ref: str, spec: ModelSpec, echo: Callable[[str], None]) -> str:
-    """The SBOM (CycloneDX JSON) of image ``ref``'s Python environment."""
+def check_sbom_tool() -> None:
+    """BuildError when CycloneDX's generator is missing (build checks before building)."""
     try:
         import cyclonedx_py  # noqa: F401
     except ImportError:
         raise BuildError(
-            "catwalk build --sbom needs CycloneDX's generator: pip install 'catwalk[sbom]' "
+            "catwalk build --sbom needs CycloneDX's generator: pip install 'catwalk-serve[sbom]' "
             "(cyclonedx-bom)"
         ) from None
+
+
+def make_sbom(client: dk.Client, ref: str, spec: ModelSpec, echo: Callable[[str], None]) -> str:
+    """The SBOM (CycloneDX JSON) of image ``ref``'s Python environment."""
+    check_sbom_tool()
     echo(f"== sbom of {ref}")
     done = dk.run_command(
         client, ref, ["python", "-c", _PACK], user=_USER, timeout=300, environment={}

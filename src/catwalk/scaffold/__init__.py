@@ -29,6 +29,8 @@ _FILES = {
     REQUIREMENTS_FILE: "requirements_{io}.txt.j2",
     "weights.json": "weights.json",
     "test_data.json": "test_data.json",
+    # Inputs to score in bulk (catwalk predict --input-file): the quickstart uses them.
+    "inputs.jsonl": "inputs.jsonl",
     "README.md": "README.md.j2",
 }
 

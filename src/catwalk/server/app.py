@@ -7,6 +7,7 @@ tests each build their own. Routes:
 - ``GET /status`` -> 200 ``{"status": "ok"}``
 - ``GET /info``   -> 200 the model's spec (``ModelSpec.info()``)
 - ``POST /predict`` -> the envelope (see :mod:`catwalk.server.envelope`)
+- ``/v2/...`` -> the Open Inference Protocol (:mod:`catwalk.server.v2_routes`)
 - ``GET /openapi.json`` -> the OpenAPI document (:mod:`catwalk.server.openapi`), built at its
   first request (it calls the model's ``load_test_data`` for an example)
 - ``GET /docs`` (and ``/docs/<asset>``) -> Swagger UI, offline (:mod:`catwalk.server.docs`)
@@ -49,6 +50,8 @@ from catwalk.server.logs import (
 from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
 from catwalk.server.predict_route import PredictRoute
+from catwalk.server.v2_openapi import add_v2
+from catwalk.server.v2_routes import V2Routes
 
 JSON = "application/json"
 ROUTES = messages.ROUTES
@@ -115,6 +118,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
                 example_output=output,
                 auth=settings.auth.enabled,
             )
+            add_v2(document, predictor, examples, auth=settings.auth.enabled)
             openapi_body.append(orjson.dumps(document))
         return response_class(openapi_body[0], 200, content_type=JSON)
 
@@ -156,7 +160,8 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     # POST /predict is answered before Flask's request machinery (PredictRoute); everything
     # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
     # log wrap both alike.
-    route = PredictRoute(app.wsgi_app, predictor, settings.max_body_bytes, log)
+    v2 = V2Routes(app.wsgi_app, predictor, settings, log)  # the Open Inference Protocol
+    route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
     app.extensions["catwalk.predict_route"] = route
     app.wsgi_app = RequestLog(  # type: ignore[method-assign]
         ops.wrap(route, settings, metrics, log), log

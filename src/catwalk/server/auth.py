@@ -1,6 +1,7 @@
 """Bearer-token auth (``server.auth.tokens_file``): a WSGI middleware in front of the app.
 
-When a tokens file is configured, every request but ``GET /status``, ``GET /ready`` and the
+When a tokens file is configured, every request but ``GET /status``, ``GET /ready``, the
+Open Inference Protocol's ``/v2/health/live`` and ``/v2/health/ready``, and the
 docs page's static files (``/docs``, ``/docs/<asset>``: they hold nothing about the model)
 must carry ``Authorization: Bearer <token>`` with a token from the file; otherwise it gets
 401, the JSON error envelope and ``WWW-Authenticate: Bearer``.
@@ -25,13 +26,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from catwalk.errors import ConfigError
+from catwalk.protocol.paths import is_v2
 from catwalk.server import docs
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
 from catwalk.tokens_file import read_tokens, tokens_file_problem
 
-PUBLIC_PATHS = frozenset({"/status", "/ready"})
+PUBLIC_PATHS = frozenset({"/status", "/ready", "/v2/health/live", "/v2/health/ready"})
 RECHECK_SECONDS = 1.0
 _CHALLENGE = 'Bearer realm="catwalk"'
 
@@ -127,4 +131,7 @@ class BearerAuth:
             "401 Unauthorized",
             [("Content-Type", "application/json"), ("WWW-Authenticate", challenge)],
         )
-        return [error_body(correlation_id, f"unauthorized: {why}")]
+        message = f"unauthorized: {why}"
+        if is_v2(environ.get("PATH_INFO", "")):  # the Open Inference Protocol's error body
+            return [orjson.dumps({"error": message})]
+        return [error_body(correlation_id, message)]

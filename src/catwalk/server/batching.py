@@ -95,6 +95,21 @@ class _Pending:
         self.error: CatwalkError | None = None
 
 
+class _Group:
+    """The waiter of several inputs of one request: it goes on once all are answered."""
+
+    __slots__ = ("greenlet", "left")
+
+    def __init__(self, greenlet: Any, count: int) -> None:
+        self.greenlet = greenlet
+        self.left = count
+
+    def switch(self) -> None:
+        self.left -= 1
+        if not self.left:
+            self.greenlet.switch()
+
+
 class Batcher:
     """The per-worker collector: see the module docstring."""
 
@@ -177,6 +192,42 @@ class Batcher:
         if pending.error is not None:
             raise pending.error
         return pending.output
+
+    def submit_many(self, inputs: list[Any]) -> list[Any]:
+        """Outputs of several inputs of one request (an Open Inference Protocol infer), each
+        joining the collector like a request of its own; an input's CatwalkError stands in
+        its place. They may be split over several batches (``max_batch_size``)."""
+        if self._loop is not None:
+            me = getcurrent()
+            if me.parent is None:  # the loop's own greenlet cannot wait: batches right away
+                pendings = [_Pending(data) for data in inputs]
+                for at in range(0, len(pendings), self.max_batch_size):
+                    self._answer(pendings[at : at + self.max_batch_size])
+            else:
+                group = _Group(me, len(inputs))
+                pendings = [_Pending(data, group) for data in inputs]
+                self._queue.extend(pendings)
+                self._schedule()
+                me.parent.switch()  # back to the loop, until the last one is answered
+        else:
+            if self._pid != os.getpid():
+                self._start()
+            pendings = [_Pending(data) for data in inputs]
+            local = self._local
+            with self._cond:
+                if getattr(local, "announced", False):
+                    local.announced = False
+                    self._arriving -= 1
+                self._queue.extend(pendings)
+                self._cond.notify()
+            deadline = time.monotonic() + self.timeout
+            for pending in pendings:
+                assert pending.done is not None
+                if not pending.done.wait(max(deadline - time.monotonic(), 0.0)):
+                    raise ModelTimeout(
+                        f"the model did not answer within {self.timeout:g} s (server.timeout)"
+                    )
+        return [p.error if p.error is not None else p.output for p in pendings]
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters (batch sizes as ``{size: batches}``)."""

@@ -102,12 +102,18 @@ def _die_with_parent() -> None:
 
 
 def spawn(
-    name: str, args: list[str], *, relay_stderr: bool = False, json_lines: bool = False
+    name: str,
+    args: list[str],
+    *,
+    relay_stderr: bool = False,
+    json_lines: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Child:
     """Start a child; ``relay_stderr``: its stderr through :func:`relay` (``json_lines``: each
-    line as a JSON object, for ``logging.format: json``)."""
+    line as a JSON object, for ``logging.format: json``); ``env``: its environment (ours)."""
     process = subprocess.Popen(
         args,
+        env=env,
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE if relay_stderr else None,
         start_new_session=True,

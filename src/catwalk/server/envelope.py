@@ -42,11 +42,12 @@ from typing import Any
 import orjson
 
 from catwalk.config import DEFAULT_MAX_DEPTH
-from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
+from catwalk.errors import CatwalkError, InvalidRequest, ModelError, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
 from catwalk.server.batching import Batcher
 from catwalk.server.body_limits import too_deep
 from catwalk.server.logs import InFlight
+from catwalk.server.model_errors import for_client
 
 ENVELOPE_FIELDS = ("correlation_id", "model", "input", "extra_data")
 _ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
@@ -300,7 +301,10 @@ class Predictor:
             sent = orjson.dumps(data)
         except orjson.JSONEncodeError:
             sent = dumps(data)  # integers beyond 64 bits, from the exact path
-        output = self._predict(data)
+        try:
+            output = self._predict(data)
+        except ModelError as exc:  # the client's message: short, naming a null that caused it
+            raise for_client(exc, data) from exc
         if self.validate_output:
             problems = self.model.output_errors(output)
             if problems:

@@ -4,7 +4,9 @@ Metrics (all prefixed ``catwalk_``):
 
 - ``requests_total{endpoint,status}``: counter of answered requests; ``endpoint`` is one of
   the server's routes (``/predict``, ``/status``, ``/ready``, ``/info``, ``/metrics``,
-  ``/openapi.json``, ``/docs``) or ``other``, so a client cannot create series at will;
+  ``/openapi.json``, ``/docs``, the Open Inference Protocol's operations ``/v2``,
+  ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models``, ``/v2/models/ready``,
+  ``/v2/models/infer``) or ``other``, so a client cannot create series at will;
 - ``request_duration_seconds{endpoint}``: histogram of the time the app took per request;
 - ``predict_duration_seconds``: histogram of the model's own time (its ``predict`` call);
 - ``in_flight_requests``: gauge of the requests being answered now;
@@ -42,6 +44,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
+from catwalk.protocol import paths
 from catwalk.server.logs import StartResponse, WsgiApp
 from catwalk.spec import ModelSpec
 
@@ -70,6 +73,8 @@ def endpoint_of(path: str) -> str:
     found = ENDPOINTS.get(path)
     if found is not None:
         return found
+    if paths.is_v2(path):
+        return paths.endpoint_label(path)
     return "/docs" if path.startswith("/docs/") else "other"
 
 
@@ -123,7 +128,8 @@ class Metrics:
         info.labels(spec.name, spec.version).set(1)
         # Label children looked up once: the hot path skips prometheus-client's label lock.
         self._counted: dict[tuple[str, str], Any] = {}
-        self._timed = {name: self.request_duration.labels(name) for name in {*ENDPOINTS.values()}}
+        labels = {*ENDPOINTS.values(), *paths.LABELS}
+        self._timed = {name: self.request_duration.labels(name) for name in labels}
         self._timed["other"] = self.request_duration.labels("other")
 
     def observe_request(self, endpoint: str, status: str, seconds: float) -> None:

@@ -42,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from catwalk.config import ServerSettings
-from catwalk.errors import ServeError
+from catwalk.errors import CatwalkError, ServeError
 from catwalk.server.children import Child, Signals, spawn
 from catwalk.server.logs import configure_logging
 from catwalk.server.preflight import (
@@ -62,7 +62,9 @@ from catwalk.server.render import (
     render_gunicorn_conf,
     render_nginx_conf,
 )
+from catwalk.server.threads import ThreadPlan, master_environment, plan_threads
 from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
+from catwalk.spec import load_spec
 from catwalk.tmp import make_temp_dir
 
 # How long gunicorn may take to load the model and answer /status.
@@ -93,18 +95,28 @@ def run_server(
     secret = secrets.token_hex(16)
     layout = RunLayout(make_temp_dir("catwalk-"), user, secret)
     job = Job(Path(model_path).resolve(), settings, app_factory, secret)
+    job = replace(job, threads=thread_plan(job))
     tuning = replace(tuning or tuning_for(job), open_files=open_files_limit())
     try:
         with Signals() as signals:
             _prepare(layout, job, tuning, ipv6=ipv6)
             check_nginx_conf(nginx, layout)
-            server = _Server(nginx, layout, settings, signals, ipv6=ipv6)
+            server = _Server(nginx, layout, settings, signals, ipv6=ipv6, threads=job.threads)
             try:
                 return server.run()
             finally:
                 server.stop()
     finally:
         shutil.rmtree(layout.run_dir, ignore_errors=True)
+
+
+def thread_plan(job: Job) -> ThreadPlan:
+    """Threads per worker for the job (catwalk.server.threads.plan_threads)."""
+    try:
+        declared = load_spec(job.model_path).runtime.threads_per_worker
+    except CatwalkError:  # reported when the app is built
+        declared = None
+    return plan_threads(job.settings.threads_per_worker, declared, job.settings.workers)
 
 
 def _prepare(layout: RunLayout, job: Job, tuning: Tuning, *, ipv6: bool = False) -> None:
@@ -159,6 +171,7 @@ class _Server:
         signals: Signals,
         *,
         ipv6: bool = False,
+        threads: ThreadPlan | None = None,
     ) -> None:
         self.nginx_bin = nginx
         self.ipv6 = ipv6
@@ -166,13 +179,17 @@ class _Server:
         self.settings = settings
         self.signals = signals
         self.children: list[Child] = []
+        self.threads = threads
 
     # ---------------------------------------------------------------- run ----
     def run(self) -> int:
         if self.signals.stopping:
             return self._stopped()
+        # Every native pool at one thread in the master: it forks the workers (threads.py).
         gunicorn = self._start(
-            "gunicorn", [sys.executable, "-m", "catwalk.server.wsgi", str(self.layout.run_dir)]
+            "gunicorn",
+            [sys.executable, "-m", "catwalk.server.wsgi", str(self.layout.run_dir)],
+            env=master_environment(),
         )
         if not self._wait_for(gunicorn, self._gunicorn_ready, STARTUP_TIMEOUT):
             return self._stopped()
@@ -190,15 +207,32 @@ class _Server:
         _log(
             f"serving {self.settings.scheme}://0.0.0.0:{self.settings.port} "
             f"{'and [::]:' + str(self.settings.port) + ' ' if self.ipv6 else ''}"
-            f"(nginx pid {nginx.pid} -> gunicorn pid {gunicorn.pid}, "
-            f"{self.settings.workers} workers, preload {str(self.settings.preload).lower()})"
+            f"(nginx pid {nginx.pid} -> gunicorn pid {gunicorn.pid}, {self._workers()})"
         )
         return self._supervise()
 
+    def _workers(self) -> str:
+        """The worker model chosen, and why: workers, threads per worker, preload."""
+        workers = self.settings.workers
+        text = self.threads.describe(workers) if self.threads else f"{workers} workers"
+        try:
+            off = self.layout.preload_off_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            off = ""
+        if off:
+            return f"{text}, preload off: {off}"
+        return f"{text}, preload {str(self.settings.preload).lower()}"
+
     def _start(
-        self, name: str, args: list[str], *, relay_stderr: bool = False, json_lines: bool = False
+        self,
+        name: str,
+        args: list[str],
+        *,
+        relay_stderr: bool = False,
+        json_lines: bool = False,
+        env: dict[str, str] | None = None,
     ) -> Child:
-        child = spawn(name, args, relay_stderr=relay_stderr, json_lines=json_lines)
+        child = spawn(name, args, relay_stderr=relay_stderr, json_lines=json_lines, env=env)
         self.children.append(child)
         return child
 

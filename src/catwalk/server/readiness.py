@@ -1,7 +1,8 @@
 """``GET /ready``: whether this server takes work (the readiness probe), apart from ``/status``.
 
 ``/status`` is liveness: 200 as long as the process answers. ``/ready`` is 200 only once the
-model is loaded and until a graceful stop begins; then it answers 503 (the JSON error
+model is loaded (and, in production, warmed up: :mod:`catwalk.server.warmup`) and until a
+graceful stop begins; then it answers 503 (the JSON error
 envelope) so that a load balancer or Kubernetes stops sending requests *before* the server
 drains and closes its port.
 
@@ -31,10 +32,11 @@ _JSON = [("Content-Type", "application/json")]
 class Readiness:
     """This process's readiness: loaded yet? stopping?"""
 
-    __slots__ = ("loaded", "stop_file", "stopping")
+    __slots__ = ("loaded", "stop_file", "stopping", "warming")
 
     def __init__(self) -> None:
         self.loaded = False
+        self.warming = False  # production: the worker predicts its warm-up examples first
         self.stopping = False
         self.stop_file: str | None = None  # production: the supervisor creates it on a stop
 
@@ -44,6 +46,8 @@ class Readiness:
             return "not ready: the server is stopping (draining the requests in flight)"
         if not self.loaded:
             return "not ready: the model is still loading"
+        if self.warming:
+            return "not ready: the model is warming up (predicting its test examples)"
         return None
 
 

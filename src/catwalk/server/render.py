@@ -179,6 +179,11 @@ class RunLayout:
         return self.run_dir / "metrics"
 
     @property
+    def preload_off_file(self) -> Path:
+        """Why the gunicorn master turned preload off (see catwalk.server.wsgi), if it did."""
+        return self.run_dir / "preload-off.txt"
+
+    @property
     def error_file(self) -> Path:
         """Where the gunicorn side writes why the app could not be loaded."""
         return self.run_dir / "startup-error.txt"

@@ -9,6 +9,14 @@ its memory pages); otherwise each worker loads its own copy. Either way a model 
 loaded ends gunicorn at once with exit code 4 and a one-paragraph message in
 ``startup-error.txt`` (no traceback soup, no endless worker restarts).
 
+Native thread pools (:mod:`catwalk.server.threads`): the supervisor starts this master with
+every pool at one thread, so loading the model here starts none (a pool started before a fork
+deadlocks the workers). Should loading leave threads behind anyway, this process starts
+again (``exec``) with preload off, says why in ``preload-off.txt`` and the log, and each
+worker loads the model itself. Each worker, once forked (``post_fork``: :func:`worker_forked`)
+and once its app is loaded (``post_worker_init``: :func:`worker_loaded`), sizes its pools to
+``Job.threads`` and warms the model up (:mod:`catwalk.server.warmup`) before it accepts.
+
 nginx sends its id of every request in ``X-Request-Id`` (it always sets the header, so a
 client cannot choose it) next to this run's secret (``X-Catwalk-Proxy``, in ``job.pickle`` and
 ``nginx.conf``, both readable by the server's user only); :class:`TrustRequestId` hands the id
@@ -41,7 +49,7 @@ import runpy
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +60,10 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
-from catwalk.server import readiness
+from catwalk.server import readiness, threads, warmup
 from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, InFlight, configure_logging
 from catwalk.server.render import RunLayout, Tuning
+from catwalk.server.threads import ThreadPlan
 from catwalk.spec import load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
@@ -75,6 +84,7 @@ class Job:
     settings: ServerSettings
     app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
     proxy_secret: str = ""  # what nginx sends in X-Catwalk-Proxy (RunLayout.proxy_secret)
+    threads: ThreadPlan = field(default_factory=ThreadPlan)  # each worker's native pools
 
 
 class JsonLogger(GunicornLogger):  # type: ignore[misc]
@@ -96,9 +106,10 @@ class TrustRequestId:
     """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app, when it
     comes with this run's secret (``X-Catwalk-Proxy``), i.e. from nginx."""
 
-    def __init__(self, app: Any, secret: str) -> None:
+    def __init__(self, app: Any, secret: str, model: LoadedModel | None = None) -> None:
         self.app = app
         self.secret = secret.encode("latin-1")
+        self.model = model  # what the worker warms up
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         sent = environ.pop("HTTP_X_CATWALK_PROXY", "")  # the app and the model never see it
@@ -189,7 +200,7 @@ def build_app(job: Job) -> Any:
     try:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
-        return TrustRequestId(factory(model, job.settings), job.proxy_secret)
+        return TrustRequestId(factory(model, job.settings), job.proxy_secret, model)
     except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
         raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
@@ -200,6 +211,33 @@ def build_app(job: Job) -> Any:
         raise AppLoadError(
             f"cannot build the app: {type(exc).__name__}: {exc}\n{traceback.format_exc()}".rstrip()
         ) from exc
+
+
+def worker_forked(worker: Any) -> None:
+    """gunicorn's ``post_fork`` hook: the pool variables at the plan, for what loads from now."""
+    job = getattr(worker.app, "job", None)
+    if job is not None:
+        threads.set_pool_variables(job.threads.threads)
+
+
+def worker_loaded(worker: Any) -> None:
+    """gunicorn's ``post_worker_init`` hook: size the native pools, then warm the model up.
+
+    Runs in the worker before it accepts a connection; the heartbeat keeps gunicorn's
+    timeout from replacing a worker whose warm-up outlasts it.
+    """
+    job = getattr(worker.app, "job", None)
+    if job is None:
+        return
+    threads.limit_worker_threads(job.threads.threads)
+    model = getattr(worker.wsgi, "model", None)
+    if model is None:
+        return
+    with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
+        done = warmup.warm_up(model, model.spec.runtime.warmup_examples)
+    logging.getLogger(LOGGER_NAME).info(
+        "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
+    )
 
 
 def _factory(spec: str) -> Callable[[LoadedModel, ServerSettings], Any]:
@@ -224,6 +262,8 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
         for name, value in values.items():
             if name in self.cfg.settings:  # settings this gunicorn does not know are skipped
                 self.cfg.set(name, value)
+        if not self.job.settings.preload:  # turned off here (see main)
+            self.cfg.set("preload_app", False)
 
     def load(self) -> Any:
         if self.app is not None:
@@ -252,6 +292,21 @@ def tuning_for(job: Job) -> Tuning:
     return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
 
 
+def _load_in_workers(layout: RunLayout, reason: str) -> None:
+    """Start this master again with preload off: forking it now would break those threads."""
+    layout.preload_off_file.write_text(reason + "\n", encoding="utf-8")
+    logging.getLogger(LOGGER_NAME).warning(
+        "preload off: %s; each worker loads the model itself (no memory shared)", reason
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os.execv(
+        sys.executable,
+        [sys.executable, "-m", "catwalk.server.wsgi", str(layout.run_dir), LOAD_IN_WORKERS],
+    )
+
+
 def _report(layout: RunLayout, message: str) -> None:
     try:
         layout.error_file.write_text(message + "\n", encoding="utf-8")
@@ -259,14 +314,19 @@ def _report(layout: RunLayout, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+LOAD_IN_WORKERS = "--load-in-workers"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m catwalk.server.wsgi RUN_DIR", file=sys.stderr)
+    if len(args) not in (1, 2) or args[1:] not in ([], [LOAD_IN_WORKERS]):
+        print(f"usage: python -m catwalk.server.wsgi RUN_DIR [{LOAD_IN_WORKERS}]", file=sys.stderr)
         return 2
     layout = RunLayout(Path(args[0]))
     with layout.job_file.open("rb") as f:
         job: Job = pickle.load(f)
+    if LOAD_IN_WORKERS in args:
+        job = replace(job, settings=replace(job.settings, preload=False))
     # The app logs one line per request (correlation id, status, latency) on catwalk's logger.
     configure_logging(job.settings.log_level, job.settings.log_format)
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
@@ -275,11 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     readiness.state.stop_file = str(layout.stop_file)
     app = None
     if job.settings.preload:
+        before = threads.thread_count()
         try:
             app = build_app(job)
         except AppLoadError as exc:
             _report(layout, str(exc))
             return APP_LOAD_ERROR
+        unsafe = threads.threads_started(before)
+        if unsafe is not None:
+            _load_in_workers(layout, unsafe)  # does not return
         # Objects alive now are never collected: the GC then leaves their pages alone, so the
         # forked workers keep sharing them with this process instead of copying them.
         gc.freeze()
