@@ -222,8 +222,11 @@ def test_every_status_nginx_makes_is_json() -> None:
         assert "internal;" in block and f"return {error.answer} " in block
         assert '"correlation_id": "$catwalk_correlation_id"' in block
         # under /v2, the Open Inference Protocol's error body
-        assert f"""if ($catwalk_v2) {{
-                return {error.answer} '{{"error": "$catwalk_message"}}\\n';""" in block
+        assert (
+            f"""if ($catwalk_v2) {{
+                return {error.answer} '{{"error": "$catwalk_message"}}\\n';"""
+            in block
+        )
     assert 'add_header Allow "GET, HEAD, POST" always;' in text
 
 
