@@ -160,14 +160,6 @@ def build_command(
 
     spec = _spec(model_path)
     registry = check_registry(docker_registry)
-    if sbom:  # said before anything is built
-        try:
-            import cyclonedx_py  # noqa: F401
-        except ImportError:
-            raise BuildError(
-                "catwalk build --sbom needs CycloneDX's generator: pip install "
-                "'catwalk-serve[sbom]' (cyclonedx-bom); nothing was built"
-            ) from None
     options = BuildOptions(
         registry=registry,
         push=registry is not None if push is None else push,
