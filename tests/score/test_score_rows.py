@@ -3,6 +3,7 @@ shipped example; column checks before scoring; CSV cells and JSON lines parsed e
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,9 @@ def test_stop_names_the_row() -> None:
 def test_columns_that_prove_the_schema_skip_no_answer(tmp_path: Path) -> None:
     """Plain typed columns with no nulls prove the forest's records valid: the per-row check
     is skipped for them, and the answers are still catwalk predict's."""
-    from conftest import FOREST_ROWS
+    # Read here, not imported from conftest: another folder's conftest may own that name.
+    forest = json.loads((EXAMPLES / "forest" / "test_data.json").read_text())
+    FOREST_ROWS = [row["X"] for row in forest]
 
     forest = scorer(EXAMPLES / "forest")
     batch = pa.RecordBatch.from_pylist(FOREST_ROWS)
