@@ -108,7 +108,9 @@ def test_test_server_cases_and_the_server_log_of_a_failure(tmp_path: Path) -> No
     result = run("test-server", "-m", str(RNG), "--debug", "--junit-xml", str(good))
     assert result.exit_code == 0, result.output
     [suite] = parse(good)
-    assert (suite.name, suite.tests, suite.failures) == ("test-server", 18, 0)
+    # 18 steps of catwalk's own REST contract and 7 of the Open Inference Protocol (/v2).
+    assert (suite.name, suite.tests, suite.failures) == ("test-server", 25, 0)
+    assert len([case for case in suite if "/v2" in case.name]) == 7
     names = [case.name for case in suite]
     assert names[:7] == [*MODEL_STEPS[:6], "7. server starts"]
     assert "POST /predict: correlation_id echoed" in names and names[-1] == "8. server stops"
@@ -199,4 +201,4 @@ def test_a_passing_test_has_nothing_skipped(tmp_path: Path) -> None:
     model_suite, server_suite = parse(report)
     for suite in (model_suite, server_suite):
         assert (suite.failures, suite.errors, suite.skipped) == (0, 0, 0), suite.name
-    assert server_suite.tests == 12
+    assert server_suite.tests == 19  # 12 of the REST contract, 7 of /v2
