@@ -326,7 +326,14 @@ def test_lightgbm_weights_and_a_code_change_pushes_only_the_code_layer(
     labels = client.api.inspect_image(rebuilt)["Config"]["Labels"]
     assert labels["io.catwalk.build.suffix"] == "b2"
     assert sorted(_tags(registry, "lightgbmimage")) == ["1.0.0", "1.0.0-b2"]
-    # The same suffix again is refused, as a version is.
+    # The same suffix again: from the same inputs there is nothing to push (a pipeline can run
+    # again, issue 18); from a changed model it is refused, as a version is.
+    same = catwalk("build", "-m", str(folder), "--docker-registry", registry,
+                   "--network", "host", "--build-suffix", "b2")  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "built from the same inputs" in same.stdout and "nothing to push" in same.stdout
+    with (folder / "model.py").open("a") as f:
+        f.write("# another change under the same suffix\n")
     again = catwalk("build", "-m", str(folder), "--docker-registry", registry,
                     "--network", "host", "--build-suffix", "b2")  # fmt: skip
     assert again.returncode == 1
