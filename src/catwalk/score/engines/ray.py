@@ -176,18 +176,9 @@ def score_ray_dataset(
     ``on_error="stop"`` makes the first failing row fail the Dataset's execution. Column
     problems are raised here (reading the Dataset's schema).
     """
-    from catwalk.spec import load_spec
+    from catwalk.score.engines import api_job
 
-    if on_error not in ("record", "stop"):
-        raise CatwalkError(f"on_error={on_error!r}: expected 'record' or 'stop'")
-    spec = load_spec(model_path)
-    plan = ColumnPlan.for_model(spec, tuple(keep))
-    job = ScoreJob(
-        model_dir=str(Path(spec.path).resolve()),
-        keep=tuple(keep),
-        batch_size=batch_size,
-        stop=on_error == "stop",
-    )
+    job, plan = api_job(model_path, keep, on_error, batch_size)
     init()
     return RayScoring(job, plan, concurrency=concurrency).score(ds)
 

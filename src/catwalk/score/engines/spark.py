@@ -120,18 +120,9 @@ def score_spark_dataframe(
     ``on_error="stop"`` makes the first failing row fail the Spark job when it runs (its
     message names the row's partition and kept values). Column problems are raised here.
     """
-    from catwalk.spec import load_spec
+    from catwalk.score.engines import api_job
 
-    if on_error not in ("record", "stop"):
-        raise CatwalkError(f"on_error={on_error!r}: expected 'record' or 'stop'")
-    spec = load_spec(model_path)
-    plan = ColumnPlan.for_model(spec, tuple(keep))
-    job = ScoreJob(
-        model_dir=str(Path(spec.path).resolve()),
-        keep=tuple(keep),
-        batch_size=batch_size,
-        stop=on_error == "stop",
-    )
+    job, plan = api_job(model_path, keep, on_error, batch_size)
     return SparkScoring(df.sparkSession, job, plan).score(df)
 
 
