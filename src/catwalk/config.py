@@ -33,6 +33,8 @@ server:
     enabled: true          # false: answer every request with its own predict call
     max_batch_size: 32
     max_latency_ms: 10
+tracing:                   # OpenTelemetry (catwalk.tracing.settings; OTEL_* variables win)
+  enabled: false
 ```
 ``SERVER_AUTH_TOKENS_FILE`` (relative to the working folder), when set, overrides
 ``server.auth.tokens_file``: containers mount their tokens as a secret file.
@@ -62,6 +64,7 @@ from catwalk.cpus import usable_cpus
 from catwalk.errors import ConfigError
 from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
 from catwalk.tokens_file import read_tokens, tokens_file_problem
+from catwalk.tracing.settings import TracingSettings, read_tracing
 
 DEFAULT_PORT = 9090
 # Request body limits (docs/serving.md). orjson writes at most 255 levels (the echoed
@@ -150,6 +153,8 @@ class ServerSettings:
     max_depth: int = DEFAULT_MAX_DEPTH
     auth: AuthSettings = AuthSettings()
     batching: BatchingSettings = BatchingSettings()
+    # tracing: and the OTEL_* variables (catwalk.tracing.settings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     config_path: Path | None = None
 
     @property
@@ -185,9 +190,10 @@ def load_settings(config_file: str | Path | None, port: int = DEFAULT_PORT) -> S
             return dataclasses.replace(settings, config_path=None)
         problems: list[str] = []
         auth = _auth({}, Path.cwd(), problems)
+        tracing = read_tracing({}, problems)  # the OTEL_* variables alone may turn it on
         if problems:
             raise ConfigError("\n".join(problems))
-        return ServerSettings(port=port, auth=auth)
+        return ServerSettings(port=port, auth=auth, tracing=tracing)
     path = Path(config_file).expanduser().resolve()
     name = str(config_file)
     try:
@@ -264,6 +270,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     ssl = _ssl(ssl_section, path.parent, problems)
     auth = _auth(auth_section, path.parent, problems)
     batching = _batching(batching_section, problems)
+    tracing = read_tracing(read_mapping(data, "tracing", problems), problems)
     # Request body limits (docs/serving.md): checked before a body is parsed.
     limits = read_mapping(server, "limits", problems, "server.")
     check_keys(limits, "server.limits", problems)
@@ -295,6 +302,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_depth=max_depth,
         auth=auth,
         batching=batching,
+        tracing=tracing,
         trusted_proxies=trusted_proxies,
         config_path=path,
         **whole,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 ALLOWED = {
-    "": {"logging", "server"},
+    "": {"logging", "server", "tracing"},  # tracing's keys: catwalk.tracing.settings
     "logging": {"level", "format"},
     "server": {
         "workers",

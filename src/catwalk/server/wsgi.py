@@ -230,6 +230,10 @@ def worker_loaded(worker: Any) -> None:
     if job is None:
         return
     threads.limit_worker_threads(job.threads.threads)
+    # Tracing's SDK (its export thread) starts in each worker, after the fork.
+    tracing = getattr(getattr(worker.wsgi, "app", None), "extensions", {}).get("catwalk.tracing")
+    if tracing is not None:
+        tracing.start()
     model = getattr(worker.wsgi, "model", None)
     if model is None:
         return
