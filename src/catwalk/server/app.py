@@ -45,6 +45,7 @@ from catwalk.server.logs import (
     IN_FLIGHT_KEY,
     LOGGER_NAME,
     RequestLog,
+    WsgiApp,
     default_correlation_id,
 )
 from catwalk.server.metrics import Metrics
@@ -52,6 +53,7 @@ from catwalk.server.openapi import example_inputs, openapi_document
 from catwalk.server.predict_route import PredictRoute
 from catwalk.server.v2_openapi import add_v2
 from catwalk.server.v2_routes import V2Routes
+from catwalk.tracing import tracing_for
 
 JSON = "application/json"
 ROUTES = messages.ROUTES
@@ -90,6 +92,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         batcher=batcher,
         max_depth=settings.max_depth,
     )
+    tracing = tracing_for(settings, model.spec, metrics)  # None when off: no OpenTelemetry
     app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
     # Bodies that never change are serialised once.
@@ -163,9 +166,12 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     v2 = V2Routes(app.wsgi_app, predictor, settings, log)  # the Open Inference Protocol
     route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
     app.extensions["catwalk.predict_route"] = route
-    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
-        ops.wrap(route, settings, metrics, log), log
-    )
+    wsgi_app: WsgiApp = RequestLog(ops.wrap(route, settings, metrics, log), log)
+    if tracing is not None:  # outermost: the request line is logged inside the span
+        tracing.instrument(predictor, v2)
+        wsgi_app = tracing.wrap(wsgi_app)
+    app.extensions["catwalk.tracing"] = tracing
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign,assignment]
     readiness.state.loaded = True
     return app
 

@@ -84,10 +84,12 @@ def attach_loop(loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> 
 class _Pending:
     """One request's input waiting for its batch, and then its answer."""
 
-    __slots__ = ("arrived", "data", "done", "error", "output", "waiter")
+    __slots__ = ("arrived", "data", "done", "error", "member", "output", "waiter")
 
-    def __init__(self, data: Any, waiter: Any = None) -> None:
+    def __init__(self, data: Any, waiter: Any = None, trace: Any = None) -> None:
         self.data = data
+        # Made in the request's context: what the batch's span links to (tracing on).
+        self.member = trace.member() if trace is not None else None
         self.arrived = time.monotonic()
         self.waiter = waiter  # the request's greenlet (on a loop), else None
         self.done = threading.Event() if waiter is None else None
@@ -147,6 +149,8 @@ class Batcher:
         self.requests = 0
         self.failed_batches = 0
         self.sizes: dict[int, int] = {}
+        # catwalk.tracing.spans.BatchTrace when tracing is on: the batches' spans.
+        self.trace: Any = None
 
     # ---------------------------------------------------------- requests ----
     @contextmanager
@@ -176,7 +180,7 @@ class Batcher:
             return self._submit_on_loop(data)
         if self._pid != os.getpid():
             self._start()
-        pending = _Pending(data)
+        pending = _Pending(data, None, self.trace)
         local = self._local
         with self._cond:
             if getattr(local, "announced", False):
@@ -200,19 +204,19 @@ class Batcher:
         if self._loop is not None:
             me = getcurrent()
             if me.parent is None:  # the loop's own greenlet cannot wait: batches right away
-                pendings = [_Pending(data) for data in inputs]
+                pendings = [_Pending(data, None, self.trace) for data in inputs]
                 for at in range(0, len(pendings), self.max_batch_size):
                     self._answer(pendings[at : at + self.max_batch_size])
             else:
                 group = _Group(me, len(inputs))
-                pendings = [_Pending(data, group) for data in inputs]
+                pendings = [_Pending(data, group, self.trace) for data in inputs]
                 self._queue.extend(pendings)
                 self._schedule()
                 me.parent.switch()  # back to the loop, until the last one is answered
         else:
             if self._pid != os.getpid():
                 self._start()
-            pendings = [_Pending(data) for data in inputs]
+            pendings = [_Pending(data, None, self.trace) for data in inputs]
             local = self._local
             with self._cond:
                 if getattr(local, "announced", False):
@@ -249,10 +253,10 @@ class Batcher:
     def _submit_on_loop(self, data: Any) -> Any:
         me = getcurrent()
         if me.parent is None:  # the loop's own greenlet cannot wait: a batch of one
-            pending = _Pending(data)
+            pending = _Pending(data, None, self.trace)
             self._answer([pending])
         else:
-            pending = _Pending(data, me)
+            pending = _Pending(data, me, self.trace)
             self._queue.append(pending)
             self._schedule()
             me.parent.switch()  # back to the loop, until _flush resumes this request
@@ -346,8 +350,12 @@ class Batcher:
         """Run the model on ``batch`` and leave each request its output or error."""
         failed = False
         started = time.perf_counter()
+        trace = self.trace
         try:
-            results = self.run([p.data for p in batch])
+            if trace is None:
+                results = self.run([p.data for p in batch])
+            else:
+                results = trace.run(self.run, [p.data for p in batch], [p.member for p in batch])
         except CatwalkError as exc:
             failed = True
             results = [exc] * len(batch)

@@ -20,7 +20,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import describe
 from catwalk.server.envelope import PredictFailed, error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, default_correlation_id, safe
+from catwalk.server.logs import CORRELATION_ID_KEY, ERROR_MESSAGE_KEY, default_correlation_id, safe
 
 
 def status_line(code: int) -> str:
@@ -52,6 +52,7 @@ def error_answer(
     if correlation_id is None:
         correlation_id = default_correlation_id(environ) or new_correlation_id()
     environ[CORRELATION_ID_KEY] = correlation_id
+    environ[ERROR_MESSAGE_KEY] = message  # for the request's span (catwalk.tracing)
     logged_id = safe(correlation_id)
     ids = {"correlation_id": correlation_id}  # a field of its own in JSON logs
 

@@ -9,7 +9,8 @@ gunicorn's messages) as one object per line::
      "path": "/predict", "status": 200, "duration_ms": 0.41, "correlation_id": "6f1c..."}
 
 A request line also has ``request_id`` (nginx's id) when it differs from the correlation id;
-an error has its ``correlation_id`` and, with a traceback, ``exception``. Strings are JSON
+an error has its ``correlation_id`` and, with a traceback, ``exception``; a line of a traced
+request (:mod:`catwalk.tracing.logs`) has its ``trace_id`` and ``span_id``. Strings are JSON
 strings, so a client's values cannot break a line.
 
 :func:`nginx_line` turns a line of nginx's own error log (plain text by design) into the
@@ -66,6 +67,10 @@ class JsonFormatter(logging.Formatter):
             message = out["message"]
             if message.startswith("correlation_id="):  # the text format's prefix: a field here
                 out["message"] = message.partition(" ")[2]
+        trace_id = getattr(record, "trace_id", None)  # catwalk.tracing.logs, tracing on
+        if trace_id is not None:
+            out["trace_id"] = trace_id
+            out["span_id"] = getattr(record, "span_id", None)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode("utf-8")

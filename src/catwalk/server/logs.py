@@ -35,6 +35,9 @@ CORRELATION_ID_KEY = "catwalk.correlation_id"
 REQUEST_ID_KEY = "catwalk.request_id"
 # Where RequestLog leaves the request's InFlight (WSGI environ key).
 IN_FLIGHT_KEY = "catwalk.in_flight"
+# Where the one error handler (catwalk.server.failures) leaves the JSON error's message, for
+# the request's span (WSGI environ key).
+ERROR_MESSAGE_KEY = "catwalk.error_message"
 _LINE = "%s %s %s %.2fms correlation_id=%s"
 _LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
 # X-Correlation-Id: visible ASCII without quote or backslash (nginx checks the same, and
@@ -132,10 +135,20 @@ class InFlight:
 
 
 class Formatter(logging.Formatter):
-    """logging.Formatter with the date part of ``asctime`` computed once per second."""
+    """logging.Formatter with the date part of ``asctime`` computed once per second; a record
+    made in a traced request ends its first line with its ``trace_id`` and ``span_id``."""
 
     _second: int = -1
     _stamp: str = ""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        trace_id = getattr(record, "trace_id", None)  # catwalk.tracing.logs, tracing on
+        if trace_id is None:
+            return text
+        first, newline, rest = text.partition("\n")
+        span_id = getattr(record, "span_id", None)
+        return f"{first} trace_id={trace_id} span_id={span_id}{newline}{rest}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:

@@ -92,6 +92,9 @@ class V2Routes:
         self.outputs = outputs
         self.decoder = Decoder(inputs, outputs, max_depth=settings.max_depth)
         self._served = f"{self.spec.name} version {self.spec.version}"
+        # Record-wise validation (object-input models), where catwalk.tracing puts its spans.
+        self.check_records = self._records_errors
+        self.check_outputs = self._outputs_errors
         self._routes: dict[str, paths.Route] = {}
         self._bodies = {
             paths.SERVER: orjson.dumps(server_metadata()),
@@ -199,15 +202,15 @@ class V2Routes:
 
     def _predict(self, records: list[Any]) -> list[Any]:
         """Validate the records, run the model, validate and return the output records."""
-        model = self.model
+        predictor = self.predictor  # its hooks: where catwalk.tracing puts its spans
         batcher = self.batcher
         if self.whole:  # an array-input or DataFrame model: the N records are one input
-            problems = model.input_errors(records)
+            problems = predictor.check_input(records)
             if problems:
                 raise InvalidRequest("; ".join(problems))
-            output = batcher.submit(records) if batcher is not None else model.predict(records)
+            output = predictor.call_model(records)
             if self.validate_output:
-                problems = model.output_errors(output)
+                problems = predictor.check_output(output)
                 if problems:
                     raise OutputError("; ".join(problems))
             if not self.outputs_listed:
@@ -215,10 +218,7 @@ class V2Routes:
             if type(output) is not list:
                 raise OutputError(f"output: must be an array of records, got {kind(output)}")
             return output
-        if len(records) == 1:  # the common case: one record, one validator call
-            problems = self.spec.input.errors(records[0], "input[0]")
-        else:
-            problems = self.spec.input.rows_errors(records, "input")
+        problems = self.check_records(records)
         if problems:
             raise InvalidRequest("; ".join(problems))
         if batcher is not None:
@@ -227,15 +227,23 @@ class V2Routes:
                 if isinstance(output, CatwalkError):
                     raise output
         else:
-            outputs = [model.predict(record) for record in records]
+            call = predictor.call_model
+            outputs = [call(record) for record in records]
         if self.validate_output:
-            if len(outputs) == 1:
-                problems = self.spec.output.errors(outputs[0], "output[0]")
-            else:
-                problems = self.spec.output.rows_errors(outputs, "output")
+            problems = self.check_outputs(outputs)
             if problems:
                 raise OutputError("; ".join(problems))
         return outputs
+
+    def _records_errors(self, records: list[Any]) -> list[str]:
+        if len(records) == 1:  # the common case: one record, one validator call
+            return self.spec.input.errors(records[0], "input[0]")
+        return self.spec.input.rows_errors(records, "input")
+
+    def _outputs_errors(self, outputs: list[Any]) -> list[str]:
+        if len(outputs) == 1:
+            return self.spec.output.errors(outputs[0], "output[0]")
+        return self.spec.output.rows_errors(outputs, "output")
 
     @property
     def outputs_listed(self) -> bool:
