@@ -95,7 +95,9 @@ class Tracing:
         )
         batcher = predictor.batcher
         if batcher is None:
-            predictor.call_model = spans.child(self, "predict", predictor.call_model)
+            predictor.call_model = spans.child(
+                self, "predict", predictor.call_model, attributes={"catwalk.batch.size": 1}
+            )
         else:
             kind = self.spec.batch_kind
             batcher.trace = spans.BatchTrace(

@@ -153,14 +153,20 @@ def _answered(span: Any, line: str, environ: dict[str, Any]) -> None:
         span.set_status(Status(StatusCode.ERROR, message))
 
 
-def child(owner: Any, name: str, call: Callable[..., Any], problems: bool = False) -> Any:
+def child(
+    owner: Any,
+    name: str,
+    call: Callable[..., Any],
+    problems: bool = False,
+    attributes: dict[str, Any] | None = None,
+) -> Any:
     """``call`` in a span named ``name``, when a recording span is current (else bare).
 
     ``problems``: ``call`` returns a list of problems (a validator): their count is recorded.
     The error of a call that raises is recorded by its type only (its message may quote the
     input; the request span has the message the client was given).
     """
-    model = owner.model_attributes
+    model = {**owner.model_attributes, **(attributes or {})}
 
     def traced(*args: Any) -> Any:
         if not trace.get_current_span().is_recording():
