@@ -130,13 +130,16 @@ def _sampler(settings: TracingSettings) -> Sampler | None:
 
 
 def _resource(settings: TracingSettings, model_name: str) -> Resource:
-    """The SDK's resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME...); the service name
-    is the model's (or tracing.service_name) unless a variable names one."""
+    """The SDK's resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME...) with this process's
+    pid; the service name is the model's (or tracing.service_name) unless a variable names one."""
     named = os.environ.get("OTEL_SERVICE_NAME", "").strip() or any(
         item.split("=", 1)[0].strip() == SERVICE_NAME
         for item in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
     )
     resource = Resource.create({})
+    ours: dict[str, str | int] = {}
     if not named:
-        resource = resource.merge(Resource({SERVICE_NAME: settings.service_name or model_name}))
-    return resource
+        ours[SERVICE_NAME] = settings.service_name or model_name
+    if "process.pid" not in resource.attributes:  # which worker made a span
+        ours["process.pid"] = os.getpid()
+    return resource.merge(Resource(ours))
