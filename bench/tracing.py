@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""What tracing costs: rng in production mode at 32 concurrent clients, four servers, one run.
+
+  main      main's tree (``git archive main src``): the code before tracing existed
+  off       this tree, tracing off (the default): must cost nothing (>= 0.98x main)
+  on-1.0    tracing on, every request sampled, spans exported over OTLP/HTTP to a local
+            receiver (a process that reads each export and answers 200): >= 0.85x off
+  on-0.01   tracing on, tracing.sample_ratio 0.01
+
+Each server has ``--workers`` gunicorn workers behind nginx; wrk (``taskset -c 1 wrk -t1
+-c32``) drives one at a time, ``--rounds`` interleaved rounds of ``--duration`` seconds, the
+best round of each kept (the host is shared: noise only ever slows a round). The on-1.0
+server's /metrics is read at the end: a dropped span would mean the exporter did not keep up.
+
+Usage: .venv/bin/python bench/tracing.py [--conns 32] [--duration 10] [--rounds 3]
+       [--workers 2] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RNG = ROOT / "example_models" / "rng"
+SCORE = "0.9417154046806644"
+BODY = json.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}}).encode()
+# An OTLP/HTTP endpoint that reads what it is sent and answers 200 (a collector's receiver
+# without the rest of the collector).
+RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def free_port() -> int:
+    from catwalk.checks.server_checks import free_port as port
+
+    return port()
+
+
+def main_tree(into: Path) -> Path:
+    """main's src/ (git archive), for the "before" variant."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "main", "src"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def start(
+    name: str, src: Path, config: str, extra: dict[str, str], out: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    path = out / f"{name}.yml"
+    path.write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    for variable in ("MODEL_PATH", "SERVER_CONFIG", "SERVER_PORT", "SERVER_WORKERS"):
+        env.pop(variable, None)
+    env["PATH"] = env.get("PATH", "") + ":/usr/sbin"
+    env["PYTHONPATH"] = str(src)
+    env.update(extra)
+    log = open(out / f"server-{name}.log", "w")  # noqa: SIM115 - the child's
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catwalk", "serve", "--no-install", "-m", str(RNG),
+         "--server-port", str(port), "--server-config", str(path)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+    )  # fmt: skip
+    return proc, port
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on {port} exited with {proc.returncode}")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=BODY,
+            headers={"Content-Type": "application/json"},
+        )
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=2) as answer:
+            if SCORE in answer.read().decode():
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"server on {port} not ready")
+
+
+def wrk(port: int, conns: int, duration: int, body_file: Path) -> float:
+    command = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(HERE / "post.lua")]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "1", *command]
+    out = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}/predict"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WRK_BODY_FILE": str(body_file)},
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def dropped(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    found = re.search(r"^catwalk_trace_spans_dropped_total (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="catwalk-bench-tracing-"))
+    out.mkdir(parents=True, exist_ok=True)
+    body_file = out / "body.json"
+    body_file.write_bytes(BODY)
+    receiver_port = free_port()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(receiver_port)])
+    server = f"server:\n  workers: {args.workers}\n"
+    traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}"}
+    variants = {
+        "main": (main_tree(out / "main"), server, {}),
+        "off": (ROOT / "src", server, {}),
+        "on-1.0": (ROOT / "src", server + "tracing:\n  enabled: true\n", traced),
+        "on-0.01": (
+            ROOT / "src",
+            server + "tracing:\n  enabled: true\n  sample_ratio: 0.01\n",
+            traced,
+        ),
+    }
+    servers = {name: start(name, *v, out) for name, v in variants.items()}
+    best: dict[str, float] = {}
+    drops = 0.0
+    try:
+        for proc, port in servers.values():
+            wait_ready(proc, port)
+        for _, port in servers.values():  # warm-up
+            wrk(port, args.conns, 2, body_file)
+        for round_ in range(args.rounds):
+            for name, (_, port) in servers.items():
+                rps = wrk(port, args.conns, args.duration, body_file)
+                best[name] = max(best.get(name, 0.0), rps)
+                print(f"round {round_ + 1} {name:8} {rps:9.0f} req/s", file=sys.stderr)
+        drops = dropped(servers["on-1.0"][1])
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+        receiver.terminate()
+        receiver.wait()
+    print(report(best, drops, args))
+    return 0
+
+
+def report(best: dict[str, float], drops: float, args: argparse.Namespace) -> str:
+    off_main = best["off"] / best["main"]
+    on_off = best["on-1.0"] / best["off"]
+    low_off = best["on-0.01"] / best["off"]
+    lines = [
+        f"rng, {args.workers} workers, wrk -c{args.conns}, best of {args.rounds} x "
+        f"{args.duration} s (req/s):",
+        "",
+        "| variant | req/s | ratio |",
+        "|---|---|---|",
+        f"| main (before tracing) | {best['main']:.0f} | 1.00x main |",
+        f"| tracing off | {best['off']:.0f} | {off_main:.3f}x main (target >= 0.98) "
+        f"{'met' if off_main >= 0.98 else 'NOT met'} |",
+        f"| tracing on, ratio 1.0 | {best['on-1.0']:.0f} | {on_off:.3f}x off (target >= 0.85) "
+        f"{'met' if on_off >= 0.85 else 'NOT met'} |",
+        f"| tracing on, ratio 0.01 | {best['on-0.01']:.0f} | {low_off:.3f}x off |",
+        "",
+        f"spans dropped by the ratio-1.0 server: {drops:.0f}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
