@@ -1,12 +1,13 @@
 """Tracing in production: real nginx + gunicorn (2 workers) exporting to a real OTLP endpoint.
 
-The endpoints are :mod:`otlp_receiver`'s (an OTLP/HTTP server decoding each
+The endpoints are tests/tracing/otlp_receiver.py's (an OTLP/HTTP server decoding each
 ExportTraceServiceRequest with opentelemetry-proto, and a gRPC TraceService).
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,12 @@ from pathlib import Path
 import orjson
 import pytest
 import requests
-from otlp_receiver import SERVER_KIND, GrpcReceiver, HttpReceiver, Span
 
 from catwalk.checks.server_checks import free_port
 from conftest import RNG, RNG_INPUT, Server, child_env, write_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracing"))  # the receivers
+from otlp_receiver import SERVER_KIND, GrpcReceiver, HttpReceiver, Span
 
 BATCHER = Path(__file__).resolve().parents[1] / "server" / "models" / "batcher"
 CLIENT_SPAN = "00f067aa0ba902b7"

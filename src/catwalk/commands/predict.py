@@ -19,8 +19,11 @@ from catwalk.commands.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from catwalk.model import LoadedModel
     from catwalk.scoring import Scored, Scorer
+    from catwalk.tracing.jobs import JobTrace
 
 EXIT_LINE_FAILED = 1
 _REDRAW_SECONDS = 0.2  # a terminal's progress line
@@ -84,7 +87,18 @@ def predict_command(
         source = input_file or click.open_file("-", "rb")
         if source.isatty():
             click.echo("reading JSON lines from the terminal (Ctrl-D ends)", err=True)
-        failed = _score_lines(scorer, source, output_file, stop=on_error == "stop")
+        from catwalk.tracing.jobs import job_trace
+
+        trace = job_trace("predict", scorer.model.spec)  # OTEL_* variables; None: off
+        error: BaseException | None = None
+        try:
+            failed = _score_lines(scorer, source, output_file, stop=on_error == "stop", trace=trace)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if trace is not None:
+                trace.close(error)
     if failed and on_error == "stop":
         sys.exit(EXIT_LINE_FAILED)
 
@@ -100,13 +114,20 @@ def _load(model_path: str, install: bool) -> LoadedModel:
     return load_model(spec)
 
 
-def _score_lines(scorer: Scorer, source: IO[bytes], out: IO[bytes], *, stop: bool) -> int:
+def _score_lines(
+    scorer: Scorer, source: IO[bytes], out: IO[bytes], *, stop: bool, trace: JobTrace | None
+) -> int:
     """Write each line's output (null for a skipped one); return how many lines failed."""
     progress = Progress(_size(source))
     failed = 0
     counted = _Counted(source, progress)
+    results: Iterable[Scored] = scorer.score_lines(counted)
+    if trace is not None:  # a span per chunk of lines
+        from catwalk.tracing.jobs import chunked
+
+        results = chunked(results, trace, lambda scored: scored.output is None)
     try:
-        for scored in scorer.score_lines(counted):
+        for scored in results:
             if scored.output is not None:
                 out.write(scored.output + b"\n")
                 continue

@@ -127,12 +127,29 @@ def score_command(
         from catwalk.spec import load_spec
 
         click.echo(f"requirements: {ensure_requirements(load_spec(model_path).path)}", err=True)
+    from catwalk.spec import load_spec
+    from catwalk.tracing.jobs import job_trace
+
+    trace = job_trace("score", load_spec(model_path))  # OTEL_* variables; None: off
     with contextlib.redirect_stdout(sys.stderr), _sigterm_interrupts():
         progress = Progress()
+        advance = progress.advance
+        if trace is not None:  # a span per chunk written
+
+            def advance(rows: int) -> None:
+                progress.advance(rows)
+                trace.chunk_done(rows)
+
+        error: BaseException | None = None
         try:
-            summary = run_job(request, progress=progress.advance, total=progress.start)
+            summary = run_job(request, progress=advance, total=progress.start)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             progress.finish()
+            if trace is not None:
+                trace.close(error)
     click.echo(summary.line(), err=True)
 
 
