@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+# bench/metrics_overhead.py (this script's folder): wrk at one core, the free port helper.
+from metrics_overhead import free_port, wrk
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -55,12 +57,6 @@ class H(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
-
-
-def free_port() -> int:
-    from catwalk.checks.server_checks import free_port as port
-
-    return port()
 
 
 def main_tree(into: Path) -> Path:
@@ -109,24 +105,6 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int) -> None:
                 return
         time.sleep(0.3)
     raise SystemExit(f"server on {port} not ready")
-
-
-def wrk(port: int, conns: int, duration: int, body_file: Path) -> float:
-    command = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(HERE / "post.lua")]
-    if shutil.which("taskset"):
-        command = ["taskset", "-c", "1", *command]
-    out = subprocess.run(
-        [*command, f"http://127.0.0.1:{port}/predict"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WRK_BODY_FILE": str(body_file)},
-    ).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit(f"wrk saw errors:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
