@@ -39,8 +39,7 @@ def tracing_env(endpoint: str, **extra: str) -> dict[str, str]:
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         SERVER_WORKERS="2",
-        **FAST_EXPORT,
-        **extra,
+        **{**FAST_EXPORT, **extra},
     )
 
 
@@ -135,12 +134,15 @@ def test_batch_spans_link_each_member_under_concurrent_load(
 
     with ThreadPoolExecutor(32) as pool:
         assert list(pool.map(ask, traces)) == [200] * len(traces)
-    spans = receiver.wait_for(
-        lambda got: (
-            sum(s.attributes.get("catwalk.batch.size", 0) for s in got if s.name == "predict_batch")
-            >= len(traces)
+
+    def arrived(got: list[Span]) -> bool:
+        served = {s.trace_id for s in got if s.name == "POST /predict"}
+        batched = sum(
+            s.attributes.get("catwalk.batch.size", 0) for s in got if s.name == "predict_batch"
         )
-    )
+        return served >= set(traces) and batched >= len(traces)
+
+    spans = receiver.wait_for(arrived)
     requests_by_trace = {s.trace_id: s for s in spans if s.name == "POST /predict"}
     assert set(traces) <= set(requests_by_trace)
     calls = [s for s in spans if s.name == "predict_batch"]
