@@ -289,7 +289,7 @@ def test_an_unexpected_error_is_500_json_and_logged(
     def broken_input_errors(value: Any, prefix: str = "input") -> list[str]:
         raise RuntimeError("a bug in catwalk")
 
-    model.input_errors = broken_input_errors  # type: ignore[method-assign]
+    app.extensions["catwalk"].check_input = broken_input_errors  # the Predictor's hook
     with caplog.at_level(logging.ERROR, logger="catwalk.server"):
         response = post(app.test_client(), {"input": RNG_INPUT})
     assert error_of(response, 500) == "internal server error: RuntimeError: a bug in catwalk"
