@@ -93,7 +93,7 @@ def test_two_workers_continue_the_clients_traces_and_log_their_ids(
         assert request.attributes["http.route"] == "/predict"
         assert request.attributes["http.response.status_code"] == 200
         assert request.attributes["catwalk.correlation_id"] == f"c-{trace_id[-4:]}"
-        assert request.attributes["catwalk.model.name"] == "RNGModel"
+        assert request.resource["catwalk.model.name"] == "RNGModel"
         assert request.resource["service.name"] == "RNGModel"
         pids.add(request.resource["process.pid"])
         for name in ("catwalk.validate_input", "predict", "catwalk.validate_output"):

@@ -101,15 +101,15 @@ def test_predict_continues_the_client_trace(traced: Callable[..., Traced]) -> No
     assert attributes["http.route"] == "/predict"
     assert attributes["http.response.status_code"] == 200
     assert attributes["catwalk.correlation_id"] == orjson.loads(answer.data)["correlation_id"]
-    assert attributes["catwalk.model.name"] == "RNGModel"
-    assert attributes["catwalk.model.version"] == "0.0.1"
+    assert request.resource.attributes["catwalk.model.name"] == "RNGModel"
+    assert request.resource.attributes["catwalk.model.version"] == "0.0.1"
     assert request.status.status_code is StatusCode.UNSET
     assert request.context is not None
     for name in ("catwalk.validate_input", "predict", "catwalk.validate_output"):
         child = spans[name][0]
         assert child.parent is not None and child.parent.span_id == request.context.span_id
         assert hex_trace(child) == CLIENT_TRACE
-        assert dict(child.attributes or {})["catwalk.model.name"] == "RNGModel"
+        assert child.resource.attributes["catwalk.model.name"] == "RNGModel"
     assert dict(spans["predict"][0].attributes or {})["catwalk.batch.size"] == 1
     assert app.tracing.runtime.provider.resource.attributes["service.name"] == "RNGModel"
 

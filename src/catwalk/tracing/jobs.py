@@ -32,13 +32,12 @@ class JobTrace:
         from catwalk.tracing.provider import start_runtime
 
         self._trace = trace
-        self.runtime = start_runtime(settings, spec.name, lambda count: None)
-        self.model = {"catwalk.model.name": spec.name, "catwalk.model.version": spec.version}
+        self.runtime = start_runtime(settings, (spec.name, spec.version), lambda count: None)
         carrier = {
             k.lower(): os.environ[k] for k in ("TRACEPARENT", "TRACESTATE") if k in os.environ
         }
         self.root = self.runtime.tracer.start_span(
-            f"catwalk {command}", context=propagate.extract(carrier), attributes=self.model
+            f"catwalk {command}", context=propagate.extract(carrier)
         )
         self._context = trace.set_span_in_context(self.root)
         self._since = time_ns()
@@ -47,7 +46,7 @@ class JobTrace:
     def chunk_done(self, rows: int, failed: int | None = None) -> None:
         """A chunk of ``rows`` rows is done: its span, from the previous chunk to now."""
         now = time_ns()
-        attributes: dict[str, Any] = {**self.model, "catwalk.chunk.rows": rows}
+        attributes: dict[str, Any] = {"catwalk.chunk.rows": rows}
         if failed is not None:
             attributes["catwalk.chunk.failed"] = failed
         span = self.runtime.tracer.start_span(

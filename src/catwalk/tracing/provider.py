@@ -73,7 +73,7 @@ def endpoint_in_force(settings: TracingSettings, protocol: str) -> str:
 
 def start_runtime(
     settings: TracingSettings,
-    model_name: str,
+    model: tuple[str, str],
     dropped: Callable[[int], None],
     exporter: SpanExporter | None = None,
 ) -> Runtime:
@@ -88,7 +88,7 @@ def start_runtime(
     queue = CountedQueue(exporter, settings.max_queue_size, dropped, endpoint)
     provider = TracerProvider(
         sampler=_sampler(settings),
-        resource=_resource(settings, model_name),
+        resource=_resource(settings, *model),
         shutdown_on_exit=False,  # the owner flushes, within the drain (Runtime.flush)
     )
     provider.add_span_processor(queue)
@@ -129,15 +129,20 @@ def _sampler(settings: TracingSettings) -> Sampler | None:
     return ParentBased(TraceIdRatioBased(settings.sample_ratio))
 
 
-def _resource(settings: TracingSettings, model_name: str) -> Resource:
-    """The SDK's resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME...) with this process's
-    pid; the service name is the model's (or tracing.service_name) unless a variable names one."""
+def _resource(settings: TracingSettings, model_name: str, model_version: str) -> Resource:
+    """The SDK's resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME...) with the model and
+    this process's pid; the service name is the model's (or tracing.service_name) unless a
+    variable names one."""
     named = os.environ.get("OTEL_SERVICE_NAME", "").strip() or any(
         item.split("=", 1)[0].strip() == SERVICE_NAME
         for item in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
     )
     resource = Resource.create({})
-    ours: dict[str, str | int] = {}
+    # The model on every span: on the resource, sent once per export rather than per span.
+    ours: dict[str, str | int] = {
+        "catwalk.model.name": model_name,
+        "catwalk.model.version": model_version,
+    }
     if not named:
         ours[SERVICE_NAME] = settings.service_name or model_name
     if "process.pid" not in resource.attributes:  # which worker made a span

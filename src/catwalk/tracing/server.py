@@ -33,10 +33,6 @@ class Tracing:
     def __init__(self, settings: TracingSettings, spec: ModelSpec, drain: float) -> None:
         self.settings = settings
         self.spec = spec
-        self.model_attributes = {
-            "catwalk.model.name": spec.name,
-            "catwalk.model.version": spec.version,
-        }
         # Within the drain (server.graceful_timeout) left once the requests are answered.
         self.flush_budget = max(min(MAX_FLUSH, drain / 2), 0.5)
         self.runtime: Runtime | None = None
@@ -62,7 +58,8 @@ class Tracing:
         ``exporter``: a span exporter instead of OTLP's (tests)."""
         if self.tracer is not None:
             return self.tracer
-        self.runtime = start_runtime(self.settings, self.spec.name, self._count_drop, exporter)
+        model = (self.spec.name, self.spec.version)
+        self.runtime = start_runtime(self.settings, model, self._count_drop, exporter)
         self.tracer = self.runtime.tracer
         logs.install()
         atexit.register(self.flush)
@@ -96,7 +93,11 @@ class Tracing:
         batcher = predictor.batcher
         if batcher is None:
             predictor.call_model = spans.child(
-                self, "predict", predictor.call_model, attributes={"catwalk.batch.size": 1}
+                self,
+                "predict",
+                predictor.call_model,
+                attributes={"catwalk.batch.size": 1},
+                current=True,
             )
         else:
             kind = self.spec.batch_kind

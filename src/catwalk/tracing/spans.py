@@ -10,10 +10,12 @@
     │                              links back to it)
     └── catwalk.validate_output    the output against schema.output
 
-Every span has ``catwalk.model.name`` and ``catwalk.model.version``; the request's has the
-stable HTTP semantic-convention attributes, ``http.route`` (the template, never the raw
-path), ``catwalk.correlation_id`` and, for an error, the message of the JSON error (never
-the input). Child spans are made only under a recording request span: an unsampled request
+The model (``catwalk.model.name``, ``catwalk.model.version``) is on the resource, so on
+every span; the request's span has the required stable HTTP semantic-convention attributes,
+``http.route`` (the template, never the raw path), ``catwalk.correlation_id`` and, for an
+error, the message of the JSON error (never the input). Attributes are few on purpose: the
+OTLP exporter's encoding costs about 5 µs per attribute per span (bench/RESULTS.md).
+Child spans are made only under a recording request span: an unsampled request
 costs its request span and nothing more.
 """
 
@@ -81,7 +83,6 @@ class TraceRequests:
         self.app = app
         self.owner = owner  # catwalk.tracing.Tracing: its tracer exists once started
         self.untraced = frozenset(owner.settings.untraced_paths)
-        self.model = owner.model_attributes
         self._routes: dict[str, str | None] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -96,20 +97,15 @@ class TraceRequests:
             if len(self._routes) < _MAX_ROUTES:
                 self._routes[path] = route
         known = method in _METHODS
+        # The required attributes only: each costs the exporter about as much as a
+        # validation of the request (bench/RESULTS.md, "Tracing").
         attributes: dict[str, Any] = {
             "http.request.method": method if known else "_OTHER",
             "url.path": path,
             "url.scheme": environ.get("wsgi.url_scheme", "http"),
-            **self.model,
         }
         if route is not None:
             attributes["http.route"] = route
-        protocol = environ.get("SERVER_PROTOCOL", "")
-        if protocol.startswith("HTTP/"):
-            attributes["network.protocol.version"] = protocol[5:]
-        agent = environ.get("HTTP_USER_AGENT")
-        if agent:
-            attributes["user_agent.original"] = agent
         name = method if known else "HTTP"
         parent = propagate.extract(environ, getter=ENVIRON)
         span = tracer.start_span(
@@ -159,34 +155,55 @@ def child(
     call: Callable[..., Any],
     problems: bool = False,
     attributes: dict[str, Any] | None = None,
+    current: bool = False,
 ) -> Any:
     """``call`` in a span named ``name``, when a recording span is current (else bare).
 
     ``problems``: ``call`` returns a list of problems (a validator): their count is recorded.
-    The error of a call that raises is recorded by its type only (its message may quote the
-    input; the request span has the message the client was given).
+    ``current``: the span is the current one while ``call`` runs (the model's call: spans the
+    model makes are its children); a validator's span is made when it returns, timed from its
+    start, which costs half as much. The error of a call that raises is recorded by its type
+    only (its message may quote the input; the request span has the message the client got).
     """
-    model = {**owner.model_attributes, **(attributes or {})}
+    fixed = attributes or None
 
-    def traced(*args: Any) -> Any:
+    def made(*args: Any) -> Any:
         if not trace.get_current_span().is_recording():
             return call(*args)
         with owner.tracer.start_as_current_span(
-            name, attributes=model, record_exception=False, set_status_on_exception=False
+            name, attributes=fixed, record_exception=False, set_status_on_exception=False
         ) as span:
             try:
-                result = call(*args)
+                return call(*args)
             except Exception as exc:
-                span.set_attribute("error.type", type(exc).__qualname__)
-                span.set_status(Status(StatusCode.ERROR))
+                _failed(span, exc)
                 raise
-            if problems and result:
-                span.set_attribute("catwalk.validation.problems", len(result))
-                span.set_status(Status(StatusCode.ERROR))
-            return result
 
+    def timed(*args: Any) -> Any:
+        if not trace.get_current_span().is_recording():
+            return call(*args)
+        started = time_ns()
+        try:
+            result = call(*args)
+        except Exception as exc:
+            _failed(owner.tracer.start_span(name, start_time=started), exc).end()
+            raise
+        span = owner.tracer.start_span(name, start_time=started, attributes=fixed)
+        if problems and result:
+            span.set_attribute("catwalk.validation.problems", len(result))
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        return result
+
+    traced = made if current else timed
     traced.__wrapped__ = call  # type: ignore[attr-defined]
     return traced
+
+
+def _failed(span: Any, exc: BaseException) -> Any:
+    span.set_attribute("error.type", type(exc).__qualname__)
+    span.set_status(Status(StatusCode.ERROR))
+    return span
 
 
 class BatchTrace:
@@ -195,7 +212,6 @@ class BatchTrace:
     def __init__(self, owner: Any, call_name: str) -> None:
         self.owner = owner
         self.call_name = call_name  # predict_batch, or predict (rows joined)
-        self.model = owner.model_attributes
 
     @staticmethod
     def member() -> Member | None:
@@ -219,7 +235,7 @@ class BatchTrace:
         tracer = self.owner.tracer
         started = time_ns()
         size = len(inputs)
-        attributes = {**self.model, "catwalk.batch.size": size}
+        attributes = {"catwalk.batch.size": size}
         # A child of the first sampled member (so it is sampled with it), linked to them all.
         first = trace.set_span_in_context(NonRecordingSpan(sampled[0][0]))
         call = tracer.start_span(
@@ -237,7 +253,6 @@ class BatchTrace:
                 "catwalk.batch_wait",
                 context=trace.set_span_in_context(NonRecordingSpan(span)),
                 links=back,
-                attributes=attributes,
                 start_time=joined,
             ).end(end_time=started)
         token = otel_context.attach(trace.set_span_in_context(call))
