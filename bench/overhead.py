@@ -31,10 +31,10 @@ sys.path.insert(0, str(HERE))
 
 from bare_app import create_app as create_bare_app  # noqa: E402
 
+from catwalk.body_limits import too_deep  # noqa: E402
 from catwalk.config import ServerSettings  # noqa: E402
 from catwalk.model import load_model  # noqa: E402
 from catwalk.server.app import Predictor, create_app, handle_predict  # noqa: E402
-from catwalk.server.body_limits import too_deep  # noqa: E402
 from catwalk.server.logs import LOGGER_NAME, configure_logging  # noqa: E402
 from catwalk.spec import load_spec  # noqa: E402
 

@@ -1,7 +1,7 @@
 """``python bench/serve.py APP PORT [key=value ...]``: production mode with other tuning.
 
 APP is ``catwalk`` (the real app) or ``bare`` (bare_app.py). The key=value pairs set fields
-of :class:`catwalk.server.render.Tuning` (worker_class, upstream_keepalive,
+of :class:`catwalk.server.production.render.Tuning` (worker_class, upstream_keepalive,
 nginx_workers) or of the settings (workers, log_level, preload, validate_output), e.g.
 ``python bench/serve.py bare 18201 worker_class=sync upstream_keepalive=0`` (the seed's stack).
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from catwalk.config import ServerSettings
-from catwalk.server.production import run_server
-from catwalk.server.render import Tuning
-from catwalk.server.wsgi import DEFAULT_FACTORY
+from catwalk.server.production.render import Tuning
+from catwalk.server.production.supervisor import run_server
+from catwalk.server.worker.wsgi import DEFAULT_FACTORY
 
 HERE = Path(__file__).resolve().parent
 RNG = HERE.parent / "example_models" / "rng"

@@ -13,7 +13,7 @@ import pytest
 
 from catwalk.config import load_settings
 from catwalk.errors import ConfigError, SpecError
-from catwalk.server.threads import (
+from catwalk.server.production.threads import (
     POOL_VARIABLES,
     master_environment,
     plan_threads,
@@ -68,7 +68,7 @@ def test_libgomp_starts_no_thread_under_the_masters_environment() -> None:
         "import os, numpy as np, sklearn.ensemble;"
         "from sklearn.ensemble import HistGradientBoostingClassifier as H;"
         "X = np.random.rand(2000, 8); H(max_iter=5).fit(X, X[:, 0] > .5).predict(X);"
-        "from catwalk.server.threads import thread_count; print(thread_count())"
+        "from catwalk.server.production.threads import thread_count; print(thread_count())"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -160,7 +160,7 @@ class LoadedModel:
             raise ModelError(f"{name} raised {describe(exc)}", user_traceback(exc)) from exc
 
 
-# Set by gunicorn's worker_abort hook (catwalk.server.wsgi.worker_abort): the SystemExit its
+# Set by gunicorn's worker_abort hook (catwalk.server.worker.wsgi.worker_abort): the SystemExit its
 # SIGABRT handler raises next ends the worker, it is not the model's and not a 500.
 _system_exit_passes = False
 

@@ -16,7 +16,7 @@ from conftest import RNG, ROOT, Server, write_config
 
 Serve = Callable[..., Server]
 BATCHER = ROOT / "tests" / "server" / "models" / "batcher"
-LOOP_WORKER = "catwalk.server.loop_worker.LoopWorker"
+LOOP_WORKER = "catwalk.server.worker.loop_worker.LoopWorker"
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(serve: Serve) -> None:

@@ -194,7 +194,9 @@ def test_nginx_errors_are_logged_as_json_with_the_id_the_client_got(
     assert too_large.status_code == 413 and too_large.json()["correlation_id"] == "order-17"
     # A request that kills every worker it reaches (nginx sends it once more, to the new
     # worker, when the first dies): nginx's 502 keeps the client's id.
-    [master] = [p for p in server.pids("catwalk.server.wsgi") if p in _children(server.catwalk_pid)]
+    [master] = [
+        p for p in server.pids("catwalk.server.worker.wsgi") if p in _children(server.catwalk_pid)
+    ]
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(
             server.post, "/predict", json={"input": {"seconds": 5}},

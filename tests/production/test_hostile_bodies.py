@@ -35,7 +35,7 @@ class Worker:
     """The one gunicorn worker of a ``workers: 1`` server, and its peak memory."""
 
     def __init__(self, server: Server) -> None:
-        pids = server.wait_pids("catwalk.server.wsgi", 2)
+        pids = server.wait_pids("catwalk.server.worker.wsgi", 2)
         parents = {
             int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) for p in pids
         }

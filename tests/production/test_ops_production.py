@@ -195,7 +195,7 @@ def test_prometheus_scrapes_exact_counts_across_three_workers(
     credentials.write_text(TOKEN)
     config = write_config(tmp_path, "server:\n  workers: 3\n  auth:\n    tokens_file: tokens.txt\n")
     server = serve(config=config)
-    workers = server.wait_pids("catwalk.server.wsgi", 4)  # the master and three workers
+    workers = server.wait_pids("catwalk.server.worker.wsgi", 4)  # the master and three workers
     assert len(workers) == 4
     url = prometheus(f"127.0.0.1:{server.port}", credentials)
     headers = {"Authorization": f"Bearer {TOKEN}"}

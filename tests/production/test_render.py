@@ -13,7 +13,7 @@ import pytest
 from catwalk.config import ServerSettings, SslSettings
 from catwalk.server import messages
 from catwalk.server.messages import ROUTES
-from catwalk.server.render import (
+from catwalk.server.production.render import (
     MAX_WORKER_CONNECTIONS,
     WORKER_TIMEOUT_MARGIN,
     RunLayout,

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from catwalk.server import messages
-from catwalk.server.preflight import ipv6_available
+from catwalk.server.production.preflight import ipv6_available
 from conftest import MODELS, RNG, RNG_INPUT, RNG_SCORE, Server, write_config
 
 Serve = Callable[..., Server]

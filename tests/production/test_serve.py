@@ -40,7 +40,7 @@ def test_predict_info_status(serve: Serve) -> None:
     assert server.get("/status").status_code == 200
     # both children and their workers are there
     assert len(server.pids("nginx: master")) == 1
-    assert len(server.wait_pids("catwalk.server.wsgi", 1 + (os.cpu_count() or 1))) == 1 + (
+    assert len(server.wait_pids("catwalk.server.worker.wsgi", 1 + (os.cpu_count() or 1))) == 1 + (
         os.cpu_count() or 1
     )  # master + one worker per core
 
@@ -121,7 +121,7 @@ def test_sigint_stops_too(serve: Serve) -> None:
 
 def test_killed_gunicorn_master_stops_nginx_and_exits_non_zero(serve: Serve) -> None:
     server = serve(RNG)
-    [master] = [p for p in server.pids("catwalk.server.wsgi") if p in _children(server)]
+    [master] = [p for p in server.pids("catwalk.server.worker.wsgi") if p in _children(server)]
     os.kill(master, signal.SIGKILL)
     code = server.wait_exit(12)
     assert code not in (None, 0), server.output()
@@ -187,20 +187,20 @@ def test_preload_loads_the_model_once(serve: Serve, tmp_path: Path) -> None:
         env = child_env(LOADS_PID_FILE=str(pids))
         server = serve(MODELS / "loads_pid", config=config, env=env)
         server.post("/predict", json={"input": {"x": 1}})
-        server.wait_pids("catwalk.server.wsgi", 3)  # every worker has booted (and loaded)
+        server.wait_pids("catwalk.server.worker.wsgi", 3)  # every worker has booted (and loaded)
         deadline = time.monotonic() + 10
         while len(pids.read_text().split()) < loads and time.monotonic() < deadline:
             time.sleep(0.1)
         loaded = [int(x) for x in pids.read_text().split()]
         assert len(loaded) == loads, loaded
-        masters = [p for p in server.pids("catwalk.server.wsgi") if p in _children(server)]
+        masters = [p for p in server.pids("catwalk.server.worker.wsgi") if p in _children(server)]
         assert (loaded == masters) is (preload == "true")
         server.stop()
 
 
 def test_workers_setting(serve: Serve, tmp_path: Path) -> None:
     server = serve(RNG, config=write_config(tmp_path, "server:\n  workers: 3\n"))
-    assert len(server.wait_pids("catwalk.server.wsgi", 4)) == 4  # master + 3
+    assert len(server.wait_pids("catwalk.server.worker.wsgi", 4)) == 4  # master + 3
 
 
 def _children(server: Server) -> list[int]:

@@ -62,7 +62,7 @@ def _exchange(path: Path, data: bytes) -> bytes:
 @pytest.fixture
 def socket_path(serve: Serve, tmp_path: Path) -> tuple[Server, Path, int]:
     server = serve(RNG, config=write_config(tmp_path, "server:\n  workers: 1\n"))
-    pids = server.wait_pids("catwalk.server.wsgi", 2)
+    pids = server.wait_pids("catwalk.server.worker.wsgi", 2)
     master, worker = min(pids), max(pids)
     return server, Path(cmdline(master).split()[-1]) / "gunicorn.sock", worker
 

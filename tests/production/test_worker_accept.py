@@ -70,7 +70,7 @@ def _two_workers(tmp_path: Path) -> Path:
 
 def test_a_killed_worker_loses_at_most_its_request_in_flight(serve: Serve, tmp_path: Path) -> None:
     server = serve(SLEEPY, config=_two_workers(tmp_path))
-    workers = server.wait_pids("catwalk.server.wsgi", 3)  # the master and its 2 workers
+    workers = server.wait_pids("catwalk.server.worker.wsgi", 3)  # the master and its 2 workers
     master = min(workers)
     victim = max(pid for pid in workers if pid != master)
     clients = Clients(server.port)

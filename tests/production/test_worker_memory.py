@@ -38,13 +38,13 @@ def rss(pid: int) -> int:
 
 
 def workers(server: Server, count: int) -> list[int]:
-    pids = server.wait_pids("catwalk.server.wsgi", count + 1)
+    pids = server.wait_pids("catwalk.server.worker.wsgi", count + 1)
     master = min(pids)
     return [pid for pid in pids if pid != master]
 
 
 def run_dir(server: Server) -> Path:
-    pid = server.wait_pids("catwalk.server.wsgi", 1)[0]
+    pid = server.wait_pids("catwalk.server.worker.wsgi", 1)[0]
     return Path(cmdline(pid).split()[-1])
 
 

@@ -350,7 +350,7 @@ def test_the_id_is_the_correlation_id_in_the_log_and_metrics(
 
 
 def test_draining_turns_v2_readiness_503(rng: FlaskClient) -> None:
-    from catwalk.server import readiness
+    from catwalk.server.ops import readiness
 
     readiness.state.stopping = True
     try:

@@ -208,7 +208,7 @@ def test_batcher_unit_counts_and_timeouts() -> None:
 
 
 def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
-    """The production collector (catwalk.server.loop_worker): one thread, greenlets."""
+    """The production collector (catwalk.server.worker.loop_worker): one thread, greenlets."""
     calls: list[list[Any]] = []
 
     def run(inputs: list[Any]) -> list[Any]:
@@ -279,8 +279,13 @@ def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_work
 ) -> None:
     from pathlib import Path
 
-    from catwalk.server.render import RunLayout, Tuning, render_gunicorn_conf, render_nginx_conf
-    from catwalk.server.wsgi import Job, tuning_for
+    from catwalk.server.production.render import (
+        RunLayout,
+        Tuning,
+        render_gunicorn_conf,
+        render_nginx_conf,
+    )
+    from catwalk.server.worker.wsgi import Job, tuning_for
 
     tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
     assert tuning == Tuning(upstream_keepalive=32)
@@ -292,4 +297,4 @@ def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_work
     assert "keepalive 32;" in nginx and "keepalive_timeout 60s;" in nginx
     assert 'proxy_set_header Connection "";' in nginx
     gunicorn = render_gunicorn_conf(ServerSettings(), layout, Tuning())
-    assert "worker_class = 'catwalk.server.loop_worker.LoopWorker'" in gunicorn
+    assert "worker_class = 'catwalk.server.worker.loop_worker.LoopWorker'" in gunicorn

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from catwalk.body_limits import too_deep
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
 from catwalk.server.app import create_app
-from catwalk.server.body_limits import too_deep
 from catwalk.server.envelope import PredictFailed, Predictor
 
 Load = Callable[[str], LoadedModel]

@@ -19,7 +19,7 @@ from catwalk.server import messages
 from catwalk.server.app import create_app
 from catwalk.server.envelope import PredictFailed, Predictor
 from catwalk.server.logs import InFlight, safe
-from catwalk.server.wsgi import TrustRequestId, worker_abort
+from catwalk.server.worker.wsgi import TrustRequestId, worker_abort
 
 Load = Callable[[str], LoadedModel]
 ClientFactory = Callable[..., FlaskClient]

@@ -17,10 +17,10 @@ from flask.testing import FlaskClient
 from catwalk.config import ServerSettings
 from catwalk.model import let_system_exit_through
 from catwalk.server.app import create_app
-from catwalk.server.children import relay
-from catwalk.server.debug import DebugApp
+from catwalk.server.dev.debug import DebugApp
 from catwalk.server.logs import InFlight, safe
-from catwalk.server.wsgi import (
+from catwalk.server.production.children import relay
+from catwalk.server.worker.wsgi import (
     TrustRequestId,
     recycle_if_over,
     resident_memory,

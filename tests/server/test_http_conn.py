@@ -1,4 +1,4 @@
-"""catwalk's worker-side HTTP/1.1 (catwalk.server.http_conn): parsing, environ, answers.
+"""catwalk's worker-side HTTP/1.1 (catwalk.server.worker.http_conn): parsing, environ, answers.
 
 The connection is driven byte by byte as nginx would drive it, with a transport that records
 what is written; the worker is a stand-in that answers each request with its environ's
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from catwalk.server.http_conn import (
+from catwalk.server.worker.http_conn import (
     MAX_HEADER_BYTES,
     Connection,
     Request,

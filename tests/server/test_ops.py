@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from catwalk.config import AuthSettings, ServerSettings, load_settings
 from catwalk.errors import ConfigError
 from catwalk.model import LoadedModel
-from catwalk.server import auth, readiness
 from catwalk.server.app import create_app
+from catwalk.server.ops import auth, readiness
 
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
 TOKEN = "t0k-EN_abc.123~/+="
@@ -268,7 +268,7 @@ def test_json_formatter_writes_request_and_error_records(
     import json
     import logging
 
-    from catwalk.server.jsonlog import JsonFormatter, nginx_line
+    from catwalk.server.logs.jsonlog import JsonFormatter, nginx_line
 
     client = make_client("rng")
     records: list[logging.LogRecord] = []
@@ -322,7 +322,7 @@ def test_a_dead_workers_metric_files_are_merged_exactly_into_one_archive(tmp_pat
     from prometheus_client.mmap_dict import MmapedDict, mmap_key
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from catwalk.server.metrics import archive_files
+    from catwalk.server.ops.metrics import archive_files
 
     def write(name: str, values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float]) -> None:
         data = MmapedDict(str(tmp_path / name))

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from catwalk.checks.server_checks import free_port
 from catwalk.checks.server_reach import wait_ready
 from catwalk.cli import cli
-from catwalk.server.reload import describe_changes, lasting
+from catwalk.server.dev.reload import describe_changes, lasting
 from conftest import child_env
 
 pytestmark = pytest.mark.slow

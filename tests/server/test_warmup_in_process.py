@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from catwalk.model import LoadedModel, load_model
-from catwalk.server import readiness
-from catwalk.server.warmup import Heartbeat, warm_up
+from catwalk.server.ops import readiness
+from catwalk.server.worker.warmup import Heartbeat, warm_up
 from catwalk.spec import load_spec
 
 
@@ -41,7 +41,7 @@ def test_ready_says_warming_up_meanwhile(tmp_path: Path) -> None:
         "schema:\n  input: {type: object}\n  output: {type: object}\n"
     )
     (tmp_path / "model.py").write_text(
-        "from catwalk.server import readiness\n"
+        "from catwalk.server.ops import readiness\n"
         "class Model:\n"
         "    def __init__(self, path): pass\n"
         "    def load_test_data(self, path): return [{}], [{}]\n"

@@ -126,7 +126,7 @@ def _serve_reloading(
     install: bool,
 ) -> int:
     """This command with --debug and without --reload, as a child restarted on every change."""
-    from catwalk.server.reload import serve_with_reload
+    from catwalk.server.dev.reload import serve_with_reload
     from catwalk.spec import check_model_folder
 
     folder = check_model_folder(model_path)
@@ -142,7 +142,7 @@ def _serve_reloading(
 
 def _serve_production(model_path: Path, settings: ServerSettings) -> int:
     try:
-        from catwalk.server.production import serve_production
+        from catwalk.server.production.supervisor import serve_production
     except ImportError:
         click.echo(
             "Error: production mode is not yet available in this version; use --debug.",
@@ -154,7 +154,7 @@ def _serve_production(model_path: Path, settings: ServerSettings) -> int:
 
 def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
-    from catwalk.server.debug import DebugApp, request_handler
+    from catwalk.server.dev.debug import DebugApp, request_handler
     from catwalk.server.logs import configure_logging
 
     configure_logging("DEBUG", settings.log_format)
@@ -172,7 +172,7 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
     click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
 
-    from catwalk.server import readiness
+    from catwalk.server.ops import readiness
 
     def stop(signum: int, frame: Any) -> None:
         readiness.state.stopping = True  # /ready: 503 (the debug server stops at once anyway)

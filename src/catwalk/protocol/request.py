@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from catwalk.body_limits import too_deep
 from catwalk.errors import InvalidRequest
 from catwalk.protocol import binary
 from catwalk.protocol.tensors import (
@@ -29,7 +30,6 @@ from catwalk.protocol.tensors import (
     Side,
     Tensor,
 )
-from catwalk.server.body_limits import too_deep
 from catwalk.server.envelope import correlation_id_problem, kind, loads
 
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")

@@ -12,11 +12,11 @@ tests each build their own. Routes:
   first request (it calls the model's ``load_test_data`` for an example)
 - ``GET /docs`` (and ``/docs/<asset>``) -> Swagger UI, offline (:mod:`catwalk.server.docs`)
 - ``GET /ready``, ``GET /metrics`` and bearer-token checks are WSGI pieces around this app
-  (:mod:`catwalk.server.ops`), so they work whatever answers the other routes.
+  (:mod:`catwalk.server.ops.layers`), so they work whatever answers the other routes.
 
 A request whose body brings no correlation id takes the client's ``X-Correlation-Id`` header
 (when well formed), else nginx's request id (production mode: the WSGI environ's
-:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi`), so the ids
+:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.worker.wsgi`), so the ids
 nginx puts in its own 502/504/413 answers are the ones in this app's log.
 
 Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
@@ -36,7 +36,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
-from catwalk.server import docs, jsonlog, messages, ops, readiness
+from catwalk.server import docs, messages
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
 from catwalk.server.failures import error_answer
@@ -46,9 +46,11 @@ from catwalk.server.logs import (
     LOGGER_NAME,
     RequestLog,
     default_correlation_id,
+    jsonlog,
 )
-from catwalk.server.metrics import Metrics
 from catwalk.server.openapi import example_inputs, openapi_document
+from catwalk.server.ops import layers, readiness
+from catwalk.server.ops.metrics import Metrics
 from catwalk.server.predict_route import PredictRoute
 from catwalk.server.v2_openapi import add_v2
 from catwalk.server.v2_routes import V2Routes
@@ -164,7 +166,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
     app.extensions["catwalk.predict_route"] = route
     app.wsgi_app = RequestLog(  # type: ignore[method-assign]
-        ops.wrap(route, settings, metrics, log), log
+        layers.wrap(route, settings, metrics, log), log
     )
     readiness.state.loaded = True
     return app

@@ -10,7 +10,7 @@ answer goes back to its own request, which checks and writes its own response.
 
 Two ways to wait, one collector:
 
-- Production (:mod:`catwalk.server.loop_worker`, :func:`attach_loop`): each request runs in a
+- Production (:mod:`catwalk.server.worker.loop_worker`, :func:`attach_loop`): each request runs in a
   greenlet of the worker's one thread. ``submit`` queues the input and switches back to the
   event loop, which reads the next requests; the batch runs in the loop as soon as
   ``max_batch_size`` inputs wait, or as many as the last batch had (the clients that were

@@ -18,7 +18,7 @@ Rules (documented in docs/serving.md):
 - the echoed ``input`` is what the client sent, whatever the model does to its argument.
 
 Limits (docs/serving.md, "Request body limits"): a body nested deeper than
-``server.limits.max_depth`` is refused before it is parsed (:mod:`catwalk.server.body_limits`).
+``server.limits.max_depth`` is refused before it is parsed (:mod:`catwalk.body_limits`).
 
 Numbers: orjson parses and writes the common case. An integer beyond 64 bits would come out
 of orjson as a float, so a body holding a run of 19 or more digits is parsed again with the
@@ -41,11 +41,11 @@ from typing import Any
 
 import orjson
 
+from catwalk.body_limits import too_deep
 from catwalk.config import DEFAULT_MAX_DEPTH
 from catwalk.errors import CatwalkError, InvalidRequest, ModelError, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
 from catwalk.server.batching import Batcher
-from catwalk.server.body_limits import too_deep
 from catwalk.server.logs import InFlight
 from catwalk.server.model_errors import for_client
 

@@ -11,7 +11,7 @@ answers with 413) to Flask unchanged. The answers are the same bytes, statuses a
 either way (tests/server compare them).
 
 It sits where Flask's ``wsgi_app`` was: the request log, metrics, auth and ``/ready``
-(:mod:`catwalk.server.ops`) wrap it, so they see every request, fast or not.
+(:mod:`catwalk.server.ops.layers`) wrap it, so they see every request, fast or not.
 """
 
 from __future__ import annotations

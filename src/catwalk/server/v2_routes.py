@@ -32,7 +32,7 @@ from catwalk.protocol import paths
 from catwalk.protocol.request import Decoder
 from catwalk.protocol.response import encode
 from catwalk.protocol.tensors import model_sides
-from catwalk.server import messages, readiness
+from catwalk.server import messages
 from catwalk.server.envelope import PredictFailed, Predictor, kind, new_correlation_id
 from catwalk.server.failures import error_answer, status_line
 from catwalk.server.logs import (
@@ -42,6 +42,7 @@ from catwalk.server.logs import (
     WsgiApp,
     default_correlation_id,
 )
+from catwalk.server.ops import readiness
 
 JSON = "application/json"
 BINARY = "application/octet-stream"

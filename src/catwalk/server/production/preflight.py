@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from catwalk.errors import ServeError
-from catwalk.server.render import RunLayout, WorkerUser
+from catwalk.server.production.render import RunLayout, WorkerUser
 
 NGINX_MISSING = (
     "nginx is not installed: run `bash scripts/install-system-deps.sh nginx` "

@@ -1,15 +1,15 @@
 """The transport of an unbatched model's connection: the worker drives the socket itself.
 
-An unbatched model's worker takes one connection at a time (:mod:`catwalk.server.loop_worker`)
-and nginx sends each request whole as soon as it has connected, so the request is nearly
-always there when the connection is accepted. :class:`SocketTransport` reads it at once,
-the worker answers it inline and the answer is sent at once: no turn of the event loop per
-request (an asyncio transport would wait one for ``connection_made``, and one more for the
-first read). Only what is not there at once (a large body, a slow client of the socket) is
-waited for through the loop's reader, and only what the socket does not take at once (a
-large answer) through its writer.
+An unbatched model's worker takes one connection at a time
+(:mod:`catwalk.server.worker.loop_worker`) and nginx sends each request whole as soon as it has
+connected, so the request is nearly always there when the connection is accepted.
+:class:`SocketTransport` reads it at once, the worker answers it inline and the answer is sent
+at once: no turn of the event loop per request (an asyncio transport would wait one for
+``connection_made``, and one more for the first read). Only what is not there at once (a large
+body, a slow client of the socket) is waited for through the loop's reader, and only what the
+socket does not take at once (a large answer) through its writer.
 
-It offers what :class:`catwalk.server.http_conn.Connection` uses of an asyncio transport:
+It offers what :class:`catwalk.server.worker.http_conn.Connection` uses of an asyncio transport:
 ``write``, ``close``, ``abort``, ``pause_reading`` and ``resume_reading``.
 """
 

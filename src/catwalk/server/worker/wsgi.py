@@ -1,21 +1,21 @@
-"""gunicorn side of production mode: ``python -m catwalk.server.wsgi RUN_DIR``.
+"""gunicorn side of production mode: ``python -m catwalk.server.worker.wsgi RUN_DIR``.
 
-:mod:`catwalk.server.production` starts this module as the gunicorn master. It reads what to
-serve from the run folder (``job.pickle``: model path, settings, app factory) and the rendered
-``gunicorn.conf.py``, builds the Flask app and runs gunicorn on the folder's unix socket.
+:mod:`catwalk.server.production.supervisor` starts this module as the gunicorn master. It reads
+what to serve from the run folder (``job.pickle``: model path, settings, app factory) and the
+rendered ``gunicorn.conf.py``, builds the Flask app and runs gunicorn on the folder's unix socket.
 
 With ``preload`` the model is loaded here, once, before gunicorn forks its workers (they share
 its memory pages); otherwise each worker loads its own copy. Either way a model that cannot be
 loaded ends gunicorn at once with exit code 4 and a one-paragraph message in
 ``startup-error.txt`` (no traceback soup, no endless worker restarts).
 
-Native thread pools (:mod:`catwalk.server.threads`): the supervisor starts this master with
-every pool at one thread, so loading the model here starts none (a pool started before a fork
-deadlocks the workers). Should loading leave threads behind anyway, this process starts
-again (``exec``) with preload off, says why in ``preload-off.txt`` and the log, and each
+Native thread pools (:mod:`catwalk.server.production.threads`): the supervisor starts this
+master with every pool at one thread, so loading the model here starts none (a pool started
+before a fork deadlocks the workers). Should loading leave threads behind anyway, this process
+starts again (``exec``) with preload off, says why in ``preload-off.txt`` and the log, and each
 worker loads the model itself. Each worker, once forked (``post_fork``: :func:`worker_forked`)
 and once its app is loaded (``post_worker_init``: :func:`worker_loaded`), sizes its pools to
-``Job.threads`` and warms the model up (:mod:`catwalk.server.warmup`) before it accepts.
+``Job.threads`` and warms the model up (:mod:`catwalk.server.worker.warmup`) before it accepts.
 
 nginx sends its id of every request in ``X-Request-Id`` (it always sets the header, so a
 client cannot choose it) next to this run's secret (``X-Catwalk-Proxy``, in ``job.pickle`` and
@@ -60,16 +60,18 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
-from catwalk.server import readiness, threads, warmup
 from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, InFlight, configure_logging
-from catwalk.server.render import RunLayout, Tuning
-from catwalk.server.threads import ThreadPlan
+from catwalk.server.ops import readiness
+from catwalk.server.production import threads
+from catwalk.server.production.render import RunLayout, Tuning
+from catwalk.server.production.threads import ThreadPlan
+from catwalk.server.worker import warmup
 from catwalk.spec import load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
 # Idle kept-alive connections each nginx worker holds to gunicorn for a batching model.
 BATCHING_KEEPALIVE = 32
-# prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
+# prometheus-client's multiprocess folder (catwalk.server.ops.metrics.MULTIPROC_ENV; not imported
 # from there, as that would import prometheus-client before the variable is set).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
@@ -92,7 +94,7 @@ class JsonLogger(GunicornLogger):  # type: ignore[misc]
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        from catwalk.server.jsonlog import JsonFormatter
+        from catwalk.server.logs.jsonlog import JsonFormatter
 
         for handler in self.error_log.handlers:
             handler.setFormatter(JsonFormatter())
@@ -303,7 +305,7 @@ def _load_in_workers(layout: RunLayout, reason: str) -> None:
     sys.stderr.flush()
     os.execv(
         sys.executable,
-        [sys.executable, "-m", "catwalk.server.wsgi", str(layout.run_dir), LOAD_IN_WORKERS],
+        [sys.executable, "-m", "catwalk.server.worker.wsgi", str(layout.run_dir), LOAD_IN_WORKERS],
     )
 
 
@@ -320,7 +322,10 @@ LOAD_IN_WORKERS = "--load-in-workers"
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (1, 2) or args[1:] not in ([], [LOAD_IN_WORKERS]):
-        print(f"usage: python -m catwalk.server.wsgi RUN_DIR [{LOAD_IN_WORKERS}]", file=sys.stderr)
+        print(
+            f"usage: python -m catwalk.server.worker.wsgi RUN_DIR [{LOAD_IN_WORKERS}]",
+            file=sys.stderr,
+        )
         return 2
     layout = RunLayout(Path(args[0]))
     with layout.job_file.open("rb") as f:
@@ -353,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run as the importable module, not as __main__: gunicorn.conf.py's hooks import
-    # catwalk.server.wsgi, and must find the same state (the cut in progress) as main's.
-    from catwalk.server import wsgi
+    # catwalk.server.worker.wsgi, and must find the same state (the cut in progress) as main's.
+    from catwalk.server.worker import wsgi
 
     sys.exit(wsgi.main())

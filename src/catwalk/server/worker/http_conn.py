@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection from nginx to a :mod:`catwalk.server.loop_worker` worker.
+"""One HTTP/1.1 connection from nginx to a :mod:`catwalk.server.worker.loop_worker` worker.
 
 nginx sends one request at a time on each connection: a new connection per request for an
 unbatched model, kept-alive connections (upstream keep-alive) for a batching one.

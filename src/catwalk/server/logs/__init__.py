@@ -50,7 +50,7 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Send catwalk's logs to stderr at ``level`` (INFO, DEBUG, ...), once per process.
 
-    ``log_format`` ``json``: one JSON object per line (:mod:`catwalk.server.jsonlog`).
+    ``log_format`` ``json``: one JSON object per line (:mod:`catwalk.server.logs.jsonlog`).
     """
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_catwalk", False)), None)
@@ -59,7 +59,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         handler._catwalk = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     if log_format == "json":
-        from catwalk.server.jsonlog import JsonFormatter
+        from catwalk.server.logs.jsonlog import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:

@@ -1,7 +1,7 @@
 """catwalk's operational WSGI pieces, put around whatever app answers the model's routes.
 
-From the outside in: :class:`~catwalk.server.metrics.CountRequests` (every request counted
-and timed, 401s included), :class:`~catwalk.server.auth.BearerAuth` (when
+From the outside in: :class:`~catwalk.server.ops.metrics.CountRequests` (every request counted
+and timed, 401s included), :class:`~catwalk.server.ops.auth.BearerAuth` (when
 ``server.auth`` is on), then :class:`Endpoints`, which answers ``GET /ready`` and
 ``GET /metrics`` itself. They are WSGI middleware rather than Flask hooks so that they work
 the same whatever serves ``/predict`` (Flask or a plain WSGI callable), and each costs one
@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from catwalk.config import ServerSettings
-from catwalk.server.auth import BearerAuth, Tokens
 from catwalk.server.envelope import error_body, new_correlation_id
 from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
-from catwalk.server.metrics import METRICS_PATH, CountRequests, Metrics, answer_metrics
-from catwalk.server.readiness import READY_PATH, answer_ready
+from catwalk.server.ops.auth import BearerAuth, Tokens
+from catwalk.server.ops.metrics import METRICS_PATH, CountRequests, Metrics, answer_metrics
+from catwalk.server.ops.readiness import READY_PATH, answer_ready
 
 _READ = ("GET", "HEAD")
 

@@ -37,7 +37,7 @@ SHUTDOWN_MARGIN = 10
 # Upper bound of nginx's worker_connections: each slot costs ~450 bytes of memory up front.
 MAX_WORKER_CONNECTIONS = 16384
 
-_ENV = environment("catwalk.server", pyrepr=repr)
+_ENV = environment("catwalk.server.production", pyrepr=repr)
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,15 @@ class WorkerUser:
 class Tuning:
     """Knobs chosen with the benchmark (bench/), not part of application.yml."""
 
-    # catwalk's event-loop worker (catwalk.server.loop_worker): one request at a time per
+    # catwalk's event-loop worker (catwalk.server.worker.loop_worker): one request at a time per
     # process, one connection at a time unless the model batches (its requests meet in its
     # collector); 2.1-2.8x gunicorn's "sync" worker on the same stack (bench/RESULTS.md).
-    worker_class: str = "catwalk.server.loop_worker.LoopWorker"
+    worker_class: str = "catwalk.server.worker.loop_worker.LoopWorker"
     # Idle nginx -> gunicorn keep-alive connections each nginx worker keeps (0: a new
     # connection per request). Only for batching models (tuning_for): nginx picks a kept
     # connection without knowing whether its worker is busy, so an unbatched model's request
     # could wait behind a slow one while another worker is free; a new connection waits in
-    # the kernel's queue until a free worker takes it (catwalk.server.loop_worker).
+    # the kernel's queue until a free worker takes it (catwalk.server.worker.loop_worker).
     upstream_keepalive: int = 0
     nginx_workers: str = "auto"
     # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
@@ -180,7 +180,7 @@ class RunLayout:
 
     @property
     def preload_off_file(self) -> Path:
-        """Why the gunicorn master turned preload off (see catwalk.server.wsgi), if it did."""
+        """Why the gunicorn master turned preload off (catwalk.server.worker.wsgi), if it did."""
         return self.run_dir / "preload-off.txt"
 
     @property

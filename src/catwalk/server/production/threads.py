@@ -11,7 +11,7 @@ OpenBLAS):
   (:data:`POOL_VARIABLES`, :func:`master_environment`): the libraries start no thread there.
   Should loading still leave threads behind (a library that ignores these variables, a model
   starting its own thread), the master loads nothing before forking: each worker loads the
-  model itself (:func:`threads_started`, used by :mod:`catwalk.server.wsgi`).
+  model itself (:func:`threads_started`, used by :mod:`catwalk.server.worker.wsgi`).
 * **Oversubscription.** Each worker's pools default to one thread per CPU: N workers run N x
   CPUs threads on N CPUs (13x slower for LightGBM). Each worker sizes them to
   :attr:`ThreadPlan.threads` (:func:`limit_worker_threads`): the variables (for libraries loaded

@@ -1,7 +1,7 @@
 """Production mode: nginx in front of gunicorn over a unix socket, supervised by this process.
 
 :func:`serve_production` renders both configurations into a private temporary folder, starts
-gunicorn (:mod:`catwalk.server.wsgi`), waits until it answers ``GET /status`` on its socket,
+gunicorn (:mod:`catwalk.server.worker.wsgi`), waits until it answers ``GET /status`` on its socket,
 then starts nginx on the server port, and watches both:
 
 * SIGTERM, SIGINT (and SIGHUP, SIGQUIT) stop the server: nginx first, gracefully (SIGQUIT:
@@ -19,8 +19,8 @@ Running as PID 1 (a container's entry point) it also reaps orphaned zombies. ngi
 (its error log and the JSON lines of the errors it answers) is relayed through this process.
 
 As root, nginx's workers run as their own user, ``catwalk-nginx``
-(:func:`~catwalk.server.preflight.worker_user`): the run folder is ``0710`` with its group,
-its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users (even
+(:func:`~catwalk.server.production.preflight.worker_user`): the run folder is ``0710`` with its
+group, its files ``0600``, and gunicorn's socket ``0660`` with that group; other local users (even
 ``nobody``) can neither read ``job.pickle`` nor connect to gunicorn.
 """
 
@@ -43,9 +43,9 @@ from pathlib import Path
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ServeError
-from catwalk.server.children import Child, Signals, spawn
 from catwalk.server.logs import configure_logging
-from catwalk.server.preflight import (
+from catwalk.server.production.children import Child, Signals, spawn
+from catwalk.server.production.preflight import (
     check_nginx_conf,
     check_port,
     find_nginx,
@@ -54,7 +54,7 @@ from catwalk.server.preflight import (
     open_files_limit,
     worker_user,
 )
-from catwalk.server.render import (
+from catwalk.server.production.render import (
     GRACEFUL_TIMEOUT,
     MAX_SOCKET_PATH,
     RunLayout,
@@ -62,8 +62,8 @@ from catwalk.server.render import (
     render_gunicorn_conf,
     render_nginx_conf,
 )
-from catwalk.server.threads import ThreadPlan, master_environment, plan_threads
-from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
+from catwalk.server.production.threads import ThreadPlan, master_environment, plan_threads
+from catwalk.server.worker.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
 from catwalk.spec import load_spec
 from catwalk.tmp import make_temp_dir
 
@@ -111,7 +111,7 @@ def run_server(
 
 
 def thread_plan(job: Job) -> ThreadPlan:
-    """Threads per worker for the job (catwalk.server.threads.plan_threads)."""
+    """Threads per worker for the job (catwalk.server.production.threads.plan_threads)."""
     try:
         declared = load_spec(job.model_path).runtime.threads_per_worker
     except CatwalkError:  # reported when the app is built
@@ -188,7 +188,7 @@ class _Server:
         # Every native pool at one thread in the master: it forks the workers (threads.py).
         gunicorn = self._start(
             "gunicorn",
-            [sys.executable, "-m", "catwalk.server.wsgi", str(self.layout.run_dir)],
+            [sys.executable, "-m", "catwalk.server.worker.wsgi", str(self.layout.run_dir)],
             env=master_environment(),
         )
         if not self._wait_for(gunicorn, self._gunicorn_ready, STARTUP_TIMEOUT):

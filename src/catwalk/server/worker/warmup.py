@@ -29,7 +29,7 @@ from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel, describe
 from catwalk.model_batch import predict_many
 from catwalk.normalize import to_json
-from catwalk.server import readiness
+from catwalk.server.ops import readiness
 
 # After this long a worker still warming up stops telling the master it is alive: gunicorn's
 # timeout then replaces it (a warm-up stuck for ever must not hold the server back silently).

@@ -3,7 +3,7 @@
 gunicorn stays the process manager: its master forks, watches and replaces the workers, and
 its timeout, ``max_requests``, graceful stop and the hooks of ``gunicorn.conf.py`` work as
 with its own workers. Each worker runs an asyncio loop (uvloop) and answers every request
-with the WSGI app, inline (:mod:`catwalk.server.http_conn` parses), so an unbatched model
+with the WSGI app, inline (:mod:`catwalk.server.worker.http_conn` parses), so an unbatched model
 still gets one request at a time per worker, as with gunicorn's ``sync`` worker, and needs
 no thread safety. What this saves per request is gunicorn's pure-Python HTTP parsing and
 response writing: see bench/RESULTS.md.
@@ -15,7 +15,7 @@ time, :meth:`LoopWorker._take`) only while it can answer at once:
 * an unbatched model's worker holds one connection at a time. It stops listening when it
   accepts one and takes the next when that one is answered and closed (nginx opens a new
   connection per request for an unbatched model), reading and answering it on the socket
-  itself (:mod:`catwalk.server.socket_transport`): a request waits in the kernel's queue
+  itself (:mod:`catwalk.server.worker.socket_transport`): a request waits in the kernel's queue
   for the first free worker, never behind a slow request in a busy one, and a worker that
   dies (killed, out of memory) loses only the request it was answering; the ones queued
   are taken by the others.
@@ -62,9 +62,9 @@ from gunicorn.workers.base import Worker
 
 from catwalk.server import batching
 from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.http_conn import Connection, Request, json_answer, response_bytes
 from catwalk.server.logs import IN_FLIGHT_KEY, LOGGER_NAME, InFlight, safe
-from catwalk.server.socket_transport import SocketTransport
+from catwalk.server.worker.http_conn import Connection, Request, json_answer, response_bytes
+from catwalk.server.worker.socket_transport import SocketTransport
 
 # Seconds between heartbeats to the master, and checks for a stop or a gone master.
 TICK = 1.0
@@ -83,7 +83,7 @@ CUT = "the server is shutting down and the request did not finish in time"
 
 
 class LoopWorker(Worker):  # type: ignore[misc]
-    """gunicorn worker class ``catwalk.server.loop_worker.LoopWorker``."""
+    """gunicorn worker class ``catwalk.server.worker.loop_worker.LoopWorker``."""
 
     def init_process(self) -> None:
         self.loop = uvloop.new_event_loop()
@@ -96,13 +96,13 @@ class LoopWorker(Worker):  # type: ignore[misc]
         # The largest body a request may bring: the server's max_body_size (nginx enforces it
         # first; only a client of the socket itself could send more), and how long a request
         # may take to arrive whole (server.client_timeout; nginx sends what it buffered).
-        job = getattr(self.app, "job", None)  # catwalk.server.wsgi.CatwalkApplication's
+        job = getattr(self.app, "job", None)  # catwalk.server.worker.wsgi.CatwalkApplication's
         self.max_body_bytes = job.settings.max_body_bytes if job is not None else 1 << 30
         self.request_timeout = float(job.settings.client_timeout) if job is not None else 10.0
         self.stopping = False
         self.half_read = 0  # requests begun and not complete (the collector waits for them)
         self.half_read_bytes = 0  # what those have brought so far
-        self.cut_reason = CUT  # set by the worker_int hook (catwalk.server.wsgi.worker_cut)
+        self.cut_reason = CUT  # set by the worker_int hook (catwalk.server.worker.wsgi.worker_cut)
         self.alive: bool = True
         self.base: dict[str, Any] = {}
         super().init_process()  # loads the app, sets the signals, calls run()

@@ -16,7 +16,7 @@ Metrics (all prefixed ``catwalk_``):
 
 Production mode runs several gunicorn worker processes: each writes its numbers to files in
 a private folder of the run folder (prometheus-client's multiprocess mode,
-``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`catwalk.server.wsgi` before anything imports
+``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`catwalk.server.worker.wsgi` before anything imports
 prometheus-client), and ``/metrics`` — whichever worker answers it — sums them all. When a
 worker exits (restarted after a timeout, ``max_requests``...), gunicorn's ``child_exit`` hook
 (:func:`worker_exited`, in the master) drops its in-flight gauge and merges its files into

@@ -136,7 +136,7 @@ def relay(source: IO[bytes], target: TextIO, json_lines: bool = False) -> None:
     sent: a U+2028 or a bidi override becomes ``\\u2028`` (the same text in JSON), so each
     line stays one line and reads as what it holds. Undecodable bytes become U+FFFD.
     """
-    from catwalk.server.jsonlog import nginx_line
+    from catwalk.server.logs.jsonlog import nginx_line
 
     for raw in source:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")

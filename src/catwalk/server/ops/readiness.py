@@ -1,7 +1,7 @@
 """``GET /ready``: whether this server takes work (the readiness probe), apart from ``/status``.
 
 ``/status`` is liveness: 200 as long as the process answers. ``/ready`` is 200 only once the
-model is loaded (and, in production, warmed up: :mod:`catwalk.server.warmup`) and until a
+model is loaded (and, in production, warmed up: :mod:`catwalk.server.worker.warmup`) and until a
 graceful stop begins; then it answers 503 (the JSON error
 envelope) so that a load balancer or Kubernetes stops sending requests *before* the server
 drains and closes its port.
@@ -9,8 +9,8 @@ drains and closes its port.
 The state is per process (:data:`state`), like the request in flight in
 :mod:`catwalk.server.logs`. In production mode the supervisor announces a stop to every
 gunicorn worker at once by creating the run folder's ``stopping`` file
-(:attr:`Readiness.stop_file`, set by :mod:`catwalk.server.wsgi`); only ``/ready`` looks for it,
-so the hot path pays nothing.
+(:attr:`Readiness.stop_file`, set by :mod:`catwalk.server.worker.wsgi`); only ``/ready``
+looks for it, so the hot path pays nothing.
 """
 
 from __future__ import annotations
