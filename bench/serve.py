@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from catwalk.config import ServerSettings
+from catwalk.server.production.job import DEFAULT_FACTORY
 from catwalk.server.production.render import Tuning
-from catwalk.server.production.supervisor import run_server
-from catwalk.server.worker.wsgi import DEFAULT_FACTORY
+from catwalk.server.production.supervisor import serve_production
 
 HERE = Path(__file__).resolve().parent
 RNG = HERE.parent / "example_models" / "rng"
@@ -37,7 +37,7 @@ def main() -> int:
     settings = ServerSettings(
         port=int(port), **{k: _value(v) for k, v in values.items() if k not in tuning_keys}
     )
-    return run_server(RNG, settings, app_factory=FACTORIES[app], tuning=tuning)
+    return serve_production(RNG, settings, app_factory=FACTORIES[app], tuning=tuning)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from catwalk.explain import MAX_MESSAGE_LEN, MAX_MESSAGES, Explainer, compile_node
 from catwalk.model import LoadedModel, load_model
 from catwalk.schema import SchemaValidator, to_json_schema
-from catwalk.server.envelope import PredictFailed, Predictor, error_body
+from catwalk.server.envelope import PredictFailed, Predictor
+from catwalk.server.environ import error_body
 from catwalk.spec import load_spec
 
 MODELS = Path(__file__).resolve().parent / "models"

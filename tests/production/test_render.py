@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import runpy
 import shutil
@@ -174,19 +175,17 @@ def test_nginx_says_too_large_in_the_apps_words() -> None:
     assert f'set $catwalk_message "{messages.too_large("3m")}";' in text
 
 
-def test_gunicorn_worker_abort_hook_logs_the_timeout(tmp_path: Path) -> None:
+def test_gunicorn_worker_abort_hook_logs_the_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     conf = gunicorn_conf(tmp_path, timeout=7)
     hook = conf["worker_abort"]
     assert callable(hook)
-    from catwalk.model import let_system_exit_through
-
-    try:
-        hook(object())  # type: ignore[operator]
-        import catwalk.model
-
-        assert catwalk.model._system_exit_passes is True
-    finally:
-        let_system_exit_through(False)
+    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
+        hook(object())  # a worker that knows no request in flight
+    [message] = caplog.messages
+    assert "longer than server.timeout (7 s)" in message
+    assert message.endswith("no request in flight")
 
 
 def test_slow_client_limits() -> None:

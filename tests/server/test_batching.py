@@ -32,9 +32,8 @@ Answer = tuple[int, dict[str, Any]]
 
 def predictor(model: LoadedModel, **settings: Any) -> Predictor:
     app = create_app(model, ServerSettings(**settings))
-    found: Predictor = app.extensions["catwalk"]
-    assert found.batcher is not None
-    return found
+    assert app.predictor.batcher is not None
+    return app.predictor
 
 
 def ask(p: Predictor, envelope: dict[str, Any]) -> Answer:
@@ -160,7 +159,7 @@ def test_a_lone_request_does_not_wait_for_max_latency(load: Callable[[str], Load
 
 def test_application_yml_can_turn_batching_off(load: Callable[[str], LoadedModel]) -> None:
     app = create_app(load("batcher"), ServerSettings(batching=BatchingSettings(enabled=False)))
-    assert app.extensions["catwalk"].batcher is None
+    assert app.predictor.batcher is None
 
 
 def test_application_yml_overrides_the_numbers(load: Callable[[str], LoadedModel]) -> None:
@@ -171,7 +170,7 @@ def test_application_yml_overrides_the_numbers(load: Callable[[str], LoadedModel
 
 
 def test_unbatched_models_get_no_batcher(load: Callable[[str], LoadedModel]) -> None:
-    assert create_app(load("rng"), ServerSettings()).extensions["catwalk"].batcher is None
+    assert create_app(load("rng"), ServerSettings()).predictor.batcher is None
 
 
 def test_dataframe_requests_are_joined_and_split_back_in_order(
@@ -279,13 +278,13 @@ def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_work
 ) -> None:
     from pathlib import Path
 
+    from catwalk.server.production.job import Job, tuning_for
     from catwalk.server.production.render import (
         RunLayout,
         Tuning,
         render_gunicorn_conf,
         render_nginx_conf,
     )
-    from catwalk.server.worker.wsgi import Job, tuning_for
 
     tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
     assert tuning == Tuning(upstream_keepalive=32)

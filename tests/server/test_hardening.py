@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,13 +15,15 @@ import pytest
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
-from catwalk.errors import ModelError
-from catwalk.model import LoadedModel, let_system_exit_through
+from catwalk.errors import ModelError, ProcessExit
+from catwalk.model import LoadedModel
 from catwalk.server import messages
 from catwalk.server.app import create_app
 from catwalk.server.envelope import PredictFailed, Predictor
-from catwalk.server.logs import InFlight, safe
-from catwalk.server.worker.wsgi import TrustRequestId, worker_abort
+from catwalk.server.logs import safe
+from catwalk.server.ops.request_log import InFlight
+from catwalk.server.worker.hooks import worker_abort
+from catwalk.server.worker.wsgi import ServedApp
 
 Load = Callable[[str], LoadedModel]
 ClientFactory = Callable[..., FlaskClient]
@@ -164,7 +168,7 @@ def behind_nginx(load: Load) -> FlaskClient:
     """The app as production mode runs it: X-Request-Id (set by nginx) is trusted, as it comes
     with the run's secret."""
     app = create_app(load("rng"), ServerSettings())
-    app.wsgi_app = TrustRequestId(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
+    app.wsgi_app = ServedApp(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
     app.testing = True
     client = app.test_client()
     client.environ_base["HTTP_X_CATWALK_PROXY"] = "s3cret"
@@ -203,17 +207,28 @@ def test_without_nginx_a_client_x_request_id_is_not_trusted(make_client: ClientF
 
 
 @pytest.fixture
-def aborting() -> Iterator[None]:
+def abort_signal() -> Iterator[None]:
+    """SIGALRM raises ProcessExit, as catwalk's worker does on gunicorn's SIGABRT."""
+
+    def abort(signum: int, frame: Any) -> None:
+        raise ProcessExit(1)
+
+    previous = signal.signal(signal.SIGALRM, abort)
     yield
-    let_system_exit_through(False)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
 
 
-def test_a_models_sys_exit_is_a_model_error_until_gunicorn_aborts(
-    load: Load, aborting: None, caplog: pytest.LogCaptureFixture
+def test_a_models_sys_exit_is_a_model_error_but_an_abort_ends_the_call(
+    load: Load, abort_signal: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = load("raises")
     with pytest.raises(ModelError, match="predict raised SystemExit: 3"):
         model.predict({"x": 1, "label": "exit"})
+    # gunicorn aborts the worker while the model runs: its exit passes through the call.
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    with pytest.raises(ProcessExit):
+        model.call(time.sleep, 5)
     first = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
                       "catwalk.request_id": "r-1"})  # fmt: skip
     first.body_id = "c-1"
@@ -230,7 +245,7 @@ def test_a_models_sys_exit_is_a_model_error_until_gunicorn_aborts(
     assert all("server.timeout (30 s)" in message for message in caplog.messages)
     assert "POST /predict correlation_id=c-1 request_id=r-1" in caplog.messages[0]
     assert "POST /predict correlation_id=c-2 request_id=r-2" in caplog.messages[1]
-    with pytest.raises(SystemExit):
+    with pytest.raises(ModelError, match="predict raised SystemExit: 3"):  # still the model's
         model.predict({"x": 1, "label": "exit"})
 
 

@@ -15,17 +15,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
-from catwalk.model import let_system_exit_through
 from catwalk.server.app import create_app
 from catwalk.server.dev.debug import DebugApp
-from catwalk.server.logs import InFlight, safe
+from catwalk.server.logs import safe
+from catwalk.server.ops.request_log import InFlight
 from catwalk.server.production.children import relay
-from catwalk.server.worker.wsgi import (
-    TrustRequestId,
-    recycle_if_over,
-    resident_memory,
-    worker_cut,
-)
+from catwalk.server.worker.hooks import recycle_if_over, resident_memory, worker_cut
+from catwalk.server.worker.wsgi import ServedApp
 
 ClientFactory = Callable[..., FlaskClient]
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
@@ -121,7 +117,7 @@ def test_x_request_id_is_trusted_only_with_the_run_secret(
     load: Any, sent: str | None, trusted: bool
 ) -> None:
     app = create_app(load("rng"), ServerSettings())
-    app.wsgi_app = TrustRequestId(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
+    app.wsgi_app = ServedApp(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
     headers = {"X-Request-Id": "forged"}
     if sent is not None:
         headers["X-Catwalk-Proxy"] = sent
@@ -162,23 +158,19 @@ class CutWorker:
 
 
 def test_a_request_cut_by_shutdown_is_logged_as_cut(caplog: pytest.LogCaptureFixture) -> None:
-    import catwalk.model
-
     worker = CutWorker()
-    try:
-        with caplog.at_level(logging.ERROR, logger="catwalk.server"):
-            worker_cut(worker, 30)
-        [message] = caplog.messages
-        assert "request cut unanswered" in message and "graceful_timeout (30 s)" in message
-        assert "POST /predict correlation_id=slow-1" in message
-        assert "graceful_timeout (30 s)" in worker.cut_reason  # what the 503 says
-        assert catwalk.model._system_exit_passes is True  # the SystemExit ends the worker
-        caplog.clear()
-        worker.cut.answered = True
-        worker_cut(worker, 30)  # both answered: nothing to say, nothing let through
-        assert caplog.messages == []
-    finally:
-        let_system_exit_through(False)
+    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
+        worker_cut(worker, 30)
+    [message] = caplog.messages
+    assert "request cut unanswered" in message and "graceful_timeout (30 s)" in message
+    assert "POST /predict correlation_id=slow-1" in message
+    assert "graceful_timeout (30 s)" in worker.cut_reason  # what the 503 says
+    caplog.clear()
+    worker = CutWorker()
+    worker.cut.answered = True
+    worker_cut(worker, 30)  # both answered: nothing to say, no reason given
+    assert caplog.messages == []
+    assert worker.cut_reason == ""
 
 
 # -- 13. the debug server's body limit -------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,10 @@ from catwalk.config import AuthSettings, ServerSettings, load_settings
 from catwalk.errors import ConfigError
 from catwalk.model import LoadedModel
 from catwalk.server.app import create_app
-from catwalk.server.ops import auth, readiness
+from catwalk.server.ops import auth
 
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
 TOKEN = "t0k-EN_abc.123~/+="
-
-
-@pytest.fixture(autouse=True)
-def _fresh_readiness() -> Iterator[None]:
-    saved = (readiness.state.loaded, readiness.state.stopping, readiness.state.stop_file)
-    yield
-    readiness.state.loaded, readiness.state.stopping, readiness.state.stop_file = saved
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,23 +42,23 @@ def error(response: Any, status: int) -> str:
 # -- /ready ----------------------------------------------------------------------------------
 
 
-def test_ready_is_200_once_loaded_and_503_from_a_stop(
-    make_client: Callable[..., FlaskClient], tmp_path: Path
+def test_ready_is_200_once_built_and_503_while_warming_up_or_from_a_stop(
+    load: Callable[[str], LoadedModel], tmp_path: Path
 ) -> None:
-    readiness.state.loaded = False
-    client = make_client("rng")  # building the app loads the model: ready
+    app = create_app(load("rng"), ServerSettings())  # building the app loads the model: ready
+    client = app.test_client()
     response = client.get("/ready")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ready"}
-    readiness.state.stop_file = str(tmp_path / "stopping")
+    app.readiness.warming = True  # production: the worker predicts its warm-up examples
+    assert "warming up" in error(client.get("/ready"), 503)
+    app.readiness.warming = False
+    app.readiness.stop_file = str(tmp_path / "stopping")
     assert client.get("/ready").status_code == 200
     (tmp_path / "stopping").touch()  # what the production supervisor does on SIGTERM
     assert "stopping" in error(client.get("/ready"), 503)
     assert client.get("/status").status_code == 200  # liveness is not readiness
     assert client.post("/predict", json={"input": RNG_INPUT}).status_code == 200
-    readiness.state.stop_file = None
-    readiness.state.loaded = False
-    assert "loading" in error(client.get("/ready"), 503)
 
 
 def test_ready_and_metrics_take_only_get(make_client: Callable[..., FlaskClient]) -> None:
@@ -103,15 +96,17 @@ def test_metrics_count_requests_and_time_the_model(
     assert found[("catwalk_batch_size_count", ())] == 0
 
 
-def test_the_batching_hook_feeds_the_batch_size_histogram(
+def test_a_batching_models_batches_feed_the_batch_size_histogram(
     load: Callable[[str], LoadedModel],
 ) -> None:
-    app = create_app(load("rng"), ServerSettings())
-    app.extensions["catwalk.metrics"].observe_batch(5)
-    found = samples(app.test_client().get("/metrics").get_data(as_text=True))
-    assert found[("catwalk_batch_size_count", ())] == 1
-    assert found[("catwalk_batch_size_bucket", (("le", "8.0"),))] == 1
-    assert found[("catwalk_batch_size_bucket", (("le", "4.0"),))] == 0
+    app = create_app(load("batcher"), ServerSettings())
+    client = app.test_client()
+    for x in range(3):  # one at a time: three batches of one
+        assert client.post("/predict", json={"input": {"x": x}}).status_code == 200
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert found[("catwalk_batch_size_count", ())] == 3
+    assert found[("catwalk_batch_size_bucket", (("le", "1.0"),))] == 3
+    assert found[("catwalk_predict_duration_seconds_count", ())] == 3  # one model call each
 
 
 def test_metrics_can_be_turned_off(make_client: Callable[..., FlaskClient]) -> None:
@@ -291,7 +286,9 @@ def test_json_formatter_writes_request_and_error_records(
     finally:
         logger.removeHandler(keep)
         logger.setLevel(old)
-    formatted = [json.loads(JsonFormatter().format(r)) for r in records]
+    # The worker names the model once it has loaded it (catwalk.server.logs.name_the_model).
+    formatter = JsonFormatter({"model_name": "RNGModel", "model_version": "0.0.1"})
+    formatted = [json.loads(formatter.format(r)) for r in records]
     line = next(f for f in formatted if f.get("status") == 200)
     assert line["correlation_id"] in ("a\u2028b", "a\\u2028b")  # a JSON string either way
     assert line["method"] == "POST" and line["path"] == "/predict"
@@ -300,11 +297,13 @@ def test_json_formatter_writes_request_and_error_records(
     assert error["message"].startswith("output.score: inf")  # no correlation_id= prefix
     assert error["correlation_id"] in error_ids  # the id the client got
     text = nginx_line(
-        "2026/12/02 03:10:00 [error] 12#12: *5 upstream prematurely closed connection\n"
+        "2026/12/02 03:10:00 [error] 12#12: *5 upstream prematurely closed connection\n",
+        {"model_name": "RNGModel", "model_version": "0.0.1"},  # the supervisor read model.yml
     )
     assert json.loads(text)["level"] == "ERROR"
     assert json.loads(text)["pid"] == 12
     assert json.loads(text)["source"] == "nginx"
+    assert json.loads(text)["model_name"] == "RNGModel"
     already = '{"source": "nginx", "status": 413}'
     assert nginx_line(already + "\n") == already
 

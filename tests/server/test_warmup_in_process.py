@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from catwalk.model import LoadedModel, load_model
-from catwalk.server.ops import readiness
+from catwalk.server.ops.readiness import Readiness
 from catwalk.server.worker.warmup import Heartbeat, warm_up
 from catwalk.spec import load_spec
 
@@ -28,11 +28,12 @@ def test_a_model_is_warmed_up_on_its_first_test_examples(
 def test_a_failed_warm_up_is_logged_and_the_worker_serves_on(
     load: Callable[[str], LoadedModel], caplog: pytest.LogCaptureFixture
 ) -> None:
+    readiness = Readiness()
     with caplog.at_level(logging.ERROR):
-        done = warm_up(load("raises_in_predict"), 10)
+        done = warm_up(load("raises_in_predict"), 10, readiness)
     assert done.startswith("warm-up failed: predict raised")
     assert "warm-up failed, serving anyway" in caplog.text
-    assert readiness.state.warming is False
+    assert readiness.warming is False and readiness.problem() is None
 
 
 def test_ready_says_warming_up_meanwhile(tmp_path: Path) -> None:
@@ -41,20 +42,18 @@ def test_ready_says_warming_up_meanwhile(tmp_path: Path) -> None:
         "schema:\n  input: {type: object}\n  output: {type: object}\n"
     )
     (tmp_path / "model.py").write_text(
-        "from catwalk.server.ops import readiness\n"
         "class Model:\n"
-        "    def __init__(self, path): pass\n"
+        "    def __init__(self, path): self.seen = []\n"
         "    def load_test_data(self, path): return [{}], [{}]\n"
-        "    def predict(self, X): return {'problem': readiness.state.problem()}\n"
+        "    def predict(self, X): return {}\n"
     )
     model = load_model(load_spec(tmp_path))
+    readiness = Readiness()
     seen: list[object] = []
-    original = model.instance.predict
-    model.instance.predict = lambda X: seen.append(original(X)["problem"]) or {}
-    readiness.state.loaded = True
-    warm_up(model, 1)
+    model.instance.predict = lambda X: seen.append(readiness.problem()) or {}
+    warm_up(model, 1, readiness)
     assert seen == ["not ready: the model is warming up (predicting its test examples)"]
-    assert readiness.state.problem() is None
+    assert readiness.problem() is None
 
 
 def test_the_heartbeat_beats_while_the_warm_up_runs_and_stops_after() -> None:

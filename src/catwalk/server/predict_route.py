@@ -20,14 +20,14 @@ import logging
 from typing import Any
 
 from catwalk.server.envelope import Predictor
-from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import (
+from catwalk.server.environ import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
     StartResponse,
     WsgiApp,
     default_correlation_id,
 )
+from catwalk.server.failures import error_answer, status_line
 
 JSON = "application/json"
 

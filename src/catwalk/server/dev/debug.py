@@ -22,7 +22,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-from catwalk.server.logs import StartResponse, WsgiApp
+from catwalk.server.environ import StartResponse, WsgiApp
 
 
 class DebugApp:

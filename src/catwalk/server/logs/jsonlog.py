@@ -8,9 +8,12 @@ gunicorn's messages) as one object per line::
      "model_name": "RNGModel", "model_version": "0.0.1", "method": "POST",
      "path": "/predict", "status": 200, "duration_ms": 0.41, "correlation_id": "6f1c..."}
 
-A request line also has ``request_id`` (nginx's id) when it differs from the correlation id;
-an error has its ``correlation_id`` and, with a traceback, ``exception``. Strings are JSON
-strings, so a client's values cannot break a line.
+A request line's fields come on its record (``request_fields``, set by the request log,
+:mod:`catwalk.server.ops.request_log`), with ``request_id`` (nginx's id) when it differs from
+the correlation id; an error has its ``correlation_id`` and, with a traceback, ``exception``.
+Strings are JSON strings, so a client's values cannot break a line. The model's name and
+version are the formatter's own (:attr:`JsonFormatter.model_fields`, set once the process
+knows the model: :func:`catwalk.server.logs.name_the_model`).
 
 :func:`nginx_line` turns a line of nginx's own error log (plain text by design) into the
 same shape (``"source": "nginx"``); production mode pipes nginx's stderr through it. Lines
@@ -26,8 +29,6 @@ from typing import Any
 
 import orjson
 
-# Set by the app factory: every line names the model it is about.
-model_fields: dict[str, str] = {}
 _LEVELS = {"debug": "DEBUG", "info": "INFO", "notice": "INFO", "warn": "WARNING",
            "error": "ERROR", "crit": "CRITICAL", "alert": "CRITICAL",
            "emerg": "CRITICAL"}  # fmt: skip
@@ -40,6 +41,11 @@ class JsonFormatter(logging.Formatter):
 
     _second = -1
     _stamp = ""
+
+    def __init__(self, model_fields: dict[str, str] | None = None) -> None:
+        super().__init__()
+        # model_name and model_version, in every line once the process knows the model.
+        self.model_fields: dict[str, str] = dict(model_fields or {})
 
     def _timestamp(self, created: float) -> str:
         second = int(created)
@@ -55,9 +61,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "pid": record.process,
             "message": record.getMessage(),
-            **model_fields,
+            **self.model_fields,
         }
-        fields = request_fields(record)
+        fields = getattr(record, "request_fields", None)
         if fields:
             out.update(fields)
         correlation_id = getattr(record, "correlation_id", None)
@@ -71,29 +77,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode("utf-8")
 
 
-def request_fields(record: logging.LogRecord) -> dict[str, Any] | None:
-    """The fields of a request-log record (:class:`catwalk.server.logs.RequestLog`)."""
-    from catwalk.server.logs import _LINE, _LINE_WITH_REQUEST_ID
-
-    if record.msg is not _LINE and record.msg is not _LINE_WITH_REQUEST_ID:
-        return None
-    args: Any = record.args
-    if not isinstance(args, tuple) or len(args) < 5:
-        return None
-    fields: dict[str, Any] = {
-        "method": args[0],
-        "path": args[1],
-        "status": int(args[2]) if str(args[2]).isdigit() else args[2],
-        "duration_ms": round(float(args[3]), 3),
-        "correlation_id": args[4],
-    }
-    if len(args) > 5:
-        fields["request_id"] = args[5]
-    return fields
-
-
-def nginx_line(line: str) -> str:
-    """A line nginx wrote on stderr, as one JSON object (JSON lines pass unchanged)."""
+def nginx_line(line: str, model_fields: dict[str, str] | None = None) -> str:
+    """A line nginx wrote on stderr, as one JSON object (JSON lines pass unchanged), naming
+    the model served (``model_fields``: model_name, model_version)."""
     text = line.rstrip("\r\n")
     if text.startswith("{"):
         return text
@@ -114,4 +100,4 @@ def nginx_line(line: str) -> str:
         }
     else:
         out = {"level": "INFO", "logger": "nginx", "source": "nginx", "message": text}
-    return orjson.dumps({**out, **model_fields}).decode("utf-8")
+    return orjson.dumps({**out, **(model_fields or {})}).decode("utf-8")

@@ -28,11 +28,17 @@ from typing import Any
 
 import orjson
 
+from catwalk.correlation import new_correlation_id
 from catwalk.errors import ConfigError
 from catwalk.protocol.paths import is_v2
 from catwalk.server import docs
-from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
+from catwalk.server.environ import (
+    CORRELATION_ID_KEY,
+    REQUEST_ID_KEY,
+    StartResponse,
+    WsgiApp,
+    error_body,
+)
 from catwalk.tokens_file import read_tokens, tokens_file_problem
 
 PUBLIC_PATHS = frozenset({"/status", "/ready", "/v2/health/live", "/v2/health/ready"})

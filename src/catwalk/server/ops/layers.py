@@ -15,11 +15,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from catwalk.config import ServerSettings
-from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, REQUEST_ID_KEY, StartResponse, WsgiApp
+from catwalk.correlation import new_correlation_id
+from catwalk.server.environ import (
+    CORRELATION_ID_KEY,
+    REQUEST_ID_KEY,
+    StartResponse,
+    WsgiApp,
+    error_body,
+)
 from catwalk.server.ops.auth import BearerAuth, Tokens
 from catwalk.server.ops.metrics import METRICS_PATH, CountRequests, Metrics, answer_metrics
-from catwalk.server.ops.readiness import READY_PATH, answer_ready
+from catwalk.server.ops.readiness import READY_PATH, Readiness, answer_ready
 
 _READ = ("GET", "HEAD")
 
@@ -27,9 +33,10 @@ _READ = ("GET", "HEAD")
 class Endpoints:
     """WSGI middleware answering ``/ready`` and ``/metrics``; everything else goes on."""
 
-    def __init__(self, app: WsgiApp, metrics: Metrics | None) -> None:
+    def __init__(self, app: WsgiApp, metrics: Metrics | None, readiness: Readiness) -> None:
         self.app = app
         self.metrics = metrics
+        self.readiness = readiness
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -38,7 +45,7 @@ class Endpoints:
             if method not in _READ:
                 return _not_allowed(environ, start_response, path)
             if path == READY_PATH:
-                return answer_ready(environ, start_response)
+                return answer_ready(self.readiness, environ, start_response)
             assert self.metrics is not None
             return answer_metrics(self.metrics, environ, start_response)
         return self.app(environ, start_response)
@@ -78,11 +85,15 @@ _NOSNIFF = ("X-Content-Type-Options", "nosniff")
 
 
 def wrap(
-    app: WsgiApp, settings: ServerSettings, metrics: Metrics | None, log: logging.Logger
+    app: WsgiApp,
+    settings: ServerSettings,
+    metrics: Metrics | None,
+    log: logging.Logger,
+    readiness: Readiness,
 ) -> WsgiApp:
     """``app`` inside the metrics, auth and /ready + /metrics pieces ``settings`` ask for, and
     the nosniff header."""
-    wrapped: WsgiApp = Endpoints(app, metrics)
+    wrapped: WsgiApp = Endpoints(app, metrics, readiness)
     if settings.auth.tokens_file is not None:
         wrapped = BearerAuth(wrapped, Tokens(settings.auth.tokens_file, log))
     if metrics is not None:

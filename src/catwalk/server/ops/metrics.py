@@ -45,7 +45,7 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from catwalk.protocol import paths
-from catwalk.server.logs import StartResponse, WsgiApp
+from catwalk.server.environ import StartResponse, WsgiApp
 from catwalk.spec import ModelSpec
 
 METRICS_PATH = "/metrics"
@@ -139,10 +139,6 @@ class Metrics:
         child.inc()
         self._timed[endpoint].observe(seconds)
 
-    def observe_batch(self, size: int) -> None:
-        """The batching hook: call once per batch given to the model, with its size."""
-        self.batch_size.observe(size)
-
     def time_predict(self, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``predict`` wrapped so that each call's duration is observed."""
         observe = self.predict_duration.observe
@@ -154,7 +150,6 @@ class Metrics:
             finally:
                 observe(perf_counter() - started)
 
-        timed.__wrapped__ = predict  # type: ignore[attr-defined]
         return timed
 
     def time_batches(

@@ -1,15 +1,13 @@
 """``GET /ready``: whether this server takes work (the readiness probe), apart from ``/status``.
 
-``/status`` is liveness: 200 as long as the process answers. ``/ready`` is 200 only once the
-model is loaded (and, in production, warmed up: :mod:`catwalk.server.worker.warmup`) and until a
-graceful stop begins; then it answers 503 (the JSON error
-envelope) so that a load balancer or Kubernetes stops sending requests *before* the server
-drains and closes its port.
+``/status`` is liveness: 200 as long as the process answers. ``/ready`` is 200 once the app
+is built (the model loaded and, in production, warmed up: :mod:`catwalk.server.worker.warmup`)
+and until a graceful stop begins; then it answers 503 (the JSON error envelope) so that a load
+balancer or Kubernetes stops sending requests *before* the server drains and closes its port.
 
-The state is per process (:data:`state`), like the request in flight in
-:mod:`catwalk.server.logs`. In production mode the supervisor announces a stop to every
-gunicorn worker at once by creating the run folder's ``stopping`` file
-(:attr:`Readiness.stop_file`, set by :mod:`catwalk.server.worker.wsgi`); only ``/ready``
+The state is the app's own (``ModelApp.readiness``). In production mode the supervisor
+announces a stop to every gunicorn worker at once by creating the run folder's ``stopping``
+file (:attr:`Readiness.stop_file`, set by :mod:`catwalk.server.worker.wsgi`); only ``/ready``
 looks for it, so the hot path pays nothing.
 """
 
@@ -21,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.logs import REQUEST_ID_KEY, StartResponse
+from catwalk.correlation import new_correlation_id
+from catwalk.server.environ import REQUEST_ID_KEY, StartResponse, error_body
 
 READY_PATH = "/ready"
 _READY_BODY = orjson.dumps({"status": "ready"})
@@ -30,12 +28,11 @@ _JSON = [("Content-Type", "application/json")]
 
 
 class Readiness:
-    """This process's readiness: loaded yet? stopping?"""
+    """One app's readiness: warming up? stopping?"""
 
-    __slots__ = ("loaded", "stop_file", "stopping", "warming")
+    __slots__ = ("stop_file", "stopping", "warming")
 
     def __init__(self) -> None:
-        self.loaded = False
         self.warming = False  # production: the worker predicts its warm-up examples first
         self.stopping = False
         self.stop_file: str | None = None  # production: the supervisor creates it on a stop
@@ -44,19 +41,16 @@ class Readiness:
         """Why the server is not ready (None when it is)."""
         if self.stopping or (self.stop_file is not None and os.path.exists(self.stop_file)):
             return "not ready: the server is stopping (draining the requests in flight)"
-        if not self.loaded:
-            return "not ready: the model is still loading"
         if self.warming:
             return "not ready: the model is warming up (predicting its test examples)"
         return None
 
 
-state = Readiness()
-
-
-def answer_ready(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+def answer_ready(
+    readiness: Readiness, environ: dict[str, Any], start_response: StartResponse
+) -> Iterable[bytes]:
     """The WSGI answer of ``GET /ready``: 200 ``{"status": "ready"}`` or a 503 envelope."""
-    problem = state.problem()
+    problem = readiness.problem()
     if problem is None:
         start_response("200 OK", list(_JSON))
         return [_READY_BODY]

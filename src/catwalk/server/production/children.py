@@ -107,10 +107,12 @@ def spawn(
     *,
     relay_stderr: bool = False,
     json_lines: bool = False,
+    model_fields: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
 ) -> Child:
     """Start a child; ``relay_stderr``: its stderr through :func:`relay` (``json_lines``: each
-    line as a JSON object, for ``logging.format: json``); ``env``: its environment (ours)."""
+    line as a JSON object naming the model, ``model_fields``, for ``logging.format: json``);
+    ``env``: its environment (ours)."""
     process = subprocess.Popen(
         args,
         env=env,
@@ -122,14 +124,19 @@ def spawn(
     if process.stderr is not None:
         threading.Thread(
             target=relay,
-            args=(process.stderr, sys.stderr, json_lines),
+            args=(process.stderr, sys.stderr, json_lines, model_fields),
             name=f"{name}-stderr",
             daemon=True,
         ).start()
     return Child(name, process)
 
 
-def relay(source: IO[bytes], target: TextIO, json_lines: bool = False) -> None:
+def relay(
+    source: IO[bytes],
+    target: TextIO,
+    json_lines: bool = False,
+    model_fields: dict[str, str] | None = None,
+) -> None:
     """Copy a child's stderr to ours line by line, non-printable characters escaped.
 
     nginx's JSON lines escape only ASCII controls, and its error log quotes what clients
@@ -141,7 +148,8 @@ def relay(source: IO[bytes], target: TextIO, json_lines: bool = False) -> None:
     for raw in source:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if json_lines and line.strip():
-            line = nginx_line(line)  # JSON escapes what needs it; a JSON line passes as is
+            # JSON escapes what needs it; a JSON line (nginx's own error answers) passes as is.
+            line = nginx_line(line, model_fields)
         if not line.isprintable():
             line = "".join(c if c.isprintable() or c == "\t" else _json_escape(c) for c in line)
         with contextlib.suppress(OSError, ValueError):

@@ -45,6 +45,7 @@ from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ServeError
 from catwalk.server.logs import configure_logging
 from catwalk.server.production.children import Child, Signals, spawn
+from catwalk.server.production.job import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
 from catwalk.server.production.preflight import (
     check_nginx_conf,
     check_port,
@@ -63,7 +64,6 @@ from catwalk.server.production.render import (
     render_nginx_conf,
 )
 from catwalk.server.production.threads import ThreadPlan, master_environment, plan_threads
-from catwalk.server.worker.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
 from catwalk.spec import load_spec
 from catwalk.tmp import make_temp_dir
 
@@ -74,19 +74,17 @@ STARTUP_TIMEOUT = 300.0
 CUT_GRACE = 5.0
 
 
-def serve_production(model_path: Path, settings: ServerSettings) -> int:
-    """Serve the model folder with nginx + gunicorn until stopped; return the exit code."""
-    return run_server(model_path, settings)
-
-
-def run_server(
+def serve_production(
     model_path: Path,
     settings: ServerSettings,
     *,
     app_factory: str = DEFAULT_FACTORY,
     tuning: Tuning | None = None,
 ) -> int:
-    """:func:`serve_production` with the app factory and tuning open (tests and bench/)."""
+    """Serve the model folder with nginx + gunicorn until stopped; return the exit code.
+
+    ``app_factory`` and ``tuning`` are open for bench/ (another app, another worker class).
+    """
     configure_logging(settings.log_level, settings.log_format)
     nginx = find_nginx()
     ipv6 = ipv6_available()
@@ -101,13 +99,30 @@ def run_server(
         with Signals() as signals:
             _prepare(layout, job, tuning, ipv6=ipv6)
             check_nginx_conf(nginx, layout)
-            server = _Server(nginx, layout, settings, signals, ipv6=ipv6, threads=job.threads)
+            server = _Server(
+                nginx,
+                layout,
+                settings,
+                signals,
+                ipv6=ipv6,
+                threads=job.threads,
+                model_fields=_model_fields(job),
+            )
             try:
                 return server.run()
             finally:
                 server.stop()
     finally:
         shutil.rmtree(layout.run_dir, ignore_errors=True)
+
+
+def _model_fields(job: Job) -> dict[str, str]:
+    """The model served, as nginx's JSON lines name it (none if model.yml cannot be read)."""
+    try:
+        spec = load_spec(job.model_path)
+    except CatwalkError:  # reported when the app is built
+        return {}
+    return {"model_name": spec.name, "model_version": spec.version}
 
 
 def thread_plan(job: Job) -> ThreadPlan:
@@ -172,8 +187,10 @@ class _Server:
         *,
         ipv6: bool = False,
         threads: ThreadPlan | None = None,
+        model_fields: dict[str, str] | None = None,
     ) -> None:
         self.nginx_bin = nginx
+        self.model_fields = model_fields or {}
         self.ipv6 = ipv6
         self.layout = layout
         self.settings = settings
@@ -201,6 +218,7 @@ class _Server:
             [self.nginx_bin, *nginx_args(self.layout)],
             relay_stderr=True,
             json_lines=self.settings.log_format == "json",
+            model_fields=self.model_fields,
         )
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
             return self._stopped()
@@ -230,9 +248,17 @@ class _Server:
         *,
         relay_stderr: bool = False,
         json_lines: bool = False,
+        model_fields: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
     ) -> Child:
-        child = spawn(name, args, relay_stderr=relay_stderr, json_lines=json_lines, env=env)
+        child = spawn(
+            name,
+            args,
+            relay_stderr=relay_stderr,
+            json_lines=json_lines,
+            model_fields=model_fields,
+            env=env,
+        )
         self.children.append(child)
         return child
 
@@ -318,8 +344,8 @@ class _Server:
                     "cutting them",
                     WARN,
                 )
-                # Workers end at once, each logging the request it is cut in; nginx answers
-                # those 502 and, with nothing left in flight, exits.
+                # Workers end at once, each logging the request it is cut in and answering
+                # its client the JSON 503; nginx, with nothing left in flight, exits.
                 gunicorn.send(signal.SIGQUIT)
                 self._wait_exit(nginx, time.monotonic() + CUT_GRACE)
             if nginx.alive:

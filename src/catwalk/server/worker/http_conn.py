@@ -37,7 +37,8 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from catwalk.server.envelope import error_body, new_correlation_id
+from catwalk.correlation import new_correlation_id
+from catwalk.server.environ import error_body
 from catwalk.server.logs import LOGGER_NAME, safe
 
 # Bounds on what one request may bring before it is complete: far above what nginx forwards

@@ -60,9 +60,11 @@ import uvloop
 from greenlet import greenlet
 from gunicorn.workers.base import Worker
 
-from catwalk.server import batching
-from catwalk.server.envelope import error_body, new_correlation_id
-from catwalk.server.logs import IN_FLIGHT_KEY, LOGGER_NAME, InFlight, safe
+from catwalk.correlation import new_correlation_id
+from catwalk.errors import ProcessExit
+from catwalk.server.environ import IN_FLIGHT_KEY, error_body
+from catwalk.server.logs import LOGGER_NAME, safe
+from catwalk.server.ops.request_log import InFlight
 from catwalk.server.worker.http_conn import Connection, Request, json_answer, response_bytes
 from catwalk.server.worker.socket_transport import SocketTransport
 
@@ -102,7 +104,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.stopping = False
         self.half_read = 0  # requests begun and not complete (the collector waits for them)
         self.half_read_bytes = 0  # what those have brought so far
-        self.cut_reason = CUT  # set by the worker_int hook (catwalk.server.worker.wsgi.worker_cut)
+        self.cut_reason = CUT  # set by the worker_int hook (catwalk.server.worker.hooks)
         self.alive: bool = True
         self.base: dict[str, Any] = {}
         super().init_process()  # loads the app, sets the signals, calls run()
@@ -121,8 +123,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
             "wsgi.multiprocess": self.cfg.workers > 1,
             "wsgi.run_once": False,
         }
-        # Concurrent requests only for a batching model (they must meet in its collector).
-        self.concurrent = batching.attach_loop(self.loop, self.reading)
+        # Concurrent requests only for a batching model (they must meet in its collector, which
+        # the app runs on this loop); the app is named by string, and may have no collector.
+        attach = getattr(self.wsgi, "attach_loop", None)
+        self.concurrent = bool(attach(self.loop, self.reading)) if attach is not None else False
         self.idle_timeout = float(self.cfg.keepalive) if self.concurrent else self.request_timeout
         loop = self.loop
         for listener in self.sockets:
@@ -323,7 +327,14 @@ class LoopWorker(Worker):  # type: ignore[misc]
                     extra={"correlation_id": correlation_id},
                 )
                 conn.write(json_answer(503, error_body(correlation_id, self.cut_reason)), True)
-        sys.exit(0)
+        raise ProcessExit(0)
+
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """SIGABRT: gunicorn's timeout ends the worker. The ``worker_abort`` hook logs each
+        request in flight; the ProcessExit raised then passes through the model's call."""
+        self.alive = False
+        self.cfg.worker_abort(self)
+        raise ProcessExit(1)
 
     def _tick(self) -> None:
         self.notify()

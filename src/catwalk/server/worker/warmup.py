@@ -29,7 +29,7 @@ from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel, describe
 from catwalk.model_batch import predict_many
 from catwalk.normalize import to_json
-from catwalk.server.ops import readiness
+from catwalk.server.ops.readiness import Readiness
 
 # After this long a worker still warming up stops telling the master it is alive: gunicorn's
 # timeout then replaces it (a warm-up stuck for ever must not hold the server back silently).
@@ -61,14 +61,16 @@ class Heartbeat:
             self.notify()
 
 
-def warm_up(model: LoadedModel, examples: int) -> str:
+def warm_up(model: LoadedModel, examples: int, readiness: Readiness | None = None) -> str:
     """Predict on the first ``examples`` test examples; return what was done (for the log).
 
-    Raises nothing: a failure is logged and described in the returned text.
+    ``readiness`` (the app's) says "warming up" meanwhile. Raises nothing: a failure is
+    logged and described in the returned text.
     """
     if examples <= 0:
         return "warm-up off (runtime.warmup_examples: 0)"
-    readiness.state.warming = True
+    if readiness is not None:
+        readiness.warming = True
     started = time.perf_counter()
     try:
         count = _predict_examples(model, examples)
@@ -85,7 +87,8 @@ def warm_up(model: LoadedModel, examples: int) -> str:
         _log.error("worker %d: warm-up failed, serving anyway: %s", os.getpid(), describe(exc))
         return f"warm-up failed: {describe(exc)}"
     finally:
-        readiness.state.warming = False
+        if readiness is not None:
+            readiness.warming = False
     took = time.perf_counter() - started
     return f"warmed up on {count} test example(s) in {took:.2f} s"
 
@@ -96,15 +99,15 @@ def _predict_examples(model: LoadedModel, examples: int) -> int:
     if not isinstance(xs, list) or not xs:
         raise CatwalkError("load_test_data returned no examples to warm up on")
     xs = xs[:examples]
-    # LoadedModel.predict itself, not the instance's (timed by /metrics when the app is built):
-    # the warm-up is no request. A batching model is warmed up the way it serves: in a batch.
+    # The model itself, not the app's timed call: the warm-up is no request (not in /metrics).
+    # A batching model is warmed up the way it serves: in a batch.
     if model.spec.batching is not None:
         for output in predict_many(model, xs):
             if isinstance(output, CatwalkError):
                 raise output
     elif model.is_dataframe or model.spec.input.is_batch:
-        LoadedModel.predict(model, xs)
+        model.predict(xs)
     else:
         for x in xs:
-            LoadedModel.predict(model, x)
+            model.predict(x)
     return len(xs)

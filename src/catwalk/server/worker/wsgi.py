@@ -1,8 +1,11 @@
 """gunicorn side of production mode: ``python -m catwalk.server.worker.wsgi RUN_DIR``.
 
 :mod:`catwalk.server.production.supervisor` starts this module as the gunicorn master. It reads
-what to serve from the run folder (``job.pickle``: model path, settings, app factory) and the
-rendered ``gunicorn.conf.py``, builds the Flask app and runs gunicorn on the folder's unix socket.
+what to serve from the run folder (``job.pickle``: model path, settings, app factory,
+:mod:`catwalk.server.production.job`) and the rendered ``gunicorn.conf.py``, builds the app by
+its factory's name (catwalk's own: :func:`catwalk.server.app.create_app`) and runs gunicorn on
+the folder's unix socket, with catwalk's worker class (:mod:`.loop_worker`) and hooks
+(:mod:`.hooks`).
 
 With ``preload`` the model is loaded here, once, before gunicorn forks its workers (they share
 its memory pages); otherwise each worker loads its own copy. Either way a model that cannot be
@@ -13,32 +16,18 @@ Native thread pools (:mod:`catwalk.server.production.threads`): the supervisor s
 master with every pool at one thread, so loading the model here starts none (a pool started
 before a fork deadlocks the workers). Should loading leave threads behind anyway, this process
 starts again (``exec``) with preload off, says why in ``preload-off.txt`` and the log, and each
-worker loads the model itself. Each worker, once forked (``post_fork``: :func:`worker_forked`)
-and once its app is loaded (``post_worker_init``: :func:`worker_loaded`), sizes its pools to
-``Job.threads`` and warms the model up (:mod:`catwalk.server.worker.warmup`) before it accepts.
+worker loads the model itself.
 
 nginx sends its id of every request in ``X-Request-Id`` (it always sets the header, so a
 client cannot choose it) next to this run's secret (``X-Catwalk-Proxy``, in ``job.pickle`` and
-``nginx.conf``, both readable by the server's user only); :class:`TrustRequestId` hands the id
-to the app only beside that secret, so a local process talking to the socket directly cannot
+``nginx.conf``, both readable by the server's user only); :class:`ServedApp` hands the id to
+the app only beside that secret, so a local process talking to the socket directly cannot
 forge it. The app logs it next to the correlation id.
-
-Worker life cycle hooks (set in ``gunicorn.conf.py``): :func:`recycle_if_over` replaces a
-worker whose memory passed ``server.max_worker_memory`` once its request is answered, and
-:func:`worker_cut` logs the requests a worker is cut in when a stop outlasts
-``server.graceful_timeout`` (the worker answers each the JSON 503).
-
-A request that runs longer than ``server.timeout`` gets nginx's 504; shortly after, gunicorn
-aborts the stuck worker (SIGABRT, whose handler raises SystemExit in the worker).
-:func:`worker_abort` (gunicorn's hook, set in ``gunicorn.conf.py``) logs which request it was
-and lets that SystemExit through the model's call, so the worker ends as gunicorn intends
-and is replaced, instead of answering a 500 "predict raised SystemExit". Both hooks learn
-the requests in flight from catwalk's worker (:meth:`LoopWorker.in_flight`), each with its
-own correlation id (a batching worker answers many at once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import importlib
@@ -49,7 +38,7 @@ import runpy
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,59 +48,53 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
-from catwalk.model import LoadedModel, let_system_exit_through, load_model
-from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, InFlight, configure_logging
-from catwalk.server.ops import readiness
+from catwalk.model import LoadedModel, load_model
+from catwalk.server.environ import REQUEST_ID_KEY
+from catwalk.server.logs import LOGGER_NAME, configure_logging, json_formatter, name_the_model
+from catwalk.server.ops.readiness import Readiness
 from catwalk.server.production import threads
-from catwalk.server.production.render import RunLayout, Tuning
-from catwalk.server.production.threads import ThreadPlan
-from catwalk.server.worker import warmup
+from catwalk.server.production.job import APP_LOAD_ERROR, Job
+from catwalk.server.production.render import RunLayout
 from catwalk.spec import load_spec
 
-DEFAULT_FACTORY = "catwalk.server.app:create_app"
-# Idle kept-alive connections each nginx worker holds to gunicorn for a batching model.
-BATCHING_KEEPALIVE = 32
-# prometheus-client's multiprocess folder (catwalk.server.ops.metrics.MULTIPROC_ENV; not imported
-# from there, as that would import prometheus-client before the variable is set).
+# prometheus-client's multiprocess folder (catwalk.server.ops.metrics.MULTIPROC_ENV; not
+# imported from there, as that would import prometheus-client before the variable is set).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
-APP_LOAD_ERROR = 4
-
-
-@dataclass(frozen=True)
-class Job:
-    """What one production server serves; pickled into the run folder by the supervisor."""
-
-    model_path: Path
-    settings: ServerSettings
-    app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
-    proxy_secret: str = ""  # what nginx sends in X-Catwalk-Proxy (RunLayout.proxy_secret)
-    threads: ThreadPlan = field(default_factory=ThreadPlan)  # each worker's native pools
+LOAD_IN_WORKERS = "--load-in-workers"
 
 
 class JsonLogger(GunicornLogger):  # type: ignore[misc]
-    """gunicorn's logger with ``logging.format: json`` (set as ``logger_class``)."""
+    """gunicorn's logger with ``logging.format: json`` (set as ``logger_class``): its lines
+    take catwalk's own JSON formatter, so they name the model too."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        from catwalk.server.logs.jsonlog import JsonFormatter
-
+        formatter = json_formatter()
         for handler in self.error_log.handlers:
-            handler.setFormatter(JsonFormatter())
+            handler.setFormatter(formatter)
 
 
 class AppLoadError(Exception):
     """The app could not be built; the message is meant for the operator as is."""
 
 
-class TrustRequestId:
-    """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app, when it
-    comes with this run's secret (``X-Catwalk-Proxy``), i.e. from nginx."""
+class ServedApp:
+    """The app as gunicorn serves it: WSGI middleware that hands nginx's ``X-Request-Id`` to
+    the app as the request's id when it comes with this run's secret (``X-Catwalk-Proxy``),
+    i.e. from nginx; and what the worker needs of the app beyond WSGI, when the app offers it
+    (catwalk's :class:`~catwalk.server.app.ModelApp` does; another factory's app may not)."""
 
     def __init__(self, app: Any, secret: str, model: LoadedModel | None = None) -> None:
         self.app = app
         self.secret = secret.encode("latin-1")
         self.model = model  # what the worker warms up
+        self.readiness: Readiness | None = getattr(app, "readiness", None)
+        self._attach_loop: Callable[..., bool] | None = getattr(app, "attach_loop", None)
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> bool:
+        """Run the app's batching collector on the worker's loop; False: the app answers one
+        request at a time (no collector)."""
+        return self._attach_loop is not None and bool(self._attach_loop(loop, reading))
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         sent = environ.pop("HTTP_X_CATWALK_PROXY", "")  # the app and the model never see it
@@ -120,89 +103,15 @@ class TrustRequestId:
         return self.app(environ, start_response)
 
 
-def recycle_if_over(worker: Any, limit: int, written: str) -> None:
-    """gunicorn's ``post_request`` hook: past ``limit`` bytes of memory, the worker is replaced.
+def build_app(job: Job, layout: RunLayout | None = None) -> ServedApp:
+    """Load the model and build the WSGI app, or raise AppLoadError with a clear message.
 
-    The request is answered already; ``alive = False`` is what gunicorn's own max_requests
-    does: the worker leaves its loop, exits, and the master starts a fresh one.
+    ``layout``: the run folder, whose ``stopping`` file the app's ``/ready`` looks for.
     """
-    rss = resident_memory()
-    if rss > limit and worker.alive:
-        logging.getLogger(LOGGER_NAME).warning(
-            "worker %d uses %d MiB, more than server.max_worker_memory (%s): replacing it",
-            os.getpid(),
-            rss >> 20,
-            written,
-        )
-        worker.alive = False
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def resident_memory() -> int:
-    """This process's resident set size in bytes (Linux ``/proc/self/statm``; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except OSError:
-        return 0
-
-
-def requests_in_flight(worker: Any) -> list[InFlight]:
-    """What ``worker`` is answering now (catwalk's worker knows; another class: nothing)."""
-    found = getattr(worker, "in_flight", None)
-    return list(found()) if callable(found) else []
-
-
-def worker_cut(worker: Any, drain: int) -> None:
-    """gunicorn's ``worker_int`` hook: the worker is ended at once (SIGQUIT), the stop having
-    outlasted ``server.graceful_timeout``; each request it is in is logged as cut (the
-    worker answers it a JSON 503 saying why), and the SystemExit that ends it goes through
-    the model's call (no 500, no 200 is logged)."""
-    cut = [request for request in requests_in_flight(worker) if not request.answered]
-    if not cut:
-        return
-    let_system_exit_through()
-    worker.cut_reason = (
-        "the server is shutting down and the request did not finish within "
-        f"server.graceful_timeout ({drain} s)"
-    )
-    # gunicorn reports the SystemExit that ends the request with a traceback: said below.
-    logging.getLogger("gunicorn.error").addFilter(
-        lambda record: not str(record.msg).startswith("Error handling request")
-    )
-    for request in cut:
-        logging.getLogger(LOGGER_NAME).error(
-            "shutdown: request cut unanswered, still running after server.graceful_timeout "
-            "(%s s): %s",
-            drain,
-            request.describe(),
-            extra={"correlation_id": request.correlation_id()},
-        )
-
-
-def worker_abort(worker: Any, timeout: int) -> None:
-    """gunicorn's ``worker_abort`` hook: the worker exceeded the timeout and is being ended;
-    each request in flight (a batching worker's whole batch) is logged."""
-    let_system_exit_through()
-    found: list[InFlight | None] = [*requests_in_flight(worker)] or [None]
-    for request in found:
-        logging.getLogger(LOGGER_NAME).error(
-            "worker timeout: a request ran longer than server.timeout (%s s), nginx answered "
-            "504; gunicorn ends this worker and starts a new one: %s",
-            timeout,
-            request.describe() if request is not None else "no request in flight",
-            extra={"correlation_id": request.correlation_id()} if request is not None else {},
-        )
-
-
-def build_app(job: Job) -> Any:
-    """Load the model and build the WSGI app, or raise AppLoadError with a clear message."""
     try:
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
-        return TrustRequestId(factory(model, job.settings), job.proxy_secret, model)
+        served = ServedApp(factory(model, job.settings), job.proxy_secret, model)
     except ConfigError as exc:  # e.g. a tokens file that changed since the settings were read
         raise AppLoadError(str(exc)) from exc
     except CatwalkError as exc:
@@ -213,33 +122,10 @@ def build_app(job: Job) -> Any:
         raise AppLoadError(
             f"cannot build the app: {type(exc).__name__}: {exc}\n{traceback.format_exc()}".rstrip()
         ) from exc
-
-
-def worker_forked(worker: Any) -> None:
-    """gunicorn's ``post_fork`` hook: the pool variables at the plan, for what loads from now."""
-    job = getattr(worker.app, "job", None)
-    if job is not None:
-        threads.set_pool_variables(job.threads.threads)
-
-
-def worker_loaded(worker: Any) -> None:
-    """gunicorn's ``post_worker_init`` hook: size the native pools, then warm the model up.
-
-    Runs in the worker before it accepts a connection; the heartbeat keeps gunicorn's
-    timeout from replacing a worker whose warm-up outlasts it.
-    """
-    job = getattr(worker.app, "job", None)
-    if job is None:
-        return
-    threads.limit_worker_threads(job.threads.threads)
-    model = getattr(worker.wsgi, "model", None)
-    if model is None:
-        return
-    with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
-        done = warmup.warm_up(model, model.spec.runtime.warmup_examples)
-    logging.getLogger(LOGGER_NAME).info(
-        "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
-    )
+    if served.readiness is not None and layout is not None:
+        served.readiness.stop_file = str(layout.stop_file)
+    name_the_model(model.spec.name, model.spec.version)
+    return served
 
 
 def _factory(spec: str) -> Callable[[LoadedModel, ServerSettings], Any]:
@@ -253,7 +139,7 @@ def _factory(spec: str) -> Callable[[LoadedModel, ServerSettings], Any]:
 class CatwalkApplication(BaseApplication):  # type: ignore[misc]
     """gunicorn application whose config comes from the rendered ``gunicorn.conf.py``."""
 
-    def __init__(self, layout: RunLayout, job: Job, app: Any = None) -> None:
+    def __init__(self, layout: RunLayout, job: Job, app: ServedApp | None = None) -> None:
         self.layout = layout
         self.job = job
         self.app = app
@@ -267,31 +153,15 @@ class CatwalkApplication(BaseApplication):  # type: ignore[misc]
         if not self.job.settings.preload:  # turned off here (see main)
             self.cfg.set("preload_app", False)
 
-    def load(self) -> Any:
+    def load(self) -> ServedApp:
         if self.app is not None:
             return self.app
         try:  # per-worker loading (preload: false)
-            return build_app(self.job)
+            return build_app(self.job, self.layout)
         except AppLoadError as exc:
             _report(self.layout, str(exc))
             # gunicorn prints it and halts the whole server instead of re-spawning the worker.
             raise AppImportError(str(exc)) from None
-
-
-def tuning_for(job: Job) -> Tuning:
-    """The worker model for the job's model (docs/production.md, "The worker model").
-
-    Every model gets catwalk's event-loop worker. A batching model's requests must meet in
-    its worker, so nginx keeps connections open to each (keep-alive); an unbatched model's
-    take a new connection each, accepted by whichever worker is free.
-    """
-    try:
-        spec = load_spec(job.model_path)
-    except CatwalkError:  # reported when the app is built
-        return Tuning()
-    if job.settings.batching.apply(spec.batching) is None:
-        return Tuning()
-    return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
 
 
 def _load_in_workers(layout: RunLayout, reason: str) -> None:
@@ -316,9 +186,6 @@ def _report(layout: RunLayout, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-LOAD_IN_WORKERS = "--load-in-workers"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (1, 2) or args[1:] not in ([], [LOAD_IN_WORKERS]):
@@ -337,12 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
-    readiness.state.stop_file = str(layout.stop_file)
     app = None
     if job.settings.preload:
         before = threads.thread_count()
         try:
-            app = build_app(job)
+            app = build_app(job, layout)
         except AppLoadError as exc:
             _report(layout, str(exc))
             return APP_LOAD_ERROR
@@ -357,8 +223,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as the importable module, not as __main__: gunicorn.conf.py's hooks import
-    # catwalk.server.worker.wsgi, and must find the same state (the cut in progress) as main's.
-    from catwalk.server.worker import wsgi
-
-    sys.exit(wsgi.main())
+    sys.exit(main())
