@@ -3,7 +3,7 @@
 The requests are sent from threads straight into the app's Predictor (as the threaded debug
 server does), so these tests see the collector's real concurrency without sockets; the
 production collector, on an event loop with a greenlet per request, is tested below, and
-tests/production/test_batching_serve.py sends requests through nginx to it.
+tests/server/production/test_batching_serve.py sends requests through nginx to it.
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from conftest import RNG, ROOT, Server, write_config
+from served import RNG, ROOT, Server, write_config
 
 Serve = Callable[..., Server]
 BATCHER = ROOT / "tests" / "server" / "models" / "batcher"

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from conftest import MODELS, Server, child_env
+from served import MODELS, Server, child_env
 
 
 def test_the_first_request_meets_a_warm_worker(serve: Callable[..., Server]) -> None:

@@ -1,7 +1,6 @@
-"""Fixtures for production-mode tests: real nginx, real gunicorn, free ports.
-
-``serve(model, ...)`` starts a production server in a subprocess and returns a
-:class:`Server`; every server still running at the end of a test is stopped by its PID.
+"""What the production-mode tests share: a real production server in a subprocess, and its
+helpers (imported by name: ``from served import Server``; a ``from conftest import`` could find
+another folder's conftest).
 """
 
 from __future__ import annotations
@@ -12,20 +11,16 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from catwalk.checks.server_checks import free_port
-
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 MODELS = HERE / "models"
 RNG = ROOT / "example_models" / "rng"
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
@@ -39,21 +34,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI=true, so not skipping: {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-@pytest.fixture(autouse=True)
-def _needs_nginx() -> None:
-    if NGINX_MISSING:
-        unavailable("nginx missing: bash scripts/install-system-deps.sh nginx")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents and "test_render" not in str(item.fspath):
-            item.add_marker(pytest.mark.slow)
-            item.add_marker(
-                pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-            )
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -181,49 +161,6 @@ class Server:
         for pid in self.leftovers():
             os.kill(pid, signal.SIGKILL)
         self.log.close()
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """``serve(model_dir, config=None, port=None, ready=True, wrap=[], env={})`` -> Server."""
-    servers: list[Server] = []
-
-    def start(
-        model: Path = RNG,
-        config: Path | None = None,
-        port: int | None = None,
-        ready: bool = True,
-        wrap: tuple[str, ...] = (),
-        python: str = sys.executable,
-        env: dict[str, str] | None = None,
-        scheme: str = "http",
-    ) -> Server:
-        port = port or free_port()
-        args = [*wrap, python, "-m", "catwalk", "serve", "--no-install"]
-        args += ["--model-path", str(model), "--server-port", str(port)]
-        if config is not None:
-            args += ["--server-config", str(config)]
-        log = tmp_path / f"server-{port}.log"
-        server = Server(args, port, scheme, env if env is not None else child_env(), log)
-        servers.append(server)
-        return server.wait_ready() if ready else server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate and key for 127.0.0.1 (openssl CLI)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 def raw(

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import orjson
 import requests
-
-from conftest import RNG, RNG_INPUT, ROOT, Server, write_config
+from served import RNG, RNG_INPUT, ROOT, Server, write_config
 
 Serve = Callable[..., Server]
 BATCH = ROOT / "example_models" / "batch"

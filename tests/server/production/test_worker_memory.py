@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from conftest import MODELS, Server, cmdline, write_config
+from served import MODELS, Server, cmdline, write_config
 
 Serve = Callable[..., Server]
 SLEEPY = MODELS / "sleepy"
-BATCHER = MODELS.parents[1] / "server" / "models" / "batcher"
+BATCHER = MODELS.parents[1] / "models" / "batcher"
 MIB = 1 << 20
 # A valid request of 9 MB (extra_data is the client's own, echoed in the answer).
 BODY = json.dumps({"input": {"seconds": 0}, "extra_data": {"pad": "x" * (9 * MIB)}}).encode()

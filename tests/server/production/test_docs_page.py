@@ -8,8 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chromium_cdp import CHROMIUM, Chromium
-
-from conftest import Server, unavailable
+from served import Server, unavailable
 
 PREDICT = "#operations-default-predict"
 LIVE_STATUS = (

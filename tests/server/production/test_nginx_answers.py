@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from conftest import RNG, RNG_INPUT, Server, raw, write_config
+from served import RNG, RNG_INPUT, Server, raw, write_config
 
 Serve = Callable[..., Server]
 

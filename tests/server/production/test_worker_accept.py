@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import MODELS, Server, write_config
+from served import MODELS, Server, write_config
 
 Serve = Callable[..., Server]
 SLEEPY = MODELS / "sleepy"

@@ -15,9 +15,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from served import RNG, Server, child_env
 
 from catwalk.checks.server_checks import free_port
-from conftest import RNG, Server, child_env
 
 EXAMPLES = 100
 # How the error handler words a failure of the model itself (its output or its exception).

@@ -20,7 +20,6 @@ from catwalk.checks.server_checks import free_port
 from catwalk.checks.server_reach import wait_ready
 from catwalk.cli import cli
 from catwalk.server.dev.reload import describe_changes, lasting
-from conftest import child_env
 
 pytestmark = pytest.mark.slow
 INPUT = {"length": 5.1, "width": 3.5}
@@ -30,7 +29,7 @@ TIMEOUT = 30.0
 class Reloading:
     """One ``catwalk serve --debug --reload`` process on a model folder made by ``init``."""
 
-    def __init__(self, folder: Path, *args: str) -> None:
+    def __init__(self, folder: Path, env: dict[str, str], *args: str) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -39,7 +38,7 @@ class Reloading:
         command += ["--reload", "--no-install", "--server-port", str(self.port), *args]
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            env=child_env(),
+            env=env,
         )  # fmt: skip
 
     def output(self) -> str:
@@ -75,10 +74,10 @@ class Reloading:
 
 
 @pytest.fixture
-def reloading(tmp_path: Path) -> Iterator[Reloading]:
+def reloading(tmp_path: Path, child_environ: dict[str, str]) -> Iterator[Reloading]:
     result = CliRunner().invoke(cli, ["init", "live", "--path", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    server = Reloading(tmp_path / "live")
+    server = Reloading(tmp_path / "live", child_environ)
     try:
         wait_ready(
             server.url, timeout=60, verify=False, alive=lambda: server.process.poll() is None
@@ -159,11 +158,13 @@ def test_sigterm_stops_the_reloader_and_its_server(reloading: Reloading) -> None
         requests.get(reloading.url + "/status", timeout=2)
 
 
-def test_a_change_to_the_server_config_restarts_too(tmp_path: Path) -> None:
+def test_a_change_to_the_server_config_restarts_too(
+    tmp_path: Path, child_environ: dict[str, str]
+) -> None:
     assert CliRunner().invoke(cli, ["init", "conf", "--path", str(tmp_path)]).exit_code == 0
     config = tmp_path / "application.yml"
     config.write_text("logging:\n  level: INFO\n")
-    server = Reloading(tmp_path / "conf", "--server-config", str(config))
+    server = Reloading(tmp_path / "conf", child_environ, "--server-config", str(config))
     try:
         wait_ready(
             server.url, timeout=60, verify=False, alive=lambda: server.process.poll() is None

@@ -2,7 +2,7 @@
 
 The connection is driven byte by byte as nginx would drive it, with a transport that records
 what is written; the worker is a stand-in that answers each request with its environ's
-method and path (the real worker, behind real nginx, is in tests/production).
+method and path (the real worker, behind real nginx, is in tests/server/production).
 """
 
 from __future__ import annotations

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from conftest import (
+from served import (
     MODELS,
     RNG,
     RNG_INPUT,

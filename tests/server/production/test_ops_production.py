@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from served import RNG_INPUT, Server, unavailable, write_config
 
 from catwalk.checks.server_checks import free_port
-from conftest import RNG_INPUT, Server, unavailable, write_config
 
 TOKEN = "prod-token-0123456789abcdef"
 PROMETHEUS = shutil.which("prometheus")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import MODELS, Server, child_env
+from served import MODELS, Server, child_env
 
 
 def _pools(server: Server) -> dict[str, object]:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from served import MODELS, RNG, RNG_INPUT, RNG_SCORE, Server, write_config
 
 from catwalk.server import messages
 from catwalk.server.production.preflight import ipv6_available
-from conftest import MODELS, RNG, RNG_INPUT, RNG_SCORE, Server, write_config
 
 Serve = Callable[..., Server]
 SLEEPY = MODELS / "sleepy"

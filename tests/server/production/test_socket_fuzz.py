@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import RNG, Server, cmdline, write_config
+from served import RNG, Server, cmdline, write_config
 
 Serve = Callable[..., Server]
 

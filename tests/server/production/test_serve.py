@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from conftest import (
+from served import (
     MODELS,
     RNG,
     RNG_INPUT,
@@ -21,10 +20,11 @@ from conftest import (
     Server,
     child_env,
     cmdline,
-    free_port,
     running,
     write_config,
 )
+
+from catwalk.checks.server_checks import free_port
 
 Serve = Callable[..., Server]
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from conftest import (
+from served import (
     RNG,
     RNG_INPUT,
     RNG_SCORE,
