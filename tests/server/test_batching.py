@@ -63,6 +63,7 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_answers(
     p = predictor(model)
     envelopes = [{"correlation_id": f"req-{i}", "input": {"x": i}} for i in range(24)]
     answers = together(p, envelopes)
+    assert len(answers) == 24
     for i, (status, body) in enumerate(answers):
         assert status == 200, body
         assert body["correlation_id"] == f"req-{i}"
@@ -132,7 +133,9 @@ def test_a_wrong_number_of_outputs_fails_that_batch_with_a_clear_500(
 ) -> None:
     p = predictor(load("batcher"))
     envelopes: list[dict[str, Any]] = [{"input": {"x": i, "do": "short"}} for i in range(3)]
-    for status, body in together(p, envelopes):
+    answers = together(p, envelopes)
+    assert len(answers) == 3
+    for status, body in answers:
         assert status == 500
         assert "predict_batch returned" in body["message"]
         assert "outputs for" in body["message"]

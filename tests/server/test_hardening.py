@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,14 +13,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
-from catwalk.errors import ModelError, ProcessExit
 from catwalk.model import LoadedModel
 from catwalk.server import messages
 from catwalk.server.app import create_app
 from catwalk.server.envelope import PredictFailed, Predictor
 from catwalk.server.logs import safe
-from catwalk.server.ops.request_log import InFlight
-from catwalk.server.worker.hooks import worker_abort
 from catwalk.server.worker.wsgi import ServedApp
 
 Load = Callable[[str], LoadedModel]
@@ -204,49 +199,6 @@ def test_without_nginx_a_client_x_request_id_is_not_trusted(make_client: ClientF
     )
     assert reply.status_code == 200
     assert reply.get_json()["correlation_id"] != "mine"
-
-
-@pytest.fixture
-def abort_signal() -> Iterator[None]:
-    """SIGALRM raises ProcessExit, as catwalk's worker does on gunicorn's SIGABRT."""
-
-    def abort(signum: int, frame: Any) -> None:
-        raise ProcessExit(1)
-
-    previous = signal.signal(signal.SIGALRM, abort)
-    yield
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-def test_a_models_sys_exit_is_a_model_error_but_an_abort_ends_the_call(
-    load: Load, abort_signal: None, caplog: pytest.LogCaptureFixture
-) -> None:
-    model = load("raises")
-    with pytest.raises(ModelError, match="predict raised SystemExit: 3"):
-        model.predict({"x": 1, "label": "exit"})
-    # gunicorn aborts the worker while the model runs: its exit passes through the call.
-    signal.setitimer(signal.ITIMER_REAL, 0.05)
-    with pytest.raises(ProcessExit):
-        model.call(time.sleep, 5)
-    first = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
-                      "catwalk.request_id": "r-1"})  # fmt: skip
-    first.body_id = "c-1"
-    second = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
-                       "HTTP_X_CORRELATION_ID": "c-2", "catwalk.request_id": "r-2"})  # fmt: skip
-
-    class Worker:  # a batching worker answering two requests of one batch
-        def in_flight(self) -> list[InFlight]:
-            return [first, second]
-
-    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
-        worker_abort(Worker(), 30)
-    assert len(caplog.messages) == 2
-    assert all("server.timeout (30 s)" in message for message in caplog.messages)
-    assert "POST /predict correlation_id=c-1 request_id=r-1" in caplog.messages[0]
-    assert "POST /predict correlation_id=c-2 request_id=r-2" in caplog.messages[1]
-    with pytest.raises(ModelError, match="predict raised SystemExit: 3"):  # still the model's
-        model.predict({"x": 1, "label": "exit"})
 
 
 # -- 6. one 413 message ----------------------------------------------------------------------

@@ -33,6 +33,13 @@ def predicts_counted(text: str) -> float:
     return 0.0
 
 
+def test_apps_are_independent(load: Callable[[str], LoadedModel]) -> None:
+    rng = create_app(load("rng"), ServerSettings()).test_client()
+    echo = create_app(load("echo"), ServerSettings()).test_client()
+    assert rng.get("/info").get_json()["name"] == "RNGModel"
+    assert echo.get("/info").get_json()["name"] == "Echo"
+
+
 def test_two_apps_on_one_model_share_no_state(load: Callable[[str], LoadedModel]) -> None:
     model = load("rng")
     first, second = create_app(model, ServerSettings()), create_app(model, ServerSettings())
