@@ -203,22 +203,26 @@ class _Server:
         if self.signals.stopping:
             return self._stopped()
         # Every native pool at one thread in the master: it forks the workers (threads.py).
-        gunicorn = self._start(
-            "gunicorn",
-            [sys.executable, "-m", "catwalk.server.worker.wsgi", str(self.layout.run_dir)],
-            env=master_environment(),
+        gunicorn = self._started(
+            spawn(
+                "gunicorn",
+                [sys.executable, "-m", "catwalk.server.worker.wsgi", str(self.layout.run_dir)],
+                env=master_environment(),
+            )
         )
         if not self._wait_for(gunicorn, self._gunicorn_ready, STARTUP_TIMEOUT):
             return self._stopped()
         _open_socket_to_nginx(self.layout)
         # Relayed: nginx opens /dev/stderr for its JSON error lines, which works on a pipe
         # (not on every socket a service manager may give us as stderr).
-        nginx = self._start(
-            "nginx",
-            [self.nginx_bin, *nginx_args(self.layout)],
-            relay_stderr=True,
-            json_lines=self.settings.log_format == "json",
-            model_fields=self.model_fields,
+        nginx = self._started(
+            spawn(
+                "nginx",
+                [self.nginx_bin, *nginx_args(self.layout)],
+                relay_stderr=True,
+                json_lines=self.settings.log_format == "json",
+                model_fields=self.model_fields,
+            )
         )
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
             return self._stopped()
@@ -241,24 +245,8 @@ class _Server:
             return f"{text}, preload off: {off}"
         return f"{text}, preload {str(self.settings.preload).lower()}"
 
-    def _start(
-        self,
-        name: str,
-        args: list[str],
-        *,
-        relay_stderr: bool = False,
-        json_lines: bool = False,
-        model_fields: dict[str, str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Child:
-        child = spawn(
-            name,
-            args,
-            relay_stderr=relay_stderr,
-            json_lines=json_lines,
-            model_fields=model_fields,
-            env=env,
-        )
+    def _started(self, child: Child) -> Child:
+        """``child`` is one of this server's, supervised and stopped with it."""
         self.children.append(child)
         return child
 
