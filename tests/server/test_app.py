@@ -289,7 +289,7 @@ def test_an_unexpected_error_is_500_json_and_logged(
     def broken_input_errors(value: Any, prefix: str = "input") -> list[str]:
         raise RuntimeError("a bug in catwalk")
 
-    app.extensions["catwalk"].check_input = broken_input_errors  # the Predictor's hook
+    app.predictor.check_input = broken_input_errors  # the Predictor's hook
     with caplog.at_level(logging.ERROR, logger="catwalk.server"):
         response = post(app.test_client(), {"input": RNG_INPUT})
     assert error_of(response, 500) == "internal server error: RuntimeError: a bug in catwalk"
@@ -368,13 +368,6 @@ def test_nothing_is_logged_per_request_above_info(
         post(rng, {"input": RNG_INPUT})
         post(rng, {"input": {}})
     assert not caplog.records
-
-
-def test_apps_are_independent(load: Callable[[str], LoadedModel]) -> None:
-    rng = create_app(load("rng"), ServerSettings()).test_client()
-    echo = create_app(load("echo"), ServerSettings()).test_client()
-    assert rng.get("/info").get_json()["name"] == "RNGModel"
-    assert echo.get("/info").get_json()["name"] == "Echo"
 
 
 def test_a_naive_datetime_500_says_what_to_return(make_client: ClientFactory) -> None:

@@ -12,16 +12,15 @@ from typing import Any
 
 import orjson
 import pytest
-from flask import Flask
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from catwalk.config import BatchingSettings, ServerSettings
 from catwalk.model import load_model
-from catwalk.server.app import create_app
-from catwalk.server.jsonlog import JsonFormatter
-from catwalk.server.logs import LOG_FORMAT, Formatter
+from catwalk.server.app import ModelApp, create_app
+from catwalk.server.logs.jsonlog import JsonFormatter
+from catwalk.server.logs.text import LOG_FORMAT, Formatter
 from catwalk.spec import load_spec
 from catwalk.tracing.settings import TracingSettings
 from catwalk.tracing.spans import route_of
@@ -42,8 +41,8 @@ class Traced:
 
     def __init__(self, model: Path, **settings: Any) -> None:
         settings.setdefault("tracing", ON)
-        self.app: Flask = create_app(load_model(load_spec(model)), ServerSettings(**settings))
-        self.tracing = self.app.extensions["catwalk.tracing"]
+        self.app: ModelApp = create_app(load_model(load_spec(model)), ServerSettings(**settings))
+        self.tracing = self.app.tracing
         self.exporter = InMemorySpanExporter()
         self.tracing.start(exporter=self.exporter)
         self.client = self.app.test_client()
@@ -306,7 +305,7 @@ def test_off_imports_no_opentelemetry() -> None:
         f"app = create_app(load_model(load_spec({str(RNG)!r})), ServerSettings())\n"
         "c = app.test_client()\n"
         f"assert c.post('/predict', data={RNG_BODY!r}).status_code == 200\n"
-        "assert app.extensions['catwalk.tracing'] is None\n"
+        "assert app.tracing is None\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "CATWALK_ENV_MANAGER": "local"}

@@ -111,7 +111,9 @@ def serve_command(
             raise ConfigError("not serving: the test-model checks failed (see above)")
 
     if not debug:
-        sys.exit(_serve_production(spec.path, settings))
+        from catwalk.server.production.supervisor import serve_production
+
+        sys.exit(serve_production(spec.path, settings))
 
     if model is None:
         model = load_model(spec)
@@ -126,7 +128,7 @@ def _serve_reloading(
     install: bool,
 ) -> int:
     """This command with --debug and without --reload, as a child restarted on every change."""
-    from catwalk.server.reload import serve_with_reload
+    from catwalk.server.dev.reload import serve_with_reload
     from catwalk.spec import check_model_folder
 
     folder = check_model_folder(model_path)
@@ -140,24 +142,13 @@ def _serve_reloading(
     return serve_with_reload(command, watched, lambda line: click.echo(line, err=True))
 
 
-def _serve_production(model_path: Path, settings: ServerSettings) -> int:
-    try:
-        from catwalk.server.production import serve_production
-    except ImportError:
-        click.echo(
-            "Error: production mode is not yet available in this version; use --debug.",
-            err=True,
-        )
-        return 2
-    return serve_production(model_path, settings)
-
-
 def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
-    from catwalk.server.debug import DebugApp, request_handler
-    from catwalk.server.logs import configure_logging
+    from catwalk.server.dev.debug import DebugApp, request_handler
+    from catwalk.server.logs import configure_logging, name_the_model
 
     configure_logging("DEBUG", settings.log_format)
+    name_the_model(model.spec.name, model.spec.version)
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(model, settings)
@@ -172,10 +163,8 @@ def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
     click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
 
-    from catwalk.server import readiness
-
     def stop(signum: int, frame: Any) -> None:
-        readiness.state.stopping = True  # /ready: 503 (the debug server stops at once anyway)
+        app.readiness.stopping = True  # /ready: 503 (the debug server stops at once anyway)
         raise KeyboardInterrupt  # the development server shuts down cleanly on it
 
     signal.signal(signal.SIGTERM, stop)

@@ -26,22 +26,25 @@ import orjson
 
 from catwalk import __version__
 from catwalk.config import ServerSettings
+from catwalk.correlation import new_correlation_id
 from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
+from catwalk.json_codec import kind
 from catwalk.model import describe
 from catwalk.protocol import paths
 from catwalk.protocol.request import Decoder
 from catwalk.protocol.response import encode
 from catwalk.protocol.tensors import model_sides
-from catwalk.server import messages, readiness
-from catwalk.server.envelope import PredictFailed, Predictor, kind, new_correlation_id
-from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import (
+from catwalk.server import messages
+from catwalk.server.envelope import PredictFailed, Predictor
+from catwalk.server.environ import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
     StartResponse,
     WsgiApp,
     default_correlation_id,
 )
+from catwalk.server.failures import error_answer, status_line
+from catwalk.server.ops.readiness import Readiness
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -78,9 +81,11 @@ class V2Routes:
         predictor: Predictor,
         settings: ServerSettings,
         log: logging.Logger,
+        readiness: Readiness,
     ) -> None:
         self.other = other
         self.predictor = predictor
+        self.readiness = readiness  # the app's: /v2/health/ready answers as /ready does
         self.model = predictor.model
         self.spec = predictor.model.spec
         self.batcher = predictor.batcher
@@ -139,7 +144,7 @@ class V2Routes:
         if operation == paths.INFER:
             return self._infer(environ, start_response)
         if operation in (paths.READY, paths.MODEL_READY):
-            problem = readiness.state.problem()
+            problem = self.readiness.problem()
             answer: dict[str, Any] = {"ready": problem is None}
             if operation == paths.MODEL_READY:
                 answer = {"name": self.spec.name, **answer}

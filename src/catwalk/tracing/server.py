@@ -17,7 +17,7 @@ import os
 import weakref
 from typing import Any
 
-from catwalk.server.logs import WsgiApp
+from catwalk.server.environ import WsgiApp
 from catwalk.spec import ModelSpec
 from catwalk.tracing import logs, spans
 from catwalk.tracing.provider import Runtime, start_runtime

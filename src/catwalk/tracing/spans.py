@@ -31,7 +31,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode
 
 from catwalk.protocol import paths
-from catwalk.server.logs import CORRELATION_ID_KEY, ERROR_MESSAGE_KEY, StartResponse, WsgiApp
+from catwalk.server.environ import CORRELATION_ID_KEY, ERROR_MESSAGE_KEY, StartResponse, WsgiApp
 
 _FIXED_ROUTES = ("/predict", "/info", "/openapi.json", "/docs", "/status", "/ready", "/metrics")
 _METHODS = frozenset(
