@@ -12,6 +12,11 @@ Each server has ``--workers`` gunicorn workers behind nginx; wrk (``taskset -c 1
 best round of each kept (the host is shared: noise only ever slows a round). The on-1.0
 server's /metrics is read at the end: a dropped span would mean the exporter did not keep up.
 
+First, in process (no sockets, the WSGI app called directly, best of many short rounds), what
+one ``POST /predict`` costs: tracing off; on at ratio 1.0 and 0.01, its spans made and handed
+to an exporter that drops them; and what the OTLP exporter's thread then spends encoding one
+request's spans (protobuf, as sent). This says where the time of a traced request goes.
+
 Usage: .venv/bin/python bench/tracing.py [--conns 32] [--duration 10] [--rounds 3]
        [--workers 2] [--out DIR]
 """
@@ -57,6 +62,77 @@ class H(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
+
+
+def in_process(number: int) -> dict[str, float]:
+    """µs per POST /predict through the WSGI app (see the module docstring)."""
+    import logging
+    import timeit
+    from typing import Any
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from overhead import predict_environ  # bench/overhead.py
+
+    from catwalk.config import ServerSettings
+    from catwalk.model import load_model
+    from catwalk.server.app import create_app
+    from catwalk.server.logs import configure_logging
+    from catwalk.spec import load_spec
+    from catwalk.tracing.settings import TracingSettings
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    configure_logging("INFO")
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(io.StringIO())  # the log line's formatting, not a terminal
+
+    def app(ratio: float | None, exporter: Any = None) -> Any:
+        tracing = TracingSettings(enabled=ratio is not None, sample_ratio=ratio or 1.0)
+        made = create_app(load_model(load_spec(RNG)), ServerSettings(tracing=tracing))
+        if made.tracing is not None:
+            made.tracing.start(exporter=exporter)
+        return made
+
+    apps = {
+        "off": app(None),
+        "on, ratio 1.0": app(1.0, Dropped()),
+        "on, ratio 0.01": app(0.01, Dropped()),
+    }
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        assert status.startswith("200"), status
+
+    best: dict[str, float] = {}
+    chunk = max(number // 20, 100)
+    for _ in range(20):
+        for name, one in apps.items():
+            seconds = timeit.timeit(
+                lambda one=one: b"".join(one(predict_environ(BODY), start_response)),
+                number=chunk,
+            )
+            us = seconds / chunk * 1e6
+            best[name] = min(best.get(name, us), us)
+    for one in apps.values():
+        if one.tracing is not None:
+            one.tracing.flush()
+    # What the exporter's thread then spends on each request's spans: OTLP's protobuf encoding.
+    kept = InMemorySpanExporter()
+    traced = app(1.0, kept)
+    for _ in range(1000):
+        b"".join(traced(predict_environ(BODY), start_response))
+    traced.tracing.runtime.queue.force_flush()
+    spans = kept.get_finished_spans()
+    encoding = min(
+        timeit.repeat(lambda: encode_spans(spans).SerializePartialToString(), number=1, repeat=5)
+    )
+    best["OTLP encoding of its spans"] = encoding / 1000 * 1e6
+    traced.tracing.flush()
+    return best
 
 
 def main_tree(into: Path) -> Path:
@@ -131,7 +207,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--number", type=int, default=20000, help="in-process requests")
     args = parser.parse_args()
+    micro = in_process(args.number)
+    for name, us in micro.items():
+        print(f"in process: {name:18} {us:7.1f} µs/request", file=sys.stderr)
     out = args.out or Path(tempfile.mkdtemp(prefix="catwalk-bench-tracing-"))
     out.mkdir(parents=True, exist_ok=True)
     body_file = out / "body.json"
@@ -169,11 +249,13 @@ def main() -> int:
             stop(proc)
         receiver.terminate()
         receiver.wait()
-    print(report(best, drops, args))
+    print(report(best, drops, args, micro))
     return 0
 
 
-def report(best: dict[str, float], drops: float, args: argparse.Namespace) -> str:
+def report(
+    best: dict[str, float], drops: float, args: argparse.Namespace, micro: dict[str, float]
+) -> str:
     off_main = best["off"] / best["main"]
     on_off = best["on-1.0"] / best["off"]
     low_off = best["on-0.01"] / best["off"]
@@ -191,6 +273,12 @@ def report(best: dict[str, float], drops: float, args: argparse.Namespace) -> st
         f"| tracing on, ratio 0.01 | {best['on-0.01']:.0f} | {low_off:.3f}x off |",
         "",
         f"spans dropped by the ratio-1.0 server: {drops:.0f}",
+        "",
+        "In process, one POST /predict (best of 20 rounds, µs):",
+        "",
+        "| | µs/request |",
+        "|---|---|",
+        *(f"| {name} | {us:.1f} |" for name, us in micro.items()),
     ]
     return "\n".join(lines)
 
