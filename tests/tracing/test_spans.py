@@ -19,9 +19,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from catwalk.config import BatchingSettings, ServerSettings
 from catwalk.model import load_model
 from catwalk.server.app import ModelApp, create_app
-from catwalk.server.logs.jsonlog import JsonFormatter
-from catwalk.server.logs.text import LOG_FORMAT, Formatter
+from catwalk.server.logs.text import LOG_FORMAT
 from catwalk.spec import load_spec
+from catwalk.tracing.logs import TracedJson, TracedText
 from catwalk.tracing.settings import TracingSettings
 from catwalk.tracing.spans import route_of
 
@@ -289,9 +289,9 @@ def test_log_lines_carry_the_ids(traced: Callable[..., Traced]) -> None:
     request = by_name(app.spans())["POST /predict"][0]
     assert request.context is not None
     assert getattr(line, "span_id") == format(request.context.span_id, "016x")  # noqa: B009
-    as_json = orjson.loads(JsonFormatter().format(line))
+    as_json = orjson.loads(TracedJson().format(line))
     assert (as_json["trace_id"], as_json["span_id"]) == (line.trace_id, line.span_id)  # type: ignore[attr-defined]
-    text = Formatter(LOG_FORMAT).format(line)
+    text = TracedText(LOG_FORMAT).format(line)
     assert text.endswith(f"trace_id={CLIENT_TRACE} span_id={line.span_id}")  # type: ignore[attr-defined]
 
 
@@ -313,3 +313,24 @@ def test_off_imports_no_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_install_swaps_the_formatter_keeping_its_state() -> None:
+    from catwalk.server.logs.jsonlog import JsonFormatter
+    from catwalk.tracing.logs import TraceIds, install
+
+    handler = logging.StreamHandler()
+    handler._catwalk = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter({"model_name": "RNGModel", "model_version": "0.0.1"}))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        install()
+        install()  # once per handler
+    finally:
+        root.removeHandler(handler)
+    assert type(handler.formatter) is TracedJson
+    assert handler.formatter.model_fields == {"model_name": "RNGModel", "model_version": "0.0.1"}
+    assert sum(isinstance(f, TraceIds) for f in handler.filters) == 1
+    record = logging.LogRecord("catwalk.server", logging.INFO, __file__, 1, "hello", None, None)
+    assert "trace_id" not in orjson.loads(handler.format(record))  # no span: no ids

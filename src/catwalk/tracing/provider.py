@@ -2,9 +2,9 @@
 
 Built in the process that makes the spans, after any fork: the SDK's export thread does not
 survive a fork, and a thread started in gunicorn's preloading master would make catwalk load
-the model in every worker instead (:mod:`catwalk.server.production.threads`). The standard variables are
-the SDK's to read (endpoint, headers, timeout, certificates, sampler, resource); the
-``tracing:`` keys of ``application.yml`` stand in only for the ones that are unset.
+the model in every worker instead (:mod:`catwalk.server.production.threads`). The standard
+variables are the SDK's to read (endpoint, headers, timeout, certificates, sampler,
+resource); the ``tracing:`` keys of ``application.yml`` stand in only for those unset.
 """
 
 from __future__ import annotations

@@ -10,11 +10,10 @@ gunicorn's messages) as one object per line::
 
 A request line's fields come on its record (``request_fields``, set by the request log,
 :mod:`catwalk.server.ops.request_log`), with ``request_id`` (nginx's id) when it differs from
-the correlation id; an error has its ``correlation_id`` and, with a traceback, ``exception``;
-a line of a traced request (:mod:`catwalk.tracing.logs`) has its ``trace_id`` and
-``span_id``. Strings are JSON strings, so a client's values cannot break a line. The model's
-name and version are the formatter's own (:attr:`JsonFormatter.model_fields`, set once the
-process knows the model: :func:`catwalk.server.logs.name_the_model`).
+the correlation id; an error has its ``correlation_id`` and, with a traceback, ``exception``.
+Strings are JSON strings, so a client's values cannot break a line. The model's name and
+version are the formatter's own (:attr:`JsonFormatter.model_fields`, set once the process
+knows the model: :func:`catwalk.server.logs.name_the_model`).
 
 :func:`nginx_line` turns a line of nginx's own error log (plain text by design) into the
 same shape (``"source": "nginx"``); production mode pipes nginx's stderr through it. Lines
@@ -73,10 +72,6 @@ class JsonFormatter(logging.Formatter):
             message = out["message"]
             if message.startswith("correlation_id="):  # the text format's prefix: a field here
                 out["message"] = message.partition(" ")[2]
-        trace_id = getattr(record, "trace_id", None)  # catwalk.tracing.logs, tracing on
-        if trace_id is not None:
-            out["trace_id"] = trace_id
-            out["span_id"] = getattr(record, "span_id", None)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode("utf-8")

@@ -12,20 +12,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 class Formatter(logging.Formatter):
-    """logging.Formatter with the date part of ``asctime`` computed once per second; a record
-    made in a traced request ends its first line with its ``trace_id`` and ``span_id``."""
+    """logging.Formatter with the date part of ``asctime`` computed once per second."""
 
     _second: int = -1
     _stamp: str = ""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        text = super().formatMessage(record)
-        trace_id = getattr(record, "trace_id", None)  # catwalk.tracing.logs, tracing on
-        if trace_id is None:
-            return text
-        first, newline, rest = text.partition("\n")
-        span_id = getattr(record, "span_id", None)
-        return f"{first} trace_id={trace_id} span_id={span_id}{newline}{rest}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
