@@ -3,17 +3,20 @@
 ``zoo_model("lightgbm")`` -> the path of a freshly trained model folder (shared by the
 session's tests: copy it before changing it). The libraries come with the ``zoo`` extra
 (``pip install -e '.[dev,zoo]'``); without them the zoo is skipped, except under ``CI=true``.
+They train the models here; the commands then run each model in its own environment, built
+from its requirements.txt into ``zoo_envs``' cache (see zoo_envs.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from builders import build_model
+from zoo_envs import ZooEnvs, zoo_envs_for
 
 #: The module each kind needs (from the ``zoo`` extra).
 MODULES = {
@@ -45,3 +48,12 @@ def zoo_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]
         return built[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def zoo_envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooEnvs]:
+    """Where the zoo's commands build the models' environments: one per kind per session."""
+    envs = zoo_envs_for(tmp_path_factory.mktemp("zoo-envs"))
+    yield envs
+    if envs.built_in:
+        print(f"\nzoo model environments ({envs.cache}):\n{envs.summary()}")
