@@ -14,9 +14,11 @@ In one run, side by side:
 
 ``--zoo`` instead builds each zoo model's environment (tests/zoo/builders.py trains the models;
 the zoo extra) the way the zoo's first command does: ``catwalk predict --input`` with a fresh
-``CATWALK_ENV_CACHE``, uv's cache warm, then (``--uv-cold``) with an empty ``UV_CACHE_DIR``
-too, as on a new machine: every wheel fetched again (torch from the local find-links folder)
-and unpacked. Each row: the build as the environment's record times it, and the whole command.
+``CATWALK_ENV_CACHE``, uv's cache warm, then (``--uv-cold``) with a ``UV_CACHE_DIR`` that
+starts empty and is shared by the kinds in turn, as on a new machine: each wheel is fetched
+once (the first kind's build also fetches catwalk's own dependencies; torch comes from the
+local find-links folder) and unpacked. Each row: the build as the environment's record times
+it, and the whole command.
 
 Usage: .venv/bin/python bench/model_env.py [--runs 5] [--skip-torch]
        .venv/bin/python bench/model_env.py --zoo [--kinds lightgbm,...] [--uv-cold]
@@ -143,9 +145,7 @@ def zoo(kinds: list[str], uv_cold: bool) -> None:
             warm = zoo_build(folder, work / f"envs-{kind}")
             row = f"| {kind} | {warm[0]:.1f} | {warm[1]:.1f} |"
             if uv_cold:
-                cold = zoo_build(
-                    folder, work / f"envs-cold-{kind}", UV_CACHE_DIR=str(work / f"uv-{kind}")
-                )
+                cold = zoo_build(folder, work / f"envs-cold-{kind}", UV_CACHE_DIR=str(work / "uv"))
                 row += f" {cold[0]:.1f} | {cold[1]:.1f} |"
             print(row, flush=True)
 

@@ -84,9 +84,9 @@ def _loaded_in(env: Path, stdout: str) -> None:
 def test_test_model(kind: str, zoo_model: Callable[[str], Path], zoo_envs: ZooEnvs) -> None:
     model = zoo_model(kind)
     result = _catwalk(zoo_envs, kind, "test-model", "-m", str(model))
+    env = zoo_envs.ran_in(kind, model, result.stderr)  # first: built even when the test fails
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"test-model: all \d+ step\(s\) passed", result.stdout), result.stdout
-    env = zoo_envs.ran_in(kind, model, result.stderr)
     _loaded_in(env, result.stdout)
     assert_cpu_only(kind, env)
 
@@ -97,10 +97,11 @@ def test_test_server_with_the_defaults(
 ) -> None:
     model = zoo_model(kind)
     result = _catwalk(zoo_envs, kind, "test-server", "-m", str(model))
+    env = zoo_envs.ran_in(kind, model, result.stderr)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"test-server: all \d+ step\(s\) passed", result.stdout), result.stdout
     # Its server is started by the environment's python (sys.executable there).
-    _loaded_in(zoo_envs.ran_in(kind, model, result.stderr), result.stdout)
+    _loaded_in(env, result.stdout)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -180,8 +181,8 @@ def test_predict_ten_thousand_lines(
     args = ("predict", "-m", str(model), "--input-file", str(source))
     result = _catwalk(zoo_envs, kind, *args, timeout=300)
     took = time.monotonic() - started
-    assert result.returncode == 0, result.stderr[-2000:]
     zoo_envs.ran_in(kind, model, result.stderr)
+    assert result.returncode == 0, result.stderr[-2000:]
     outputs = result.stdout.splitlines()
     assert len(outputs) == PREDICT_LINES
     for i in (0, 1, len(rows) + 2, PREDICT_LINES - 1):
