@@ -10,13 +10,14 @@ from its requirements.txt into ``zoo_envs``' cache (see zoo_envs.py).
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from builders import build_model
 from zoo_envs import ZooEnvs, zoo_envs_for
+
+from requires import unavailable
 
 #: The module each kind needs (from the ``zoo`` extra).
 MODULES = {
@@ -29,12 +30,6 @@ MODULES = {
 }
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI=true, so not skipping: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def zoo_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     built: dict[str, Path] = {}
@@ -43,7 +38,7 @@ def zoo_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]
         if kind not in built:
             for module in (MODULES[kind], "skl2onnx") if kind == "onnx" else (MODULES[kind],):
                 if importlib.util.find_spec(module) is None:
-                    _unavailable(f"{module} is not installed: pip install -e '.[dev,zoo]'")
+                    unavailable(f"{module} is not installed: pip install -e '.[dev,zoo]'")
             built[kind] = build_model(kind, tmp_path_factory.mktemp(f"zoo-{kind}") / kind)
         return built[kind]
 
