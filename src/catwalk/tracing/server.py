@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import weakref
 from typing import Any
 
@@ -38,6 +39,7 @@ class Tracing:
         self.runtime: Runtime | None = None
         self.tracer: Any = None  # the runtime's tracer, once started in this process
         self._dropped: Any = None  # the Prometheus counter, when metrics are on
+        self._starting = threading.Lock()
         if hasattr(os, "register_at_fork"):  # a forked child starts its own SDK
             me = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _forget(me))
@@ -56,14 +58,15 @@ class Tracing:
         """The SDK of this process (made now if it has none); returns its tracer.
 
         ``exporter``: a span exporter instead of OTLP's (tests)."""
-        if self.tracer is not None:
+        with self._starting:  # the debug server's first requests may come at once
+            if self.tracer is not None:
+                return self.tracer
+            model = (self.spec.name, self.spec.version)
+            self.runtime = start_runtime(self.settings, model, self._count_drop, exporter)
+            logs.install()
+            atexit.register(self.flush)
+            self.tracer = self.runtime.tracer
             return self.tracer
-        model = (self.spec.name, self.spec.version)
-        self.runtime = start_runtime(self.settings, model, self._count_drop, exporter)
-        self.tracer = self.runtime.tracer
-        logs.install()
-        atexit.register(self.flush)
-        return self.tracer
 
     def flush(self) -> bool:
         """Export what waits and stop the SDK, within :attr:`flush_budget` (False: not all)."""
@@ -114,3 +117,4 @@ def _forget(ref: weakref.ref[Tracing]) -> None:
     tracing = ref()
     if tracing is not None:  # the parent's SDK (its thread) did not come along
         tracing.runtime = tracing.tracer = None
+        tracing._starting = threading.Lock()
