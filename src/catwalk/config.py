@@ -58,6 +58,7 @@ import yaml
 
 from catwalk.config_env import ENV_SETTINGS, TOKENS_ENV, env_settings
 from catwalk.config_fields import check_keys, read_bool, read_int, read_mapping
+from catwalk.config_models import ModelsSettings, parse_models
 from catwalk.cpus import usable_cpus
 from catwalk.errors import ConfigError
 from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
@@ -150,6 +151,9 @@ class ServerSettings:
     max_depth: int = DEFAULT_MAX_DEPTH
     auth: AuthSettings = AuthSettings()
     batching: BatchingSettings = BatchingSettings()
+    models: ModelsSettings = field(
+        default_factory=ModelsSettings
+    )  # a repository's routing (catwalk.config_models)
     config_path: Path | None = None
 
     @property
@@ -222,6 +226,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     check_keys(ssl_section, "server.ssl", problems)
     check_keys(auth_section, "server.auth", problems)
     check_keys(batching_section, "server.batching", problems)
+    models = parse_models(read_mapping(data, "models", problems), problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
@@ -295,6 +300,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         max_depth=max_depth,
         auth=auth,
         batching=batching,
+        models=models,
         trusted_proxies=trusted_proxies,
         config_path=path,
         **whole,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 ALLOWED = {
-    "": {"logging", "server"},
+    "": {"logging", "server", "models"},  # models: checked by catwalk.config_models
     "logging": {"level", "format"},
     "server": {
         "workers",

@@ -1,0 +1,43 @@
+"""Model repositories as test fixtures: folders of small models built from one template
+(a module of its own: ``from conftest import`` may find another folder's conftest)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SHOP = HERE / "repos" / "shop"
+
+MODEL_YML = """\
+name: {name}
+version: "{version}"
+contact: {{name: Tester, email: tester@example.com}}
+schema:
+  input:
+    type: object
+    required: [x]
+    properties:
+      x: {{type: number}}
+  output:
+    type: object
+    properties:
+      y: {{type: number}}
+"""
+
+
+def add_model(root: Path, folder: str, name: str, version: str, **settings: Any) -> Path:
+    """Write a model folder ``root/folder`` (y = x * factor; settings: factor, sleep, raise,
+    fail_load, requirements)."""
+    path = root / folder
+    path.mkdir(parents=True)
+    (path / "model.yml").write_text(MODEL_YML.format(name=name, version=version))
+    shutil.copy(HERE / "scale_model.py", path / "model.py")
+    requirements = settings.pop("requirements", None)
+    if requirements is not None:
+        (path / "requirements.txt").write_text(requirements)
+    settings.setdefault("factor", 1)
+    (path / "settings.json").write_text(json.dumps(settings))
+    return path
