@@ -17,12 +17,12 @@ from typing import Any
 
 import requests
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
+from catwalk.checks.model_checks import TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_reach import quiet_if_unverified, request_failure
 from catwalk.checks.v2_checks import check_v2
 from catwalk.model import LoadedModel
-from catwalk.normalize import first_difference
+from catwalk.normalize import DEFAULT_TOLERANCE, first_difference
 
 # Re-exported (public): tests and bench scripts take a free loopback port from here.
 from catwalk.ports import free_port as free_port

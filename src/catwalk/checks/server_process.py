@@ -16,12 +16,13 @@ from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
+from catwalk.checks.model_checks import MODEL_STEPS, TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import ANSWER_TIMEOUT, check_server
 from catwalk.checks.server_reach import unreachable, wait_ready
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
+from catwalk.normalize import DEFAULT_TOLERANCE
 from catwalk.ports import free_port
 
 STOP_TIMEOUT = 10.0

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
 from catwalk.config import DEFAULT_PORT
 from catwalk.errors import CatwalkError, ConfigError, ModelError, ModelLoadError
 from catwalk.model_env import ARGV_KEY, ENV_MANAGER_VAR, ENV_MANAGERS, PROGRAM
+from catwalk.normalize import DEFAULT_TOLERANCE
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -41,6 +41,8 @@ from catwalk.errors import ConfigError
 from catwalk.tokens_file import read_tokens
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from catwalk.model import LoadedModel
 
 DEBUG_HOST = "0.0.0.0"  # containers are reached from outside: listen on every interface
@@ -96,6 +98,11 @@ def serve_command(
                 "--reload needs --debug (the production server is not for editing)"
             )
         sys.exit(_serve_reloading(model_path, server_config, server_port, run_tests, install))
+    from catwalk.repository.discover import is_repository
+
+    if is_repository(model_path):
+        _serve_repository(model_path, settings, debug, run_tests, install)
+        return
     spec = load_spec(model_path)
     if install:
         click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
@@ -126,10 +133,10 @@ def _serve_reloading(
     install: bool,
 ) -> int:
     """This command with --debug and without --reload, as a child restarted on every change."""
+    from catwalk.repository.discover import discover
     from catwalk.server.reload import serve_with_reload
-    from catwalk.spec import check_model_folder
 
-    folder = check_model_folder(model_path)
+    folder = discover(model_path).root  # a model folder, or a repository
     command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
     command += ["--server-port", str(server_port), "--run-tests" if run_tests else "--no-run-tests"]
     command += ["--install" if install else "--no-install"]
@@ -152,25 +159,77 @@ def _serve_production(model_path: Path, settings: ServerSettings) -> int:
     return serve_production(model_path, settings)
 
 
-def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
-    from catwalk.server.app import create_app
-    from catwalk.server.debug import DebugApp, request_handler
+def _serve_repository(
+    model_path: str, settings: ServerSettings, debug: bool, run_tests: bool, install: bool
+) -> None:
+    """``serve`` for a model repository: every model, checked and loaded before traffic."""
+    from catwalk.repository import discover, resolve
+    from catwalk.repository.load import load_routing
+    from catwalk.repository.requirements import ensure_repository_requirements
+    from catwalk.server.repository_app import create_repository_app
+
+    repository = discover(model_path)
+    source = str(settings.config_path) if settings.config_path else "application.yml"
+    routing = resolve(repository, settings.models, source)  # before anything installs
+    if install:
+        click.echo(f"requirements: {ensure_repository_requirements(repository)}", err=True)
+    if run_tests:
+        from catwalk.checks.model_checks import test_model
+
+        failed = []
+        for entry in repository.entries:
+            report = new_report(f"test-model {entry.ref}")
+            test_model(entry.folder, report, install=False)
+            report.summary()
+            if not report.passed:
+                failed.append(entry.ref)
+        if failed:
+            raise ConfigError(
+                f"not serving: the test-model checks of {', '.join(failed)} failed (see above)"
+            )
+    if not debug:
+        sys.exit(_serve_production(repository.root, settings))
+    loaded = load_routing(routing)
+    batched = any(settings.batching.apply(e.spec.batching) for e in repository.entries)
+    _configure_debug_logging(settings)
+    _run_debug(
+        create_repository_app(loaded, settings),
+        settings,
+        f"{len(repository.entries)} models ({repository.describe()}) from {repository.root}",
+        batched=batched,
+    )
+
+
+def _configure_debug_logging(settings: ServerSettings) -> None:
     from catwalk.server.logs import configure_logging
 
     configure_logging("DEBUG", settings.log_format)
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
+    from catwalk.server.app import create_app
+
+    _configure_debug_logging(settings)
     app = create_app(model, settings)
-    batched = settings.batching.apply(model.spec.batching) is not None
+    spec = model.spec
+    batched = settings.batching.apply(spec.batching) is not None
+    _run_debug(app, settings, f"{spec.name} {spec.version} from {spec.path}", batched=batched)
+
+
+def _run_debug(app: Flask, settings: ServerSettings, what: str, *, batched: bool) -> None:
+    """Run ``app`` on Werkzeug's development server until Ctrl-C or SIGTERM."""
+    from catwalk.server.debug import DebugApp, request_handler
+
     app.wsgi_app = DebugApp(  # type: ignore[method-assign]
         app.wsgi_app, settings.max_body_bytes, one_at_a_time=not batched
     )
     ssl_context = None
     if settings.ssl.enabled:
         ssl_context = (str(settings.ssl.cert), str(settings.ssl.key))
-    spec = model.spec
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
-    click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
+    click.echo(f"serving {what} on {url} (debug)", err=True)
 
     from catwalk.server import readiness
 

@@ -117,7 +117,8 @@ def discover(path: str | Path) -> Repository:
             )
     if problems:
         raise SpecError(problems)
-    entries.sort(key=lambda e: (e.name, e.folder.name))
+    order = {v: i for i, v in enumerate(sort_versions(e.version for e in entries))}
+    entries.sort(key=lambda e: (e.name, order[e.version]))  # by name, then PEP 440
     return Repository(folder, tuple(entries), single=False)
 
 

@@ -12,6 +12,8 @@ catches what can be seen on the page; the resolver reports the rest when it inst
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,9 @@ from packaging.version import InvalidVersion, Version
 
 from catwalk.errors import RequirementsError
 from catwalk.repository.discover import Repository
-from catwalk.requirements import Kept, runtime_constraints
+from catwalk.requirements import Kept, ensure_requirements, runtime_constraints
 from catwalk.spec import REQUIREMENTS_FILE
+from catwalk.tmp import temp_dir
 
 
 @dataclass(frozen=True)
@@ -132,3 +135,17 @@ def _overlap(a: SpecifierSet, b: SpecifierSet) -> bool:
         if spec.operator in ("<", "<="):
             candidates.append(Version("0"))
     return any(both.contains(v, prereleases=True) for v in candidates)
+
+
+def ensure_repository_requirements(repository: Repository) -> str:
+    """Install every model's requirements into this interpreter, together (the ``local``
+    environment manager's way for a repository); conflicts are refused first."""
+    check_conflicts(repository)
+    text = merged_file_text(repository)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    folder = temp_dir() / f"catwalk-{os.getuid()}" / "repositories" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REQUIREMENTS_FILE).write_text(text, encoding="utf-8")
+    if text.count("\n-r ") == 0:
+        return "no model lists requirements"
+    return ensure_requirements(folder)

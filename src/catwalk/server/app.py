@@ -70,10 +70,8 @@ def handle_predict(predictor: Predictor, body: bytes) -> tuple[str, bytes]:
 
 def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     """Build the REST app serving ``model`` with ``settings`` (body limit, output checks)."""
-    app = Flask("catwalk.server")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
+    app = base_app(settings, log, model.spec.name)
     jsonlog.model_fields.update(model_name=model.spec.name, model_version=model.spec.version)
     metrics = Metrics(model.spec) if settings.metrics else None
     if metrics is not None:
@@ -93,14 +91,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
     # Bodies that never change are serialised once.
-    status_body = orjson.dumps({"status": "ok"})
     info_body = orjson.dumps(model.spec.info())
-
-    # No automatic OPTIONS answer (Flask's is an empty 200 text/html): OPTIONS is a 405 JSON
-    # error with an Allow header, like any other method a route does not take.
-    @app.get("/status", provide_automatic_options=False)
-    def status() -> Response:
-        return response_class(status_body, 200, content_type=JSON)
 
     @app.get("/info", provide_automatic_options=False)
     def info() -> Response:
@@ -122,7 +113,47 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
             openapi_body.append(orjson.dumps(document))
         return response_class(openapi_body[0], 200, content_type=JSON)
 
-    docs_page = docs.page(model.spec.name)
+    @app.post("/predict", provide_automatic_options=False)
+    def predict() -> Response:
+        environ = request.environ
+        correlation_id, body = predictor.handle(
+            request.get_data(cache=False),
+            default_correlation_id(environ),
+            environ.get(IN_FLIGHT_KEY),
+        )
+        environ[CORRELATION_ID_KEY] = correlation_id
+        return response_class(body, 200, content_type=JSON)
+
+    app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
+    # POST /predict is answered before Flask's request machinery (PredictRoute); everything
+    # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
+    # log wrap both alike.
+    v2 = V2Routes(app.wsgi_app, predictor, settings, log)  # the Open Inference Protocol
+    route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
+    app.extensions["catwalk.predict_route"] = route
+    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
+        ops.wrap(route, settings, metrics, log), log
+    )
+    readiness.state.loaded = True
+    return app
+
+
+def base_app(settings: ServerSettings, log: logging.Logger, title: str) -> Flask:
+    """The Flask app with what every server has, one model or a repository: ``/status``,
+    ``/docs`` (titled ``title``) and the one error handler."""
+    app = Flask("catwalk.server")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    response_class = app.response_class
+    status_body = orjson.dumps({"status": "ok"})
+
+    # No automatic OPTIONS answer (Flask's is an empty 200 text/html): OPTIONS is a 405 JSON
+    # error with an Allow header, like any other method a route does not take.
+    @app.get("/status", provide_automatic_options=False)
+    def status() -> Response:
+        return response_class(status_body, 200, content_type=JSON)
+
+    docs_page = docs.page(title)
 
     @app.get("/docs", provide_automatic_options=False)
     def docs_index() -> Response:
@@ -141,32 +172,10 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
             return response_class(b"", 304, headers=headers)
         return response_class(body, 200, headers=headers, content_type=content_type)
 
-    @app.post("/predict", provide_automatic_options=False)
-    def predict() -> Response:
-        environ = request.environ
-        correlation_id, body = predictor.handle(
-            request.get_data(cache=False),
-            default_correlation_id(environ),
-            environ.get(IN_FLIGHT_KEY),
-        )
-        environ[CORRELATION_ID_KEY] = correlation_id
-        return response_class(body, 200, content_type=JSON)
-
     def on_error(exc: Exception) -> Response:
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
-    # POST /predict is answered before Flask's request machinery (PredictRoute); everything
-    # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
-    # log wrap both alike.
-    v2 = V2Routes(app.wsgi_app, predictor, settings, log)  # the Open Inference Protocol
-    route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
-    app.extensions["catwalk.predict_route"] = route
-    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
-        ops.wrap(route, settings, metrics, log), log
-    )
-    readiness.state.loaded = True
     return app
 
 

@@ -118,7 +118,7 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
-        info = Gauge(
+        self.info = info = Gauge(
             "catwalk_model_info",
             "The model served (always 1).",
             ["name", "version"],

@@ -63,8 +63,7 @@ from catwalk.server.render import (
     render_nginx_conf,
 )
 from catwalk.server.threads import ThreadPlan, master_environment, plan_threads
-from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
-from catwalk.spec import load_spec
+from catwalk.server.wsgi import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, specs_of, tuning_for
 from catwalk.tmp import make_temp_dir
 
 # How long gunicorn may take to load the model and answer /status.
@@ -112,8 +111,9 @@ def run_server(
 
 def thread_plan(job: Job) -> ThreadPlan:
     """Threads per worker for the job (catwalk.server.threads.plan_threads)."""
-    try:
-        declared = load_spec(job.model_path).runtime.threads_per_worker
+    try:  # a repository: the most any of its models declares
+        found = [s.runtime.threads_per_worker for s in specs_of(job.model_path)]
+        declared = max((n for n in found if n is not None), default=None)
     except CatwalkError:  # reported when the app is built
         declared = None
     return plan_threads(job.settings.threads_per_worker, declared, job.settings.workers)

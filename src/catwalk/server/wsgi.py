@@ -60,13 +60,17 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, let_system_exit_through, load_model
+from catwalk.repository.discover import discover, is_repository
+from catwalk.repository.load import load_repository
 from catwalk.server import readiness, threads, warmup
 from catwalk.server.logs import LOGGER_NAME, REQUEST_ID_KEY, InFlight, configure_logging
 from catwalk.server.render import RunLayout, Tuning
 from catwalk.server.threads import ThreadPlan
-from catwalk.spec import load_spec
+from catwalk.spec import ModelSpec, load_spec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# A model repository's (catwalk.repository): "module:function(loaded, settings) -> WSGI app".
+REPOSITORY_FACTORY = "catwalk.server.repository_app:create_repository_app"
 # Idle kept-alive connections each nginx worker holds to gunicorn for a batching model.
 BATCHING_KEEPALIVE = 32
 # prometheus-client's multiprocess folder (catwalk.server.metrics.MULTIPROC_ENV; not imported
@@ -106,10 +110,13 @@ class TrustRequestId:
     """WSGI middleware: nginx's ``X-Request-Id`` becomes the request's id for the app, when it
     comes with this run's secret (``X-Catwalk-Proxy``), i.e. from nginx."""
 
-    def __init__(self, app: Any, secret: str, model: LoadedModel | None = None) -> None:
+    def __init__(
+        self, app: Any, secret: str, model: LoadedModel | None = None, models: Any = ()
+    ) -> None:
         self.app = app
         self.secret = secret.encode("latin-1")
         self.model = model  # what the worker warms up
+        self.models: list[LoadedModel] = list(models) or ([model] if model is not None else [])
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         sent = environ.pop("HTTP_X_CATWALK_PROXY", "")  # the app and the model never see it
@@ -198,6 +205,11 @@ def worker_abort(worker: Any, timeout: int) -> None:
 def build_app(job: Job) -> Any:
     """Load the model and build the WSGI app, or raise AppLoadError with a clear message."""
     try:
+        if is_repository(job.model_path):
+            loaded = load_repository(job.model_path, job.settings.models, _config_name(job))
+            app = _factory(REPOSITORY_FACTORY)(loaded, job.settings)  # type: ignore[arg-type]
+            models = loaded.models.values()
+            return TrustRequestId(app, job.proxy_secret, models=models)
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
         return TrustRequestId(factory(model, job.settings), job.proxy_secret, model)
@@ -230,14 +242,23 @@ def worker_loaded(worker: Any) -> None:
     if job is None:
         return
     threads.limit_worker_threads(job.threads.threads)
-    model = getattr(worker.wsgi, "model", None)
-    if model is None:
-        return
-    with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
-        done = warmup.warm_up(model, model.spec.runtime.warmup_examples)
-    logging.getLogger(LOGGER_NAME).info(
-        "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
-    )
+    for model in getattr(worker.wsgi, "models", ()):  # each model of a repository
+        with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
+            done = warmup.warm_up(model, model.spec.runtime.warmup_examples)
+        logging.getLogger(LOGGER_NAME).info(
+            "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
+        )
+
+
+def _config_name(job: Job) -> str:
+    """What a problem of ``models:`` names: the application.yml it came from."""
+    path = job.settings.config_path
+    return str(path) if path is not None else "application.yml"
+
+
+def specs_of(path: Path) -> list[ModelSpec]:
+    """The model.yml of each model ``path`` serves (one folder, or a repository's)."""
+    return [entry.spec for entry in discover(path).entries]
 
 
 def _factory(spec: str) -> Callable[[LoadedModel, ServerSettings], Any]:
@@ -281,13 +302,14 @@ def tuning_for(job: Job) -> Tuning:
 
     Every model gets catwalk's event-loop worker. A batching model's requests must meet in
     its worker, so nginx keeps connections open to each (keep-alive); an unbatched model's
-    take a new connection each, accepted by whichever worker is free.
+    take a new connection each, accepted by whichever worker is free. A repository with one
+    batching model is tuned for it.
     """
     try:
-        spec = load_spec(job.model_path)
+        specs = specs_of(job.model_path)
     except CatwalkError:  # reported when the app is built
         return Tuning()
-    if job.settings.batching.apply(spec.batching) is None:
+    if all(job.settings.batching.apply(spec.batching) is None for spec in specs):
         return Tuning()
     return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
 
