@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from catwalk.config import ServerSettings
 from catwalk.config_models import ModelsSettings
 from catwalk.errors import ModelLoadError
 from catwalk.repository.load import load_repository
+from catwalk.server.jsonlog import JsonFormatter
 from catwalk.server.repository_app import create_repository_app
 
 
@@ -57,9 +60,7 @@ def test_the_path_picks_the_model(shop: FlaskClient) -> None:
     assert (answer.status_code, answer.get_json()["output"]) == (200, {"y": 2})
     answer = predict(shop, {"input": {"x": 1}}, "/models/scale/versions/1.9/predict")
     assert answer.get_json()["model"] == {"name": "scale", "version": "1.9"}
-    answer = predict(
-        shop, {"model": {"name": "price"}, "input": {"x": 1}}, "/models/scale/predict"
-    )
+    answer = predict(shop, {"model": {"name": "price"}, "input": {"x": 1}}, "/models/scale/predict")
     assert answer.status_code == 400
     assert answer.get_json()["output"]["message"] == (
         "model: the body names price, the path scale: name one model"
@@ -191,3 +192,21 @@ def test_a_shadow_never_changes_nor_delays_the_answer(make_repo: Callable[..., P
     assert 'catwalk_shadow_total{name="m",outcome="different",version="2.0"} 1.0' in metrics
     assert 'catwalk_shadow_total{name="n",outcome="error",version="2.0"} 1.0' in metrics
     assert 'catwalk_model_requests_total{name="m",status="200",version="1.0"} 1.0' in metrics
+
+
+def test_the_request_log_names_the_model(
+    shop: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="catwalk.server")
+    predict(shop, {"model": {"name": "scale", "version": "1.9"}, "input": {"x": 1}})
+    predict(shop, {"input": {"x": 1}, "correlation_id": "mine"}, "/models/nope/predict")
+    lines = [r for r in caplog.records if r.name == "catwalk.server"]
+    assert lines[0].getMessage().endswith(" model=scale@1.9")
+    assert lines[0].getMessage().startswith("POST /predict 200 ")
+    fields = json.loads(JsonFormatter().format(lines[0]))
+    assert (fields["model_name"], fields["model_version"], fields["status"]) == (
+        "scale",
+        "1.9",
+        200,
+    )
+    assert "model=" not in lines[1].getMessage()  # no model answered the 404

@@ -73,9 +73,16 @@ class JsonFormatter(logging.Formatter):
 
 def request_fields(record: logging.LogRecord) -> dict[str, Any] | None:
     """The fields of a request-log record (:class:`catwalk.server.logs.RequestLog`)."""
-    from catwalk.server.logs import _LINE, _LINE_WITH_REQUEST_ID
+    from catwalk.server.logs import (
+        _LINE,
+        _LINE_MODEL,
+        _LINE_WITH_REQUEST_ID,
+        _LINE_WITH_REQUEST_ID_MODEL,
+    )
 
-    if record.msg is not _LINE and record.msg is not _LINE_WITH_REQUEST_ID:
+    msg = record.msg
+    with_model = msg is _LINE_MODEL or msg is _LINE_WITH_REQUEST_ID_MODEL
+    if msg is not _LINE and msg is not _LINE_WITH_REQUEST_ID and not with_model:
         return None
     args: Any = record.args
     if not isinstance(args, tuple) or len(args) < 5:
@@ -87,8 +94,10 @@ def request_fields(record: logging.LogRecord) -> dict[str, Any] | None:
         "duration_ms": round(float(args[3]), 3),
         "correlation_id": args[4],
     }
-    if len(args) > 5:
+    if msg is _LINE_WITH_REQUEST_ID or msg is _LINE_WITH_REQUEST_ID_MODEL:
         fields["request_id"] = args[5]
+    if with_model:  # the model that answered, over the server's model_fields
+        fields["model_name"], fields["model_version"] = args[-2], args[-1]
     return fields
 
 

@@ -37,6 +37,12 @@ REQUEST_ID_KEY = "catwalk.request_id"
 IN_FLIGHT_KEY = "catwalk.in_flight"
 _LINE = "%s %s %s %.2fms correlation_id=%s"
 _LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
+# A model repository's lines also name the model that answered (its last argument).
+_LINE_MODEL = _LINE + " model=%s@%s"
+_LINE_WITH_REQUEST_ID_MODEL = _LINE_WITH_REQUEST_ID + " model=%s@%s"
+#: Where a model repository's routes leave ``(name, version)`` of the model that answered
+#: (WSGI environ key): the request line names it.
+MODEL_KEY = "catwalk.model"
 # X-Correlation-Id: visible ASCII without quote or backslash (nginx checks the same, and
 # writes it into JSON unescaped).
 CORRELATION_ID_HEADER = "HTTP_X_CORRELATION_ID"
@@ -184,6 +190,10 @@ class RequestLog:
             if request_id is not None and request_id != correlation_id:
                 line = _LINE_WITH_REQUEST_ID
                 args += (safe(request_id),)
+            model = environ.get(MODEL_KEY)
+            if model is not None:
+                line = _LINE_MODEL if line is _LINE else _LINE_WITH_REQUEST_ID_MODEL
+                args += (safe(model[0]), safe(model[1]))
             # makeRecord + handle is logger.info without its stack walk for the caller's
             # file and line, which would be this line anyway.
             logger.handle(

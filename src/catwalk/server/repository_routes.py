@@ -12,9 +12,9 @@ PredictRoute` has for one model (inside the request log, metrics, auth and ``/re
   model's :class:`~catwalk.server.v2_routes.V2Routes`; ``/v2`` and ``/v2/health/*`` by any.
 
 A name or version not loaded is a 404 naming what is loaded (:meth:`Routing.not_found`).
-Every answer a model gave says which in ``X-Catwalk-Model: name@version`` (and in the request
-log, :data:`MODEL_KEY`); a request for a name with a shadow hands its answer to the shadow
-thread (:mod:`catwalk.server.shadow`) once it is complete.
+Every answer a model gave says which in ``X-Catwalk-Model: name@version`` (and the request log
+line, through :data:`~catwalk.server.logs.MODEL_KEY`); a request for a name with a shadow
+hands its answer to the shadow thread (:mod:`catwalk.server.shadow`) once it is complete.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from catwalk.server.failures import error_answer, status_line
 from catwalk.server.logs import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
+    MODEL_KEY,
     StartResponse,
     WsgiApp,
     default_correlation_id,
@@ -47,8 +48,6 @@ from catwalk.server.v2_routes import V2Routes
 
 JSON = "application/json"
 MODEL_HEADER = "X-Catwalk-Model"
-#: Where the model that answered a request is left for the request log (WSGI environ key).
-MODEL_KEY = "catwalk.model"
 MODELS_PATH = "/models"
 _PREFIX = "/models/"
 _PREDICT = "/predict"
@@ -153,7 +152,7 @@ class RepositoryRoutes:
         except CatwalkError as exc:
             raise PredictFailed(exc, correlation_id) from exc
         served = self.served[entry.ref]
-        environ[MODEL_KEY] = entry
+        environ[MODEL_KEY] = (entry.name, entry.version)
         predictor = served.predictor
         status = "200 OK"
         try:
@@ -288,7 +287,7 @@ class RepositoryRoutes:
                     start_response,
                 )
             entry = found_entry
-        environ[MODEL_KEY] = entry
+        environ[MODEL_KEY] = (entry.name, entry.version)
         metrics = self.metrics
 
         def answered(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
