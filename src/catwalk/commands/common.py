@@ -85,6 +85,16 @@ model_path_option = env_option(
     help="The model folder (holding model.yml and model.py).",
 )
 
+model_option = env_option(
+    "--model",
+    "model",
+    envvar="CATWALK_MODEL",
+    default=None,
+    metavar="NAME[@VERSION]",
+    help="With a model repository as --model-path: the model to run (NAME: its default "
+    "version, the highest by PEP 440).",
+)
+
 server_config_option = env_option(
     "--server-config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -171,8 +181,10 @@ def in_model_env(func: F) -> F:
                     "CATWALK_ENV_MANAGER=local"
                 )
             try:
+                from catwalk.repository.select import select_folder
+
                 run_in_model_env(
-                    kwargs["model_path"],
+                    str(select_folder(kwargs["model_path"], kwargs.get("model"))),
                     ctx.meta.get(ARGV_KEY, sys.argv[1:]),
                     install=kwargs.get("install", True),
                     echo=lambda line: click.echo(line, err=True),

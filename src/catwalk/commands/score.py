@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from catwalk.commands.common import handle_errors, install_option, model_path_option
+from catwalk.commands.common import handle_errors, install_option, model_option, model_path_option
 
 _REDRAW_SECONDS = 0.2
 _REPORT_SECONDS = 10.0
@@ -19,6 +19,7 @@ _REPORT_SECONDS = 10.0
 
 @click.command("score")
 @model_path_option
+@model_option
 @click.option(
     "--input",
     "inputs",
@@ -86,6 +87,7 @@ _REPORT_SECONDS = 10.0
 @handle_errors
 def score_command(
     model_path: str,
+    model: str | None,
     inputs: tuple[str, ...],
     input_format: str | None,
     output: str,
@@ -106,8 +108,10 @@ def score_command(
     output holds the --keep columns, one column per output field and catwalk_error (null
     where the row scored). Rows out = rows in. docs/scoring.md explains the engines.
     """
+    from catwalk.repository.select import select_folder
     from catwalk.score.job import JobRequest, run_job
 
+    model_path = str(select_folder(model_path, model))
     request = JobRequest(
         model_path=model_path,
         inputs=list(inputs),

@@ -12,7 +12,8 @@ references to what it imported).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,27 +61,31 @@ def load_routing(
     models: dict[str, LoadedModel] = {}
     many = len(routing.entries) > 1
     for entry in routing.entries:
-        before = set(sys.modules)
-        try:
-            models[entry.ref] = load(entry)
-        except ModelLoadError as exc:
-            if not many:
-                raise
-            raise ModelLoadError(
-                f"model {entry.name} {entry.version} ({entry.folder}) cannot be loaded, so "
-                f"the server does not start: {exc}",
-                exc.details,
-            ) from exc
-        if many:
-            _forget_own_modules(entry.folder, before)
+        with own_modules(entry.folder, forget=many):
+            try:
+                models[entry.ref] = load(entry)
+            except ModelLoadError as exc:
+                if not many:
+                    raise
+                raise ModelLoadError(
+                    f"model {entry.name} {entry.version} ({entry.folder}) cannot be loaded, "
+                    f"so the server does not start: {exc}",
+                    exc.details,
+                ) from exc
     return LoadedRepository(routing, models)
 
 
-def _forget_own_modules(folder: Path, before: set[str]) -> None:
-    """Drop the modules imported from ``folder`` since ``before`` from sys.modules."""
-    root = str(folder) + "/"
-    for name in set(sys.modules) - before:
-        module = sys.modules.get(name)
-        file = getattr(module, "__file__", None) or ""
-        if file.startswith(root) and not name.startswith("catwalk_model_"):
-            del sys.modules[name]
+@contextmanager
+def own_modules(folder: Path, *, forget: bool = True) -> Iterator[None]:
+    """Afterwards, drop the modules imported from ``folder`` meanwhile from sys.modules (the
+    next model imports its own ``features.py``, not this one's)."""
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        if forget:
+            root = str(folder) + "/"
+            for name in set(sys.modules) - before:
+                file = getattr(sys.modules.get(name), "__file__", None) or ""
+                if file.startswith(root) and not name.startswith("catwalk_model_"):
+                    del sys.modules[name]
