@@ -101,7 +101,9 @@ def serve_command(
     from catwalk.repository.discover import is_repository
 
     if is_repository(model_path):
-        _serve_repository(model_path, settings, debug, run_tests, install)
+        from catwalk.commands.serve_repository import serve_repository
+
+        serve_repository(model_path, settings, debug, run_tests, install)
         return
     spec = load_spec(model_path)
     if install:
@@ -118,7 +120,7 @@ def serve_command(
             raise ConfigError("not serving: the test-model checks failed (see above)")
 
     if not debug:
-        sys.exit(_serve_production(spec.path, settings))
+        sys.exit(serve_production_mode(spec.path, settings))
 
     if model is None:
         model = load_model(spec)
@@ -147,7 +149,7 @@ def _serve_reloading(
     return serve_with_reload(command, watched, lambda line: click.echo(line, err=True))
 
 
-def _serve_production(model_path: Path, settings: ServerSettings) -> int:
+def serve_production_mode(model_path: Path, settings: ServerSettings) -> int:
     try:
         from catwalk.server.production import serve_production
     except ImportError:
@@ -159,48 +161,7 @@ def _serve_production(model_path: Path, settings: ServerSettings) -> int:
     return serve_production(model_path, settings)
 
 
-def _serve_repository(
-    model_path: str, settings: ServerSettings, debug: bool, run_tests: bool, install: bool
-) -> None:
-    """``serve`` for a model repository: every model, checked and loaded before traffic."""
-    from catwalk.repository import discover, resolve
-    from catwalk.repository.load import load_routing
-    from catwalk.repository.requirements import ensure_repository_requirements
-    from catwalk.server.repository_app import create_repository_app
-
-    repository = discover(model_path)
-    source = str(settings.config_path) if settings.config_path else "application.yml"
-    routing = resolve(repository, settings.models, source)  # before anything installs
-    if install:
-        click.echo(f"requirements: {ensure_repository_requirements(repository)}", err=True)
-    if run_tests:
-        from catwalk.checks.model_checks import test_model
-
-        failed = []
-        for entry in repository.entries:
-            report = new_report(f"test-model {entry.ref}")
-            test_model(entry.folder, report, install=False)
-            report.summary()
-            if not report.passed:
-                failed.append(entry.ref)
-        if failed:
-            raise ConfigError(
-                f"not serving: the test-model checks of {', '.join(failed)} failed (see above)"
-            )
-    if not debug:
-        sys.exit(_serve_production(repository.root, settings))
-    loaded = load_routing(routing)
-    batched = any(settings.batching.apply(e.spec.batching) for e in repository.entries)
-    _configure_debug_logging(settings)
-    _run_debug(
-        create_repository_app(loaded, settings),
-        settings,
-        f"{len(repository.entries)} models ({repository.describe()}) from {repository.root}",
-        batched=batched,
-    )
-
-
-def _configure_debug_logging(settings: ServerSettings) -> None:
+def configure_debug_logging(settings: ServerSettings) -> None:
     from catwalk.server.logs import configure_logging
 
     configure_logging("DEBUG", settings.log_format)
@@ -211,14 +172,14 @@ def _configure_debug_logging(settings: ServerSettings) -> None:
 def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
 
-    _configure_debug_logging(settings)
+    configure_debug_logging(settings)
     app = create_app(model, settings)
     spec = model.spec
     batched = settings.batching.apply(spec.batching) is not None
-    _run_debug(app, settings, f"{spec.name} {spec.version} from {spec.path}", batched=batched)
+    run_debug(app, settings, f"{spec.name} {spec.version} from {spec.path}", batched=batched)
 
 
-def _run_debug(app: Flask, settings: ServerSettings, what: str, *, batched: bool) -> None:
+def run_debug(app: Flask, settings: ServerSettings, what: str, *, batched: bool) -> None:
     """Run ``app`` on Werkzeug's development server until Ctrl-C or SIGTERM."""
     from catwalk.server.debug import DebugApp, request_handler
 
@@ -307,8 +268,21 @@ def test_server_command(
     install: bool,
     junit_xml: str | None,
 ) -> None:
-    """Start the model's server (or use --url) and check it against the test data."""
+    """Start the model's server (or use --url) and check it against the test data.
+
+    A model repository: one server, every model checked on it (a block each).
+    """
     from catwalk.checks.server_process import planned_steps
+    from catwalk.repository.discover import is_repository
+
+    if is_repository(model_path):
+        from catwalk.commands.serve_repository import test_repository
+
+        test_repository(
+            model_path, url, server_config, debug, cacert, tolerance, timeout, token,
+            install, junit_xml, with_model_checks=False,
+        )  # fmt: skip
+        return
 
     with junit_reports(junit_xml) as reports:
         report = new_report("test-server", planned_steps(url))
@@ -349,9 +323,22 @@ def test_command(
     install: bool,
     junit_xml: str | None,
 ) -> None:
-    """Run test-model, then test-server (which is skipped when test-model fails)."""
+    """Run test-model, then test-server (which is skipped when test-model fails).
+
+    A model repository: test-model of every model, then one server checked for each.
+    """
     from catwalk.checks.model_checks import MODEL_STEPS, test_model
     from catwalk.checks.server_process import planned_steps
+    from catwalk.repository.discover import is_repository
+
+    if is_repository(model_path):
+        from catwalk.commands.serve_repository import test_repository
+
+        test_repository(
+            model_path, None, server_config, debug, None, tolerance, timeout, token,
+            install, junit_xml, with_model_checks=True,
+        )  # fmt: skip
+        return
 
     with junit_reports(junit_xml) as reports:
         report = new_report("test-model", MODEL_STEPS)
