@@ -183,8 +183,13 @@ def in_model_env(func: F) -> F:
             try:
                 from catwalk.repository.select import select_folder
 
+                # --model (predict, score): that model of a repository in its own environment;
+                # a whole repository runs here, with every model's requirements installed.
+                folder = kwargs["model_path"]
+                if "model" in kwargs:
+                    folder = str(select_folder(folder, kwargs["model"]))
                 run_in_model_env(
-                    str(select_folder(kwargs["model_path"], kwargs.get("model"))),
+                    folder,
                     ctx.meta.get(ARGV_KEY, sys.argv[1:]),
                     install=kwargs.get("install", True),
                     echo=lambda line: click.echo(line, err=True),
