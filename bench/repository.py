@@ -23,6 +23,7 @@ Usage: .venv/bin/python bench/repository.py [--models 100] [--conns 32] [--durat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -141,10 +142,8 @@ class Served:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             self.proc.wait()
         self.log.close()
 
