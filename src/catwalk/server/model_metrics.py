@@ -30,7 +30,9 @@ SHADOW_OUTCOMES = ("same", "different", "error")
 class ModelMetrics:
     """The per-model families, registered beside ``metrics``'s."""
 
-    def __init__(self, metrics: Metrics, specs: Iterable[ModelSpec]) -> None:
+    def __init__(
+        self, metrics: Metrics, specs: Iterable[ModelSpec], shadows: Iterable[ModelSpec] = ()
+    ) -> None:
         registry = None if metrics.multiprocess_dir else metrics.registry
         self.requests = Counter(
             "catwalk_model_requests_total",
@@ -54,6 +56,7 @@ class ModelMetrics:
         self._counted: dict[tuple[str, str, str], Any] = {}
         for spec in specs:
             metrics.info.labels(spec.name, spec.version).set(1)
+        for spec in shadows:
             for outcome in SHADOW_OUTCOMES:  # every outcome shown, 0 until it happens
                 self.shadow.labels(spec.name, spec.version, outcome)
 

@@ -40,7 +40,8 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
     app = base_app(settings, log, title)
     specs = [entry.spec for entry in routing.entries]
     metrics = Metrics(specs[0]) if settings.metrics else None
-    model_metrics = ModelMetrics(metrics, specs) if metrics is not None else None
+    shadows = [entry.spec for entry in routing.shadows.values()]
+    model_metrics = ModelMetrics(metrics, specs, shadows) if metrics is not None else None
     served: dict[str, Served] = {}
     for entry in routing.entries:
         model = loaded.model(entry)
@@ -61,9 +62,9 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
         predictor.check_model = False  # the routes picked this model for the request
         v2 = V2Routes(app.wsgi_app, predictor, settings, log)
         served[entry.ref] = Served(entry, model, predictor, v2)
-    shadows = ShadowRunner(log, model_metrics)
+    runner = ShadowRunner(log, model_metrics)
     app.extensions["catwalk.served"] = served
-    app.extensions["catwalk.shadows"] = shadows
+    app.extensions["catwalk.shadows"] = runner
     app.extensions["catwalk.metrics"] = metrics
     response_class = app.response_class
     info_body = orjson.dumps(
@@ -97,7 +98,7 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
         settings.max_body_size,
         log,
         model_metrics,
-        shadows,
+        runner,
     )
     app.extensions["catwalk.repository_routes"] = routes
     app.wsgi_app = RequestLog(  # type: ignore[method-assign]
