@@ -28,6 +28,7 @@ through :func:`_error_handler` and becomes ``{"correlation_id": ..., "output": {
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -71,7 +72,6 @@ def handle_predict(predictor: Predictor, body: bytes) -> tuple[str, bytes]:
 def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     """Build the REST app serving ``model`` with ``settings`` (body limit, output checks)."""
     log = logging.getLogger(LOGGER_NAME)
-    app = base_app(settings, log, model.spec.name)
     jsonlog.model_fields.update(model_name=model.spec.name, model_version=model.spec.version)
     metrics = Metrics(model.spec) if settings.metrics else None
     if metrics is not None:
@@ -88,30 +88,18 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         batcher=batcher,
         max_depth=settings.max_depth,
     )
+
+    def document() -> dict[str, Any]:
+        examples, output = example_inputs(model, log)
+        found = openapi_document(
+            model.spec, examples=examples, example_output=output, auth=settings.auth.enabled
+        )
+        add_v2(found, predictor, examples, auth=settings.auth.enabled)
+        return found
+
+    app = base_app(settings, log, model.spec.name, orjson.dumps(model.spec.info()), document)
     app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
     response_class = app.response_class
-    # Bodies that never change are serialised once.
-    info_body = orjson.dumps(model.spec.info())
-
-    @app.get("/info", provide_automatic_options=False)
-    def info() -> Response:
-        return response_class(info_body, 200, content_type=JSON)
-
-    openapi_body: list[bytes] = []  # built at the first GET /openapi.json, then kept
-
-    @app.get("/openapi.json", provide_automatic_options=False)
-    def openapi_json() -> Response:
-        if not openapi_body:
-            examples, output = example_inputs(model, log)
-            document = openapi_document(
-                model.spec,
-                examples=examples,
-                example_output=output,
-                auth=settings.auth.enabled,
-            )
-            add_v2(document, predictor, examples, auth=settings.auth.enabled)
-            openapi_body.append(orjson.dumps(document))
-        return response_class(openapi_body[0], 200, content_type=JSON)
 
     @app.post("/predict", provide_automatic_options=False)
     def predict() -> Response:
@@ -138,13 +126,22 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
     return app
 
 
-def base_app(settings: ServerSettings, log: logging.Logger, title: str) -> Flask:
+def base_app(
+    settings: ServerSettings,
+    log: logging.Logger,
+    title: str,
+    info_body: bytes,
+    document: Callable[[], dict[str, Any]],
+) -> Flask:
     """The Flask app with what every server has, one model or a repository: ``/status``,
-    ``/docs`` (titled ``title``) and the one error handler."""
+    ``/info`` (``info_body``), ``/openapi.json`` (``document()``, built at its first request:
+    it calls the models' ``load_test_data`` for examples), ``/docs`` (titled ``title``) and the
+    one error handler."""
     app = Flask("catwalk.server")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     response_class = app.response_class
+    # Bodies that never change are serialised once.
     status_body = orjson.dumps({"status": "ok"})
 
     # No automatic OPTIONS answer (Flask's is an empty 200 text/html): OPTIONS is a 405 JSON
@@ -152,6 +149,18 @@ def base_app(settings: ServerSettings, log: logging.Logger, title: str) -> Flask
     @app.get("/status", provide_automatic_options=False)
     def status() -> Response:
         return response_class(status_body, 200, content_type=JSON)
+
+    @app.get("/info", provide_automatic_options=False)
+    def info() -> Response:
+        return response_class(info_body, 200, content_type=JSON)
+
+    openapi_body: list[bytes] = []  # built at the first GET /openapi.json, then kept
+
+    @app.get("/openapi.json", provide_automatic_options=False)
+    def openapi_json() -> Response:
+        if not openapi_body:
+            openapi_body.append(orjson.dumps(document()))
+        return response_class(openapi_body[0], 200, content_type=JSON)
 
     docs_page = docs.page(title)
 

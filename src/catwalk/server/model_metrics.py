@@ -16,12 +16,11 @@ production), so ``/metrics`` sums them over every worker.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from time import perf_counter
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from catwalk.server.metrics import DURATION_BUCKETS, Metrics
+from catwalk.server.metrics import DURATION_BUCKETS, Metrics, timed
 from catwalk.spec import ModelSpec
 
 SHADOW_OUTCOMES = ("same", "different", "error")
@@ -72,14 +71,4 @@ class ModelMetrics:
 
     def time_predict(self, spec: ModelSpec, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``predict`` wrapped so that each call's duration is observed under its model."""
-        observe = self.predict_duration.labels(spec.name, spec.version).observe
-
-        def timed(data: Any) -> Any:
-            started = perf_counter()
-            try:
-                return predict(data)
-            finally:
-                observe(perf_counter() - started)
-
-        timed.__wrapped__ = predict  # type: ignore[attr-defined]
-        return timed
+        return timed(predict, self.predict_duration.labels(spec.name, spec.version).observe)

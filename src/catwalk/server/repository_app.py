@@ -13,14 +13,15 @@ every model's ``model.yml``; ``/openapi.json`` documents each model's own schema
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask
 
 from catwalk.config import ServerSettings
 from catwalk.repository.load import LoadedRepository
 from catwalk.server import ops, readiness
-from catwalk.server.app import JSON, base_app
+from catwalk.server.app import base_app
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
 from catwalk.server.logs import LOGGER_NAME, RequestLog
@@ -37,12 +38,25 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
     log = logging.getLogger(LOGGER_NAME)
     routing = loaded.routing
     title = f"catwalk model repository ({routing.repository.root.name})"
-    app = base_app(settings, log, title)
+    info_body = orjson.dumps(
+        {
+            "default": routing.default_name,
+            "models": [
+                {**entry.spec.info(), "default": routing.defaults[entry.name] is entry}
+                for entry in routing.entries
+            ],
+        }
+    )
+    served: dict[str, Served] = {}
+
+    def document() -> dict[str, Any]:
+        return repository_document(routing, served, log, auth=settings.auth.enabled)
+
+    app = base_app(settings, log, title, info_body, document)
     specs = [entry.spec for entry in routing.entries]
     metrics = Metrics(specs[0]) if settings.metrics else None
     shadows = [entry.spec for entry in routing.shadows.values()]
     model_metrics = ModelMetrics(metrics, specs, shadows) if metrics is not None else None
-    served: dict[str, Served] = {}
     for entry in routing.entries:
         model = loaded.model(entry)
         if metrics is not None and model_metrics is not None:
@@ -66,30 +80,6 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
     app.extensions["catwalk.served"] = served
     app.extensions["catwalk.shadows"] = runner
     app.extensions["catwalk.metrics"] = metrics
-    response_class = app.response_class
-    info_body = orjson.dumps(
-        {
-            "default": routing.default_name,
-            "models": [
-                {**entry.spec.info(), "default": routing.defaults[entry.name] is entry}
-                for entry in routing.entries
-            ],
-        }
-    )
-
-    @app.get("/info", provide_automatic_options=False)
-    def info() -> Response:
-        return response_class(info_body, 200, content_type=JSON)
-
-    openapi_body: list[bytes] = []  # built at the first GET /openapi.json, then kept
-
-    @app.get("/openapi.json", provide_automatic_options=False)
-    def openapi_json() -> Response:
-        if not openapi_body:
-            document = repository_document(routing, served, log, auth=settings.auth.enabled)
-            openapi_body.append(orjson.dumps(document))
-        return response_class(openapi_body[0], 200, content_type=JSON)
-
     routes = RepositoryRoutes(
         app.wsgi_app,
         routing,

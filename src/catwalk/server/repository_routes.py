@@ -263,6 +263,7 @@ class RepositoryRoutes:
         if found is None or found.name is None:
             return self.any.v2(environ, start_response)  # server paths, or its own 404
         name, version = found.name, found.version
+        entry: ModelEntry | None
         if version is None and found.operation == paths.INFER:
             key = default_correlation_id(environ) or new_correlation_id()
             try:
@@ -270,23 +271,12 @@ class RepositoryRoutes:
             except CatwalkError as exc:
                 return self._v2_error(exc, environ, start_response)
         elif version is None:
-            default = self.routing.defaults.get(name)
-            if default is None:
-                return self._v2_error(
-                    CatwalkError(self.routing.not_found(name, None), status=404),
-                    environ,
-                    start_response,
-                )
-            entry = default
+            entry = self.routing.defaults.get(name)
         else:
-            found_entry = self.routing.repository.find(name, version)
-            if found_entry is None:
-                return self._v2_error(
-                    CatwalkError(self.routing.not_found(name, version), status=404),
-                    environ,
-                    start_response,
-                )
-            entry = found_entry
+            entry = self.routing.repository.find(name, version)
+        if entry is None:
+            error = CatwalkError(self.routing.not_found(name, version), status=404)
+            return self._v2_error(error, environ, start_response)
         environ[MODEL_KEY] = (entry.name, entry.version)
         metrics = self.metrics
 
