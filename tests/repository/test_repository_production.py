@@ -178,3 +178,21 @@ def test_test_server_checks_every_model_on_one_server() -> None:
     for ref in ("price@0.1", "scale@1.9", "scale@1.10"):
         assert re.search(rf"test-server {re.escape(ref)}: all \d+ step\(s\) passed", out), out
     assert "4 of 4 passed" in out
+
+
+def test_the_debug_server_serves_a_repository(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess(SHOP, port=port, debug=True)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, timeout=60, alive=server.alive)
+        answer = post(url, {"model": {"name": "scale", "version": "1.9"}, "input": {"x": 3}})
+        assert (answer.status_code, answer.json()["output"]) == (200, {"y": 3})
+        assert answer.headers["X-Catwalk-Model"] == "scale@1.9"
+        assert post(url, {"input": {"x": 3}}).status_code == 400  # two names, no default
+    finally:
+        server.stop()
+        log = server.log_tail(40)
+        server.close()
+    assert "serving 3 models (price 0.1; scale 1.9, 1.10)" in log
