@@ -42,10 +42,13 @@ def serve_repository(
     if run_tests:
         from catwalk.checks.model_checks import test_model
 
+        from catwalk.repository.load import own_modules
+
         failed = []
         for entry in repository.entries:
-            report = new_report(f"test-model {entry.ref}")
-            test_model(entry.folder, report, install=False)
+            report = new_report(f"test-model {entry.ref}", MODEL_STEPS)
+            with own_modules(entry.folder):
+                test_model(entry.folder, report, install=False)
             report.summary()
             if not report.passed:
                 failed.append(entry.ref)
