@@ -41,7 +41,6 @@ def serve_repository(
         click.echo(f"requirements: {ensure_repository_requirements(repository)}", err=True)
     if run_tests:
         from catwalk.checks.model_checks import test_model
-
         from catwalk.repository.load import own_modules
 
         failed = []
