@@ -9,7 +9,7 @@ holding the same ``name`` and ``version`` are an error naming both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from catwalk.errors import SpecError
@@ -48,6 +48,13 @@ class Repository:
     root: Path
     entries: tuple[ModelEntry, ...]
     single: bool
+    _by_ref: dict[tuple[str, str], ModelEntry] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:  # find() is on every request's path: a dict, not a scan
+        index = {(entry.name, entry.version): entry for entry in self.entries}
+        object.__setattr__(self, "_by_ref", index)
 
     @property
     def names(self) -> list[str]:
@@ -58,10 +65,7 @@ class Repository:
         return sort_versions(entry.version for entry in self.entries if entry.name == name)
 
     def find(self, name: str, version: str) -> ModelEntry | None:
-        for entry in self.entries:
-            if entry.name == name and entry.version == version:
-                return entry
-        return None
+        return self._by_ref.get((name, version))
 
     def describe(self) -> str:
         """``a 1.0, 2.0; b 0.1``: what is loaded, for messages."""
