@@ -115,7 +115,14 @@ def documented_files() -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files += [p for p in path.rglob("*") if p.is_file() and p.suffix not in (".pyc", ".so")]
+            files += [
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix not in (".pyc", ".so")
+                # pip's own build output (an editable install's PKG-INFO copies the README)
+                and not any(part.endswith(".egg-info") for part in p.parts)
+            ]
     return files
 
 

@@ -236,6 +236,16 @@ def test_bad_requests_are_400s_naming_the_tensor(
     assert expected in error(rng, body)
 
 
+def test_an_integral_json_float_is_the_integer_it_equals(rng: FlaskClient) -> None:
+    """JSON has one number type (JSON Schema's "integer" admits -696.0): the same answer as
+    -696, while 1e300 is still out of INT64's range."""
+    as_int = rng.post(RNG, json=rng_inputs(seed={"data": [-696, 3]}))
+    as_float = rng.post(RNG, json=rng_inputs(seed={"data": [-696.0, 3.0]}))
+    assert as_int.status_code == as_float.status_code == 200, as_float.data
+    assert as_float.get_json()["outputs"] == as_int.get_json()["outputs"]
+    assert "element 0: " in error(rng, rng_inputs(seed={"data": [1e300, 0]}))
+
+
 def test_binary_sizes_that_disagree_are_400s(rng: FlaskClient) -> None:
     header = rng_inputs()
     header["inputs"][2] = {"name": "mu", "shape": [2], "datatype": "FP64",

@@ -1,23 +1,16 @@
 """Fixtures for catwalk score: one real SparkSession (local[2]) and one real local Ray per
-test session, example data written as Parquet, and catwalk predict's answers to compare with."""
+test session (the shared data and helpers are in score_data.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from catwalk.cli import cli
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "example_models"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -66,92 +59,3 @@ def ray_local() -> Iterator[Any]:
     DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
-
-
-def write_parquet(path: Path, rows: list[dict[str, Any]], **kwargs: Any) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path, **kwargs)
-    return path
-
-
-def read_output(folder: Path, fmt: str = "parquet") -> list[dict[str, Any]]:
-    """Every row of an output folder (its part files in name order)."""
-    files = sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
-    rows: list[dict[str, Any]] = []
-    for file in files:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            rows += pq.read_table(file).to_pylist()
-        elif fmt == "jsonl":
-            rows += [json.loads(line) for line in file.read_text().splitlines()]
-        else:
-            import csv
-
-            with open(file, newline="") as f:
-                rows += list(csv.DictReader(f))
-    return rows
-
-
-def score(*args: str) -> Result:
-    """``catwalk score`` in this process (the session's Spark / Ray are the active ones)."""
-    return CliRunner().invoke(cli, ["score", "--no-install", *args], catch_exceptions=False)
-
-
-def predict(model: Path, inputs: list[Any]) -> list[tuple[Any, str | None]]:
-    """``catwalk predict``'s answer for each input: (output, None) or (None, its error)."""
-    text = "".join(json.dumps(x) + "\n" for x in inputs)
-    result = CliRunner().invoke(
-        cli,
-        ["predict", "--no-install", "-m", str(model), "--on-error", "skip"],
-        input=text,
-        catch_exceptions=False,
-    )
-    outputs = [json.loads(line) for line in result.stdout.splitlines()]
-    errors: dict[int, str] = {}
-    for line in result.stderr.splitlines():
-        if line.startswith("line "):
-            number, _, message = line[5:].partition(": ")
-            errors[int(number) - 1] = message
-    assert len(outputs) == len(inputs), result.output
-    return [(None if i in errors else out, errors.get(i)) for i, out in enumerate(outputs)]
-
-
-FOREST_ROWS = [row["X"] for row in json.loads((EXAMPLES / "forest" / "test_data.json").read_text())]
-
-
-def forest_rows() -> list[dict[str, Any]]:
-    """The forest's test inputs with an id, and rows that fail: out of the schema (a
-    missing value), and one (age 99) that the raising copy's model raises on."""
-    rows = [{"id": i, **x} for i, x in enumerate(FOREST_ROWS)]
-    rows[3] = {**rows[3], "bmi": None}  # a null in a required number
-    rows[5] = {**rows[5], "age": 99.0}  # the raising copy raises on this one
-    return rows
-
-
-def raising_forest(folder: Path) -> Path:
-    """A copy of the forest example whose predict_batch raises when a row's age is 99."""
-    target = folder / "forest"
-    shutil.copytree(EXAMPLES / "forest", target, ignore=shutil.ignore_patterns("__pycache__"))
-    code = (target / "model.py").read_text()
-    code = code.replace(
-        "    def predict_batch(self, Xs):\n",
-        "    def predict_batch(self, Xs):\n"
-        "        if any(X['age'] == 99 for X in Xs):\n"
-        "            raise ValueError('age 99 is out of this forest')\n",
-    )
-    (target / "model.py").write_text(code)
-    return target
-
-
-def expected_forest(model: Path, rows: list[dict[str, Any]]) -> list[tuple[Any, str | None]]:
-    """catwalk predict's answers for the forest rows as JSON lines (a null column value is a
-    JSON null there: the field is required, so both say it is not a number)."""
-    return predict(model, [{k: v for k, v in r.items() if k != "id"} for r in rows])
-
-
-def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda r: r["id"])

@@ -10,12 +10,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from score_data import EXAMPLES, expected_forest, forest_rows, predict, raising_forest
 
 from catwalk.model import load_model
 from catwalk.score.columns import ColumnError, ColumnPlan
 from catwalk.score.rows import LINE_COLUMN, RowFailed, RowScorer
 from catwalk.spec import load_spec
-from conftest import EXAMPLES, expected_forest, forest_rows, predict, raising_forest
 
 
 def scorer(model: Path, keep: tuple[str, ...] = (), **options: Any) -> RowScorer:
@@ -203,6 +203,6 @@ def test_a_missing_engine_names_the_extra() -> None:
     with pytest.raises(
         MissingExtra,
         match=r"^catwalk score needs catwalk_no_such_engine, which "
-        r"is not installed: pip install 'catwalk\[ray\]'$",
+        r"is not installed: pip install 'catwalk-serve\[ray\]'$",
     ):
         need("catwalk_no_such_engine", "ray")

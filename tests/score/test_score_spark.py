@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import (
+from score_data import (
     EXAMPLES,
     by_id,
     expected_forest,

@@ -20,7 +20,15 @@ import orjson
 
 from catwalk.errors import InvalidRequest
 from catwalk.protocol import binary
-from catwalk.protocol.tensors import ACCEPTS, DATATYPES, FLOAT_TYPES, INTEGER_TYPES, Side, Tensor
+from catwalk.protocol.tensors import (
+    ACCEPTS,
+    DATATYPES,
+    FLOAT_TYPES,
+    INT_RANGES,
+    INTEGER_TYPES,
+    Side,
+    Tensor,
+)
 from catwalk.server.body_limits import too_deep
 from catwalk.server.envelope import correlation_id_problem, kind, loads
 
@@ -29,16 +37,6 @@ _REQUEST_KEYS = frozenset(REQUEST_FIELDS)
 _INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _OUTPUT_KEYS = frozenset({"name", "parameters"})
 _SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
-_RANGES = {
-    "INT8": (-(2**7), 2**7 - 1),
-    "INT16": (-(2**15), 2**15 - 1),
-    "INT32": (-(2**31), 2**31 - 1),
-    "INT64": (-(2**63), 2**63 - 1),
-    "UINT8": (0, 2**8 - 1),
-    "UINT16": (0, 2**16 - 1),
-    "UINT32": (0, 2**32 - 1),
-    "UINT64": (0, 2**64 - 1),
-}
 _MISSING: Any = object()
 _NOT_DIGITS = bytes(i for i in range(256) if not 0x30 <= i <= 0x39)
 _NO_DATA = memoryview(b"")
@@ -360,7 +358,10 @@ class Decoder:
 
     def _from_json(self, where: str, tensor: Tensor, datatype: str, values: list[Any]) -> Any:
         if datatype in INTEGER_TYPES:
-            low, high = _RANGES[datatype]
+            # JSON has one number type: -696.0 is the integer -696 (as JSON Schema's
+            # "integer" says), taken exactly; 0.5 or 1e300 is no INT64.
+            low, high = INT_RANGES[datatype]
+            values = [_integral(v) for v in values]
             for at, v in enumerate(values):
                 if type(v) is not int or not low <= v <= high:
                     raise InvalidRequest(f"{where}: element {at}: {_element(v)} is not {datatype}")
@@ -470,6 +471,13 @@ def _ints_within(low: int, high: int) -> Any:
     return check
 
 
+def _integral(value: Any) -> Any:
+    """A float with no fractional part as the int it equals; any other value as it is."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 def _all_numbers(values: list[Any]) -> bool:
     for v in values:  # noqa: SIM110
         if type(v) is not float and type(v) is not int:
@@ -490,8 +498,8 @@ def _all_of(kind: type) -> Any:
 # The fast path's check of JSON data, by datatype (integers) or kind: True means valid as it
 # is; anything else takes the checked path, which names the problem.
 _FAST: dict[str, Any] = {
-    "INT64": _ints_within(*_RANGES["INT64"]),
-    "INT32": _ints_within(*_RANGES["INT32"]),
+    "INT64": _ints_within(*INT_RANGES["INT64"]),
+    "INT32": _ints_within(*INT_RANGES["INT32"]),
     "float": _all_numbers,
     "bool": _all_of(bool),
     "str": _all_of(str),

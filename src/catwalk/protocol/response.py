@@ -17,11 +17,10 @@ from typing import Any
 from catwalk.errors import OutputError
 from catwalk.protocol import binary
 from catwalk.protocol.request import Requested
-from catwalk.protocol.tensors import Tensor
+from catwalk.protocol.tensors import INT_RANGES, Tensor
 from catwalk.server.envelope import dumps
 
 _MISSING: Any = object()
-_INT_RANGE = {"INT32": (-(2**31), 2**31 - 1), "INT64": (-(2**63), 2**63 - 1)}
 
 
 def encode(
@@ -107,7 +106,7 @@ def _check(tensor: Tensor, values: list[Any], width: int) -> None:
         if kind == "float":
             ok = t is float or t is int
         elif kind == "int":
-            low, high = _INT_RANGE[tensor.datatype]
+            low, high = INT_RANGES[tensor.datatype]
             ok = t is int and low <= v <= high
         elif kind == "bool":
             ok = t is bool

@@ -45,6 +45,12 @@ ITEM_SIZE = {
 }
 DATATYPES = (*ITEM_SIZE, "BYTES", "BF16")
 INTEGER_TYPES = frozenset(t for t in ITEM_SIZE if t.startswith(("INT", "UINT")))
+# The values each integer datatype holds, both ends included.
+INT_RANGES = {
+    t: (0, 2 ** (8 * n) - 1) if t.startswith("U") else (-(2 ** (8 * n - 1)), 2 ** (8 * n - 1) - 1)
+    for t, n in ITEM_SIZE.items()
+    if t in INTEGER_TYPES
+}
 FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
 
 # The request datatypes accepted for a tensor of each declared datatype: those whose every

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from catwalk import DISTRIBUTION
 from catwalk.errors import CatwalkError
 from catwalk.score.columns import ColumnPlan
 from catwalk.score.inputs import resolve
@@ -46,7 +47,8 @@ def need(module: str, extra: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MissingExtra(
-            f"catwalk score needs {module}, which is not installed: pip install 'catwalk[{extra}]'"
+            f"catwalk score needs {module}, which is not installed: "
+            f"pip install '{DISTRIBUTION}[{extra}]'"
         )
 
 
@@ -57,7 +59,7 @@ def run_job(
     total: Callable[[int | None], None] | None = None,
 ) -> Summary:
     """Score the request's inputs into its output on its engine; the job's summary."""
-    need("pyarrow", "spark' or 'catwalk[ray]")
+    need("pyarrow", f"spark' or '{DISTRIBUTION}[ray]")
     if request.engine in ENGINE_MODULES:
         need(*ENGINE_MODULES[request.engine])
     from catwalk.spec import load_spec

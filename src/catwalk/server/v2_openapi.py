@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from catwalk.protocol.tensors import DATATYPES, Tensor, model_sides
+from catwalk.protocol.tensors import DATATYPES, INT_RANGES, Tensor, model_sides
 from catwalk.server.envelope import MAX_CORRELATION_ID, Predictor
 from catwalk.server.openapi import JSON, convert
 from catwalk.server.v2_routes import EXTENSIONS
@@ -163,14 +163,22 @@ def _field_schemas(
 
 
 def _element_schema(tensor: Tensor, field_schema: Any) -> dict[str, Any]:
+    """The field's own schema for one element, bounded by what an integer datatype holds."""
     if tensor.kind == "json":
         return {"type": "string", "contentMediaType": JSON}
     if not isinstance(field_schema, dict):
         return {}
+    element: dict[str, Any] = field_schema
     if tensor.width is not None:
         item = field_schema.get("items", {})
-        return item if isinstance(item, dict) else {}
-    return field_schema
+        element = item if isinstance(item, dict) else {}
+    if tensor.datatype not in INT_RANGES:
+        return element
+    low, high = INT_RANGES[tensor.datatype]
+    bounded = dict(element)
+    bounded["minimum"] = max(low, bounded.get("minimum", low))
+    bounded["maximum"] = min(high, bounded.get("maximum", high))
+    return bounded
 
 
 def _request_schema(
