@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from catwalk.errors import ModelLoadError
 from catwalk.repository.load import load_repository
 from catwalk.server.jsonlog import JsonFormatter
 from catwalk.server.repository_app import create_repository_app
+from catwalk.server.shadow import QUEUE_SIZE, ShadowJob
 
 
 def client_for(path: Path, **models: Any) -> FlaskClient:
@@ -210,3 +212,31 @@ def test_the_request_log_names_the_model(
         200,
     )
     assert "model=" not in lines[1].getMessage()  # no model answered the 404
+
+
+def test_a_shadow_slower_than_the_traffic_drops_runs_counted_as_errors(
+    make_repo: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_repo(
+        ("v1", "m", "1.0", {"factor": 1}),
+        ("v2", "m", "2.0", {"factor": 1, "sleep": 0.01}),
+    )
+    client = client_for(root, versions={"m": "1.0"}, shadow={"m": "2.0"})
+    served = client.application.extensions["catwalk.served"]
+    runner = client.application.extensions["catwalk.shadows"]
+    answer = predict(client, {"input": {"x": 1}}).get_data()
+    shadow = served["m@2.0"].model
+    for i in range(QUEUE_SIZE + 40):  # far faster than 10 ms a run
+        runner.submit(ShadowJob(shadow, "m@1.0", answer, f"c-{i}"))
+    runner.join()
+    metrics = client.get("/metrics").get_data(as_text=True)
+    errors = re.search(
+        r'catwalk_shadow_total\{name="m",outcome="error",version="2.0"\} (\S+)', metrics
+    )
+    same = re.search(
+        r'catwalk_shadow_total\{name="m",outcome="same",version="2.0"\} (\S+)', metrics
+    )
+    assert errors is not None and same is not None
+    assert float(errors.group(1)) >= 30  # dropped: the queue was full
+    assert float(errors.group(1)) + float(same.group(1)) == QUEUE_SIZE + 41
+    assert any("run(s) dropped so far" in r.getMessage() for r in caplog.records)
