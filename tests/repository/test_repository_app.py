@@ -240,3 +240,21 @@ def test_a_shadow_slower_than_the_traffic_drops_runs_counted_as_errors(
     assert float(errors.group(1)) >= 30  # dropped: the queue was full
     assert float(errors.group(1)) + float(same.group(1)) == QUEUE_SIZE + 41
     assert any("run(s) dropped so far" in r.getMessage() for r in caplog.records)
+
+
+def test_the_index_shows_traffic_and_shadow_and_v2_splits_by_header() -> None:
+    client = client_for(SHOP, default="scale", traffic={"scale": {"1.9": 50, "1.10": 50}})
+    assert client.get("/models").get_json()["models"] == [
+        {"name": "price", "version": "0.1", "default": True},
+        {"name": "scale", "version": "1.9", "default": False, "traffic": 50},
+        {"name": "scale", "version": "1.10", "default": True, "traffic": 50},
+    ]
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]}
+    seen = set()
+    for i in range(40):
+        headers = {"X-Correlation-Id": f"user-{i}"}
+        first = client.post("/v2/models/scale/infer", json=body, headers=headers)
+        again = client.post("/v2/models/scale/infer", json=body, headers=headers)
+        assert first.headers["X-Catwalk-Model"] == again.headers["X-Catwalk-Model"]
+        seen.add(first.headers["X-Catwalk-Model"])
+    assert seen == {"scale@1.9", "scale@1.10"}

@@ -173,3 +173,15 @@ def test_mistakes_in_the_models_section(tmp_path: Path) -> None:
     assert 'models.versions.scale: must be a string; write the version in quotes ("1.1")' in message
     assert "models.traffic.scale: weights must sum to 100, they sum to 110" in message
     assert "models.traffic.price.1: weight must be a whole number 0-100, got 50.5" in message
+
+
+def test_the_index_marks_the_shadow() -> None:
+    routing = resolve(
+        discover(SHOP), ModelsSettings(versions={"scale": "1.9"}, shadow={"scale": "1.10"})
+    )
+    assert routing.index()[1:] == [
+        {"name": "scale", "version": "1.9", "default": True},
+        {"name": "scale", "version": "1.10", "default": False, "shadow": True},
+    ]
+    assert routing.shadow_of(routing.pick("scale", None, "k")).ref == "scale@1.10"  # type: ignore[union-attr]
+    assert routing.shadow_of(routing.pick("scale", "1.10", "k")) is None  # asked for by name
