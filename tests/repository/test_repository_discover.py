@@ -183,5 +183,6 @@ def test_the_index_marks_the_shadow() -> None:
         {"name": "scale", "version": "1.9", "default": True},
         {"name": "scale", "version": "1.10", "default": False, "shadow": True},
     ]
-    assert routing.shadow_of(routing.pick("scale", None, "k")).ref == "scale@1.10"  # type: ignore[union-attr]
+    shadow = routing.shadow_of(routing.pick("scale", None, "k"))
+    assert shadow is not None and shadow.ref == "scale@1.10"
     assert routing.shadow_of(routing.pick("scale", "1.10", "k")) is None  # asked for by name
