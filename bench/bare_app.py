@@ -1,9 +1,9 @@
 """The "bare" baseline: a plain Flask app doing the same predict as catwalk, nothing else.
 
-No envelope, no validation, no normalisation, no request log: the body is the model's input,
-the answer is ``{"correlation_id", "input", "output"}`` exactly like
-``../shared/bench/apps/flask_app.py``. bench/run.py serves it with the same production
-machinery as catwalk (:func:`catwalk.server.production.run_server`: same nginx.conf, same
+No envelope, no validation, no normalisation, no request log: the body is the model's input, the
+answer is ``{"correlation_id", "input", "output"}`` exactly like
+``../shared/bench/apps/flask_app.py``. bench/run.py serves it with the same production machinery
+as catwalk (:func:`catwalk.server.production.supervisor.serve_production`: same nginx.conf, same
 gunicorn config) on the seed's worker model (gunicorn ``sync``, a new upstream connection per
 request): the seed's stack, with nothing of catwalk's in the request path.
 """

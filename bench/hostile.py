@@ -306,7 +306,7 @@ def start(model: Path, src: Path, timeout: float, folder: Path) -> Server:
 
 def worker(server: Server) -> int | None:
     """The gunicorn worker: a process of the app's module whose parent is one too."""
-    found = {p for p in tree(server.proc.pid) if "catwalk.server.wsgi" in cmdline(p)}
+    found = {p for p in tree(server.proc.pid) if "catwalk.server.worker.wsgi" in cmdline(p)}
     workers = [p for p in found if parent(p) in found]
     return max(workers) if workers else None
 

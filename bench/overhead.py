@@ -31,10 +31,11 @@ sys.path.insert(0, str(HERE))
 
 from bare_app import create_app as create_bare_app  # noqa: E402
 
+from catwalk.body_limits import too_deep  # noqa: E402
 from catwalk.config import ServerSettings  # noqa: E402
 from catwalk.model import load_model  # noqa: E402
-from catwalk.server.app import Predictor, create_app, handle_predict  # noqa: E402
-from catwalk.server.body_limits import too_deep  # noqa: E402
+from catwalk.server.app import create_app  # noqa: E402
+from catwalk.server.envelope import Predictor  # noqa: E402
 from catwalk.server.logs import LOGGER_NAME, configure_logging  # noqa: E402
 from catwalk.spec import load_spec  # noqa: E402
 
@@ -85,7 +86,7 @@ def main() -> int:
     model = load_model(load_spec(RNG))
     predictor = Predictor(model, validate_output=True)
     body = orjson.dumps({"input": X})
-    _, answer = handle_predict(predictor, body)
+    _, answer = predictor.handle(body)
     assert b"0.9417154046806644" in answer, answer
     output = model.predict(X)
     response = {"correlation_id": str(uuid.uuid4()), "model": predictor.model_ref, "input": X,

@@ -1,7 +1,7 @@
 """``python bench/serve.py APP PORT [key=value ...]``: production mode with other tuning.
 
 APP is ``catwalk`` (the real app) or ``bare`` (bare_app.py). The key=value pairs set fields
-of :class:`catwalk.server.render.Tuning` (worker_class, upstream_keepalive,
+of :class:`catwalk.server.production.render.Tuning` (worker_class, upstream_keepalive,
 nginx_workers) or of the settings (workers, log_level, preload, validate_output), e.g.
 ``python bench/serve.py bare 18201 worker_class=sync upstream_keepalive=0`` (the seed's stack).
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from catwalk.config import ServerSettings
-from catwalk.server.production import run_server
-from catwalk.server.render import Tuning
-from catwalk.server.wsgi import DEFAULT_FACTORY
+from catwalk.server.production.job import DEFAULT_FACTORY
+from catwalk.server.production.render import Tuning
+from catwalk.server.production.supervisor import serve_production
 
 HERE = Path(__file__).resolve().parent
 RNG = HERE.parent / "example_models" / "rng"
@@ -37,7 +37,7 @@ def main() -> int:
     settings = ServerSettings(
         port=int(port), **{k: _value(v) for k, v in values.items() if k not in tuning_keys}
     )
-    return run_server(RNG, settings, app_factory=FACTORIES[app], tuning=tuning)
+    return serve_production(RNG, settings, app_factory=FACTORIES[app], tuning=tuning)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ class SslSettings:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """Bearer-token auth: on when a tokens file is given (see :mod:`catwalk.server.auth`)."""
+    """Bearer-token auth: on when a tokens file is given (see :mod:`catwalk.server.ops.auth`)."""
 
     tokens_file: Path | None = None
 

@@ -16,6 +16,9 @@ CLI turns any of them into a message and an exit code::
     ├── ModelTimeout (504)         a batched request's model call took longer than server.timeout
     ├── ServeError (500)           the production server could not start or died
     └── BuildError (500)           building, pushing or running an image failed
+
+Apart from the tree, :class:`ProcessExit` is the SystemExit of a process that is being ended
+(a server worker timed out or cut by a stop): it passes through the model's call.
 """
 
 from __future__ import annotations
@@ -99,3 +102,9 @@ class ServeError(CatwalkError):
 
 class BuildError(CatwalkError):
     """Building, pushing or running an image failed."""
+
+
+class ProcessExit(SystemExit):
+    """The process itself is ending (a signal handler raised this: gunicorn aborting a worker
+    past its timeout, or a stop cutting it): unlike a SystemExit the model raises, it is not
+    the model's error and passes through the model's call (no 500 is answered or logged)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from catwalk.errors import ModelError, ModelLoadError, OutputError
+from catwalk.errors import ModelError, ModelLoadError, OutputError, ProcessExit
 from catwalk.normalize import to_json
 from catwalk.spec import MODEL_FILE, IoSchema, ModelSpec
 
@@ -152,23 +152,12 @@ class LoadedModel:
     def _call(method: Any, arg: Any, name: str = "predict") -> Any:
         try:
             return method(arg)
-        except SystemExit as exc:  # sys.exit() in a model must not end a server...
-            if _system_exit_passes:  # ...but gunicorn ending a timed-out worker must
-                raise
+        except ProcessExit:  # gunicorn ending a timed-out worker must end it...
+            raise
+        except SystemExit as exc:  # ...but sys.exit() in a model must not end a server
             raise ModelError(f"{name} raised {describe(exc)}", user_traceback(exc)) from exc
         except Exception as exc:
             raise ModelError(f"{name} raised {describe(exc)}", user_traceback(exc)) from exc
-
-
-# Set by gunicorn's worker_abort hook (catwalk.server.wsgi.worker_abort): the SystemExit its
-# SIGABRT handler raises next ends the worker, it is not the model's and not a 500.
-_system_exit_passes = False
-
-
-def let_system_exit_through(passes: bool = True) -> None:
-    """From now on (``passes``), a SystemExit raised in the model's call is not caught."""
-    global _system_exit_passes
-    _system_exit_passes = passes
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:

@@ -32,9 +32,9 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from catwalk.errors import CatwalkError, InvalidRequest, OutputError
+from catwalk.json_codec import dumps, loads
 from catwalk.model import LoadedModel
 from catwalk.model_batch import predict_many
-from catwalk.server.envelope import dumps, loads
 
 #: Lines per ``predict`` call of a DataFrame model without ``batching:``.
 FRAME_CHUNK = 1000

@@ -1,7 +1,7 @@
 """Bearer-token files (``server.auth.tokens_file``): read the tokens, or say why a file is unfit.
 
 Used when the settings are loaded (a bad file stops the server from starting) and by
-:mod:`catwalk.server.auth` each time it re-reads the file.
+:mod:`catwalk.server.ops.auth` each time it re-reads the file.
 """
 
 from __future__ import annotations

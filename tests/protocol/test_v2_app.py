@@ -350,15 +350,11 @@ def test_the_id_is_the_correlation_id_in_the_log_and_metrics(
 
 
 def test_draining_turns_v2_readiness_503(rng: FlaskClient) -> None:
-    from catwalk.server import readiness
-
-    readiness.state.stopping = True
-    try:
-        response = rng.get("/v2/health/ready")
-        assert response.status_code == 503
-        assert response.get_json()["ready"] is False
-        assert "stopping" in response.get_json()["error"]
-        assert rng.get("/v2/models/RNGModel/ready").status_code == 503
-        assert rng.get("/v2/health/live").get_json() == {"live": True}
-    finally:
-        readiness.state.stopping = False
+    assert rng.get("/v2/health/ready").get_json() == {"ready": True}
+    rng.application.readiness.stopping = True  # type: ignore[attr-defined]
+    response = rng.get("/v2/health/ready")
+    assert response.status_code == 503
+    assert response.get_json()["ready"] is False
+    assert "stopping" in response.get_json()["error"]
+    assert rng.get("/v2/models/RNGModel/ready").status_code == 503
+    assert rng.get("/v2/health/live").get_json() == {"live": True}

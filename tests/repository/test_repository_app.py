@@ -19,7 +19,7 @@ from catwalk.config import ServerSettings
 from catwalk.config_models import ModelsSettings
 from catwalk.errors import ModelLoadError
 from catwalk.repository.load import load_repository
-from catwalk.server.jsonlog import JsonFormatter
+from catwalk.server.logs.jsonlog import JsonFormatter
 from catwalk.server.repository_app import create_repository_app
 from catwalk.server.shadow import QUEUE_SIZE, ShadowJob
 
@@ -188,7 +188,7 @@ def test_a_shadow_never_changes_nor_delays_the_answer(make_repo: Callable[..., P
     assert took < 1.0  # the shadow sleeps 2 s elsewhere
     answer = predict(client, {"model": {"name": "n"}, "input": {"x": 2}})
     assert answer.get_json()["output"] == {"y": 10}  # a raising shadow harms nothing
-    shadows = client.application.extensions["catwalk.shadows"]
+    shadows = client.application.shadows  # type: ignore[attr-defined]
     shadows.join()
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'catwalk_shadow_total{name="m",outcome="different",version="2.0"} 1.0' in metrics
@@ -222,8 +222,8 @@ def test_a_shadow_slower_than_the_traffic_drops_runs_counted_as_errors(
         ("v2", "m", "2.0", {"factor": 1, "sleep": 0.01}),
     )
     client = client_for(root, versions={"m": "1.0"}, shadow={"m": "2.0"})
-    served = client.application.extensions["catwalk.served"]
-    runner = client.application.extensions["catwalk.shadows"]
+    served = client.application.served  # type: ignore[attr-defined]
+    runner = client.application.shadows  # type: ignore[attr-defined]
     answer = predict(client, {"input": {"x": 1}}).get_data()
     shadow = served["m@2.0"].model
     for i in range(QUEUE_SIZE + 40):  # far faster than 10 ms a run

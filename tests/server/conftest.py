@@ -80,6 +80,12 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def child_environ() -> dict[str, str]:
+    """The environment of a catwalk process a test starts (no override variable set)."""
+    return child_env()
+
+
 @dataclass
 class ServerRun:
     """One ``catwalk serve`` process started by a test."""

@@ -370,13 +370,6 @@ def test_nothing_is_logged_per_request_above_info(
     assert not caplog.records
 
 
-def test_apps_are_independent(load: Callable[[str], LoadedModel]) -> None:
-    rng = create_app(load("rng"), ServerSettings()).test_client()
-    echo = create_app(load("echo"), ServerSettings()).test_client()
-    assert rng.get("/info").get_json()["name"] == "RNGModel"
-    assert echo.get("/info").get_json()["name"] == "Echo"
-
-
 def test_a_naive_datetime_500_says_what_to_return(make_client: ClientFactory) -> None:
     # Issue 17: every prediction was a 500 "is not a valid date-time", with no hint why.
     client = make_client("naive_time")

@@ -3,7 +3,7 @@
 The requests are sent from threads straight into the app's Predictor (as the threaded debug
 server does), so these tests see the collector's real concurrency without sockets; the
 production collector, on an event loop with a greenlet per request, is tested below, and
-tests/production/test_batching_serve.py sends requests through nginx to it.
+tests/server/production/test_batching_serve.py sends requests through nginx to it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ Answer = tuple[int, dict[str, Any]]
 
 def predictor(model: LoadedModel, **settings: Any) -> Predictor:
     app = create_app(model, ServerSettings(**settings))
-    found: Predictor = app.extensions["catwalk"]
-    assert found.batcher is not None
-    return found
+    assert app.predictor.batcher is not None
+    return app.predictor
 
 
 def ask(p: Predictor, envelope: dict[str, Any]) -> Answer:
@@ -64,6 +63,7 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_answers(
     p = predictor(model)
     envelopes = [{"correlation_id": f"req-{i}", "input": {"x": i}} for i in range(24)]
     answers = together(p, envelopes)
+    assert len(answers) == 24
     for i, (status, body) in enumerate(answers):
         assert status == 200, body
         assert body["correlation_id"] == f"req-{i}"
@@ -133,7 +133,9 @@ def test_a_wrong_number_of_outputs_fails_that_batch_with_a_clear_500(
 ) -> None:
     p = predictor(load("batcher"))
     envelopes: list[dict[str, Any]] = [{"input": {"x": i, "do": "short"}} for i in range(3)]
-    for status, body in together(p, envelopes):
+    answers = together(p, envelopes)
+    assert len(answers) == 3
+    for status, body in answers:
         assert status == 500
         assert "predict_batch returned" in body["message"]
         assert "outputs for" in body["message"]
@@ -160,7 +162,7 @@ def test_a_lone_request_does_not_wait_for_max_latency(load: Callable[[str], Load
 
 def test_application_yml_can_turn_batching_off(load: Callable[[str], LoadedModel]) -> None:
     app = create_app(load("batcher"), ServerSettings(batching=BatchingSettings(enabled=False)))
-    assert app.extensions["catwalk"].batcher is None
+    assert app.predictor.batcher is None
 
 
 def test_application_yml_overrides_the_numbers(load: Callable[[str], LoadedModel]) -> None:
@@ -171,7 +173,7 @@ def test_application_yml_overrides_the_numbers(load: Callable[[str], LoadedModel
 
 
 def test_unbatched_models_get_no_batcher(load: Callable[[str], LoadedModel]) -> None:
-    assert create_app(load("rng"), ServerSettings()).extensions["catwalk"].batcher is None
+    assert create_app(load("rng"), ServerSettings()).predictor.batcher is None
 
 
 def test_dataframe_requests_are_joined_and_split_back_in_order(
@@ -208,7 +210,7 @@ def test_batcher_unit_counts_and_timeouts() -> None:
 
 
 def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
-    """The production collector (catwalk.server.loop_worker): one thread, greenlets."""
+    """The production collector (catwalk.server.worker.loop_worker): one thread, greenlets."""
     calls: list[list[Any]] = []
 
     def run(inputs: list[Any]) -> list[Any]:
@@ -279,8 +281,13 @@ def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_work
 ) -> None:
     from pathlib import Path
 
-    from catwalk.server.render import RunLayout, Tuning, render_gunicorn_conf, render_nginx_conf
-    from catwalk.server.wsgi import Job, tuning_for
+    from catwalk.server.production.job import Job, tuning_for
+    from catwalk.server.production.render import (
+        RunLayout,
+        Tuning,
+        render_gunicorn_conf,
+        render_nginx_conf,
+    )
 
     tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
     assert tuning == Tuning(upstream_keepalive=32)
@@ -292,4 +299,4 @@ def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_work
     assert "keepalive 32;" in nginx and "keepalive_timeout 60s;" in nginx
     assert 'proxy_set_header Connection "";' in nginx
     gunicorn = render_gunicorn_conf(ServerSettings(), layout, Tuning())
-    assert "worker_class = 'catwalk.server.loop_worker.LoopWorker'" in gunicorn
+    assert "worker_class = 'catwalk.server.worker.loop_worker.LoopWorker'" in gunicorn

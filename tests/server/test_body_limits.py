@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from catwalk.body_limits import too_deep
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
 from catwalk.server.app import create_app
-from catwalk.server.body_limits import too_deep
 from catwalk.server.envelope import PredictFailed, Predictor
 
 Load = Callable[[str], LoadedModel]
@@ -176,7 +176,7 @@ def test_loads_without_the_server_limit_never_raises_recursion_error() -> None:
     # catwalk predict reads JSON lines with loads(): 1,000 levels pass orjson but not the
     # standard library's recursive parser (the exact-integer path).
     from catwalk.errors import InvalidRequest
-    from catwalk.server.envelope import loads
+    from catwalk.json_codec import loads
 
     body = b'{"n": ' + LONG + b', "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
     with pytest.raises(InvalidRequest, match="nested too deeply"):

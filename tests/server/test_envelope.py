@@ -9,10 +9,11 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from catwalk.correlation import new_correlation_id
 from catwalk.errors import InvalidRequest, ModelError, ModelMismatch, OutputError
 from catwalk.model import LoadedModel
-from catwalk.server.app import handle_predict
-from catwalk.server.envelope import PredictFailed, Predictor, error_body, new_correlation_id
+from catwalk.server.envelope import PredictFailed, Predictor
+from catwalk.server.environ import error_body
 
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
 RNG_BODY = orjson.dumps({"input": RNG_INPUT})
@@ -20,7 +21,7 @@ Load = Callable[[str], LoadedModel]
 
 
 def test_handle_returns_the_correlation_id_and_the_body(load: Load) -> None:
-    correlation_id, body = handle_predict(Predictor(load("rng")), RNG_BODY)
+    correlation_id, body = Predictor(load("rng")).handle(RNG_BODY)
     answer = orjson.loads(body)
     assert answer["correlation_id"] == correlation_id
     assert answer["output"] == {"score": 0.9417154046806644}

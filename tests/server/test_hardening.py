@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,13 +13,12 @@ import pytest
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
-from catwalk.errors import ModelError
-from catwalk.model import LoadedModel, let_system_exit_through
+from catwalk.model import LoadedModel
 from catwalk.server import messages
 from catwalk.server.app import create_app
 from catwalk.server.envelope import PredictFailed, Predictor
-from catwalk.server.logs import InFlight, safe
-from catwalk.server.wsgi import TrustRequestId, worker_abort
+from catwalk.server.logs import safe
+from catwalk.server.worker.wsgi import ServedApp
 
 Load = Callable[[str], LoadedModel]
 ClientFactory = Callable[..., FlaskClient]
@@ -164,7 +163,7 @@ def behind_nginx(load: Load) -> FlaskClient:
     """The app as production mode runs it: X-Request-Id (set by nginx) is trusted, as it comes
     with the run's secret."""
     app = create_app(load("rng"), ServerSettings())
-    app.wsgi_app = TrustRequestId(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
+    app.wsgi_app = ServedApp(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
     app.testing = True
     client = app.test_client()
     client.environ_base["HTTP_X_CATWALK_PROXY"] = "s3cret"
@@ -200,38 +199,6 @@ def test_without_nginx_a_client_x_request_id_is_not_trusted(make_client: ClientF
     )
     assert reply.status_code == 200
     assert reply.get_json()["correlation_id"] != "mine"
-
-
-@pytest.fixture
-def aborting() -> Iterator[None]:
-    yield
-    let_system_exit_through(False)
-
-
-def test_a_models_sys_exit_is_a_model_error_until_gunicorn_aborts(
-    load: Load, aborting: None, caplog: pytest.LogCaptureFixture
-) -> None:
-    model = load("raises")
-    with pytest.raises(ModelError, match="predict raised SystemExit: 3"):
-        model.predict({"x": 1, "label": "exit"})
-    first = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
-                      "catwalk.request_id": "r-1"})  # fmt: skip
-    first.body_id = "c-1"
-    second = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict",
-                       "HTTP_X_CORRELATION_ID": "c-2", "catwalk.request_id": "r-2"})  # fmt: skip
-
-    class Worker:  # a batching worker answering two requests of one batch
-        def in_flight(self) -> list[InFlight]:
-            return [first, second]
-
-    with caplog.at_level(logging.ERROR, logger="catwalk.server"):
-        worker_abort(Worker(), 30)
-    assert len(caplog.messages) == 2
-    assert all("server.timeout (30 s)" in message for message in caplog.messages)
-    assert "POST /predict correlation_id=c-1 request_id=r-1" in caplog.messages[0]
-    assert "POST /predict correlation_id=c-2 request_id=r-2" in caplog.messages[1]
-    with pytest.raises(SystemExit):
-        model.predict({"x": 1, "label": "exit"})
 
 
 # -- 6. one 413 message ----------------------------------------------------------------------

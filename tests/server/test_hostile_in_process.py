@@ -15,17 +15,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from catwalk.config import ServerSettings
-from catwalk.model import let_system_exit_through
 from catwalk.server.app import create_app
-from catwalk.server.children import relay
-from catwalk.server.debug import DebugApp
-from catwalk.server.logs import InFlight, safe
-from catwalk.server.wsgi import (
-    TrustRequestId,
-    recycle_if_over,
-    resident_memory,
-    worker_cut,
-)
+from catwalk.server.logs import safe
+from catwalk.server.production.children import relay
+from catwalk.server.worker.wsgi import ServedApp
 
 ClientFactory = Callable[..., FlaskClient]
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
@@ -121,83 +114,9 @@ def test_x_request_id_is_trusted_only_with_the_run_secret(
     load: Any, sent: str | None, trusted: bool
 ) -> None:
     app = create_app(load("rng"), ServerSettings())
-    app.wsgi_app = TrustRequestId(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
+    app.wsgi_app = ServedApp(app.wsgi_app, "s3cret")  # type: ignore[method-assign]
     headers = {"X-Request-Id": "forged"}
     if sent is not None:
         headers["X-Catwalk-Proxy"] = sent
     reply = post(app.test_client(), orjson.dumps({"input": RNG_INPUT}), headers=headers)
     assert (reply.get_json()["correlation_id"] == "forged") is trusted
-
-
-# -- 8 and 14. gunicorn hooks ----------------------------------------------------------------
-
-
-class FakeWorker:
-    alive = True
-
-
-def test_a_worker_over_the_memory_ceiling_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
-    assert resident_memory() > 10 * 1024 * 1024
-    below, above = FakeWorker(), FakeWorker()
-    with caplog.at_level(logging.WARNING, logger="catwalk.server"):
-        recycle_if_over(below, 1 << 40, "1024g")
-        recycle_if_over(above, 1 << 20, "1m")
-    assert below.alive is True and above.alive is False
-    [message] = caplog.messages
-    assert "more than server.max_worker_memory (1m): replacing it" in message
-
-
-class CutWorker:
-    """A batching worker with two requests of one batch in flight, one answered already."""
-
-    def __init__(self) -> None:
-        self.cut = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict"})
-        self.cut.body_id = "slow-1"
-        self.done = InFlight({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict"})
-        self.done.answered = True
-        self.cut_reason = ""
-
-    def in_flight(self) -> list[InFlight]:
-        return [self.cut, self.done]
-
-
-def test_a_request_cut_by_shutdown_is_logged_as_cut(caplog: pytest.LogCaptureFixture) -> None:
-    import catwalk.model
-
-    worker = CutWorker()
-    try:
-        with caplog.at_level(logging.ERROR, logger="catwalk.server"):
-            worker_cut(worker, 30)
-        [message] = caplog.messages
-        assert "request cut unanswered" in message and "graceful_timeout (30 s)" in message
-        assert "POST /predict correlation_id=slow-1" in message
-        assert "graceful_timeout (30 s)" in worker.cut_reason  # what the 503 says
-        assert catwalk.model._system_exit_passes is True  # the SystemExit ends the worker
-        caplog.clear()
-        worker.cut.answered = True
-        worker_cut(worker, 30)  # both answered: nothing to say, nothing let through
-        assert caplog.messages == []
-    finally:
-        let_system_exit_through(False)
-
-
-# -- 13. the debug server's body limit -------------------------------------------------------
-
-
-def test_debug_body_limit_holds_for_chunked_bodies() -> None:
-    seen: dict[str, Any] = {}
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        seen["length"] = environ["CONTENT_LENGTH"]
-        seen["body"] = environ["wsgi.input"].read()
-        start_response("200 OK", [])
-        return [b""]
-
-    guarded = DebugApp(app, 10)
-    statuses: list[list[tuple[str, str]]] = []
-    for body in (b"x" * 10, b"x" * 50):
-        environ = {"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True}
-        guarded(environ, lambda status, headers, exc=None: statuses.append(headers))
-        assert "wsgi.input_terminated" not in environ
-    assert seen["length"] == "11" and seen["body"] == b"x" * 11  # over: the app answers 413
-    assert statuses[0] == [] and statuses[1] == [("Connection", "close")]

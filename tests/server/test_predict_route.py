@@ -18,7 +18,7 @@ import pytest
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
 from catwalk.server.app import create_app
-from catwalk.server.logs import REQUEST_ID_KEY
+from catwalk.server.environ import REQUEST_ID_KEY
 from catwalk.server.predict_route import PredictRoute
 
 RNG_INPUT = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
@@ -69,7 +69,7 @@ def test_fast_route_and_flask_view_give_the_same_answer(
     load: Callable[[str], LoadedModel], body: bytes
 ) -> None:
     app = create_app(load("rng"), ServerSettings())
-    route = app.extensions["catwalk.predict_route"]
+    route = app.predict_route
     assert isinstance(route, PredictRoute)
     fast = call(route, environ(body))
     flask = call(route.other, environ(body))
@@ -87,7 +87,7 @@ def test_model_outcomes_are_the_same_on_both_paths(
     x = model.load_test_data()[0][0]
     app = create_app(model, ServerSettings())
     body = orjson.dumps({"correlation_id": "same", "input": x})
-    route = app.extensions["catwalk.predict_route"]
+    route = app.predict_route
     assert call(route, environ(body)) == call(route.other, environ(body))
 
 

@@ -41,9 +41,11 @@ from catwalk.errors import ConfigError
 from catwalk.tokens_file import read_tokens
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from catwalk.model import LoadedModel
+    from catwalk.server.app import ModelApp
+    from catwalk.server.repository_app import RepositoryApp
+
+    DebugServed = ModelApp | RepositoryApp
 
 DEBUG_HOST = "0.0.0.0"  # containers are reached from outside: listen on every interface
 
@@ -136,7 +138,7 @@ def _serve_reloading(
 ) -> int:
     """This command with --debug and without --reload, as a child restarted on every change."""
     from catwalk.repository.discover import discover
-    from catwalk.server.reload import serve_with_reload
+    from catwalk.server.dev.reload import serve_with_reload
 
     folder = discover(model_path).root  # a model folder, or a repository
     command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
@@ -150,14 +152,9 @@ def _serve_reloading(
 
 
 def serve_production_mode(model_path: Path, settings: ServerSettings) -> int:
-    try:
-        from catwalk.server.production import serve_production
-    except ImportError:
-        click.echo(
-            "Error: production mode is not yet available in this version; use --debug.",
-            err=True,
-        )
-        return 2
+    """nginx + gunicorn serving ``model_path`` (a model folder or a repository) until stopped."""
+    from catwalk.server.production.supervisor import serve_production
+
     return serve_production(model_path, settings)
 
 
@@ -171,17 +168,19 @@ def configure_debug_logging(settings: ServerSettings) -> None:
 
 def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
     from catwalk.server.app import create_app
+    from catwalk.server.logs import name_the_model
 
     configure_debug_logging(settings)
+    name_the_model(model.spec.name, model.spec.version)
     app = create_app(model, settings)
     spec = model.spec
     batched = settings.batching.apply(spec.batching) is not None
     run_debug(app, settings, f"{spec.name} {spec.version} from {spec.path}", batched=batched)
 
 
-def run_debug(app: Flask, settings: ServerSettings, what: str, *, batched: bool) -> None:
+def run_debug(app: DebugServed, settings: ServerSettings, what: str, *, batched: bool) -> None:
     """Run ``app`` on Werkzeug's development server until Ctrl-C or SIGTERM."""
-    from catwalk.server.debug import DebugApp, request_handler
+    from catwalk.server.dev.debug import DebugApp, request_handler
 
     app.wsgi_app = DebugApp(  # type: ignore[method-assign]
         app.wsgi_app, settings.max_body_bytes, one_at_a_time=not batched
@@ -192,10 +191,8 @@ def run_debug(app: Flask, settings: ServerSettings, what: str, *, batched: bool)
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
     click.echo(f"serving {what} on {url} (debug)", err=True)
 
-    from catwalk.server import readiness
-
     def stop(signum: int, frame: Any) -> None:
-        readiness.state.stopping = True  # /ready: 503 (the debug server stops at once anyway)
+        app.readiness.stopping = True  # /ready: 503 (the debug server stops at once anyway)
         raise KeyboardInterrupt  # the development server shuts down cleanly on it
 
     signal.signal(signal.SIGTERM, stop)

@@ -18,7 +18,10 @@ from typing import Any
 
 import orjson
 
+from catwalk.body_limits import too_deep
+from catwalk.correlation import correlation_id_problem
 from catwalk.errors import InvalidRequest
+from catwalk.json_codec import kind, loads
 from catwalk.protocol import binary
 from catwalk.protocol.tensors import (
     ACCEPTS,
@@ -29,8 +32,6 @@ from catwalk.protocol.tensors import (
     Side,
     Tensor,
 )
-from catwalk.server.body_limits import too_deep
-from catwalk.server.envelope import correlation_id_problem, kind, loads
 
 REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs", "model_name", "model_version")
 _REQUEST_KEYS = frozenset(REQUEST_FIELDS)

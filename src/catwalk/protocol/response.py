@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from catwalk.errors import OutputError
+from catwalk.json_codec import dumps
 from catwalk.protocol import binary
 from catwalk.protocol.request import Requested
 from catwalk.protocol.tensors import INT_RANGES, Tensor
-from catwalk.server.envelope import dumps
 
 _MISSING: Any = object()
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catwalk.errors import CatwalkError, InvalidRequest, OutputError
+from catwalk.json_codec import dumps, loads
 from catwalk.model import LoadedModel
 from catwalk.model_batch import predict_many
 from catwalk.schema import SchemaValidator
@@ -33,7 +34,6 @@ from catwalk.score.columns import (
     is_json_text,
 )
 from catwalk.scoring import Scorer
-from catwalk.server.envelope import dumps, loads
 from catwalk.spec import DEFAULT_MAX_BATCH_SIZE, IoSchema
 
 # How a batch's rows are read: typed columns (Parquet, Arrow, Spark, Ray), text cells (CSV),

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from catwalk.server.envelope import dumps
+from catwalk.json_codec import dumps
 
 
 class PartWriter:

@@ -1,8 +1,9 @@
 """The Flask application: routes, and the one handler that turns every error into JSON.
 
 :func:`create_app` builds the app for one loaded model; nothing is created at import time and
-no module global holds the model, so the debug server, the production gunicorn workers and the
-tests each build their own. Routes:
+no module global holds the model or anything of the app: the :class:`ModelApp` holds its
+predictor (and batching collector), metrics and readiness, so the debug server, the production
+gunicorn workers and the tests each build their own, and two apps share nothing. Routes:
 
 - ``GET /status`` -> 200 ``{"status": "ok"}``
 - ``GET /info``   -> 200 the model's spec (``ModelSpec.info()``)
@@ -12,12 +13,12 @@ tests each build their own. Routes:
   first request (it calls the model's ``load_test_data`` for an example)
 - ``GET /docs`` (and ``/docs/<asset>``) -> Swagger UI, offline (:mod:`catwalk.server.docs`)
 - ``GET /ready``, ``GET /metrics`` and bearer-token checks are WSGI pieces around this app
-  (:mod:`catwalk.server.ops`), so they work whatever answers the other routes.
+  (:mod:`catwalk.server.ops.layers`), so they work whatever answers the other routes.
 
 A request whose body brings no correlation id takes the client's ``X-Correlation-Id`` header
 (when well formed), else nginx's request id (production mode: the WSGI environ's
-:data:`~catwalk.server.logs.REQUEST_ID_KEY`, set by :mod:`catwalk.server.wsgi`), so the ids
-nginx puts in its own 502/504/413 answers are the ones in this app's log.
+:data:`~catwalk.server.environ.REQUEST_ID_KEY`, set by :mod:`catwalk.server.worker.wsgi`), so
+the ids nginx puts in its own 502/504/413 answers are the ones in this app's log.
 
 Every error — a :class:`~catwalk.errors.CatwalkError` (its ``status`` is the HTTP status), an
 HTTP error raised by Flask/Werkzeug (404, 405, 413) or an unexpected exception (500) — goes
@@ -27,6 +28,7 @@ through :func:`_error_handler` and becomes ``{"correlation_id": ..., "output": {
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,19 +39,17 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from catwalk.config import ServerSettings
 from catwalk.model import LoadedModel
-from catwalk.server import docs, jsonlog, messages, ops, readiness
+from catwalk.server import docs, messages
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
+from catwalk.server.environ import CORRELATION_ID_KEY, IN_FLIGHT_KEY, default_correlation_id
 from catwalk.server.failures import error_answer
-from catwalk.server.logs import (
-    CORRELATION_ID_KEY,
-    IN_FLIGHT_KEY,
-    LOGGER_NAME,
-    RequestLog,
-    default_correlation_id,
-)
-from catwalk.server.metrics import Metrics
+from catwalk.server.logs import LOGGER_NAME
 from catwalk.server.openapi import example_inputs, openapi_document
+from catwalk.server.ops import layers
+from catwalk.server.ops.metrics import Metrics
+from catwalk.server.ops.readiness import Readiness
+from catwalk.server.ops.request_log import RequestLog
 from catwalk.server.predict_route import PredictRoute
 from catwalk.server.v2_openapi import add_v2
 from catwalk.server.v2_routes import V2Routes
@@ -57,28 +57,32 @@ from catwalk.server.v2_routes import V2Routes
 JSON = "application/json"
 ROUTES = messages.ROUTES
 
-__all__ = ["Predictor", "create_app", "handle_predict"]
+
+class ModelApp(Flask):
+    """The Flask app of one served model, holding what it owns: nothing of it is global, so
+    two apps in one process (tests) share nothing."""
+
+    predictor: Predictor  # its .batcher (None: unbatched) has the batch numbers
+    metrics: Metrics | None  # None when server.metrics is off
+    readiness: Readiness  # what GET /ready answers
+    predict_route: PredictRoute
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> bool:
+        """Run the batching collector on ``loop`` (catwalk's worker: one thread, a greenlet per
+        request; ``reading()`` counts the requests half read). False when the model is not
+        batched: the worker then answers one request at a time."""
+        batcher = self.predictor.batcher
+        if batcher is None:
+            return False
+        batcher.attach(loop, reading)
+        return True
 
 
-def handle_predict(predictor: Predictor, body: bytes) -> tuple[str, bytes]:
-    """Answer one ``POST /predict`` body without HTTP: ``(correlation_id, response body)``.
-
-    Raises :class:`~catwalk.server.envelope.PredictFailed`. This is all of catwalk's own
-    per-request work (envelope, validation, the model, normalisation, serialisation).
-    """
-    return predictor.handle(body)
-
-
-def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
+def create_app(model: LoadedModel, settings: ServerSettings) -> ModelApp:
     """Build the REST app serving ``model`` with ``settings`` (body limit, output checks)."""
+    app = ModelApp("catwalk.server")
     log = logging.getLogger(LOGGER_NAME)
-    jsonlog.model_fields.update(model_name=model.spec.name, model_version=model.spec.version)
     metrics = Metrics(model.spec) if settings.metrics else None
-    if metrics is not None:
-        # The model's own time. One model served by one app; a second app on the same model
-        # (tests) takes the timing over instead of timing it twice.
-        untimed = getattr(model.predict, "__wrapped__", model.predict)
-        model.predict = metrics.time_predict(untimed)  # type: ignore[method-assign,assignment]
     batcher = make_batcher(model, settings)
     if batcher is not None and metrics is not None:
         batcher.run = metrics.time_batches(batcher.run)  # batch sizes and the model's time
@@ -87,7 +91,12 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         validate_output=settings.validate_output,
         batcher=batcher,
         max_depth=settings.max_depth,
+        # The model's own time, for /metrics (the model object itself is left as it is).
+        predict=metrics.time_predict(model.predict) if metrics is not None else None,
     )
+    app.predictor = predictor
+    app.metrics = metrics
+    app.readiness = Readiness()
 
     def document() -> dict[str, Any]:
         examples, output = example_inputs(model, log)
@@ -97,8 +106,7 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         add_v2(found, predictor, examples, auth=settings.auth.enabled)
         return found
 
-    app = base_app(settings, log, model.spec.name, orjson.dumps(model.spec.info()), document)
-    app.extensions["catwalk"] = predictor  # its .batcher (None: unbatched) has the batch numbers
+    common_routes(app, settings, log, model.spec.name, orjson.dumps(model.spec.info()), document)
     response_class = app.response_class
 
     @app.post("/predict", provide_automatic_options=False)
@@ -112,32 +120,29 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> Flask:
         environ[CORRELATION_ID_KEY] = correlation_id
         return response_class(body, 200, content_type=JSON)
 
-    app.extensions["catwalk.metrics"] = metrics  # Metrics.observe_batch: the batching hook
     # POST /predict is answered before Flask's request machinery (PredictRoute); everything
     # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
     # log wrap both alike.
-    v2 = V2Routes(app.wsgi_app, predictor, settings, log)  # the Open Inference Protocol
-    route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
-    app.extensions["catwalk.predict_route"] = route
+    v2 = V2Routes(app.wsgi_app, predictor, settings, log, app.readiness)  # Open Inference
+    app.predict_route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
     app.wsgi_app = RequestLog(  # type: ignore[method-assign]
-        ops.wrap(route, settings, metrics, log), log
+        layers.wrap(app.predict_route, settings, metrics, log, app.readiness), log
     )
-    readiness.state.loaded = True
     return app
 
 
-def base_app(
+def common_routes(
+    app: Flask,
     settings: ServerSettings,
     log: logging.Logger,
     title: str,
     info_body: bytes,
     document: Callable[[], dict[str, Any]],
-) -> Flask:
-    """The Flask app with what every server has, one model or a repository: ``/status``,
-    ``/info`` (``info_body``), ``/openapi.json`` (``document()``, built at its first request:
-    it calls the models' ``load_test_data`` for examples), ``/docs`` (titled ``title``) and the
-    one error handler."""
-    app = Flask("catwalk.server")
+) -> None:
+    """What every server's app has, one model or a repository: ``/status``, ``/info``
+    (``info_body``), ``/openapi.json`` (``document()``, built at its first request: it calls
+    the models' ``load_test_data`` for examples), ``/docs`` (titled ``title``), the body limit
+    and the one error handler."""
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     response_class = app.response_class
@@ -185,7 +190,6 @@ def base_app(
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    return app
 
 
 def _error_handler(

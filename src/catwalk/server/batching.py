@@ -10,14 +10,14 @@ answer goes back to its own request, which checks and writes its own response.
 
 Two ways to wait, one collector:
 
-- Production (:mod:`catwalk.server.loop_worker`, :func:`attach_loop`): each request runs in a
-  greenlet of the worker's one thread. ``submit`` queues the input and switches back to the
-  event loop, which reads the next requests; the batch runs in the loop as soon as
-  ``max_batch_size`` inputs wait, or as many as the last batch had (the clients that were
-  answered are coming back) and no request is half read, or no request has arrived for
-  ``ARRIVAL_GAP`` (1 ms) and none is half read, or ``max_latency_ms`` after the oldest
-  arrived. A batch stuck in the model stops the worker's heartbeat: gunicorn aborts it
-  at its timeout and starts a new one, as with any request.
+- Production (:mod:`catwalk.server.worker.loop_worker`, :meth:`Batcher.attach`, through the
+  app's ``attach_loop``): each request runs in a greenlet of the worker's one thread.
+  ``submit`` queues the input and switches back to the event loop, which reads the next
+  requests; the batch runs in the loop as soon as ``max_batch_size`` inputs wait, or as many
+  as the last batch had (the clients that were answered are coming back) and no request is
+  half read, or no request has arrived for ``ARRIVAL_GAP`` (1 ms) and none is half read, or
+  ``max_latency_ms`` after the oldest arrived. A batch stuck in the model stops the worker's
+  heartbeat: gunicorn aborts it at its timeout and starts a new one, as with any request.
 - The debug server (threaded): each request has its own thread, and a collector thread waits
   while other requests are still being read and validated (:meth:`Batcher.arriving`); a
   request not answered within ``server.timeout`` gets 504.
@@ -57,8 +57,6 @@ ARRIVAL_GAP = 0.001
 # The shortest wait the collector schedules (the loop's timers are as fine as a millisecond;
 # a shorter one would spin).
 MIN_WAIT = 0.001
-# The collectors of this process (one per app): attach_loop puts them on a worker's loop.
-_batchers: list[Batcher] = []
 
 
 def make_batcher(model: LoadedModel, settings: ServerSettings) -> Batcher | None:
@@ -66,19 +64,9 @@ def make_batcher(model: LoadedModel, settings: ServerSettings) -> Batcher | None
     batching = settings.batching.apply(model.spec.batching)
     if batching is None:
         return None
-    batcher = Batcher(
+    return Batcher(
         lambda inputs: predict_each(model, inputs), batching, timeout=float(settings.timeout)
     )
-    _batchers.append(batcher)
-    return batcher
-
-
-def attach_loop(loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> bool:
-    """Run this process's collectors on ``loop`` (the worker's), each request in a greenlet;
-    ``reading()`` counts the requests half read. False when nothing here batches."""
-    for batcher in _batchers:
-        batcher.attach(loop, reading)
-    return bool(_batchers)
 
 
 class _Pending:

@@ -18,13 +18,10 @@ Rules (documented in docs/serving.md):
 - the echoed ``input`` is what the client sent, whatever the model does to its argument.
 
 Limits (docs/serving.md, "Request body limits"): a body nested deeper than
-``server.limits.max_depth`` is refused before it is parsed (:mod:`catwalk.server.body_limits`).
+``server.limits.max_depth`` is refused before it is parsed (:mod:`catwalk.body_limits`).
 
-Numbers: orjson parses and writes the common case. An integer beyond 64 bits would come out
-of orjson as a float, so a body holding a run of 19 or more digits is parsed again with the
-standard library's json (exact integers) - only when orjson accepts the body with those runs
-cut short, so both parsers accept one language - and a response orjson cannot write (it refuses
-integers beyond 64 bits) is written with the standard library's json.
+Numbers: integers of any size stay exact (:mod:`catwalk.json_codec`, the codec ``catwalk
+predict`` and the Open Inference Protocol share).
 
 Failures raise :class:`PredictFailed`, which carries the request's correlation id next to the
 :class:`~catwalk.errors.CatwalkError`; the app's one error handler turns it into a response.
@@ -33,37 +30,25 @@ Failures raise :class:`PredictFailed`, which carries the request's correlation i
 from __future__ import annotations
 
 import json
-import math
-import os
-import random
-import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from catwalk.body_limits import too_deep
 from catwalk.config import DEFAULT_MAX_DEPTH
+from catwalk.correlation import correlation_id_problem, new_correlation_id
 from catwalk.errors import CatwalkError, InvalidRequest, ModelError, ModelMismatch, OutputError
+from catwalk.json_codec import dumps, exact_loads, kind, loads, long_number
 from catwalk.model import LoadedModel
 from catwalk.server.batching import Batcher
-from catwalk.server.body_limits import too_deep
-from catwalk.server.logs import InFlight
 from catwalk.server.model_errors import for_client
+from catwalk.server.ops.request_log import InFlight
 
 ENVELOPE_FIELDS = ("correlation_id", "model", "input", "extra_data")
 _ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
 _MODEL_KEYS = ("name", "version")
 _ABSENT: Any = object()
-MAX_CORRELATION_ID = 256
-# C0 controls, DEL and C1 controls: a correlation id is logged and must stay on its line.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-# Every digit becomes "9", everything else a space: a run of 19 "9"s then means a number
-# orjson may not parse exactly (beyond 64 bits it gives a float). bytes.translate + `in` is
-# about twice as fast as a regex search; counting the digits first (translate deleting the
-# others) is cheaper still and rules out most bodies, which hold fewer than 19 digits.
-_DIGITS = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
-_NOT_DIGITS = bytes(i for i in range(256) if not 0x30 <= i <= 0x39)
-_LONG_NUMBER = b"9" * 19
-_DIGIT_RUN = re.compile(rb"([0-9]{18})[0-9]+")
 
 
 class PredictFailed(Exception):
@@ -73,129 +58,6 @@ class PredictFailed(Exception):
         super().__init__(str(error))
         self.error = error
         self.correlation_id = correlation_id
-
-
-# Correlation ids are for tracing, not secrets: a private Mersenne Twister seeded from the OS
-# is unique enough and ten times cheaper than uuid.uuid4(), which reads os.urandom every call.
-# Private, so a model seeding the global `random` (the RNG example does) cannot repeat our ids;
-# reseeded after fork, so gunicorn workers forked from one master do not share a sequence.
-_ids = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_correlation_id() -> str:
-    """A random version-4 UUID string (``6f1c2a9e-…``)."""
-    h = "%032x" % ((_ids.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def loads(body: bytes) -> Any:
-    """Parse a request body; integers of any size stay exact. Raises InvalidRequest."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        # orjson refuses integers beyond a double's range: only the exact path can say.
-        if not _long_number(body):
-            raise InvalidRequest(f"body: not valid JSON ({exc})") from None
-        _only_long_numbers(body)
-        return _exact_loads(body)
-    if _long_number(body):
-        return _exact_loads(body)
-    return value
-
-
-def _only_long_numbers(body: bytes) -> None:
-    """Raise InvalidRequest unless orjson rejected ``body`` only for its long numbers.
-
-    The standard library's parser accepts more than orjson (lone surrogates such as
-    ``"\\ud800"``, which no UTF-8 response can carry; UTF-16 bodies; nesting beyond 1,024):
-    the body with every run of digits cut to 18 must pass orjson too, so that both parsers
-    accept one language. Cutting a run keeps every ``\\uXXXX`` escape and every number's
-    validity, and changes nothing else.
-    """
-    try:
-        orjson.loads(_DIGIT_RUN.sub(rb"\1", body))
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body: not valid JSON ({exc})") from None
-
-
-def _long_number(body: bytes) -> bool:
-    """True when the body holds a run of 19 or more digits (maybe an integer beyond 64 bits)."""
-    return _LONG_NUMBER in body.translate(_DIGITS)
-
-
-def _exact_loads(body: bytes) -> Any:
-    """The slow path: the standard library's parser, as strict as orjson."""
-    try:
-        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
-    except ValueError as exc:  # also e.g. an integer of more than 4300 digits
-        raise InvalidRequest(f"body: not valid JSON ({exc})") from None
-    except RecursionError:  # orjson takes 1,024 levels, this parser fewer (loads() callers
-        # without the server's depth limit, such as `catwalk predict`)
-        raise InvalidRequest("body: nested too deeply to be parsed exactly") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (math.inf, -math.inf):
-        raise ValueError(f"number {text[:20]}... is out of range")
-    return value
-
-
-def dumps(value: Any) -> bytes:
-    """JSON bytes of a JSON value; integers beyond 64 bits are written exactly, too.
-
-    Raises TypeError or ValueError when the value cannot be written as JSON at all.
-    """
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return text.encode("utf-8")
-
-
-def error_body(correlation_id: str | None, message: str) -> bytes:
-    """The JSON body of every error response."""
-    return orjson.dumps({"correlation_id": correlation_id, "output": {"message": message}})
-
-
-def kind(value: Any) -> str:
-    """A JSON value's type in JSON's words, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    return "number"
-
-
-def correlation_id_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be a client's correlation id (None when it can)."""
-    if type(value) is not str or not value:
-        return f"correlation_id: must be a non-empty string, got {kind(value)}"
-    if len(value) > MAX_CORRELATION_ID:
-        return f"correlation_id: must be at most {MAX_CORRELATION_ID} characters, got {len(value)}"
-    if not value.isprintable():
-        found = _CONTROL.search(value)
-        if found is not None:
-            return (
-                f"correlation_id: must not contain control characters, found "
-                f"{found.group().encode('unicode_escape').decode('ascii')} at position "
-                f"{found.start()}"
-            )
-    return None
 
 
 class Predictor:
@@ -212,6 +74,7 @@ class Predictor:
         "max_depth",
         "model",
         "model_ref",
+        "predict",
         "validate_output",
     )
 
@@ -222,15 +85,19 @@ class Predictor:
         validate_output: bool = True,
         batcher: Batcher | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        predict: Callable[[Any], Any] | None = None,
     ) -> None:
         self.model = model
         self.model_ref = {"name": model.spec.name, "version": model.spec.version}
         self.validate_output = validate_output
         self.max_depth = max_depth
+        # The model's call on one input (``model.predict``, timed when the app keeps metrics):
+        # the Open Inference Protocol's routes call it too.
+        self.predict: Callable[[Any], Any] = predict or model.predict
         # With batching, the model call (only it) goes through the worker's collector; the
         # request is parsed, validated and answered in its own thread either way.
         self.batcher = batcher
-        self._predict = batcher.submit if batcher is not None else model.predict
+        self._predict = batcher.submit if batcher is not None else self.predict
         # False in a model repository, whose router checked the body's model already.
         self.check_model = True
 
@@ -267,8 +134,8 @@ class Predictor:
             raise PredictFailed(error, request_id or new_correlation_id())
         try:
             envelope = orjson.loads(body)  # loads(body), with its fast path inlined
-            if len(body.translate(None, _NOT_DIGITS)) >= 19 and _long_number(body):
-                envelope = _exact_loads(body)
+            if long_number(body):
+                envelope = exact_loads(body)
         except (orjson.JSONDecodeError, InvalidRequest):
             try:
                 envelope = loads(body)

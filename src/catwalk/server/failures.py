@@ -17,10 +17,12 @@ from typing import Any
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
+from catwalk.correlation import new_correlation_id
 from catwalk.errors import CatwalkError, ModelError
 from catwalk.model import describe
-from catwalk.server.envelope import PredictFailed, error_body, new_correlation_id
-from catwalk.server.logs import CORRELATION_ID_KEY, default_correlation_id, safe
+from catwalk.server.envelope import PredictFailed
+from catwalk.server.environ import CORRELATION_ID_KEY, default_correlation_id, error_body
+from catwalk.server.logs import safe
 
 
 def status_line(code: int) -> str:

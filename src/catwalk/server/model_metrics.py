@@ -1,6 +1,6 @@
 """A model repository's metrics, by model: what each ``name@version`` answered, and shadows.
 
-Beside the server's own families (:mod:`catwalk.server.metrics`, by endpoint), a repository
+Beside the server's own families (:mod:`catwalk.server.ops.metrics`, by endpoint), a repository
 adds, all labelled ``name`` and ``version``:
 
 - ``catwalk_model_requests_total{name,version,status}``: requests each model answered;
@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from catwalk.server.metrics import DURATION_BUCKETS, Metrics, timed
+from catwalk.server.ops.metrics import DURATION_BUCKETS, Metrics, timed
 from catwalk.spec import ModelSpec
 
 SHADOW_OUTCOMES = ("same", "different", "error")

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from catwalk import __version__
+from catwalk.correlation import MAX_CORRELATION_ID
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
 from catwalk.normalize import to_json
 from catwalk.schema import to_json_schema
-from catwalk.server.envelope import MAX_CORRELATION_ID
 from catwalk.spec import ModelSpec
 
 OPENAPI_VERSION = "3.1.0"

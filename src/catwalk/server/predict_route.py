@@ -11,7 +11,7 @@ answers with 413) to Flask unchanged. The answers are the same bytes, statuses a
 either way (tests/server compare them).
 
 It sits where Flask's ``wsgi_app`` was: the request log, metrics, auth and ``/ready``
-(:mod:`catwalk.server.ops`) wrap it, so they see every request, fast or not.
+(:mod:`catwalk.server.ops.layers`) wrap it, so they see every request, fast or not.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import logging
 from typing import Any
 
 from catwalk.server.envelope import Predictor
-from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import (
+from catwalk.server.environ import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
     StartResponse,
     WsgiApp,
     default_correlation_id,
 )
+from catwalk.server.failures import error_answer, status_line
 
 JSON = "application/json"
 

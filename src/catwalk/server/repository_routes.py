@@ -13,7 +13,7 @@ PredictRoute` has for one model (inside the request log, metrics, auth and ``/re
 
 A name or version not loaded is a 404 naming what is loaded (:meth:`Routing.not_found`).
 Every answer a model gave says which in ``X-Catwalk-Model: name@version`` (and the request log
-line, through :data:`~catwalk.server.logs.MODEL_KEY`); a request for a name with a shadow
+line, through :data:`~catwalk.server.environ.MODEL_KEY`); a request for a name with a shadow
 hands its answer to the shadow thread (:mod:`catwalk.server.shadow`) once it is complete.
 """
 
@@ -26,15 +26,16 @@ from typing import Any
 
 import orjson
 
+from catwalk.correlation import new_correlation_id
 from catwalk.errors import CatwalkError, InvalidRequest
+from catwalk.json_codec import kind
 from catwalk.model import LoadedModel
 from catwalk.protocol import paths
 from catwalk.repository.discover import ModelEntry
 from catwalk.repository.routing import Routing
 from catwalk.server import messages
-from catwalk.server.envelope import PredictFailed, Predictor, kind, new_correlation_id
-from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import (
+from catwalk.server.envelope import PredictFailed, Predictor
+from catwalk.server.environ import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
     MODEL_KEY,
@@ -42,6 +43,7 @@ from catwalk.server.logs import (
     WsgiApp,
     default_correlation_id,
 )
+from catwalk.server.failures import error_answer, status_line
 from catwalk.server.model_metrics import ModelMetrics
 from catwalk.server.shadow import ShadowJob, ShadowRunner
 from catwalk.server.v2_routes import V2Routes

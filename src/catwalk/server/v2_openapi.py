@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
+from catwalk.correlation import MAX_CORRELATION_ID
 from catwalk.protocol.tensors import DATATYPES, INT_RANGES, Tensor, model_sides
-from catwalk.server.envelope import MAX_CORRELATION_ID, Predictor
+from catwalk.server.envelope import Predictor
 from catwalk.server.openapi import JSON, convert
 from catwalk.server.v2_routes import EXTENSIONS
 

@@ -26,22 +26,25 @@ import orjson
 
 from catwalk import __version__
 from catwalk.config import ServerSettings
+from catwalk.correlation import new_correlation_id
 from catwalk.errors import CatwalkError, InvalidRequest, ModelMismatch, OutputError
+from catwalk.json_codec import kind
 from catwalk.model import describe
 from catwalk.protocol import paths
 from catwalk.protocol.request import Decoder
 from catwalk.protocol.response import encode
 from catwalk.protocol.tensors import model_sides
-from catwalk.server import messages, readiness
-from catwalk.server.envelope import PredictFailed, Predictor, kind, new_correlation_id
-from catwalk.server.failures import error_answer, status_line
-from catwalk.server.logs import (
+from catwalk.server import messages
+from catwalk.server.envelope import PredictFailed, Predictor
+from catwalk.server.environ import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
     StartResponse,
     WsgiApp,
     default_correlation_id,
 )
+from catwalk.server.failures import error_answer, status_line
+from catwalk.server.ops.readiness import Readiness
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -78,10 +81,13 @@ class V2Routes:
         predictor: Predictor,
         settings: ServerSettings,
         log: logging.Logger,
+        readiness: Readiness,
     ) -> None:
         self.other = other
         self.predictor = predictor
+        self.readiness = readiness  # the app's: /v2/health/ready answers as /ready does
         self.model = predictor.model
+        self.predict = predictor.predict  # the model's call (timed when metrics are on)
         self.spec = predictor.model.spec
         self.batcher = predictor.batcher
         self.validate_output = predictor.validate_output
@@ -136,7 +142,7 @@ class V2Routes:
         if operation == paths.INFER:
             return self._infer(environ, start_response)
         if operation in (paths.READY, paths.MODEL_READY):
-            problem = readiness.state.problem()
+            problem = self.readiness.problem()
             answer: dict[str, Any] = {"ready": problem is None}
             if operation == paths.MODEL_READY:
                 answer = {"name": self.spec.name, **answer}
@@ -205,7 +211,7 @@ class V2Routes:
             problems = model.input_errors(records)
             if problems:
                 raise InvalidRequest("; ".join(problems))
-            output = batcher.submit(records) if batcher is not None else model.predict(records)
+            output = batcher.submit(records) if batcher is not None else self.predict(records)
             if self.validate_output:
                 problems = model.output_errors(output)
                 if problems:
@@ -227,7 +233,7 @@ class V2Routes:
                 if isinstance(output, CatwalkError):
                     raise output
         else:
-            outputs = [model.predict(record) for record in records]
+            outputs = [self.predict(record) for record in records]
         if self.validate_output:
             if len(outputs) == 1:
                 problems = self.spec.output.errors(outputs[0], "output[0]")

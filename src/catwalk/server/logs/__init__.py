@@ -1,0 +1,80 @@
+"""Logging of catwalk's server processes: the logger, the text or JSON format, safe values.
+
+Every process of a server (the supervisor, gunicorn's master and workers, the debug server)
+calls :func:`configure_logging` once: its lines go to stderr, as text (:mod:`.text`) or as one
+JSON object per line (:mod:`.jsonlog`). Once a process knows the model it serves,
+:func:`name_the_model` has every JSON line name it.
+
+Values that come from the client (the path, the correlation id, error messages quoting the
+body) are logged with every non-printable character escaped (:func:`safe`: C0/C1 controls,
+and Unicode line and paragraph separators, bidi overrides and other format characters): a
+request cannot forge a log line nor make one read differently.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from catwalk.server.logs.jsonlog import JsonFormatter
+from catwalk.server.logs.text import LOG_FORMAT, Formatter
+
+LOGGER_NAME = "catwalk.server"
+
+
+def _handler() -> logging.Handler | None:
+    """catwalk's handler on the root logger (None before :func:`configure_logging`)."""
+    return next((h for h in logging.getLogger().handlers if getattr(h, "_catwalk", False)), None)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send catwalk's logs to stderr at ``level`` (INFO, DEBUG, ...), once per process.
+
+    ``log_format`` ``json``: one JSON object per line (:mod:`catwalk.server.logs.jsonlog`).
+    """
+    handler = _handler()
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler._catwalk = True  # type: ignore[attr-defined]
+        logging.getLogger().addHandler(handler)
+    if log_format == "json":
+        if not isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(Formatter(LOG_FORMAT))
+    logging.getLogger().setLevel(level)
+    logging.getLogger(LOGGER_NAME).setLevel(level)
+
+
+def json_formatter() -> JsonFormatter:
+    """The JSON formatter of this process's lines (a new one before :func:`configure_logging`
+    chose JSON): gunicorn's own handler takes it too, so that its lines name the model."""
+    handler = _handler()
+    found = handler.formatter if handler is not None else None
+    return found if isinstance(found, JsonFormatter) else JsonFormatter()
+
+
+def name_the_model(name: str, version: str) -> None:
+    """From now on every JSON line of this process names the model it serves."""
+    handler = _handler()
+    if handler is not None and isinstance(handler.formatter, JsonFormatter):
+        handler.formatter.model_fields = {"model_name": name, "model_version": version}
+
+
+def safe(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    "Printable" is :meth:`str.isprintable`: not a control (Cc), format (Cf: bidi overrides,
+    zero-width characters), separator other than the space (Zl, Zp, Zs), surrogate or
+    unassigned code point. One log line stays one and reads as what it holds.
+    """
+    if text.isprintable():  # the common case, and cheap
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return char.encode("unicode_escape").decode("ascii")  # \n, \t, \x1b, \xa0
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

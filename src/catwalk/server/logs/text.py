@@ -1,0 +1,27 @@
+"""The text log format of catwalk's server processes (``logging.format: text``, the default)::
+
+2026-11-26 08:32:37,533 INFO [21227] catwalk.server: POST /predict 200 0.99ms correlation_id=...
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+class Formatter(logging.Formatter):
+    """logging.Formatter with the date part of ``asctime`` computed once per second."""
+
+    _second: int = -1
+    _stamp: str = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
