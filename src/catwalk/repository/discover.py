@@ -14,7 +14,14 @@ from pathlib import Path
 
 from catwalk.errors import SpecError
 from catwalk.repository.versions import sort_versions
-from catwalk.spec import MODEL_FILE, SPEC_FILE, ModelSpec, check_model_folder, load_spec
+from catwalk.spec import (
+    MODEL_FILE,
+    SPEC_FILE,
+    ModelSpec,
+    check_model_folder,
+    existing_folder,
+    load_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,7 @@ def is_repository(path: str | Path) -> bool:
 
 def discover(path: str | Path) -> Repository:
     """The models of ``path``; raises SpecError naming every problem found."""
-    folder = Path(path).expanduser().resolve()
-    if not folder.exists():
-        raise SpecError([f"{path}: model folder does not exist"])
-    if not folder.is_dir():
-        raise SpecError([f"{path}: not a folder (give the folder that holds model.yml)"])
+    folder = existing_folder(path)
     if (folder / SPEC_FILE).exists() or (folder / MODEL_FILE).exists():
         spec = load_spec(folder)  # a model folder: its own errors, as always
         return Repository(folder, (ModelEntry(spec),), single=True)
