@@ -267,6 +267,7 @@ def test_a_dataframe_chunk_that_fails_names_its_bad_line() -> None:
     assert "line 2: predict raised ValueError: x must not be negative" in result.stderr
 
 
+@pytest.mark.slow  # starts a process per case
 @pytest.mark.parametrize(("omp", "threads"), [("", 1), ("2", 2)])
 def test_row_by_row_scoring_runs_native_pools_at_one_thread(omp: str, threads: int) -> None:
     # Issue 17: waking an OpenMP pool for each single row made LightGBM 11x slower.
