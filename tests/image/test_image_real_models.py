@@ -25,7 +25,6 @@ from image_env import (  # shared fixtures and helpers of the Docker tests
     GENERATED,
     REGISTRY_HOST,
     TIMINGS,
-    _session,
     base_image,
     catwalk,
     client,
@@ -35,6 +34,7 @@ from image_env import (  # shared fixtures and helpers of the Docker tests
 )
 
 from catwalk.ports import free_port
+from requires import loopback_session
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 __all__ = ["base_image", "client", "created", "registry"]  # fixtures, used by name
@@ -54,7 +54,7 @@ def _copy(name: str, dest: Path, new_name: str, version: str = "1.0.0") -> Path:
 def _tags(registry: str, repository: str) -> list[str]:
     namespace = registry.split("/", 1)[1]
     url = f"http://{REGISTRY_HOST}/v2/{namespace}/{repository}/tags/list"
-    response = _session().get(url, timeout=10)
+    response = loopback_session().get(url, timeout=10)
     if response.status_code == 404:
         return []
     response.raise_for_status()

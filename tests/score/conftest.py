@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from requires import unavailable
 
 
 def need(module: str) -> Any:
@@ -19,9 +19,7 @@ def need(module: str) -> Any:
     try:
         return __import__(module)
     except ImportError:
-        if CI:
-            pytest.fail(f"CI=true, so not skipping: {module} is not installed", pytrace=False)
-        pytest.skip(f"{module} is not installed (pip install -e '.[spark,ray]')")
+        unavailable(f"{module} is not installed (pip install -e '.[spark,ray]')")
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +27,7 @@ def spark() -> Iterator[Any]:
     """One local[2] SparkSession for every Spark test (starting a JVM costs seconds)."""
     need("pyspark")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        message = "no java: scripts/install-system-deps.sh java installs it"
-        if CI:
-            pytest.fail(f"CI=true, so not skipping: {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable("no java: scripts/install-system-deps.sh java installs it")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 

@@ -105,3 +105,51 @@ def expected_forest(model: Path, rows: list[dict[str, Any]]) -> list[tuple[Any, 
 
 def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["id"])
+
+
+def score_forest(
+    tmp_path: Path, *options: str, ordered: bool = False, **parquet: Any
+) -> tuple[Result, tuple[str, ...]]:
+    """The raising forest's rows in two Parquet files through ``catwalk score`` with
+    ``options`` (an engine, a concurrency): every row comes out with its own error or its
+    own output, as catwalk predict gives them (in input order where ``ordered``). Returns the
+    result and the command's arguments (to run it again)."""
+    model = raising_forest(tmp_path)
+    rows = forest_rows()
+    write_parquet(tmp_path / "in" / "a.parquet", rows[:6], **parquet)
+    write_parquet(tmp_path / "in" / "b.parquet", rows[6:], **parquet)
+    out = tmp_path / "out"
+    args = (
+        *("-m", str(model), "--input", str(tmp_path / "in"), "--output", str(out)),
+        *("--keep", "id", "--batch-size", "4", *options),
+    )
+    result = score(*args)
+    assert result.exit_code == 0, result.output
+    got = read_output(out) if ordered else by_id(read_output(out))
+    assert [r["id"] for r in got] == [r["id"] for r in rows]
+    for row, (output, error) in zip(got, expected_forest(model, rows), strict=True):
+        assert row["catwalk_error"] == error
+        assert row["progression"] == (None if output is None else output["progression"])
+    assert f"score: {len(rows)} row(s), 2 with errors" in result.stderr
+    return result, args
+
+
+def check_missing_requirement(tmp_path: Path, *options: str) -> Result:
+    """A model whose requirements.txt names a package the engine's workers lack: one clear
+    error naming the package, and no output."""
+    model = tmp_path / "rng"
+    shutil.copytree(EXAMPLES / "rng", model)
+    (model / "requirements.txt").write_text("catwalk-no-such-package>=1\n")
+    data = write_parquet(
+        tmp_path / "in.parquet", [{"seed": 1, "seed_version": 2, "mu": 0.0, "sigma": 1.0}]
+    )
+    result = score(
+        *("-m", str(model), "--input", str(data), "--output", str(tmp_path / "out"), *options)
+    )
+    assert result.exit_code == 1
+    assert (
+        "Error: model RNGModel 0.0.1: package 'catwalk-no-such-package' of its "
+        "requirements.txt is not installed in this worker's Python" in result.stderr
+    )
+    assert not (tmp_path / "out").exists()
+    return result

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from score_data import (
     EXAMPLES,
-    expected_forest,
     forest_rows,
-    raising_forest,
     read_output,
     score,
+    score_forest,
     write_parquet,
 )
 
@@ -24,34 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_forest_every_row_out_with_its_error_or_its_output(tmp_path: Path) -> None:
-    model = raising_forest(tmp_path)
-    rows = forest_rows()
     # Two files, so that both workers get work; row groups of 3 rows: several batches.
-    write_parquet(tmp_path / "in" / "a.parquet", rows[:6], row_group_size=3)
-    write_parquet(tmp_path / "in" / "b.parquet", rows[6:], row_group_size=3)
+    result, _ = score_forest(tmp_path, "--concurrency", "2", ordered=True, row_group_size=3)
     out = tmp_path / "out"
-    result = score(
-        "-m",
-        str(model),
-        "--input",
-        str(tmp_path / "in"),
-        "--output",
-        str(out),
-        "--keep",
-        "id",
-        "--batch-size",
-        "4",
-        "--concurrency",
-        "2",
-    )
-    assert result.exit_code == 0, result.output
-    got = read_output(out)
-    assert [r["id"] for r in got] == [r["id"] for r in rows]  # rows out = rows in, in order
-    expected = expected_forest(model, rows)
-    for row, (output, error) in zip(got, expected, strict=True):
-        assert row["catwalk_error"] == error
-        assert row["progression"] == (None if output is None else output["progression"])
-    assert f"score: {len(rows)} row(s), 2 with errors" in result.stderr
     assert "model loaded" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
     assert not [p for p in tmp_path.iterdir() if "catwalk-tmp" in p.name]

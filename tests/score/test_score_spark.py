@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from score_data import (
     EXAMPLES,
-    by_id,
-    expected_forest,
-    forest_rows,
-    raising_forest,
+    check_missing_requirement,
     read_output,
     score,
+    score_forest,
     write_parquet,
 )
 
@@ -22,32 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_forest_on_spark_answers_as_predict_does(spark: Any, tmp_path: Path) -> None:
-    model = raising_forest(tmp_path)
-    rows = forest_rows()
-    write_parquet(tmp_path / "in" / "a.parquet", rows[:6])
-    write_parquet(tmp_path / "in" / "b.parquet", rows[6:])
-    out = tmp_path / "out"
-    result = score(
-        "-m",
-        str(model),
-        "--engine",
-        "spark",
-        "--input",
-        str(tmp_path / "in"),
-        "--output",
-        str(out),
-        "--keep",
-        "id",
-        "--batch-size",
-        "4",
-    )
-    assert result.exit_code == 0, result.output
-    got = by_id(read_output(out))
-    assert [r["id"] for r in got] == [r["id"] for r in rows]
-    for row, (output, error) in zip(got, expected_forest(model, rows), strict=True):
-        assert row["catwalk_error"] == error
-        assert row["progression"] == (None if output is None else output["progression"])
-    assert f"score: {len(rows)} row(s), 2 with errors" in result.stderr
+    result, _ = score_forest(tmp_path, "--engine", "spark")
     # Once per Python worker: local[2] runs at most two.
     loads = int(result.stderr.split("model loaded ")[1].split(" ")[0])
     assert 1 <= loads <= 2, result.stderr
@@ -122,29 +94,8 @@ def test_stop_refusal_and_overwrite(spark: Any, tmp_path: Path) -> None:
 
 
 def test_a_missing_requirement_is_one_clear_error(spark: Any, tmp_path: Path) -> None:
-    model = tmp_path / "rng"
-    shutil.copytree(EXAMPLES / "rng", model)
-    (model / "requirements.txt").write_text("catwalk-no-such-package>=1\n")
-    data = write_parquet(
-        tmp_path / "in.parquet", [{"seed": 1, "seed_version": 2, "mu": 0.0, "sigma": 1.0}]
-    )
-    result = score(
-        "-m",
-        str(model),
-        "--engine",
-        "spark",
-        "--input",
-        str(data),
-        "--output",
-        str(tmp_path / "out"),
-    )
-    assert result.exit_code == 1
-    assert (
-        "Error: model RNGModel 0.0.1: package 'catwalk-no-such-package' of its "
-        "requirements.txt is not installed in this worker's Python" in result.stderr
-    )
+    result = check_missing_requirement(tmp_path, "--engine", "spark")
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
 
 
 def test_csv_and_json_lines_on_spark(spark: Any, tmp_path: Path) -> None:

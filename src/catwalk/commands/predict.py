@@ -6,7 +6,6 @@ import contextlib
 import os
 import stat
 import sys
-import time
 from typing import IO, TYPE_CHECKING
 
 import click
@@ -17,14 +16,13 @@ from catwalk.commands.common import (
     install_option,
     model_path_option,
 )
+from catwalk.commands.progress import Progress
 
 if TYPE_CHECKING:
     from catwalk.model import LoadedModel
     from catwalk.scoring import Scored, Scorer
 
 EXIT_LINE_FAILED = 1
-_REDRAW_SECONDS = 0.2  # a terminal's progress line
-_REPORT_SECONDS = 10.0  # a log's progress line (stderr not a terminal)
 
 
 @click.command("predict")
@@ -102,7 +100,8 @@ def _load(model_path: str, install: bool) -> LoadedModel:
 
 def _score_lines(scorer: Scorer, source: IO[bytes], out: IO[bytes], *, stop: bool) -> int:
     """Write each line's output (null for a skipped one); return how many lines failed."""
-    progress = Progress(_size(source))
+    progress = Progress("predict", "line")
+    progress.start(_size(source))
     failed = 0
     counted = _Counted(source, progress)
     try:
@@ -117,7 +116,8 @@ def _score_lines(scorer: Scorer, source: IO[bytes], out: IO[bytes], *, stop: boo
             out.write(b"null\n")
     finally:
         out.flush()
-        progress.finish(counted.lines, failed)
+        progress.finish()
+        _summary(progress, failed)
     return failed
 
 
@@ -146,7 +146,6 @@ class _Counted:
     def __init__(self, source: IO[bytes], progress: Progress) -> None:
         self.source = source
         self.progress = progress
-        self.lines = 0
 
     def __iter__(self) -> _Counted:
         return self
@@ -155,55 +154,17 @@ class _Counted:
         line = self.source.readline()
         if not line:
             raise StopIteration
-        self.lines += 1
-        self.progress.advance(len(line), self.lines)
+        self.progress.advance(len(line), 1)
         return line
 
 
-class Progress:
-    """Progress on stderr: a bar on a terminal (a counter when the size is unknown), else a
-    line every ten seconds; always a summary at the end."""
-
-    def __init__(self, size: int | None) -> None:
-        self.started = self.shown = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self.bar = None
-        if self.tty and size:
-            self.bar = click.progressbar(length=size, label="scoring", file=sys.stderr)
-            self.bar.render_progress()
-        self.pending = 0
-
-    def advance(self, nbytes: int, lines: int) -> None:
-        self.pending += nbytes
-        now = time.monotonic()
-        if now - self.shown < (_REDRAW_SECONDS if self.tty else _REPORT_SECONDS):
-            return
-        self.shown = now
-        if self.bar is not None:
-            self.bar.update(self.pending)
-            self.pending = 0
-        elif self.tty:
-            click.echo(f"\rscoring: {lines} line(s)", err=True, nl=False)
-        else:
-            click.echo(f"predict: {lines} line(s) so far ({self._rate(lines, now)})", err=True)
-
-    def finish(self, lines: int, failed: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.pending)
-            self.bar.render_finish()
-        elif self.tty:
-            click.echo("\r", err=True, nl=False)
-        took = time.monotonic() - self.started
-        failures = f", {failed} failed" if failed else ""
-        click.echo(
-            f"predict: {lines} line(s) read{failures} in {took:.1f}s "
-            f"({self._rate(lines, self.started + took)})",
-            err=True,
-        )
-
-    def _rate(self, lines: int, now: float) -> str:
-        took = now - self.started
-        return f"{lines / took:,.0f} lines/s" if took > 0 else "-"
+def _summary(progress: Progress, failed: int) -> None:
+    failures = f", {failed} failed" if failed else ""
+    click.echo(
+        f"predict: {progress.done} line(s) read{failures} in {progress.seconds():.1f}s "
+        f"({progress.rate()})",
+        err=True,
+    )
 
 
 COMMANDS = [predict_command]

@@ -5,16 +5,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from catwalk.commands.common import handle_errors, install_option, model_path_option
-
-_REDRAW_SECONDS = 0.2
-_REPORT_SECONDS = 10.0
+from catwalk.commands.progress import Progress
 
 
 @click.command("score")
@@ -128,7 +125,7 @@ def score_command(
 
         click.echo(f"requirements: {ensure_requirements(load_spec(model_path).path)}", err=True)
     with contextlib.redirect_stdout(sys.stderr), _sigterm_interrupts():
-        progress = Progress()
+        progress = Progress("score", "row")
         try:
             summary = run_job(request, progress=progress.advance, total=progress.start)
         finally:
@@ -148,46 +145,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class Progress:
-    """A bar on a terminal when the row count is known (a counter otherwise), else a line
-    on stderr every ten seconds."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.started = self.shown = time.monotonic()
-        self.bar: Any = None
-        self.rows = 0
-        self.pending = 0
-
-    def start(self, total: int | None) -> None:
-        if self.tty and total:
-            self.bar = click.progressbar(length=total, label="scoring", file=sys.stderr)
-            self.bar.render_progress()
-
-    def advance(self, rows: int) -> None:
-        self.rows += rows
-        self.pending += rows
-        now = time.monotonic()
-        if now - self.shown < (_REDRAW_SECONDS if self.tty else _REPORT_SECONDS):
-            return
-        self.shown = now
-        if self.bar is not None:
-            self.bar.update(self.pending)
-            self.pending = 0
-        elif self.tty:
-            click.echo(f"\rscoring: {self.rows} row(s)", err=True, nl=False)
-        else:
-            rate = self.rows / max(now - self.started, 1e-9)
-            click.echo(f"score: {self.rows} row(s) so far ({rate:,.0f} rows/s)", err=True)
-
-    def finish(self) -> None:
-        if self.bar is not None:
-            self.bar.update(self.pending)
-            self.bar.render_finish()
-        elif self.tty and self.rows:
-            click.echo("\r", err=True, nl=False)
 
 
 COMMANDS = [score_command]
