@@ -12,12 +12,22 @@ In one run, side by side:
   against ``--env-manager local`` in catwalk's interpreter (whose packages already satisfy
   the folder's requirements): the price of the re-execution. Median of ``--runs``.
 
+``--zoo`` instead builds each zoo model's environment (tests/zoo/builders.py trains the models;
+the zoo extra) the way the zoo's first command does: ``catwalk predict --input`` with a fresh
+``CATWALK_ENV_CACHE``, uv's cache warm, then (``--uv-cold``) with a ``UV_CACHE_DIR`` that
+starts empty and is shared by the kinds in turn, as on a new machine: each wheel is fetched
+once (the first kind's build also fetches catwalk's own dependencies; torch comes from the
+local find-links folder) and unpacked. Each row: the build as the environment's record times
+it, and the whole command.
+
 Usage: .venv/bin/python bench/model_env.py [--runs 5] [--skip-torch]
+       .venv/bin/python bench/model_env.py --zoo [--kinds lightgbm,...] [--uv-cold]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -105,11 +115,52 @@ def start(runs: int, cache: Path) -> tuple[float, float]:
     return statistics.median(venv), statistics.median(local)
 
 
+def zoo_build(folder: Path, cache: Path, **extra: str) -> tuple[float, float]:
+    """(the build as its record says, the whole first ``predict --input``) in seconds."""
+    rows = json.loads((folder / "test_data.json").read_text())
+    cmd = [sys.executable, "-m", "catwalk", "predict", "-m", str(folder)]
+    took = timed(
+        [*cmd, "--input", json.dumps(rows[0]["X"])],
+        env_without_manager(CATWALK_ENV_CACHE=str(cache), **extra),
+    )
+    (env,) = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return float(json.loads((env / "catwalk-env.json").read_text())["seconds"]), took
+
+
+def zoo(kinds: list[str], uv_cold: bool) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "zoo"))
+    from builders import build_model  # the zoo's own trainers
+
+    with tempfile.TemporaryDirectory(prefix="bench-zoo-envs-") as tmp:
+        work = Path(tmp)
+        head = "| zoo model | build s (uv warm) | first predict s |"
+        rule = "|---|---:|---:|"
+        if uv_cold:
+            head += " build s (uv cold) | first predict s |"
+            rule += "---:|---:|"
+        print(head)
+        print(rule, flush=True)
+        for kind in kinds:
+            folder = build_model(kind, work / "models" / kind)
+            warm = zoo_build(folder, work / f"envs-{kind}")
+            row = f"| {kind} | {warm[0]:.1f} | {warm[1]:.1f} |"
+            if uv_cold:
+                cold = zoo_build(folder, work / f"envs-cold-{kind}", UV_CACHE_DIR=str(work / "uv"))
+                row += f" {cold[0]:.1f} | {cold[1]:.1f} |"
+            print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--zoo", action="store_true", help="the zoo models' environments")
+    parser.add_argument("--kinds", default="sklearn_pipeline,xgboost,lightgbm,catboost,torch,onnx")
+    parser.add_argument("--uv-cold", action="store_true", help="--zoo: also with uv's cache empty")
     options = parser.parse_args()
+    if options.zoo:
+        zoo(options.kinds.split(","), options.uv_cold)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-model-env-") as tmp:
         work = Path(tmp)
         print("| build | catwalk (uv) s | venv + pip s | x faster |")

@@ -3,7 +3,8 @@
 
 The flow is the README's: build-prep with no option, ``build --docker-registry R`` (which
 starts FROM R's base image, resolves requirements.txt on this machine, tests the image, then
-pushes), ``test-image --docker-registry R`` (on a free port: this machine is shared). Then a
+pushes), ``test-image --docker-registry R`` (on a free port: this machine is shared), in the
+image's own interpreter (``CATWALK_ENV_MANAGER=local``: no model environment). Then a
 one-line ``model.py`` change must rebuild from the cache (no pip, no reinstall). The image
 size, the cold build and the rebuild are printed at the end of the session.
 """
@@ -71,6 +72,8 @@ def test_zoo_model_builds_tests_and_pushes_with_the_defaults(
     check = catwalk("test-image", "-m", str(folder), "--docker-registry", registry,
                     "--server-port", str(free_port()))  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+    # The image is the model's environment: its commands never build another one there.
+    assert "CATWALK_ENV_MANAGER=local" in client.api.inspect_image(ref)["Config"]["Env"]
 
     created.insert(0, client.api.inspect_image(ref)["Id"])  # untagged by the rebuild
     with (folder / "model.py").open("a") as f:
