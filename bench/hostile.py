@@ -51,7 +51,7 @@ MODELS = {
     "batch": ROOT / "example_models" / "batch",
     "rng": ROOT / "example_models" / "rng",
     "keywords": ROOT / "tests" / "models" / "keywords",
-    "leaky": ROOT / "tests" / "production" / "models" / "leaky",
+    "leaky": ROOT / "tests" / "server" / "production" / "models" / "leaky",
 }
 # Extra application.yml lines for a model's server (under server:).
 CONFIG = {"leaky": "  max_worker_memory: 300m\n"}

@@ -184,8 +184,7 @@ def test_every_command_takes_model_path(command: str) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_no_command_succeeds_on_a_missing_folder(command: str, tmp_path: Path) -> None:
-    # Commands whose issue has not landed yet say "not yet available"; either way, never a
-    # silent success.
+    # Never a silent success, never a traceback.
     result = CliRunner().invoke(cli, [command, "-m", str(tmp_path / "absent")])
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)

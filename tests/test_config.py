@@ -91,7 +91,9 @@ def test_unknown_keys(tmp_path: Path) -> None:
         load_settings(path)
     lines = str(info.value).splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith(f"{path}: log: unknown key (allowed: logging, server, tracing)")
+    assert lines[0].startswith(
+        f"{path}: log: unknown key (allowed: logging, models, server, tracing)"
+    )
     assert any(line.startswith(f"{path}: server.worker: unknown key") for line in lines)
     assert any(line.startswith(f"{path}: server.ssl.enable: unknown key") for line in lines)
 

@@ -26,7 +26,8 @@ import requests
 
 from catwalk.checks.server_checks import free_port
 
-pytestmark = pytest.mark.model_env
+# Each test builds real environments with uv (seconds each): not in the fast lane.
+pytestmark = [pytest.mark.model_env, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 

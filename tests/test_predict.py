@@ -267,10 +267,11 @@ def test_a_dataframe_chunk_that_fails_names_its_bad_line() -> None:
     assert "line 2: predict raised ValueError: x must not be negative" in result.stderr
 
 
+@pytest.mark.slow  # starts a process per case
 @pytest.mark.parametrize(("omp", "threads"), [("", 1), ("2", 2)])
 def test_row_by_row_scoring_runs_native_pools_at_one_thread(omp: str, threads: int) -> None:
     # Issue 17: waking an OpenMP pool for each single row made LightGBM 11x slower.
-    model = Path(__file__).parent / "production" / "models" / "pool_sizes"
+    model = Path(__file__).parent / "server" / "production" / "models" / "pool_sizes"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MODEL_PATH")}
     if omp:
         env["OMP_NUM_THREADS"] = omp  # who sets it keeps it

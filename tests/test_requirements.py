@@ -171,6 +171,7 @@ def test_failed_pip_writes_no_stamp(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(fake.calls) == 2
 
 
+@pytest.mark.slow  # runs pip
 def test_unsatisfiable_requirement_shows_pips_output(tmp_path: Path) -> None:
     folder = folder_with(tmp_path, "--no-index\ncatwalk-tests-no-such-package==9.9.9\n")
     with pytest.raises(RequirementsError) as info:
@@ -195,6 +196,7 @@ def local_package(tmp_path: Path, build_wheel: Any) -> Iterator[tuple[str, Path]
     )
 
 
+@pytest.mark.slow  # runs pip
 def test_real_install_of_a_local_wheel(tmp_path: Path, local_package: tuple[str, Path]) -> None:
     name, wheel = local_package
     folder = folder_with(tmp_path, f"--no-index\n{wheel}\n")
@@ -205,6 +207,7 @@ def test_real_install_of_a_local_wheel(tmp_path: Path, local_package: tuple[str,
     assert module.ANSWER == 42
 
 
+@pytest.mark.slow  # runs pip
 def test_concurrent_processes_both_succeed(tmp_path: Path, local_package: tuple[str, Path]) -> None:
     name, wheel = local_package
     folder = folder_with(tmp_path, f"--no-index\n{wheel}\n")
@@ -272,6 +275,7 @@ def test_pip_runs_under_constraints_pinning_catwalks_dependencies(
     assert f"catwalk-serve=={metadata.version('catwalk-serve')}" in seen
 
 
+@pytest.mark.slow  # runs pip
 def test_a_package_needing_an_older_flask_is_refused_by_pip_and_nothing_changes(
     tmp_path: Path, build_wheel: Any
 ) -> None:
@@ -429,6 +433,7 @@ def test_pip_settings_map_to_uv(tmp_path: Path) -> None:
     assert "index-url" not in mine.mapped
 
 
+@pytest.mark.slow  # runs pip
 def test_pip_config_comes_from_pip_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from catwalk.model_env.pipconf import pip_config
 

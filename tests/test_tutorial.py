@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from catwalk.cli import cli
@@ -15,6 +16,7 @@ from catwalk.cli import cli
 TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "sklearn"
 
 
+@pytest.mark.slow  # trains the tutorial's model
 def test_train_then_test_model(tmp_path: Path) -> None:
     copy = tmp_path / "sklearn"
     shutil.copytree(

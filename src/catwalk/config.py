@@ -60,6 +60,7 @@ import yaml
 
 from catwalk.config_env import ENV_SETTINGS, TOKENS_ENV, env_settings
 from catwalk.config_fields import check_keys, read_bool, read_int, read_mapping
+from catwalk.config_models import ModelsSettings, parse_models
 from catwalk.cpus import usable_cpus
 from catwalk.errors import ConfigError
 from catwalk.spec import Batching, batch_size_problem, latency_problem, load_yaml
@@ -155,6 +156,9 @@ class ServerSettings:
     batching: BatchingSettings = BatchingSettings()
     # tracing: and the OTEL_* variables (catwalk.tracing.settings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
+    models: ModelsSettings = field(
+        default_factory=ModelsSettings
+    )  # a repository's routing (catwalk.config_models)
     config_path: Path | None = None
 
     @property
@@ -228,6 +232,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
     check_keys(ssl_section, "server.ssl", problems)
     check_keys(auth_section, "server.auth", problems)
     check_keys(batching_section, "server.batching", problems)
+    models = parse_models(read_mapping(data, "models", problems), problems)
 
     level = str(logging_section.get("level", "INFO")).upper()
     if level not in LOG_LEVELS:
@@ -303,6 +308,7 @@ def parse_settings(data: Any, path: Path, port: int = DEFAULT_PORT) -> ServerSet
         auth=auth,
         batching=batching,
         tracing=tracing,
+        models=models,
         trusted_proxies=trusted_proxies,
         config_path=path,
         **whole,

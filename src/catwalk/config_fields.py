@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 ALLOWED = {
-    "": {"logging", "server", "tracing"},  # tracing's keys: catwalk.tracing.settings
+    # models: checked by catwalk.config_models; tracing: by catwalk.tracing.settings
+    "": {"logging", "server", "models", "tracing"},
     "logging": {"level", "format"},
     "server": {
         "workers",

@@ -103,6 +103,10 @@ def _pandas(value: Any, path: str) -> Any:
     raise OutputError(f"{path}: pandas value of type {type(value).__name__} is not supported")
 
 
+#: The relative tolerance test-model compares floats with (and a shadow its outputs).
+DEFAULT_TOLERANCE = 1e-9
+
+
 def first_difference(expected: Any, got: Any, rel_tol: float, path: str = "") -> str | None:
     """Return ``"<path>: expected X, got Y"`` for the first difference, or None if equal.
 

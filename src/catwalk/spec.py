@@ -128,13 +128,19 @@ class ModelSpec:
         return info
 
 
-def check_model_folder(path: str | Path) -> Path:
-    """Return the folder's absolute path, or raise SpecError if it or a required file is missing."""
+def existing_folder(path: str | Path) -> Path:
+    """The absolute path of ``-m``'s folder, or SpecError when it is missing or not a folder."""
     folder = Path(path).expanduser().resolve()
     if not folder.exists():
         raise SpecError([f"{path}: model folder does not exist"])
     if not folder.is_dir():
         raise SpecError([f"{path}: not a folder (give the folder that holds model.yml)"])
+    return folder
+
+
+def check_model_folder(path: str | Path) -> Path:
+    """Return the folder's absolute path, or raise SpecError if it or a required file is missing."""
+    folder = existing_folder(path)
     missing = [name for name in (SPEC_FILE, MODEL_FILE) if not (folder / name).is_file()]
     if missing:
         raise SpecError([f"{folder / name}: required file missing" for name in missing])

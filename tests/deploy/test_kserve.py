@@ -72,6 +72,7 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow  # builds KServe's CRD schema
 def test_the_strict_schema_catches_a_misspelt_field(validator: jsonschema.Draft7Validator) -> None:
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",

@@ -188,6 +188,7 @@ def _host_base(**installed: str) -> BaseImage:
     )
 
 
+@pytest.mark.slow  # runs pip wheel
 def test_wheelhouse_resolves_find_links_of_the_requirements_and_caches(
     example_copy: Any, build_wheel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,6 +232,7 @@ def test_wheelhouse_refuses_replacing_catwalk_s_own_packages(example_copy: Any) 
         build_wheelhouse(folder, _host_base(), refresh=False, echo=print)
 
 
+@pytest.mark.slow  # runs pip wheel
 def test_wheelhouse_names_pip_s_error(
     example_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,6 +247,7 @@ def test_wheelhouse_names_pip_s_error(
     assert "catwalk-no-such-package-anywhere" in text
 
 
+@pytest.mark.slow  # runs pip wheel
 def test_another_platform_gets_wheels_for_the_image_s_tags(
     example_copy: Any, build_wheel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,6 +274,7 @@ def test_another_platform_gets_wheels_for_the_image_s_tags(
     assert any("Python 3.12 (pip download" in line for line in said)
 
 
+@pytest.mark.slow  # runs pip wheel
 def test_requirements_listing_nothing_give_an_empty_wheelhouse(
     example_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TEST_DATA_PREFIX, TestData
+from catwalk.checks.model_checks import TEST_DATA_PREFIX, TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server
 from catwalk.checks.server_reach import wait_ready
@@ -32,6 +32,7 @@ from catwalk.image.dockerfile import CONFIG_DIR
 from catwalk.image.engine_host import engine_host
 from catwalk.image.naming import local_image_ref
 from catwalk.model import LoadedModel
+from catwalk.normalize import DEFAULT_TOLERANCE
 from catwalk.ports import free_port, port_is_free
 from catwalk.spec import ModelSpec, check_model_folder, load_spec
 from catwalk.tokens_file import read_tokens

@@ -17,11 +17,10 @@ from catwalk.checks.batch_checks import check_batching
 from catwalk.checks.report import Report
 from catwalk.errors import CatwalkError, ModelError, ModelLoadError, OutputError, SpecError
 from catwalk.model import LoadedModel, describe, load_model, user_traceback
-from catwalk.normalize import first_difference, to_json
+from catwalk.normalize import DEFAULT_TOLERANCE, first_difference, to_json
 from catwalk.requirements import ensure_requirements, requirement_names
 from catwalk.spec import MODEL_FILE, ModelSpec, check_model_folder, load_spec
 
-DEFAULT_TOLERANCE = 1e-9
 # Every step's name, in order (test-server runs the first six, then its own).
 MODEL_STEPS = (
     "1. model folder",

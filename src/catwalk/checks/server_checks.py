@@ -14,15 +14,16 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, TestData
+from catwalk.checks.model_checks import TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_reach import quiet_if_unverified, request_failure
 from catwalk.checks.v2_checks import check_v2
 from catwalk.model import LoadedModel
-from catwalk.normalize import first_difference
+from catwalk.normalize import DEFAULT_TOLERANCE, first_difference
 
 # Re-exported (public): tests and bench scripts take a free loopback port from here.
 from catwalk.ports import free_port as free_port
@@ -41,8 +42,13 @@ def check_server(
     timeout: float = ANSWER_TIMEOUT,
     tolerance: float = DEFAULT_TOLERANCE,
     token: str | None = None,
+    repository: bool = False,
 ) -> None:
     """Check the server at ``base_url`` serving ``model``; one report line per check.
+
+    ``repository``: the server serves a model repository, ``model`` among others: its
+    requests go to ``/models/{name}/versions/{version}/predict`` and ``/v2/models/{name}/
+    versions/{version}``, and ``/info`` lists it among the models.
 
     ``timeout``: seconds each answer may take (after one timed out, at most
     :data:`ANSWER_TIMEOUT` for the rest); a request that outlasts it (or cannot be sent) fails
@@ -52,6 +58,10 @@ def check_server(
     further check then makes sure a request without it is refused.
     """
     checker = _Checker(base_url, model, data, report, verify, timeout, tolerance, token)
+    if repository:
+        checker.predict_path = "/models/{}/versions/{}/predict".format(
+            *(quote(part, safe="") for part in (model.spec.name, model.spec.version))
+        )
     with checker.session, quiet_if_unverified(verify):
         for check in checker.checks():
             try:
@@ -67,7 +77,7 @@ def check_server(
         # The same server's Open Inference Protocol surface (/v2).
         check_v2(
             base_url, model, data, report, checker.session,
-            verify=verify, timeout=checker.timeout, tolerance=tolerance,
+            verify=verify, timeout=checker.timeout, tolerance=tolerance, versioned=repository,
         )  # fmt: skip
 
 
@@ -102,6 +112,7 @@ class _Checker:
         self.verify = verify
         self.ref = {"name": self.spec.name, "version": self.spec.version}
         self.current = ""
+        self.predict_path = "/predict"  # a repository's: this model's own path
 
     def checks(self) -> list[Callable[[], None]]:
         return [
@@ -127,14 +138,13 @@ class _Checker:
     def _get(self, path: str) -> requests.Response:
         return self.session.get(self.base + path, timeout=self.timeout, verify=self.verify)
 
-    def _post(self, body: bytes | dict[str, Any]) -> requests.Response:
+    def _post(self, body: bytes | dict[str, Any], path: str | None = None) -> requests.Response:
+        url = self.base + (path or self.predict_path)
         if isinstance(body, dict):
-            return self.session.post(
-                self.base + "/predict", json=body, timeout=self.timeout, verify=self.verify
-            )
+            return self.session.post(url, json=body, timeout=self.timeout, verify=self.verify)
         headers = {"Content-Type": "application/json"}
         return self.session.post(
-            self.base + "/predict",
+            url,
             data=body,
             headers=headers,
             timeout=self.timeout,
@@ -185,6 +195,12 @@ class _Checker:
         self._start("GET /info")
         body = self._json(self._get("/info"), 200)
         expected = self.spec.info()
+        if self.predict_path != "/predict":  # a repository: this model among its models
+            found = [m for m in body.get("models", []) if m.get("version") == self.spec.version]
+            found = [m for m in found if m.get("name") == self.spec.name]
+            if not found:
+                raise _Failed(f"{self.spec.name} {self.spec.version} is not among its models")
+            body = {k: v for k, v in found[0].items() if k != "default"}
         if body != expected:
             raise _Failed(f"differs from model.yml: {_info_difference(expected, body)}")
         self.report.ok(self.current, f"equals model.yml ({self.spec.name} {self.spec.version})")
@@ -262,13 +278,15 @@ class _Checker:
     def wrong_name(self) -> None:
         self._start("POST /predict: wrong model name -> 404")
         ref = {"name": self.spec.name + "-other", "version": self.spec.version}
-        message = self._error(self._post({"model": ref, "input": self.first_input}), 404)
+        body = {"model": ref, "input": self.first_input}
+        message = self._error(self._post(body, "/predict"), 404)
         self.report.ok(self.current, message)
 
     def wrong_version(self) -> None:
         self._start("POST /predict: wrong model version -> 404")
         ref = {"name": self.spec.name, "version": self.spec.version + "-other"}
-        message = self._error(self._post({"model": ref, "input": self.first_input}), 404)
+        body = {"model": ref, "input": self.first_input}
+        message = self._error(self._post(body, "/predict"), 404)
         self.report.ok(self.current, message)
 
     def concurrent(self) -> None:
@@ -284,7 +302,7 @@ class _Checker:
             correlation_id, x, expected = case
             try:
                 response = requests.post(
-                    self.base + "/predict",
+                    self.base + self.predict_path,
                     json={"correlation_id": correlation_id, "input": x},
                     headers=self.session.headers,
                     timeout=self.timeout,
@@ -315,7 +333,7 @@ class _Checker:
     def token_required(self) -> None:
         self._start("POST /predict: no token, 401")
         response = requests.post(
-            self.base + "/predict",
+            self.base + self.predict_path,
             json={"input": self.first_input},
             timeout=self.timeout,
             verify=self.verify,

@@ -12,16 +12,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE, MODEL_STEPS, TestData
+from catwalk.checks.model_checks import MODEL_STEPS, TestData
 from catwalk.checks.report import Report
 from catwalk.checks.server_checks import ANSWER_TIMEOUT, check_server
 from catwalk.checks.server_reach import unreachable, wait_ready
 from catwalk.errors import CatwalkError
 from catwalk.model import LoadedModel
+from catwalk.normalize import DEFAULT_TOLERANCE
 from catwalk.ports import free_port
 
 STOP_TIMEOUT = 10.0
@@ -157,9 +159,40 @@ def test_server(
         report.ok(f"{step}. server", f"checking {url} (already running)")
         check(url)
         return
+    with started_server(
+        model.spec.path,
+        report,
+        step=step,
+        server_config=server_config,
+        scheme=scheme,
+        debug=debug,
+        verify=verify,
+        ready_timeout=ready_timeout,
+    ) as base_url:
+        if base_url is not None:
+            check(base_url)
+
+
+@contextmanager
+def started_server(
+    serve_path: str | Path,
+    report: Report,
+    *,
+    step: int,
+    server_config: str | Path | None,
+    scheme: str,
+    debug: bool,
+    verify: bool | str,
+    ready_timeout: float,
+    watched: Sequence[Report] = (),
+) -> Iterator[str | None]:
+    """``catwalk serve -m serve_path`` on a free port for the block: its base URL (None when it
+    did not start); steps ``step`` (starts) and ``step + 1`` (stops) are reported in
+    ``report``, and the server's log is shown when one of ``watched`` (default: ``report``)
+    failed."""
     mode = "debug" if debug else "production"
     port = free_port()
-    server = ServerProcess(model.spec.path, port=port, server_config=server_config, debug=debug)
+    server = ServerProcess(serve_path, port=port, server_config=server_config, debug=debug)
     base_url = f"{scheme}://127.0.0.1:{port}"
     show_log = started = False
     try:
@@ -169,11 +202,12 @@ def test_server(
         except CatwalkError as exc:
             report.fail(f"{step}. server starts", f"{mode} server: {exc}")
             show_log = True
+            yield None
             return
         started = True
         report.ok(f"{step}. server starts", f"{mode} server answers on {base_url}")
-        check(base_url)
-        show_log = not report.passed
+        yield base_url
+        show_log = not all(r.passed for r in (watched or [report]))
     finally:
         stopping = time.monotonic()
         code = server.stop()

@@ -44,9 +44,11 @@ def check_v2(
     verify: bool | str,
     timeout: float,
     tolerance: float,
+    versioned: bool = False,
 ) -> None:
-    """One report line per check of the ``/v2`` endpoints (``session`` carries any token)."""
-    checks = _V2Checks(base_url, model, data, session, verify, timeout, tolerance)
+    """One report line per check of the ``/v2`` endpoints (``session`` carries any token);
+    ``versioned``: the model's paths name its version (a repository serves several)."""
+    checks = _V2Checks(base_url, model, data, session, verify, timeout, tolerance, versioned)
     for name, check in checks.checks():
         try:
             report.ok(name, check())
@@ -65,12 +67,15 @@ class _V2Checks:
     verify: bool | str
     timeout: float
     tolerance: float
+    versioned: bool = False
 
     def __post_init__(self) -> None:
         self.base = self.base_url.rstrip("/")
         model, data = self.model, self.data
         self.spec = model.spec
         self.path = f"/v2/models/{quote(self.spec.name, safe='')}"
+        if self.versioned:
+            self.path += f"/versions/{quote(self.spec.version, safe='')}"
         self.inputs, self.outputs, whole = model_sides(self.spec)
         self.records = data.inputs[0] if data.batch else data.inputs
         expected = data.outputs[0] if data.batch else data.outputs

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from catwalk.checks.model_checks import DEFAULT_TOLERANCE
 from catwalk.checks.report import Report
 from catwalk.config import DEFAULT_PORT
 from catwalk.errors import CatwalkError, ConfigError, ModelError, ModelLoadError
 from catwalk.model_env import ARGV_KEY, ENV_MANAGER_VAR, ENV_MANAGERS, PROGRAM
+from catwalk.normalize import DEFAULT_TOLERANCE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +83,16 @@ model_path_option = env_option(
     envvar="MODEL_PATH",
     show_default=True,
     help="The model folder (holding model.yml and model.py).",
+)
+
+model_option = env_option(
+    "--model",
+    "model",
+    envvar="CATWALK_MODEL",
+    default=None,
+    metavar="NAME[@VERSION]",
+    help="With a model repository as --model-path: the model to run (NAME: its default "
+    "version, the highest by PEP 440).",
 )
 
 server_config_option = env_option(
@@ -171,8 +181,15 @@ def in_model_env(func: F) -> F:
                     "CATWALK_ENV_MANAGER=local"
                 )
             try:
+                from catwalk.repository.select import select_folder
+
+                # --model (predict, score): that model of a repository in its own environment;
+                # a whole repository runs here, with every model's requirements installed.
+                folder = kwargs["model_path"]
+                if "model" in kwargs:
+                    folder = str(select_folder(folder, kwargs["model"]))
                 run_in_model_env(
-                    kwargs["model_path"],
+                    folder,
                     ctx.meta.get(ARGV_KEY, sys.argv[1:]),
                     install=kwargs.get("install", True),
                     echo=lambda line: click.echo(line, err=True),

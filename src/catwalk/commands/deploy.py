@@ -136,6 +136,9 @@ def deploy_prep_command(
     force: bool,
 ) -> None:
     """Write docker-compose.yml (default), kubernetes.yml or kserve.yml to run the model's image."""
+    from catwalk.repository.select import single_model_only
+
+    single_model_only(model_path, "deploy-prep")
     spec = load_spec(model_path)
     registry = check_registry(docker_registry)
     if canary_traffic_percent is not None and target != "kserve":

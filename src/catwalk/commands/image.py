@@ -57,6 +57,9 @@ local_tag_option = env_option(
 
 
 def _spec(model_path: str) -> ModelSpec:
+    from catwalk.repository.select import single_model_only
+
+    single_model_only(model_path, click.get_current_context().info_name or "this command")
     return load_spec(model_path)
 
 

@@ -14,6 +14,7 @@ from catwalk.commands.common import (
     handle_errors,
     in_model_env,
     install_option,
+    model_option,
     model_path_option,
 )
 from catwalk.commands.progress import Progress
@@ -30,6 +31,7 @@ EXIT_LINE_FAILED = 1
 
 @click.command("predict")
 @model_path_option
+@model_option
 @click.option(
     "--input",
     "input_json",
@@ -61,6 +63,7 @@ EXIT_LINE_FAILED = 1
 @in_model_env
 def predict_command(
     model_path: str,
+    model: str | None,
     input_json: str | None,
     input_file: IO[bytes] | None,
     output_file: IO[bytes],
@@ -78,7 +81,9 @@ def predict_command(
     if input_json is not None and input_file is not None:
         raise click.UsageError("give --input or --input-file, not both")
     with contextlib.redirect_stdout(sys.stderr):  # a print() in the model cannot mix in
-        scorer = Scorer(_load(model_path, install))
+        from catwalk.repository.select import select_folder
+
+        scorer = Scorer(_load(str(select_folder(model_path, model)), install))
         if input_json is not None:
             output_file.write(scorer.score_bytes(input_json.encode("utf-8")) + b"\n")
             return

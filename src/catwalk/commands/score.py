@@ -10,12 +10,13 @@ from typing import Any
 
 import click
 
-from catwalk.commands.common import handle_errors, install_option, model_path_option
+from catwalk.commands.common import handle_errors, install_option, model_option, model_path_option
 from catwalk.commands.progress import Progress
 
 
 @click.command("score")
 @model_path_option
+@model_option
 @click.option(
     "--input",
     "inputs",
@@ -83,6 +84,7 @@ from catwalk.commands.progress import Progress
 @handle_errors
 def score_command(
     model_path: str,
+    model: str | None,
     inputs: tuple[str, ...],
     input_format: str | None,
     output: str,
@@ -103,8 +105,10 @@ def score_command(
     output holds the --keep columns, one column per output field and catwalk_error (null
     where the row scored). Rows out = rows in. docs/scoring.md explains the engines.
     """
+    from catwalk.repository.select import select_folder
     from catwalk.score.job import JobRequest, run_job
 
+    model_path = str(select_folder(model_path, model))
     request = JobRequest(
         model_path=model_path,
         inputs=list(inputs),

@@ -42,6 +42,10 @@ from catwalk.tokens_file import read_tokens
 
 if TYPE_CHECKING:
     from catwalk.model import LoadedModel
+    from catwalk.server.app import ModelApp
+    from catwalk.server.repository_app import RepositoryApp
+
+    DebugServed = ModelApp | RepositoryApp
 
 DEBUG_HOST = "0.0.0.0"  # containers are reached from outside: listen on every interface
 
@@ -96,6 +100,13 @@ def serve_command(
                 "--reload needs --debug (the production server is not for editing)"
             )
         sys.exit(_serve_reloading(model_path, server_config, server_port, run_tests, install))
+    from catwalk.repository.discover import is_repository
+
+    if is_repository(model_path):
+        from catwalk.commands.serve_repository import serve_repository
+
+        serve_repository(model_path, settings, debug, run_tests, install)
+        return
     spec = load_spec(model_path)
     if install:
         click.echo(f"requirements: {ensure_requirements(spec.path)}", err=True)
@@ -111,9 +122,7 @@ def serve_command(
             raise ConfigError("not serving: the test-model checks failed (see above)")
 
     if not debug:
-        from catwalk.server.production.supervisor import serve_production
-
-        sys.exit(serve_production(spec.path, settings))
+        sys.exit(serve_production_mode(spec.path, settings))
 
     if model is None:
         model = load_model(spec)
@@ -128,10 +137,10 @@ def _serve_reloading(
     install: bool,
 ) -> int:
     """This command with --debug and without --reload, as a child restarted on every change."""
+    from catwalk.repository.discover import discover
     from catwalk.server.dev.reload import serve_with_reload
-    from catwalk.spec import check_model_folder
 
-    folder = check_model_folder(model_path)
+    folder = discover(model_path).root  # a model folder, or a repository
     command = [sys.executable, "-m", "catwalk", "serve", "--debug", "-m", str(folder)]
     command += ["--server-port", str(server_port), "--run-tests" if run_tests else "--no-run-tests"]
     command += ["--install" if install else "--no-install"]
@@ -142,26 +151,45 @@ def _serve_reloading(
     return serve_with_reload(command, watched, lambda line: click.echo(line, err=True))
 
 
-def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
-    from catwalk.server.app import create_app
-    from catwalk.server.dev.debug import DebugApp, request_handler
-    from catwalk.server.logs import configure_logging, name_the_model
+def serve_production_mode(model_path: Path, settings: ServerSettings) -> int:
+    """nginx + gunicorn serving ``model_path`` (a model folder or a repository) until stopped."""
+    from catwalk.server.production.supervisor import serve_production
+
+    return serve_production(model_path, settings)
+
+
+def configure_debug_logging(settings: ServerSettings) -> None:
+    from catwalk.server.logs import configure_logging
 
     configure_logging("DEBUG", settings.log_format)
-    name_the_model(model.spec.name, model.spec.version)
     # catwalk.server logs every request already; the development server's own line repeats it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def _serve_debug(model: LoadedModel, settings: ServerSettings) -> None:
+    from catwalk.server.app import create_app
+    from catwalk.server.logs import name_the_model
+
+    configure_debug_logging(settings)
+    name_the_model(model.spec.name, model.spec.version)
     app = create_app(model, settings)
-    batched = settings.batching.apply(model.spec.batching) is not None
+    spec = model.spec
+    batched = settings.batching.apply(spec.batching) is not None
+    run_debug(app, settings, f"{spec.name} {spec.version} from {spec.path}", batched=batched)
+
+
+def run_debug(app: DebugServed, settings: ServerSettings, what: str, *, batched: bool) -> None:
+    """Run ``app`` on Werkzeug's development server until Ctrl-C or SIGTERM."""
+    from catwalk.server.dev.debug import DebugApp, request_handler
+
     app.wsgi_app = DebugApp(  # type: ignore[method-assign]
         app.wsgi_app, settings.max_body_bytes, one_at_a_time=not batched
     )
     ssl_context = None
     if settings.ssl.enabled:
         ssl_context = (str(settings.ssl.cert), str(settings.ssl.key))
-    spec = model.spec
     url = f"{settings.scheme}://{DEBUG_HOST}:{settings.port}"
-    click.echo(f"serving {spec.name} {spec.version} from {spec.path} on {url} (debug)", err=True)
+    click.echo(f"serving {what} on {url} (debug)", err=True)
 
     def stop(signum: int, frame: Any) -> None:
         app.readiness.stopping = True  # /ready: 503 (the debug server stops at once anyway)
@@ -237,8 +265,21 @@ def test_server_command(
     install: bool,
     junit_xml: str | None,
 ) -> None:
-    """Start the model's server (or use --url) and check it against the test data."""
+    """Start the model's server (or use --url) and check it against the test data.
+
+    A model repository: one server, every model checked on it (a block each).
+    """
     from catwalk.checks.server_process import planned_steps
+    from catwalk.repository.discover import is_repository
+
+    if is_repository(model_path):
+        from catwalk.commands.serve_repository import test_repository
+
+        test_repository(
+            model_path, url, server_config, debug, cacert, tolerance, timeout, token,
+            install, junit_xml, with_model_checks=False,
+        )  # fmt: skip
+        return
 
     with junit_reports(junit_xml) as reports:
         report = new_report("test-server", planned_steps(url))
@@ -279,9 +320,22 @@ def test_command(
     install: bool,
     junit_xml: str | None,
 ) -> None:
-    """Run test-model, then test-server (which is skipped when test-model fails)."""
+    """Run test-model, then test-server (which is skipped when test-model fails).
+
+    A model repository: test-model of every model, then one server checked for each.
+    """
     from catwalk.checks.model_checks import MODEL_STEPS, test_model
     from catwalk.checks.server_process import planned_steps
+    from catwalk.repository.discover import is_repository
+
+    if is_repository(model_path):
+        from catwalk.commands.serve_repository import test_repository
+
+        test_repository(
+            model_path, None, server_config, debug, None, tolerance, timeout, token,
+            install, junit_xml, with_model_checks=True,
+        )  # fmt: skip
+        return
 
     with junit_reports(junit_xml) as reports:
         report = new_report("test-model", MODEL_STEPS)

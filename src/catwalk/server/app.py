@@ -91,8 +91,6 @@ class ModelApp(Flask):
 def create_app(model: LoadedModel, settings: ServerSettings) -> ModelApp:
     """Build the REST app serving ``model`` with ``settings`` (body limit, output checks)."""
     app = ModelApp("catwalk.server")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logging.getLogger(LOGGER_NAME)
     metrics = Metrics(model.spec) if settings.metrics else None
     batcher = make_batcher(model, settings)
@@ -110,10 +108,61 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> ModelApp:
     app.metrics = metrics
     app.readiness = Readiness()
     app.tracing = tracing_for(settings, model.spec, metrics)  # None when off: no OpenTelemetry
+
+    def document() -> dict[str, Any]:
+        examples, output = example_inputs(model, log)
+        found = openapi_document(
+            model.spec, examples=examples, example_output=output, auth=settings.auth.enabled
+        )
+        add_v2(found, predictor, examples, auth=settings.auth.enabled)
+        return found
+
+    common_routes(app, settings, log, model.spec.name, orjson.dumps(model.spec.info()), document)
+    response_class = app.response_class
+
+    @app.post("/predict", provide_automatic_options=False)
+    def predict() -> Response:
+        environ = request.environ
+        correlation_id, body = predictor.handle(
+            request.get_data(cache=False),
+            default_correlation_id(environ),
+            environ.get(IN_FLIGHT_KEY),
+        )
+        environ[CORRELATION_ID_KEY] = correlation_id
+        return response_class(body, 200, content_type=JSON)
+
+    # POST /predict is answered before Flask's request machinery (PredictRoute); everything
+    # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
+    # log wrap both alike.
+    v2 = V2Routes(app.wsgi_app, predictor, settings, log, app.readiness)  # Open Inference
+    app.predict_route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
+    wsgi_app: WsgiApp = RequestLog(
+        layers.wrap(app.predict_route, settings, metrics, log, app.readiness), log
+    )
+    if app.tracing is not None:  # outermost: the request line is logged inside the span
+        app.tracing.instrument(predictor, v2)
+        wsgi_app = app.tracing.wrap(wsgi_app)
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign,assignment]
+    return app
+
+
+def common_routes(
+    app: Flask,
+    settings: ServerSettings,
+    log: logging.Logger,
+    title: str,
+    info_body: bytes,
+    document: Callable[[], dict[str, Any]],
+) -> None:
+    """What every server's app has, one model or a repository: ``/status``, ``/info``
+    (``info_body``), ``/openapi.json`` (``document()``, built at its first request: it calls
+    the models' ``load_test_data`` for examples), ``/docs`` (titled ``title``), the body limit
+    and the one error handler."""
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     response_class = app.response_class
     # Bodies that never change are serialised once.
     status_body = orjson.dumps({"status": "ok"})
-    info_body = orjson.dumps(model.spec.info())
 
     # No automatic OPTIONS answer (Flask's is an empty 200 text/html): OPTIONS is a 405 JSON
     # error with an Allow header, like any other method a route does not take.
@@ -130,18 +179,10 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> ModelApp:
     @app.get("/openapi.json", provide_automatic_options=False)
     def openapi_json() -> Response:
         if not openapi_body:
-            examples, output = example_inputs(model, log)
-            document = openapi_document(
-                model.spec,
-                examples=examples,
-                example_output=output,
-                auth=settings.auth.enabled,
-            )
-            add_v2(document, predictor, examples, auth=settings.auth.enabled)
-            openapi_body.append(orjson.dumps(document))
+            openapi_body.append(orjson.dumps(document()))
         return response_class(openapi_body[0], 200, content_type=JSON)
 
-    docs_page = docs.page(model.spec.name)
+    docs_page = docs.page(title)
 
     @app.get("/docs", provide_automatic_options=False)
     def docs_index() -> Response:
@@ -160,34 +201,10 @@ def create_app(model: LoadedModel, settings: ServerSettings) -> ModelApp:
             return response_class(b"", 304, headers=headers)
         return response_class(body, 200, headers=headers, content_type=content_type)
 
-    @app.post("/predict", provide_automatic_options=False)
-    def predict() -> Response:
-        environ = request.environ
-        correlation_id, body = predictor.handle(
-            request.get_data(cache=False),
-            default_correlation_id(environ),
-            environ.get(IN_FLIGHT_KEY),
-        )
-        environ[CORRELATION_ID_KEY] = correlation_id
-        return response_class(body, 200, content_type=JSON)
-
     def on_error(exc: Exception) -> Response:
         return _error_handler(exc, settings, log, response_class)
 
     app.register_error_handler(Exception, on_error)
-    # POST /predict is answered before Flask's request machinery (PredictRoute); everything
-    # else goes through Flask. The operational pieces (metrics, auth, /ready) and the request
-    # log wrap both alike.
-    v2 = V2Routes(app.wsgi_app, predictor, settings, log, app.readiness)  # Open Inference
-    app.predict_route = PredictRoute(v2, predictor, settings.max_body_bytes, log)
-    wsgi_app: WsgiApp = RequestLog(
-        layers.wrap(app.predict_route, settings, metrics, log, app.readiness), log
-    )
-    if app.tracing is not None:  # outermost: the request line is logged inside the span
-        app.tracing.instrument(predictor, v2)
-        wsgi_app = app.tracing.wrap(wsgi_app)
-    app.wsgi_app = wsgi_app  # type: ignore[method-assign,assignment]
-    return app
 
 
 def _error_handler(

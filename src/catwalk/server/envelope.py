@@ -71,6 +71,7 @@ class Predictor:
         "batcher",
         "call_model",
         "check_input",
+        "check_model",
         "check_output",
         "max_depth",
         "model",
@@ -102,6 +103,8 @@ class Predictor:
         self.check_input = model.input_errors
         self.call_model = batcher.submit if batcher is not None else self.predict
         self.check_output = model.output_errors
+        # False in a model repository, whose router checked the body's model already.
+        self.check_model = True
 
     def handle(
         self, body: bytes, request_id: str | None = None, in_flight: InFlight | None = None
@@ -120,6 +123,14 @@ class Predictor:
     def _handle(
         self, body: bytes, request_id: str | None, in_flight: InFlight | None
     ) -> tuple[str, bytes]:
+        envelope, correlation_id = self.parse(body, request_id, in_flight)
+        return correlation_id, self.answer(envelope, correlation_id)
+
+    def parse(
+        self, body: bytes, request_id: str | None, in_flight: InFlight | None
+    ) -> tuple[dict[str, Any], str]:
+        """The body's envelope (a JSON object) and the request's correlation id; raises
+        PredictFailed. A model repository parses here, then picks the model that answers."""
         if too_deep(body, self.max_depth):  # before any parser: both recurse
             error = InvalidRequest(
                 f"body: nested more than {self.max_depth} levels deep (the limit, "
@@ -149,8 +160,12 @@ class Predictor:
                 raise PredictFailed(InvalidRequest(problem), request_id or new_correlation_id())
         if in_flight is not None:
             in_flight.body_id = correlation_id
+        return envelope, correlation_id
+
+    def answer(self, envelope: dict[str, Any], correlation_id: str) -> bytes:
+        """The response body for a parsed envelope; raises PredictFailed."""
         try:
-            return correlation_id, self._answer(envelope, correlation_id)
+            return self._answer(envelope, correlation_id)
         except CatwalkError as exc:
             raise PredictFailed(exc, correlation_id) from exc
 
@@ -164,7 +179,7 @@ class Predictor:
         if data is _ABSENT:
             raise InvalidRequest("input: required field missing")
         ref = envelope.get("model", _ABSENT)
-        if ref is not _ABSENT and ref != self.model_ref:
+        if ref is not _ABSENT and ref != self.model_ref and self.check_model:
             self._check_model(ref)
         extra = envelope.get("extra_data", _ABSENT)
         if extra is not _ABSENT and type(extra) is not dict:

@@ -24,6 +24,9 @@ IN_FLIGHT_KEY = "catwalk.in_flight"
 # Where the one error handler (catwalk.server.failures) leaves the JSON error's message, for
 # the request's span (WSGI environ key; catwalk.tracing).
 ERROR_MESSAGE_KEY = "catwalk.error_message"
+# Where a model repository's routes leave ``(name, version)`` of the model that answered
+# (WSGI environ key): the request line names it (catwalk.server.repository_routes).
+MODEL_KEY = "catwalk.model"
 # X-Correlation-Id: visible ASCII without quote or backslash (nginx checks the same, and
 # writes it into JSON unescaped).
 CORRELATION_ID_HEADER = "HTTP_X_CORRELATION_ID"

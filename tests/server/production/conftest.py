@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from served import HERE, NGINX_MISSING, RNG, Server, child_env, unavailable
+from served import HERE, NGINX_MISSING, RNG, Server, child_env
 
 from catwalk.checks.server_checks import free_port
+from requires import unavailable
 
 # Tests of pure functions (rendering, thread planning): no nginx to start, not slow.
 UNIT = ("test_render.py", "test_threads.py")

@@ -8,7 +8,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chromium_cdp import CHROMIUM, Chromium
-from served import Server, unavailable
+from served import Server
+
+from requires import unavailable
 
 PREDICT = "#operations-default-predict"
 LIVE_STATUS = (

@@ -21,17 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from served import (
-    MODELS,
-    RNG,
-    RNG_INPUT,
-    Server,
-    cmdline,
-    descendants,
-    raw,
-    unavailable,
-    write_config,
-)
+from served import MODELS, RNG, RNG_INPUT, Server, cmdline, descendants, raw, write_config
+
+from requires import unavailable
 
 Serve = Callable[..., Server]
 LEAKY = MODELS / "leaky"

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from served import RNG_INPUT, Server, unavailable, write_config
+from served import RNG_INPUT, Server, write_config
 
 from catwalk.checks.server_checks import free_port
+from requires import unavailable
 
 TOKEN = "prod-token-0123456789abcdef"
 PROMETHEUS = shutil.which("prometheus")

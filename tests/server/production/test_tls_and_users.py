@@ -15,17 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from served import (
-    RNG,
-    RNG_INPUT,
-    RNG_SCORE,
-    ROOT,
-    Server,
-    child_env,
-    tls_handshake,
-    unavailable,
-    write_config,
-)
+from served import RNG, RNG_INPUT, RNG_SCORE, ROOT, Server, child_env, tls_handshake, write_config
+
+from requires import unavailable
 
 Serve = Callable[..., Server]
 

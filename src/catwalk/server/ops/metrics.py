@@ -118,7 +118,7 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
-        info = Gauge(
+        self.info = info = Gauge(
             "catwalk_model_info",
             "The model served (always 1).",
             ["name", "version"],
@@ -141,16 +141,7 @@ class Metrics:
 
     def time_predict(self, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``predict`` wrapped so that each call's duration is observed."""
-        observe = self.predict_duration.observe
-
-        def timed(data: Any) -> Any:
-            started = perf_counter()
-            try:
-                return predict(data)
-            finally:
-                observe(perf_counter() - started)
-
-        return timed
+        return timed(predict, self.predict_duration.observe)
 
     def time_batches(
         self, run: Callable[[list[Any]], list[Any]]
@@ -177,6 +168,19 @@ class Metrics:
             with _locked(self.multiprocess_dir, fcntl.LOCK_SH):
                 return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def timed(predict: Callable[[Any], Any], observe: Callable[[float], Any]) -> Callable[[Any], Any]:
+    """``predict`` wrapped so that each call's duration (seconds) goes to ``observe``."""
+
+    def timed_predict(data: Any) -> Any:
+        started = perf_counter()
+        try:
+            return predict(data)
+        finally:
+            observe(perf_counter() - started)
+
+    return timed_predict
 
 
 def answer_metrics(

@@ -26,6 +26,7 @@ from typing import Any
 from catwalk.server.environ import (
     CORRELATION_ID_KEY,
     IN_FLIGHT_KEY,
+    MODEL_KEY,
     REQUEST_ID_KEY,
     StartResponse,
     WsgiApp,
@@ -35,6 +36,7 @@ from catwalk.server.logs import safe
 
 _LINE = "%s %s %s %.2fms correlation_id=%s"
 _LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
+_MODEL = " model=%s@%s"  # a model repository's lines name the model that answered
 
 
 class InFlight:
@@ -115,6 +117,11 @@ class RequestLog:
                 line = _LINE_WITH_REQUEST_ID
                 fields["request_id"] = safe(request_id)
                 args += (fields["request_id"],)
+            model = environ.get(MODEL_KEY)
+            if model is not None:
+                line += _MODEL
+                fields["model_name"], fields["model_version"] = safe(model[0]), safe(model[1])
+                args += (fields["model_name"], fields["model_version"])
             # makeRecord + handle is logger.info without its stack walk for the caller's
             # file and line, which would be this line anyway.
             record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, args, None)

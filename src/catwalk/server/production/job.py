@@ -13,11 +13,14 @@ from pathlib import Path
 
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError
+from catwalk.repository.discover import discover
 from catwalk.server.production.render import Tuning
 from catwalk.server.production.threads import ThreadPlan
-from catwalk.spec import load_spec
+from catwalk.spec import ModelSpec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
+# A model repository's (catwalk.repository): "module:function(loaded, settings) -> WSGI app".
+REPOSITORY_FACTORY = "catwalk.server.repository_app:create_repository_app"
 # Idle kept-alive connections each nginx worker holds to gunicorn for a batching model.
 BATCHING_KEEPALIVE = 32
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
@@ -40,12 +43,18 @@ def tuning_for(job: Job) -> Tuning:
 
     Every model gets catwalk's event-loop worker. A batching model's requests must meet in
     its worker, so nginx keeps connections open to each (keep-alive); an unbatched model's
-    take a new connection each, accepted by whichever worker is free.
+    take a new connection each, accepted by whichever worker is free. A repository with one
+    batching model is tuned for it.
     """
     try:
-        spec = load_spec(job.model_path)
+        specs = specs_of(job.model_path)
     except CatwalkError:  # reported when the app is built
         return Tuning()
-    if job.settings.batching.apply(spec.batching) is None:
+    if all(job.settings.batching.apply(spec.batching) is None for spec in specs):
         return Tuning()
     return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
+
+
+def specs_of(path: Path) -> list[ModelSpec]:
+    """The model.yml of each model ``path`` serves (one folder, or a repository's)."""
+    return [entry.spec for entry in discover(path).entries]

@@ -45,7 +45,13 @@ from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ServeError
 from catwalk.server.logs import configure_logging
 from catwalk.server.production.children import Child, Signals, spawn
-from catwalk.server.production.job import APP_LOAD_ERROR, DEFAULT_FACTORY, Job, tuning_for
+from catwalk.server.production.job import (
+    APP_LOAD_ERROR,
+    DEFAULT_FACTORY,
+    Job,
+    specs_of,
+    tuning_for,
+)
 from catwalk.server.production.preflight import (
     check_nginx_conf,
     check_port,
@@ -127,8 +133,9 @@ def _model_fields(job: Job) -> dict[str, str]:
 
 def thread_plan(job: Job) -> ThreadPlan:
     """Threads per worker for the job (catwalk.server.production.threads.plan_threads)."""
-    try:
-        declared = load_spec(job.model_path).runtime.threads_per_worker
+    try:  # a repository: the most any of its models declares
+        found = [s.runtime.threads_per_worker for s in specs_of(job.model_path)]
+        declared = max((n for n in found if n is not None), default=None)
     except CatwalkError:  # reported when the app is built
         declared = None
     return plan_threads(job.settings.threads_per_worker, declared, job.settings.workers)

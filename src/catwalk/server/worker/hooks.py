@@ -126,12 +126,13 @@ def worker_loaded(worker: Any) -> None:
     tracing = getattr(worker.wsgi, "tracing", None)
     if tracing is not None:  # the SDK and its export thread: in each worker, after the fork
         tracing.start()
-    model = getattr(worker.wsgi, "model", None)
-    if model is None:
-        return
     readiness = getattr(worker.wsgi, "readiness", None)
-    with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
-        done = warmup.warm_up(model, model.spec.runtime.warmup_examples, readiness)
-    logging.getLogger(LOGGER_NAME).info(
-        "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
-    )
+    models = getattr(worker.wsgi, "models", ())  # the model, or each of a repository's
+    for model in models:
+        with warmup.Heartbeat(worker.notify, limit=warmup.MAX_WARMUP_SECONDS):
+            done = warmup.warm_up(model, model.spec.runtime.warmup_examples, readiness)
+        if len(models) > 1:
+            done = f"{model.spec.name}@{model.spec.version} {done}"
+        logging.getLogger(LOGGER_NAME).info(
+            "worker %d: %s; %d native thread(s) per pool", os.getpid(), done, job.threads.threads
+        )

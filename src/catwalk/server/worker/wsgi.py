@@ -49,11 +49,13 @@ from gunicorn.glogging import Logger as GunicornLogger
 from catwalk.config import ServerSettings
 from catwalk.errors import CatwalkError, ConfigError
 from catwalk.model import LoadedModel, load_model
+from catwalk.repository.discover import is_repository
+from catwalk.repository.load import load_repository
 from catwalk.server.environ import REQUEST_ID_KEY
 from catwalk.server.logs import LOGGER_NAME, configure_logging, json_formatter, name_the_model
 from catwalk.server.ops.readiness import Readiness
 from catwalk.server.production import threads
-from catwalk.server.production.job import APP_LOAD_ERROR, Job
+from catwalk.server.production.job import APP_LOAD_ERROR, REPOSITORY_FACTORY, Job
 from catwalk.server.production.render import RunLayout
 from catwalk.spec import load_spec
 
@@ -84,10 +86,14 @@ class ServedApp:
     i.e. from nginx; and what the worker needs of the app beyond WSGI, when the app offers it
     (catwalk's :class:`~catwalk.server.app.ModelApp` does; another factory's app may not)."""
 
-    def __init__(self, app: Any, secret: str, model: LoadedModel | None = None) -> None:
+    def __init__(
+        self, app: Any, secret: str, model: LoadedModel | None = None, models: Any = ()
+    ) -> None:
         self.app = app
         self.secret = secret.encode("latin-1")
-        self.model = model  # what the worker warms up
+        self.model = model
+        # What the worker warms up: the model, or each model of a repository.
+        self.models: list[LoadedModel] = list(models) or ([model] if model is not None else [])
         self.readiness: Readiness | None = getattr(app, "readiness", None)
         self.tracing: Any = getattr(app, "tracing", None)  # catwalk.tracing, when on
         self._attach_loop: Callable[..., bool] | None = getattr(app, "attach_loop", None)
@@ -110,6 +116,8 @@ def build_app(job: Job, layout: RunLayout | None = None) -> ServedApp:
     ``layout``: the run folder, whose ``stopping`` file the app's ``/ready`` looks for.
     """
     try:
+        if is_repository(job.model_path):
+            return _build_repository_app(job, layout)
         factory = _factory(job.app_factory)
         model = load_model(load_spec(job.model_path))
         served = ServedApp(factory(model, job.settings), job.proxy_secret, model)
@@ -126,6 +134,18 @@ def build_app(job: Job, layout: RunLayout | None = None) -> ServedApp:
     if served.readiness is not None and layout is not None:
         served.readiness.stop_file = str(layout.stop_file)
     name_the_model(model.spec.name, model.spec.version)
+    return served
+
+
+def _build_repository_app(job: Job, layout: RunLayout | None) -> ServedApp:
+    """build_app for a model repository: every model loaded, or the one that fails named."""
+    path = job.settings.config_path
+    source = str(path) if path is not None else "application.yml"
+    loaded = load_repository(job.model_path, job.settings.models, source)
+    app = _factory(REPOSITORY_FACTORY)(loaded, job.settings)  # type: ignore[arg-type]
+    served = ServedApp(app, job.proxy_secret, models=loaded.models.values())
+    if served.readiness is not None and layout is not None:
+        served.readiness.stop_file = str(layout.stop_file)
     return served
 
 
