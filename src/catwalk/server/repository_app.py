@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Flask
@@ -25,6 +25,7 @@ from catwalk.repository.load import LoadedRepository
 from catwalk.server.app import common_routes
 from catwalk.server.batching import make_batcher
 from catwalk.server.envelope import Predictor
+from catwalk.server.environ import WsgiApp
 from catwalk.server.logs import LOGGER_NAME
 from catwalk.server.model_metrics import ModelMetrics
 from catwalk.server.ops import layers
@@ -35,6 +36,10 @@ from catwalk.server.repository_openapi import repository_document
 from catwalk.server.repository_routes import RepositoryRoutes, Served
 from catwalk.server.shadow import ShadowRunner
 from catwalk.server.v2_routes import V2Routes
+from catwalk.tracing import tracing_for
+
+if TYPE_CHECKING:
+    from catwalk.tracing.server import Tracing
 
 
 class RepositoryApp(Flask):
@@ -46,6 +51,7 @@ class RepositoryApp(Flask):
     readiness: Readiness  # what GET /ready answers: every model loaded (and warmed up)
     shadows: ShadowRunner
     routes: RepositoryRoutes
+    tracing: Tracing | None  # catwalk.tracing: None when off (OpenTelemetry never imported)
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop, reading: Callable[[], int]) -> bool:
         """Run every batching model's collector on ``loop`` (catwalk's worker); False when no
@@ -66,6 +72,10 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
     metrics = Metrics(specs[0]) if settings.metrics else None
     model_metrics = ModelMetrics(metrics, specs, shadows) if metrics is not None else None
     app.metrics, app.model_metrics, app.readiness = metrics, model_metrics, Readiness()
+    # Named after the repository's folder; each span names its model.
+    app.tracing = tracing_for(
+        settings, specs[0], metrics, repository=True, name=routing.repository.root.name
+    )
     app.served = {}
     info_body = orjson.dumps(
         {
@@ -99,6 +109,8 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
         )
         predictor.check_model = False  # the routes picked this model for the request
         v2 = V2Routes(app.wsgi_app, predictor, settings, log, app.readiness)
+        if app.tracing is not None:
+            app.tracing.instrument(predictor, v2)
         app.served[entry.ref] = Served(entry, model, predictor, v2)
     app.shadows = ShadowRunner(log, model_metrics)
     app.routes = RepositoryRoutes(
@@ -111,7 +123,10 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
         model_metrics,
         app.shadows,
     )
-    app.wsgi_app = RequestLog(  # type: ignore[method-assign]
+    wsgi_app: WsgiApp = RequestLog(
         layers.wrap(app.routes, settings, metrics, log, app.readiness), log
     )
+    if app.tracing is not None:  # outermost: the request line is logged inside the span
+        wsgi_app = app.tracing.wrap(wsgi_app)
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign,assignment]
     return app

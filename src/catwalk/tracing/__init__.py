@@ -18,8 +18,15 @@ if TYPE_CHECKING:
     from catwalk.tracing.server import Tracing
 
 
-def tracing_for(settings: ServerSettings, spec: ModelSpec, metrics: Any) -> Tracing | None:
-    """The app's tracing when ``settings`` turn it on (None: off, nothing imported)."""
+def tracing_for(
+    settings: ServerSettings,
+    spec: ModelSpec,
+    metrics: Any,
+    repository: bool = False,
+    name: str | None = None,
+) -> Tracing | None:
+    """The app's tracing when ``settings`` turn it on (None: off, nothing imported): of the
+    model ``spec``, or of a repository (named ``name``) whose default model is ``spec``."""
     if not settings.tracing.enabled:
         return None
     try:
@@ -32,7 +39,8 @@ def tracing_for(settings: ServerSettings, spec: ModelSpec, metrics: Any) -> Trac
             f"tracing is on but OpenTelemetry cannot be imported ({exc}): {INSTALL}, or add "
             "its packages to the model's requirements.txt"
         ) from None
-    tracing = Tracing(settings.tracing, spec, float(settings.graceful_timeout))
+    model = None if repository else (spec.name, spec.version)
+    tracing = Tracing(settings.tracing, name or spec.name, float(settings.graceful_timeout), model)
     if metrics is not None:
         tracing.count_drops_in(metrics)
     return tracing

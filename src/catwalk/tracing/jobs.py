@@ -32,7 +32,8 @@ class JobTrace:
         from catwalk.tracing.provider import start_runtime
 
         self._trace = trace
-        self.runtime = start_runtime(settings, (spec.name, spec.version), lambda count: None)
+        model = (spec.name, spec.version)
+        self.runtime = start_runtime(settings, spec.name, model, lambda count: None)
         carrier = {
             k.lower(): os.environ[k] for k in ("TRACEPARENT", "TRACESTATE") if k in os.environ
         }

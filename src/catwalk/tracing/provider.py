@@ -73,12 +73,14 @@ def endpoint_in_force(settings: TracingSettings, protocol: str) -> str:
 
 def start_runtime(
     settings: TracingSettings,
-    model: tuple[str, str],
+    name: str,
+    model: tuple[str, str] | None,
     dropped: Callable[[int], None],
     exporter: SpanExporter | None = None,
 ) -> Runtime:
-    """This process's provider and exporter (see the module docstring); ``exporter`` replaces
-    the OTLP one (tests: the SDK's in-memory exporter)."""
+    """This process's provider and exporter (see the module docstring): ``name`` is the
+    default service name, ``model`` the one model served (None: a repository's, which its
+    spans name each); ``exporter`` replaces the OTLP one (tests: the in-memory exporter)."""
     protocol = settings.protocol_in_force()
     endpoint = endpoint_in_force(settings, protocol)
     if exporter is None:
@@ -88,7 +90,7 @@ def start_runtime(
     queue = CountedQueue(exporter, settings.max_queue_size, dropped, endpoint)
     provider = TracerProvider(
         sampler=_sampler(settings),
-        resource=_resource(settings, *model),
+        resource=_resource(settings, name, model),
         shutdown_on_exit=False,  # the owner flushes, within the drain (Runtime.flush)
     )
     provider.add_span_processor(queue)
@@ -129,7 +131,7 @@ def _sampler(settings: TracingSettings) -> Sampler | None:
     return ParentBased(TraceIdRatioBased(settings.sample_ratio))
 
 
-def _resource(settings: TracingSettings, model_name: str, model_version: str) -> Resource:
+def _resource(settings: TracingSettings, name: str, model: tuple[str, str] | None) -> Resource:
     """The SDK's resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME...) with the model and
     this process's pid; the service name is the model's (or tracing.service_name) unless a
     variable names one."""
@@ -139,12 +141,11 @@ def _resource(settings: TracingSettings, model_name: str, model_version: str) ->
     )
     resource = Resource.create({})
     # The model on every span: on the resource, sent once per export rather than per span.
-    ours: dict[str, str | int] = {
-        "catwalk.model.name": model_name,
-        "catwalk.model.version": model_version,
-    }
+    ours: dict[str, str | int] = {}
+    if model is not None:
+        ours["catwalk.model.name"], ours["catwalk.model.version"] = model
     if not named:
-        ours[SERVICE_NAME] = settings.service_name or model_name
+        ours[SERVICE_NAME] = settings.service_name or name
     if "process.pid" not in resource.attributes:  # which worker made a span
         ours["process.pid"] = os.getpid()
     return resource.merge(Resource(ours))

@@ -19,7 +19,6 @@ import weakref
 from typing import Any
 
 from catwalk.server.environ import WsgiApp
-from catwalk.spec import ModelSpec
 from catwalk.tracing import logs, spans
 from catwalk.tracing.provider import Runtime, start_runtime
 from catwalk.tracing.settings import TracingSettings
@@ -31,9 +30,19 @@ MAX_FLUSH = 5.0  # seconds a stopping process spends exporting its last spans, a
 class Tracing:
     """One app's tracing (see the module docstring)."""
 
-    def __init__(self, settings: TracingSettings, spec: ModelSpec, drain: float) -> None:
+    def __init__(
+        self,
+        settings: TracingSettings,
+        name: str,
+        drain: float,
+        model: tuple[str, str] | None = None,
+    ) -> None:
+        """``name``: the default service name (the model's, or the repository's); ``model``:
+        the one model served, put on the resource (None: a repository, whose spans each name
+        the model they are about)."""
         self.settings = settings
-        self.spec = spec
+        self.name = name
+        self.model = model
         # Within the drain (server.graceful_timeout) left once the requests are answered.
         self.flush_budget = max(min(MAX_FLUSH, drain / 2), 0.5)
         self.runtime: Runtime | None = None
@@ -61,8 +70,9 @@ class Tracing:
         with self._starting:  # the debug server's first requests may come at once
             if self.tracer is not None:
                 return self.tracer
-            model = (self.spec.name, self.spec.version)
-            self.runtime = start_runtime(self.settings, model, self._count_drop, exporter)
+            self.runtime = start_runtime(
+                self.settings, self.name, self.model, self._count_drop, exporter
+            )
             logs.install()
             atexit.register(self.flush)
             self.tracer = self.runtime.tracer
@@ -79,19 +89,22 @@ class Tracing:
 
     def instrument(self, predictor: Any, v2: Any = None) -> None:
         """Spans on the hooks of the predictor (and of the Open Inference Protocol's routes,
-        ``v2``): validation, and the model call or the batches."""
+        ``v2``): validation, and the model call or the batches. In a repository each span
+        names its model."""
+        spec = predictor.model.spec
+        named = None if self.model else spans.model_attributes(spec.name, spec.version)
         if v2 is not None:
             v2.check_records = spans.child(
-                self, "catwalk.validate_input", v2.check_records, problems=True
+                self, "catwalk.validate_input", v2.check_records, True, named
             )
             v2.check_outputs = spans.child(
-                self, "catwalk.validate_output", v2.check_outputs, problems=True
+                self, "catwalk.validate_output", v2.check_outputs, True, named
             )
         predictor.check_input = spans.child(
-            self, "catwalk.validate_input", predictor.check_input, problems=True
+            self, "catwalk.validate_input", predictor.check_input, True, named
         )
         predictor.check_output = spans.child(
-            self, "catwalk.validate_output", predictor.check_output, problems=True
+            self, "catwalk.validate_output", predictor.check_output, True, named
         )
         batcher = predictor.batcher
         if batcher is None:
@@ -99,14 +112,12 @@ class Tracing:
                 self,
                 "predict",
                 predictor.call_model,
-                attributes={"catwalk.batch.size": 1},
+                attributes={**(named or {}), "catwalk.batch.size": 1},
                 current=True,
             )
         else:
-            kind = self.spec.batch_kind
-            batcher.trace = spans.BatchTrace(
-                self, "predict_batch" if kind == "predict_batch" else "predict"
-            )
+            call = "predict_batch" if spec.batch_kind == "predict_batch" else "predict"
+            batcher.trace = spans.BatchTrace(self, call, named)
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         """``app`` with each request in its span (the untraced paths excepted)."""

@@ -31,7 +31,13 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode
 
 from catwalk.protocol import paths
-from catwalk.server.environ import CORRELATION_ID_KEY, ERROR_MESSAGE_KEY, StartResponse, WsgiApp
+from catwalk.server.environ import (
+    CORRELATION_ID_KEY,
+    ERROR_MESSAGE_KEY,
+    MODEL_KEY,
+    StartResponse,
+    WsgiApp,
+)
 
 _FIXED_ROUTES = ("/predict", "/info", "/openapi.json", "/docs", "/status", "/ready", "/metrics")
 _METHODS = frozenset(
@@ -53,6 +59,11 @@ class _EnvironGetter(Getter[dict[str, Any]]):
 
 
 ENVIRON = _EnvironGetter()
+
+
+def model_attributes(name: str, version: str) -> dict[str, str]:
+    """The attributes naming a model, on the spans of a repository's requests."""
+    return {"catwalk.model.name": name, "catwalk.model.version": version}
 
 
 def route_of(path: str) -> str | None:
@@ -141,6 +152,9 @@ def _answered(span: Any, line: str, environ: dict[str, Any]) -> None:
     correlation_id = environ.get(CORRELATION_ID_KEY)
     if correlation_id is not None:
         span.set_attribute("catwalk.correlation_id", correlation_id)
+    model = environ.get(MODEL_KEY)  # a repository's: the model that answered
+    if model is not None:
+        span.set_attributes(model_attributes(*model))
     message = environ.get(ERROR_MESSAGE_KEY)
     if message is not None:
         span.set_attribute("catwalk.error.message", message)
@@ -209,9 +223,10 @@ def _failed(span: Any, exc: BaseException) -> Any:
 class BatchTrace:
     """The batching collector's hooks (:class:`catwalk.server.batching.Batcher`'s ``trace``)."""
 
-    def __init__(self, owner: Any, call_name: str) -> None:
+    def __init__(self, owner: Any, call_name: str, named: dict[str, str] | None = None) -> None:
         self.owner = owner
         self.call_name = call_name  # predict_batch, or predict (rows joined)
+        self.named = named or {}  # a repository's model
 
     @staticmethod
     def member() -> Member | None:
@@ -235,7 +250,7 @@ class BatchTrace:
         tracer = self.owner.tracer
         started = time_ns()
         size = len(inputs)
-        attributes = {"catwalk.batch.size": size}
+        attributes = {**self.named, "catwalk.batch.size": size}
         # A child of the first sampled member (so it is sampled with it), linked to them all.
         first = trace.set_span_in_context(NonRecordingSpan(sampled[0][0]))
         call = tracer.start_span(
