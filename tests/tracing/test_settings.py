@@ -133,7 +133,10 @@ def test_variables_win_over_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert provider.endpoint_in_force(settings, "http/protobuf") == "http://file:4318/v1/traces"
     assert provider.endpoint_in_force(settings, "grpc") == "http://file:4318"
     assert settings.protocol_in_force() == "grpc"
-    assert provider._resource(settings, "Model", "1").attributes["service.name"] == "from-file"
+    assert (
+        provider._resource(settings, "Model", ("Model", "1")).attributes["service.name"]
+        == "from-file"
+    )
     assert isinstance(provider._sampler(settings), ParentBased)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318/")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
@@ -141,16 +144,19 @@ def test_variables_win_over_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
     assert settings.protocol_in_force() == "http/protobuf"
     assert provider.endpoint_in_force(settings, "http/protobuf") == "http://env:4318/v1/traces"
-    assert provider._resource(settings, "Model", "1").attributes["service.name"] == "from-env"
+    assert (
+        provider._resource(settings, "Model", ("Model", "1")).attributes["service.name"]
+        == "from-env"
+    )
     assert provider._sampler(settings) is None  # the SDK reads OTEL_TRACES_SAMPLER itself
     monkeypatch.delenv("OTEL_SERVICE_NAME")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=attrs,team=ml")
-    resource = provider._resource(settings, "Model", "1").attributes
+    resource = provider._resource(settings, "Model", ("Model", "1")).attributes
     assert (resource["service.name"], resource["team"]) == ("attrs", "ml")
 
 
 def test_the_service_name_defaults_to_the_models() -> None:
-    resource = provider._resource(TracingSettings(enabled=True), "RNGModel", "0.0.1")
+    resource = provider._resource(TracingSettings(enabled=True), "RNGModel", ("RNGModel", "0.0.1"))
     assert resource.attributes["service.name"] == "RNGModel"
     assert resource.attributes["catwalk.model.name"] == "RNGModel"
     assert resource.attributes["catwalk.model.version"] == "0.0.1"
