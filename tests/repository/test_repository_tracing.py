@@ -49,6 +49,7 @@ def test_each_span_names_its_model() -> None:
             named = dict(child.attributes or {})
             assert (named["catwalk.model.name"], named["catwalk.model.version"]) == model
     assert models == [("scale", "1.9"), ("price", "0.1")]
+    assert [r.name for r in requests] == ["POST /predict", "POST /models/{name}/predict"]
     resource = requests[0].resource.attributes
     assert resource["service.name"] == "shop"  # the repository's folder
     assert "catwalk.model.name" not in resource

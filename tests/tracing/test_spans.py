@@ -209,6 +209,10 @@ def test_route_templates() -> None:
     )
     assert route_of("/v2/models/m/ready") == "/v2/models/{model_name}/ready"
     assert route_of("/v2/health/live") == "/v2/health/live"
+    assert route_of("/models/price/predict") == "/models/{name}/predict"
+    assert route_of("/models/scale/versions/1.9/predict") == (
+        "/models/{name}/versions/{version}/predict"
+    )
     assert route_of("/nope") is None
 
 

@@ -39,7 +39,17 @@ from catwalk.server.environ import (
     WsgiApp,
 )
 
-_FIXED_ROUTES = ("/predict", "/info", "/openapi.json", "/docs", "/status", "/ready", "/metrics")
+_FIXED_ROUTES = (
+    "/predict",
+    "/info",
+    "/openapi.json",
+    "/docs",
+    "/status",
+    "/ready",
+    "/metrics",
+    "/models",
+)
+_MODELS = "/models/"  # a repository's /models/{name}[/versions/{version}]/predict
 _METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 )
@@ -72,6 +82,11 @@ def route_of(path: str) -> str | None:
         return path
     if path.startswith("/docs/"):
         return "/docs/{name}"
+    if path.startswith(_MODELS) and path.endswith("/predict") and len(path) > 16:
+        versioned = "/versions/" in path[len(_MODELS) : -len("/predict")]
+        return (
+            "/models/{name}/versions/{version}/predict" if versioned else "/models/{name}/predict"
+        )
     if not paths.is_v2(path):
         return None
     found = paths.route(path)
