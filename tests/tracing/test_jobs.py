@@ -64,3 +64,31 @@ def test_predict_without_the_variables_imports_no_opentelemetry() -> None:
         [sys.executable, "-c", code, str(RNG)], capture_output=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_score_traces_its_run_and_each_chunk_written(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(LINE * 50)
+    receiver = HttpReceiver()
+    try:
+        env = {
+            **os.environ,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "PYTHONPATH": str(ROOT / "src"),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "catwalk", "score", "--no-install", "-m", str(RNG),
+             "--input", str(source), "--output", str(tmp_path / "out"), "--format", "jsonl",
+             "--concurrency", "1"],
+            capture_output=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        spans = receiver.wait_for(lambda got: any(s.name == "catwalk score" for s in got), 1)
+    finally:
+        receiver.stop()
+    (run,) = [s for s in spans if s.name == "catwalk score"]
+    assert run.attributes["catwalk.rows"] == 50
+    chunks = [s for s in spans if s.name == "catwalk.chunk"]
+    assert sum(c.attributes["catwalk.chunk.rows"] for c in chunks) == 50
+    assert {c.parent_span_id for c in chunks} == {run.span_id}

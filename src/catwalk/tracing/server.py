@@ -1,10 +1,11 @@
 """A served model's tracing: :class:`Tracing` builds the hooks and owns the process's SDK.
 
-:func:`catwalk.server.app.create_app` makes one when ``tracing`` is on (when it is off this
-module is never imported, nor is OpenTelemetry) and gives it the app's pieces:
-:meth:`Tracing.instrument` puts the validation and model-call spans on the
-:class:`~catwalk.server.envelope.Predictor`'s hooks and the batch hooks on its collector,
-:meth:`Tracing.wrap` puts the request span around the WSGI app. The SDK itself starts in the
+:func:`catwalk.server.app.create_app` (and a repository's
+:func:`~catwalk.server.repository_app.create_repository_app`) makes one when ``tracing`` is on
+(when it is off this module is never imported, nor is OpenTelemetry) and gives it the app's
+pieces: :meth:`Tracing.instrument` puts the validation and model-call spans on each
+:class:`~catwalk.server.envelope.Predictor`'s hooks (and its ``/v2`` routes') and the batch
+hooks on its collector, :meth:`Tracing.wrap` puts the request span around the WSGI app. The SDK itself starts in the
 process that answers requests (:meth:`Tracing.start`: a gunicorn worker's
 ``post_worker_init``, else the first request), never in a preloading master, and at the
 process's exit what waits is exported within ``flush_budget`` seconds.
