@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import pytest
+import requests
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from repo_fixtures import SHOP
 
+from catwalk.checks.server_process import ServerProcess
+from catwalk.checks.server_reach import wait_ready
 from catwalk.config import ServerSettings
 from catwalk.config_models import ModelsSettings
+from catwalk.ports import free_port
 from catwalk.repository.load import load_repository
 from catwalk.server.repository_app import create_repository_app
 from catwalk.tracing.settings import TracingSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracing"))  # the receivers
+from otlp_receiver import HttpReceiver
 
 
 def test_each_span_names_its_model() -> None:
@@ -53,3 +64,47 @@ def test_each_span_names_its_model() -> None:
     resource = requests[0].resource.attributes
     assert resource["service.name"] == "shop"  # the repository's folder
     assert "catwalk.model.name" not in resource
+
+
+@pytest.mark.slow
+def test_a_production_repository_exports_each_models_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers, `tracing:` in application.yml (no OTEL_* variable), a real OTLP endpoint."""
+    receiver = HttpReceiver()
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "application.yml"
+    config.write_text(
+        "server: {workers: 2}\nmodels: {default: price}\n"
+        f"tracing: {{enabled: true, endpoint: {receiver.endpoint}}}\n"
+    )
+    port = free_port()
+    server = ServerProcess(SHOP, port=port, server_config=config)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, timeout=120, alive=server.alive)
+        parent = {"traceparent": f"00-{'c' * 32}-{'d' * 16}-01"}
+        body = {"model": {"name": "scale"}, "input": {"x": 2}}
+        assert requests.post(url + "/predict", json=body, headers=parent, timeout=10).ok
+        spans = receiver.wait_for(lambda got: len([s for s in got if s.trace_id == "c" * 32]) >= 4)
+    finally:
+        server.stop()
+        server.close()
+        receiver.stop()
+    traced = [s for s in spans if s.trace_id == "c" * 32]
+    (request,) = [s for s in traced if s.parent_span_id == "d" * 16]
+    assert request.name == "POST /predict"
+    assert (
+        request.attributes["catwalk.model.name"],
+        request.attributes["catwalk.model.version"],
+    ) == (
+        "scale",
+        "1.10",
+    )
+    assert request.resource["service.name"] == "shop"
+    steps = {s.name: s for s in traced if s.parent_span_id == request.span_id}
+    assert set(steps) == {"catwalk.validate_input", "predict", "catwalk.validate_output"}
+    assert steps["predict"].attributes["catwalk.model.version"] == "1.10"

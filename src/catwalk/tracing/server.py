@@ -5,10 +5,10 @@
 (when it is off this module is never imported, nor is OpenTelemetry) and gives it the app's
 pieces: :meth:`Tracing.instrument` puts the validation and model-call spans on each
 :class:`~catwalk.server.envelope.Predictor`'s hooks (and its ``/v2`` routes') and the batch
-hooks on its collector, :meth:`Tracing.wrap` puts the request span around the WSGI app. The SDK itself starts in the
-process that answers requests (:meth:`Tracing.start`: a gunicorn worker's
-``post_worker_init``, else the first request), never in a preloading master, and at the
-process's exit what waits is exported within ``flush_budget`` seconds.
+hooks on its collector, :meth:`Tracing.wrap` puts the request span around the WSGI app.
+The SDK itself starts in the process that answers requests (:meth:`Tracing.start`: a gunicorn
+worker's ``post_worker_init``, else the first request), never in a preloading master, and at
+the process's exit what waits is exported within ``flush_budget`` seconds.
 """
 
 from __future__ import annotations
