@@ -63,7 +63,7 @@ class ImageTestOptions:
 
 
 #: A model the image serves, and its folder in the image (None: the image's one model).
-Served = tuple[ModelSpec, "str | None"]
+Served = tuple[ModelSpec, str | None]
 
 
 @contextmanager
@@ -168,9 +168,8 @@ def _served(path: str | Path, options: ImageTestOptions) -> tuple[ModelSpec, lis
     from catwalk.repository.image import image_spec
 
     if not is_repository(path):
-        image_spec_flags = options.image_name is not None or options.image_version is not None
-        if image_spec_flags:
-            image_spec(path, options.image_name, options.image_version)  # refuses them
+        if options.image_name is not None or options.image_version is not None:
+            image_spec(path, options.image_name, options.image_version)  # refuses the flags
         spec = load_spec(check_model_folder(path))
         return spec, [(spec, None)]
     repository = discover(path)
