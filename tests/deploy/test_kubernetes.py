@@ -16,9 +16,7 @@ from catwalk.config import load_settings
 from catwalk.deploy.kubernetes import KubernetesOptions, grace_seconds, render_kubernetes
 from catwalk.generated import is_generated
 from catwalk.spec import load_spec
-
-#: A current Kubernetes release, and the newest schemas kubernetes-validate ships.
-VERSIONS = ("1.34.0", kubernetes_validate.latest_version())
+from manifests import VERSIONS, validate_strictly
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -31,13 +29,6 @@ def documents(text: str) -> dict[str, dict[str, Any]]:
     by_kind = {d["kind"]: d for d in docs}
     assert len(by_kind) == len(docs), "one object of each kind"
     return by_kind
-
-
-def validate_strictly(text: str) -> None:
-    for doc in yaml.safe_load_all(text):
-        if doc:
-            for version in VERSIONS:
-                kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_strict_validation_catches_a_misspelt_field() -> None:

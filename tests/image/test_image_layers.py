@@ -221,6 +221,31 @@ def test_wheelhouse_resolves_find_links_of_the_requirements_and_caches(
     assert refreshed is not None and not refreshed.cached and refreshed.wheels
 
 
+@pytest.mark.slow  # runs pip wheel
+def test_a_repositorys_wheelhouse_holds_every_models_requirements(
+    example_copy: Any, build_wheel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catwalk.repository.image import requirements_folder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    one = example_copy("rng").rename(repository / "one")
+    two = example_copy("batch").rename(repository / "two")
+    (one / "vendor").mkdir()
+    build_wheel(one / "vendor", "catwalk_wh_dep")
+    build_wheel(one / "vendor", "catwalk_wh_top", requires=("catwalk_wh_dep",))
+    (one / "requirements.txt").write_text(f"--find-links {one / 'vendor'}\ncatwalk_wh_top\n")
+    (two / "requirements.txt").write_text("catwalk_wh_dep>=0.1\n")
+    folder = requirements_folder(repository)
+    assert folder is not None
+    house = build_wheelhouse(folder, _host_base(), refresh=False, echo=print)
+    assert house is not None
+    pinned = (house.folder / "requirements.txt").read_text()
+    assert pinned == "catwalk-wh-dep==0.1\ncatwalk-wh-top==0.1\n"
+
+
 def test_wheelhouse_refuses_replacing_catwalk_s_own_packages(example_copy: Any) -> None:
     from catwalk.errors import RequirementsError
 

@@ -66,9 +66,3 @@ def test_score_takes_a_model_of_a_repository(tmp_path: Path) -> None:
         json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()
     ]
     assert [row["y"] for row in scored] == [10, 30]
-
-
-def test_the_image_commands_take_one_model_folder() -> None:
-    result = run("build-prep", "-m", str(SHOP))
-    assert result.exit_code == 1
-    assert "build-prep takes one model folder for now" in result.output

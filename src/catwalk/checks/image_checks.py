@@ -26,9 +26,9 @@ from catwalk.checks.report import Report
 from catwalk.checks.server_checks import check_server
 from catwalk.checks.server_reach import wait_ready
 from catwalk.config import DEFAULT_PORT, ServerSettings, load_settings
-from catwalk.errors import CatwalkError, SpecError
+from catwalk.errors import CatwalkError
 from catwalk.image import docker as dk
-from catwalk.image.dockerfile import CONFIG_DIR
+from catwalk.image.dockerfile import CONFIG_DIR, MODEL_DIR
 from catwalk.image.engine_host import engine_host
 from catwalk.image.naming import local_image_ref
 from catwalk.model import LoadedModel
@@ -58,6 +58,12 @@ class ImageTestOptions:
     local_tag: str | None = None  # build's --local-tag: the image is only on this engine
     suffix: str | None = None  # build's --build-suffix
     token: str | None = None  # bearer token for a config with server.auth (default: its first)
+    image_name: str | None = None  # a repository's image: --image-name
+    image_version: str | None = None  # and --image-version
+
+
+#: A model the image serves, and its folder in the image (None: the image's one model).
+Served = tuple[ModelSpec, str | None]
 
 
 @contextmanager
@@ -116,12 +122,15 @@ def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> N
     and nothing of the model's.
     """
     try:
-        folder = check_model_folder(path)
-        spec = load_spec(folder)
-    except SpecError as exc:
+        spec, models = _served(path, options)
+    except CatwalkError as exc:
         report.fail("model.yml", str(exc))
         return
-    report.ok("model.yml", f"{spec.name} {spec.version} ({spec.io_type})")
+    if models[0][1] is None:
+        report.ok("model.yml", f"{spec.name} {spec.version} ({spec.io_type})")
+    else:
+        names = ", ".join(f"{m.name}@{m.version}" for m, _ in models)
+        report.ok("repository", f"image {spec.name} {spec.version}: {names}")
 
     try:
         if options.server_port is None:  # before any check: the settings name the port
@@ -147,16 +156,40 @@ def test_image(path: str | Path, report: Report, options: ImageTestOptions) -> N
         report.fail("docker engine", str(exc))
         return
     try:
-        _run_checks(client, ref, spec, settings, report, options)
+        _run_checks(client, ref, models, settings, report, options)
     finally:
         client.close()
 
 
+def _served(path: str | Path, options: ImageTestOptions) -> tuple[ModelSpec, list[Served]]:
+    """The image's spec and the models it serves: one model folder's, or a repository's (each
+    checked on the one container, as test-server checks a repository on one server)."""
+    from catwalk.repository.discover import discover, is_repository
+    from catwalk.repository.image import image_spec
+
+    if not is_repository(path):
+        if options.image_name is not None or options.image_version is not None:
+            image_spec(path, options.image_name, options.image_version)  # refuses the flags
+        spec = load_spec(check_model_folder(path))
+        return spec, [(spec, None)]
+    repository = discover(path)
+    spec = image_spec(path, options.image_name, options.image_version)
+    return spec, [
+        (e.spec, f"{MODEL_DIR}/{e.folder.relative_to(repository.root).as_posix()}")
+        for e in repository.entries
+    ]
+
+
 def _test_data(
-    client: dk.Client, ref: str, report: Report, options: ImageTestOptions
+    client: dk.Client, ref: str, report: Report, options: ImageTestOptions, served: Served
 ) -> TestData | None:
     """The test data, loaded by the model in a throwaway container of its own image."""
+    spec, folder = served
     name = "test data (from the image)"
+    environment = {"RUN_TESTS": "false"}
+    if folder is not None:  # one model of the repository the image holds
+        name = f"{spec.name}@{spec.version} {name}"
+        environment["MODEL_PATH"] = folder
     try:
         done = dk.run_command(
             client,
@@ -164,7 +197,7 @@ def _test_data(
             ["catwalk", "export-test-data"],
             user=options.user,
             timeout=options.ready_timeout,
-            environment={"RUN_TESTS": "false"},
+            environment=environment,
         )
     except dk.Interrupted as exc:
         report.fail("interrupted", f"{exc}: the container was removed")
@@ -188,7 +221,7 @@ def _test_data(
 def _run_checks(
     client: dk.Client,
     ref: str,
-    spec: ModelSpec,
+    models: list[Served],
     settings: ServerSettings,
     report: Report,
     options: ImageTestOptions,
@@ -204,11 +237,14 @@ def _run_checks(
         report.fail("image", str(exc))
         return
     report.ok("image", ref)
-    data = _test_data(client, ref, report, options)
-    if data is None:
-        return
-    # The checks use the spec's schemas only: the model's code stays in the image.
-    model = LoadedModel(spec=spec, instance=None)
+    checked: list[tuple[LoadedModel, TestData]] = []
+    for served in models:
+        data = _test_data(client, ref, report, options, served)
+        if data is None:
+            return
+        # The checks use the spec's schemas only: the model's code stays in the image.
+        checked.append((LoadedModel(spec=served[0], instance=None), data))
+    repository = models[0][1] is not None
 
     port = options.server_port or DEFAULT_PORT
     host = engine_host()
@@ -247,16 +283,20 @@ def _run_checks(
                     token = options.token
                     if token is None and settings.auth.tokens_file is not None:
                         token = read_tokens(settings.auth.tokens_file)[0]
-                    check_server(
-                        base_url,
-                        model,
-                        data,
-                        report,
-                        verify=False,
-                        token=token,
-                        tolerance=options.tolerance,
-                        timeout=options.request_timeout,
-                    )
+                    for model, data in checked:
+                        if repository:
+                            report.echo(f"== {model.spec.name}@{model.spec.version} ==")
+                        check_server(
+                            base_url,
+                            model,
+                            data,
+                            report,
+                            verify=False,
+                            token=token,
+                            tolerance=options.tolerance,
+                            timeout=options.request_timeout,
+                            repository=repository,
+                        )
                 _stops(container, report)
                 if len(report.failures) > failed_before:
                     _print_logs(report, container)

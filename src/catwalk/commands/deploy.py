@@ -12,18 +12,24 @@ from catwalk.commands.common import (
     server_config_option,
     server_port_option,
 )
-from catwalk.commands.image import network_option, registry_option
+from catwalk.commands.image import (
+    image_name_option,
+    image_version_option,
+    network_option,
+    registry_option,
+)
 from catwalk.deploy.kserve import KSERVE_PORT, MODES, KServeOptions, Mode
 from catwalk.deploy.kubernetes import KubernetesOptions
 from catwalk.deploy.prep import deploy_kserve, deploy_kubernetes, deploy_prep
 from catwalk.errors import ConfigError
 from catwalk.generated import Written
 from catwalk.image.naming import check_registry
-from catwalk.spec import load_spec
 
 
 @click.command("deploy-prep")
 @model_path_option
+@image_name_option
+@image_version_option
 @registry_option
 @server_port_option
 @server_config_option
@@ -112,6 +118,8 @@ from catwalk.spec import load_spec
 @handle_errors
 def deploy_prep_command(
     model_path: str,
+    image_name: str | None,
+    image_version: str | None,
     docker_registry: str | None,
     server_port: int,
     server_config: Path | None,
@@ -136,10 +144,9 @@ def deploy_prep_command(
     force: bool,
 ) -> None:
     """Write docker-compose.yml (default), kubernetes.yml or kserve.yml to run the model's image."""
-    from catwalk.repository.select import single_model_only
+    from catwalk.repository.image import image_spec
 
-    single_model_only(model_path, "deploy-prep")
-    spec = load_spec(model_path)
+    spec = image_spec(model_path, image_name, image_version)
     registry = check_registry(docker_registry)
     if canary_traffic_percent is not None and target != "kserve":
         raise ConfigError("--canary-traffic-percent applies to --target kserve")

@@ -25,7 +25,7 @@ from catwalk.commands.common import (
 from catwalk.image.dockerfile import ImageOptions
 from catwalk.image.naming import check_registry, check_suffix, image_ref
 from catwalk.image.prep import build_prep
-from catwalk.spec import ModelSpec, load_spec
+from catwalk.spec import ModelSpec
 
 registry_option = env_option(
     "--docker-registry",
@@ -56,15 +56,30 @@ local_tag_option = env_option(
 )
 
 
-def _spec(model_path: str) -> ModelSpec:
-    from catwalk.repository.select import single_model_only
+image_name_option = env_option(  # also deploy-prep's
+    "--image-name",
+    envvar="CATWALK_IMAGE_NAME",
+    default=None,
+    help="A model repository's image name (one model's image is named by its model.yml).",
+)
+image_version_option = env_option(  # also deploy-prep's
+    "--image-version",
+    envvar="CATWALK_IMAGE_VERSION",
+    default=None,
+    help="A model repository's image version (its tag; one model's: model.yml's version).",
+)
 
-    single_model_only(model_path, click.get_current_context().info_name or "this command")
-    return load_spec(model_path)
+
+def _spec(model_path: str, image_name: str | None, image_version: str | None) -> ModelSpec:
+    from catwalk.repository.image import image_spec
+
+    return image_spec(model_path, image_name, image_version)
 
 
 @click.command("build-prep")
 @model_path_option
+@image_name_option
+@image_version_option
 @registry_option
 @env_option(
     "--base-image",
@@ -79,6 +94,8 @@ def _spec(model_path: str) -> ModelSpec:
 @handle_errors
 def build_prep_command(
     model_path: str,
+    image_name: str | None,
+    image_version: str | None,
     docker_registry: str | None,
     base_image: str | None,
     server_config: Path | None,
@@ -86,7 +103,7 @@ def build_prep_command(
     force: bool,
 ) -> None:
     """Write a Dockerfile and .dockerignore for the model folder."""
-    spec = _spec(model_path)
+    spec = _spec(model_path, image_name, image_version)
     options = ImageOptions(
         docker_registry=check_registry(docker_registry),
         base_image=base_image,
@@ -99,12 +116,16 @@ def build_prep_command(
     for note in prepared.notes:
         click.echo(f"note: {note}")
     flag = f" --docker-registry {options.docker_registry}" if options.docker_registry else ""
+    if image_name is not None:
+        flag += f" --image-name {spec.name} --image-version {spec.version}"
     ref = image_ref(spec, options.docker_registry)
     click.echo(f"next: catwalk build -m {model_path}{flag}  (builds {ref})")
 
 
 @click.command("build")
 @model_path_option
+@image_name_option
+@image_version_option
 @registry_option
 @click.option(
     "--push/--no-push",
@@ -145,6 +166,8 @@ def build_prep_command(
 @handle_errors
 def build_command(
     model_path: str,
+    image_name: str | None,
+    image_version: str | None,
     docker_registry: str | None,
     push: bool | None,
     overwrite: bool,
@@ -161,7 +184,7 @@ def build_command(
     with test-image's checks, and push it."""
     from catwalk.image.build import BuildOptions, build_model_image
 
-    spec = _spec(model_path)
+    spec = _spec(model_path, image_name, image_version)
     registry = check_registry(docker_registry)
     options = BuildOptions(
         registry=registry,
@@ -181,6 +204,8 @@ def build_command(
 
 @click.command("test-image")
 @model_path_option
+@image_name_option
+@image_version_option
 @registry_option
 @env_option(
     "--server-port",
@@ -207,6 +232,8 @@ def build_command(
 @handle_errors
 def test_image_command(
     model_path: str,
+    image_name: str | None,
+    image_version: str | None,
     docker_registry: str | None,
     build_suffix: str | None,
     server_port: int | None,
@@ -234,6 +261,8 @@ def test_image_command(
             request_timeout=timeout,
             tolerance=tolerance,
             token=token,
+            image_name=image_name,
+            image_version=image_version,
         )
         test_image(model_path, report, options)
         finish(report)

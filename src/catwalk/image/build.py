@@ -215,6 +215,7 @@ def smoke_test(
     echo(f"== test {ref} (catwalk test-image's checks, before any push)")
     report = Report(title="test-image", echo=echo)
     config = image_options.server_config if image_options is not None else None
+    names = _repository_names(spec)
     test_image(
         spec.path,
         report,
@@ -225,6 +226,8 @@ def smoke_test(
             network=network,
             ready_timeout=max(options.test_timeout, 120.0),
             request_timeout=options.test_timeout,
+            image_name=names[0],
+            image_version=names[1],
         ),
     )
     if report.failures:
@@ -233,6 +236,15 @@ def smoke_test(
             "pushed; the image stays on this engine for a look (docker run ...)"
         )
     echo(f"tested {ref}: {report.steps} step(s) passed")
+
+
+def _repository_names(spec: ModelSpec) -> tuple[str | None, str | None]:
+    """test-image's image name and version for a repository's image (a model's: model.yml)."""
+    from catwalk.repository.discover import is_repository
+
+    if not is_repository(spec.path):
+        return None, None
+    return spec.name, spec.version
 
 
 # --- the build context and the build ---------------------------------------------------------
@@ -262,10 +274,13 @@ class _context:
 
         base_ref = base_image_ref(image_options.docker_registry, image_options.base_image)
         base_id = ensure_base(client, base_ref, pull=options.pull, echo=echo)
+        from catwalk.repository.image import requirements_folder
+
         house = None
-        if (spec.path / "requirements.txt").is_file():
+        requirements = requirements_folder(spec.path)  # a repository's: every model's
+        if requirements is not None:
             base = probe_base(client, base_ref, base_id)
-            house = build_wheelhouse(spec.path, base, refresh=options.no_cache, echo=echo)
+            house = build_wheelhouse(requirements, base, refresh=options.no_cache, echo=echo)
         files = model_files(spec.path, spec.weights)
         wheels = house.files if house is not None else []
         echo(_layers(spec, files, house))

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from catwalk.config import DEFAULT_PORT, load_settings
 from catwalk.image.naming import base_image_ref
-from catwalk.spec import REQUIREMENTS_FILE, ModelSpec
+from catwalk.spec import ModelSpec
 from catwalk.templates import render_generated
 
 #: Where model images hold the model folder.
@@ -46,11 +46,6 @@ class ImageOptions:
 
 def _render(template: str, **context: object) -> str:
     return render_generated("catwalk.image", template, **context)
-
-
-def has_requirements(folder: Path) -> bool:
-    """True when the folder has a requirements.txt (the image then gets a requirements stage)."""
-    return (folder / REQUIREMENTS_FILE).is_file()
 
 
 def config_secrets(server_config: Path | None, port: int = DEFAULT_PORT) -> tuple[Path, ...]:
@@ -156,6 +151,7 @@ def _options_json(spec: ModelSpec, options: ImageOptions) -> str:
 def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
     """The model image's Dockerfile (its weights layer only when the folder has weights)."""
     from catwalk.image.context import model_files  # it needs prep, which needs this module
+    from catwalk.repository.image import requirements_folder
 
     secrets = config_secrets(options.server_config, options.server_port)
     server_config, note = config_in_image(spec.path, options.server_config, ssl=bool(secrets))
@@ -169,7 +165,7 @@ def render_dockerfile(spec: ModelSpec, options: ImageOptions) -> str:
         description=spec.description or "",
         authors=f"{spec.contact.name} <{spec.contact.email}>",
         system_packages=list(spec.system_packages),
-        requirements=has_requirements(spec.path),
+        requirements=requirements_folder(spec.path) is not None,
         weights=bool(model_files(spec.path, spec.weights).weights),
         venv=VENV_DIR,
         large_mib=LARGE_FILE_MIB,

@@ -12,8 +12,6 @@ catches what can be seen on the page; the resolver reports the rest when it inst
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +24,6 @@ from catwalk.errors import RequirementsError
 from catwalk.repository.discover import Repository
 from catwalk.requirements import Kept, ensure_requirements, runtime_constraints
 from catwalk.spec import REQUIREMENTS_FILE
-from catwalk.tmp import temp_dir
 
 
 @dataclass(frozen=True)
@@ -140,12 +137,11 @@ def _overlap(a: SpecifierSet, b: SpecifierSet) -> bool:
 def ensure_repository_requirements(repository: Repository) -> str:
     """Install every model's requirements into this interpreter, together (the ``local``
     environment manager's way for a repository); conflicts are refused first."""
+    from catwalk.repository.image import merged_folder
+
     check_conflicts(repository)
     text = merged_file_text(repository)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
-    folder = temp_dir() / f"catwalk-{os.getuid()}" / "repositories" / digest
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / REQUIREMENTS_FILE).write_text(text, encoding="utf-8")
+    folder = merged_folder(text)
     if text.count("\n-r ") == 0:
         return "no model lists requirements"
     return ensure_requirements(folder)

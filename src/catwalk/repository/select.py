@@ -56,13 +56,3 @@ def select_folder(model_path: str | Path, model: str | None) -> Path:
             f"{', '.join(versions)})"
         )
     return entry.folder
-
-
-def single_model_only(model_path: str | Path, command: str) -> None:
-    """Refuse a repository for a command that takes one model folder (the image commands)."""
-    if is_repository(model_path):
-        raise ConfigError(
-            f"{command}: {model_path} is a model repository ({discover(model_path).describe()}); "
-            f"{command} takes one model folder for now (an image holding a whole repository "
-            "is not built yet, docs/repository.md): give one of its model folders"
-        )
