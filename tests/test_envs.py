@@ -168,6 +168,39 @@ def test_two_models_pin_numpy_without_touching_catwalk_or_each_other(
     assert "building" not in again.stderr
 
 
+@pytest.mark.slow
+def test_a_repository_runs_in_one_environment_of_every_models_requirements(
+    tmp_path: Path, shared_cache: Path
+) -> None:
+    """A model repository: one environment holding every model's requirements (never
+    catwalk's own), and two models that pin one package differently are refused before
+    anything is built, naming both files."""
+    host_numpy = metadata.version("numpy")
+    repo = tmp_path / "repo"
+    make_model(repo / "pinned", "numpy==1.26.4\n", "numpy", "1.26.4", "Pinned")
+    make_model(repo / "plain", "", "sys", "?", "Plain")
+    (repo / "plain" / "requirements.txt").unlink()
+
+    result = catwalk("test-model", "-m", str(repo), cache=shared_cache)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "environment: " in result.stderr
+    out = catwalk(
+        "predict", "-m", str(repo), "--model", "Pinned", "--input", '{"n": 2}', cache=shared_cache
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["version"] == "1.26.4"
+    assert metadata.version("numpy") == host_numpy  # catwalk's own is untouched
+
+    make_model(repo / "newer", "numpy==2.2.6\n", "numpy", "2.2.6", "Newer")
+    before = envs_in(shared_cache)
+    refused = catwalk("test-model", "-m", str(repo), cache=shared_cache)
+    assert refused.returncode != 0
+    assert str(repo / "pinned" / "requirements.txt") in refused.stderr, refused.stderr
+    assert str(repo / "newer" / "requirements.txt") in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert envs_in(shared_cache) == before  # nothing built
+
+
 # -- pip's configuration reaches uv -----------------------------------------------------------
 
 

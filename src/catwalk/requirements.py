@@ -85,9 +85,9 @@ def requirements_digest(folder: Path) -> str:
 
 def ensure_requirements(folder: Path) -> str:
     """Make sure the folder's requirements are installed; return what was done, in words."""
-    built_for = _model_env_requirements()
+    built_for, built_from = _model_env_requirements()
     if built_for is not None:
-        if built_for != requirements_digest(folder):
+        if built_for != requirements_digest(folder) and not _built_with(folder, built_from):
             raise RequirementsError(
                 f"{folder / REQUIREMENTS_FILE}: the model's environment {sys.prefix} was built "
                 "for other requirements (they changed since): run the command again without "
@@ -118,14 +118,31 @@ def ensure_requirements(folder: Path) -> str:
     return f"installed {len(lines)} requirement(s) with pip"
 
 
-def _model_env_requirements() -> str | None:
-    """The requirements digest this interpreter's environment was built for, if catwalk
-    built it as a model environment (pip is not even installed there)."""
+def _model_env_requirements() -> tuple[str | None, Path | None]:
+    """The requirements digest this interpreter's environment was built for, and the folder
+    of the requirements.txt it was built from, if catwalk built it as a model environment
+    (pip is not even installed there)."""
     from catwalk.model_env.store import read_record
 
     record = read_record(Path(sys.prefix))
-    value = record.get("requirements") if record is not None else None
-    return value if isinstance(value, str) else None
+    if record is None:
+        return None, None
+    value, folder = record.get("requirements"), record.get("folder")
+    return (
+        value if isinstance(value, str) else None,
+        Path(folder) if isinstance(folder, str) else None,
+    )
+
+
+def _built_with(folder: Path, built_from: Path | None) -> bool:
+    """True when the environment was built from requirements that include ``folder``'s, as
+    they are now: a model repository's environment, every model's requirements together."""
+    if built_from is None or requirements_digest(built_from) != _model_env_requirements()[0]:
+        return False
+    own = folder / REQUIREMENTS_FILE
+    if not own.is_file():
+        return True
+    return own.resolve() in _included_files(built_from / REQUIREMENTS_FILE)
 
 
 def _lines(req_file: Path) -> list[str]:

@@ -184,7 +184,7 @@ def in_model_env(func: F) -> F:
                 from catwalk.repository.select import select_folder
 
                 # --model (predict, score): that model of a repository in its own environment;
-                # a whole repository runs here, with every model's requirements installed.
+                # a whole repository in one environment holding every model's requirements.
                 folder = kwargs["model_path"]
                 if "model" in kwargs:
                     folder = str(select_folder(folder, kwargs["model"]))

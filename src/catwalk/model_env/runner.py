@@ -20,6 +20,8 @@ from catwalk.errors import RequirementsError
 from catwalk.model_env import ENV_MANAGER_VAR, MODEL_ENV_VAR
 from catwalk.model_env.identity import PACKAGE, own_install
 from catwalk.model_env.store import EnvStore, default_root, plan_for
+from catwalk.repository.discover import is_repository
+from catwalk.repository.image import merged_requirements
 from catwalk.spec import SPEC_FILE
 
 
@@ -30,7 +32,8 @@ def run_in_model_env(
     install: bool,
     echo: Callable[[str], None],
 ) -> None:
-    """Re-execute the command in the model folder's environment (building it if needed).
+    """Re-execute the command in the model folder's environment (building it if needed); a
+    model repository's environment holds every model's requirements.
 
     Returns, to let the command run here, only when there is nothing to move: a folder that
     is not a model folder (the command reports that itself), a catwalk that is not installed,
@@ -39,7 +42,13 @@ def run_in_model_env(
     environment, its requirements installed into catwalk's interpreter.
     """
     folder = Path(model_path)
-    if not (folder / SPEC_FILE).is_file():
+    if (folder / SPEC_FILE).is_file():
+        requirements = folder
+    elif is_repository(folder):
+        # A model repository shares one environment: every model's requirements together,
+        # refused before anything is built when two of them conflict.
+        requirements = merged_requirements(folder)
+    else:
         return
     own = own_install()
     if own is None:
@@ -49,7 +58,7 @@ def run_in_model_env(
         )
         return
     store = EnvStore(default_root(), echo)
-    plan = plan_for(folder, own)
+    plan = plan_for(requirements, own)
     if install:
         env = store.get(plan)
     else:

@@ -75,11 +75,18 @@ def requirements_folder(folder: Path) -> Path | None:
     """
     if not is_repository(folder):
         return folder if (folder / REQUIREMENTS_FILE).is_file() else None
-    from catwalk.repository.requirements import check_conflicts, merged_file_text
-
     repository = discover(folder)
     if not any((e.folder / REQUIREMENTS_FILE).is_file() for e in repository.entries):
         return None
+    return merged_requirements(folder, repository)
+
+
+def merged_requirements(folder: Path, repository: Repository | None = None) -> Path:
+    """A folder whose requirements.txt includes every model's of the repository at
+    ``folder``, conflicts refused first (a model environment's or an image's)."""
+    from catwalk.repository.requirements import check_conflicts, merged_file_text
+
+    repository = repository or discover(folder)
     check_conflicts(repository)
     return merged_folder(merged_file_text(repository))
 
