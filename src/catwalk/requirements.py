@@ -87,7 +87,9 @@ def ensure_requirements(folder: Path) -> str:
     """Make sure the folder's requirements are installed; return what was done, in words."""
     built_for, built_from = _model_env_requirements()
     if built_for is not None:
-        if built_for != requirements_digest(folder) and not _built_with(folder, built_from):
+        if built_for != requirements_digest(folder) and (
+            built_for != _including(folder, built_from)
+        ):
             raise RequirementsError(
                 f"{folder / REQUIREMENTS_FILE}: the model's environment {sys.prefix} was built "
                 "for other requirements (they changed since): run the command again without "
@@ -134,15 +136,15 @@ def _model_env_requirements() -> tuple[str | None, Path | None]:
     )
 
 
-def _built_with(folder: Path, built_from: Path | None) -> bool:
-    """True when the environment was built from requirements that include ``folder``'s, as
-    they are now: a model repository's environment, every model's requirements together."""
-    if built_from is None or requirements_digest(built_from) != _model_env_requirements()[0]:
-        return False
+def _including(folder: Path, built_from: Path | None) -> str | None:
+    """The digest of the requirements the environment was built from (``built_from``, a
+    model repository's: every model's together) when they include ``folder``'s; else None."""
+    if built_from is None:
+        return None
     own = folder / REQUIREMENTS_FILE
-    if not own.is_file():
-        return True
-    return own.resolve() in _included_files(built_from / REQUIREMENTS_FILE)
+    if own.is_file() and own.resolve() not in _included_files(built_from / REQUIREMENTS_FILE):
+        return None
+    return requirements_digest(built_from)
 
 
 def _lines(req_file: Path) -> list[str]:

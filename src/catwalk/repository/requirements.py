@@ -137,11 +137,9 @@ def _overlap(a: SpecifierSet, b: SpecifierSet) -> bool:
 def ensure_repository_requirements(repository: Repository) -> str:
     """Install every model's requirements into this interpreter, together (the ``local``
     environment manager's way for a repository); conflicts are refused first."""
-    from catwalk.repository.image import merged_folder
+    from catwalk.repository.image import merged_requirements
 
-    check_conflicts(repository)
-    text = merged_file_text(repository)
-    folder = merged_folder(text)
-    if text.count("\n-r ") == 0:
+    folder = merged_requirements(repository.root, repository)  # conflicts refused first
+    if not any((entry.folder / REQUIREMENTS_FILE).is_file() for entry in repository.entries):
         return "no model lists requirements"
     return ensure_requirements(folder)
