@@ -48,6 +48,8 @@ from catwalk.server.worker.socket_transport import SocketTransport
 # checked against the worker's own bound), so only a client of the socket itself meets them.
 MAX_HEADER_BYTES = 1 << 20
 MAX_HEADERS = 1000
+# Header names a worker remembers the environ key of (nginx sends the same dozen each time).
+MAX_HEADER_KEYS = 256
 # What a refused request still names: the ids nginx sends in its head (read with a regex, as
 # the parser may have stopped before them).
 _HEAD_ID = re.compile(rb"\r\nX-Correlation-Id: ?([\x21\x23-\x5b\x5d-\x7e]{1,256})\r\n", re.I)
@@ -99,13 +101,16 @@ class Request:
         self.version = version
         self.keep_alive = keep_alive
 
-    def environ(self, base: dict[str, Any]) -> dict[str, Any]:
-        """The WSGI environ (``base``: the keys every request of the worker shares).
+    def environ(self, base: dict[str, Any], keys: dict[bytes, str] | None = None) -> dict[str, Any]:
+        """The WSGI environ (``base``: the keys every request of the worker shares; ``keys``:
+        the worker's header names already turned into environ keys, filled as it goes).
 
         As gunicorn builds it: ``PATH_INFO`` percent-decoded (latin-1, PEP 3333), repeated
         headers joined with commas, headers whose name holds ``_`` dropped (``X_Foo`` could
         pose as ``X-Foo``), ``wsgi.url_scheme`` from nginx's ``X-Forwarded-Proto``.
         """
+        if keys is None:
+            keys = {}
         environ = base.copy()
         url = self.url
         path, _, query = url.partition(b"?")
@@ -118,18 +123,18 @@ class Request:
         environ["SERVER_PROTOCOL"] = "HTTP/" + self.version
         environ["wsgi.input"] = io.BytesIO(self.body)
         for name, value in self.headers:
-            key = name.decode("latin-1").upper()
+            key = keys.get(name)
+            if key is None:
+                key = _environ_key(name)
+                if len(keys) < MAX_HEADER_KEYS:  # a client of the socket cannot grow it more
+                    keys[name] = key
+            if not key:  # dropped
+                continue
             text = value.decode("latin-1")
-            if key == "CONTENT-LENGTH":
-                environ["CONTENT_LENGTH"] = text
-            elif key == "CONTENT-TYPE":
-                environ["CONTENT_TYPE"] = text
-            elif "_" not in key:
-                key = "HTTP_" + key.replace("-", "_")
-                if key in environ:
-                    environ[key] += "," + text
-                else:
-                    environ[key] = text
+            if key in environ and key.startswith("HTTP_"):
+                environ[key] += "," + text
+            else:
+                environ[key] = text
         if self.body and "CONTENT_LENGTH" not in environ:  # a chunked body, read whole
             environ["CONTENT_LENGTH"] = str(len(self.body))
         host = environ.get("HTTP_HOST")
@@ -142,6 +147,15 @@ class Request:
         if environ.get("HTTP_X_FORWARDED_PROTO") == "https":
             environ["wsgi.url_scheme"] = "https"
         return environ
+
+
+def _environ_key(name: bytes) -> str:
+    """The environ key of a header (``X-Request-Id`` -> ``HTTP_X_REQUEST_ID``); "" for one
+    that is dropped (its name holds ``_``)."""
+    key = name.decode("latin-1").upper()
+    if key in ("CONTENT-LENGTH", "CONTENT-TYPE"):
+        return key.replace("-", "_")
+    return "" if "_" in key else "HTTP_" + key.replace("-", "_")
 
 
 class Connection(asyncio.Protocol):

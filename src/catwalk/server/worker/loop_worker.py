@@ -118,6 +118,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.cut_reason = CUT  # set by the worker_int hook (catwalk.server.worker.hooks)
         self.alive: bool = True
         self.base: dict[str, Any] = {}
+        self.header_keys: dict[bytes, str] = {}  # Request.environ's, for this worker
         super().init_process()  # loads the app, sets the signals, calls run()
 
     def run(self) -> None:
@@ -296,7 +297,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
             self._answer(conn, request)
 
     def _answer(self, conn: Connection, request: Request) -> None:
-        environ = conn.environ = request.environ(self.base)
+        environ = conn.environ = request.environ(self.base, self.header_keys)
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")

@@ -225,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything imports prometheus-client: it picks its multiprocess mode at import.
     layout.metrics_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(layout.metrics_dir)
+    if job.settings.metrics:
+        from catwalk.server.ops.metrics import keep_process_id
+
+        keep_process_id()
     app = None
     if job.settings.preload:
         before = threads.thread_count()
