@@ -11,6 +11,9 @@ quietest attempt is kept.
 Systems:
   catwalk   ``python -m catwalk serve`` (the real CLI, defaults: a worker per core, preload,
             request log at INFO), POSTing the envelope ``{"input": {...}}``
+  catwalk@REV
+            the same, from the tree of commit REV (``git archive REV src``), e.g. the code
+            before a change, measured side by side with it in one run
   bare      the bare seed stack: bench/bare_app.py (Flask, no envelope/validation/log)
             behind the same production machinery (nginx.conf, gunicorn config) with the
             seed's worker model, gunicorn ``sync`` workers and a new upstream connection per
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -42,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -267,13 +272,27 @@ def python_env() -> dict[str, str]:
     return env
 
 
+def archived_src(rev: str, into: Path) -> Path:
+    """The ``src/`` folder of ``rev`` (``git archive``), to serve an older tree beside this one."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
 def start(system: str) -> Server:
     port = free_port()
     py = sys.executable
-    if system == "catwalk":
+    if system == "catwalk" or system.startswith("catwalk@"):
         args = [py, "-m", "catwalk", "serve", "--no-install", "-m", str(RNG),
                 "--server-port", str(port)]  # fmt: skip
-        return Server(system, args, port, HERE / "payloads" / "catwalk.json", python_env())
+        env = python_env()
+        if system != "catwalk":  # catwalk@REV: that commit's tree, on the same machinery
+            src = archived_src(system.partition("@")[2], OUT / f"tree-{system[8:]}")
+            env["PYTHONPATH"] = os.pathsep.join([str(src), str(HERE)])
+        return Server(system, args, port, HERE / "payloads" / "catwalk.json", env)
     if system == "bare":  # the seed's stack: gunicorn sync workers, a connection per request
         args = [py, str(HERE / "serve.py"), "bare", str(port), *BARE_TUNING]
         return Server(system, args, port, HERE / "payloads" / "bare.json", python_env())

@@ -32,7 +32,6 @@ import re
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.request
@@ -40,6 +39,7 @@ from pathlib import Path
 
 # bench/metrics_overhead.py (this script's folder): wrk at one core, the free port helper.
 from metrics_overhead import free_port, wrk
+from run import archived_src
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -178,12 +178,7 @@ def off_in_process(sources: dict[str, Path], number: int) -> dict[str, float]:
 
 def main_tree(into: Path) -> Path:
     """main's src/ (git archive), for the "before" variant."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "main", "src"], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
+    return archived_src("main", into)
 
 
 def start(
