@@ -21,6 +21,7 @@ from typing import Any
 
 from catwalk.server.environ import WsgiApp
 from catwalk.tracing import logs, spans
+from catwalk.tracing.direct import Direct
 from catwalk.tracing.provider import Runtime, start_runtime
 from catwalk.tracing.settings import TracingSettings
 
@@ -48,6 +49,7 @@ class Tracing:
         self.flush_budget = max(min(MAX_FLUSH, drain / 2), 0.5)
         self.runtime: Runtime | None = None
         self.tracer: Any = None  # the runtime's tracer, once started in this process
+        self.direct: Direct | None = None  # the runtime's direct spans (tracing.direct)
         self._dropped: Any = None  # the Prometheus counter, when metrics are on
         self._starting = threading.Lock()
         if hasattr(os, "register_at_fork"):  # a forked child starts its own SDK
@@ -76,12 +78,13 @@ class Tracing:
             )
             logs.install()
             atexit.register(self.flush)
+            self.direct = self.runtime.direct
             self.tracer = self.runtime.tracer
             return self.tracer
 
     def flush(self) -> bool:
         """Export what waits and stop the SDK, within :attr:`flush_budget` (False: not all)."""
-        runtime, self.runtime, self.tracer = self.runtime, None, None
+        runtime, self.runtime, self.tracer, self.direct = self.runtime, None, None, None
         return runtime is None or runtime.flush(self.flush_budget)
 
     def _count_drop(self, count: int) -> None:
@@ -128,5 +131,5 @@ class Tracing:
 def _forget(ref: weakref.ref[Tracing]) -> None:
     tracing = ref()
     if tracing is not None:  # the parent's SDK (its thread) did not come along
-        tracing.runtime = tracing.tracer = None
+        tracing.runtime = tracing.tracer = tracing.direct = None
         tracing._starting = threading.Lock()

@@ -1,0 +1,130 @@
+"""Spans made without the SDK's tracer where its work would change nothing (issue 23).
+
+The SDK's ``Tracer.start_span`` costs ~16 µs a span and ~26 µs for a request's (sampler,
+limits, locks, the processor's hooks, the ``ReadableSpan`` copy at ``end()``) against ~30 µs
+for rng's whole request (bench/RESULTS.md). Two of its jobs are decided before it starts:
+
+- **A finished child of a sampled span** under catwalk's own sampler (parent-based: a
+  sampled local parent's child is always sampled) and the default span limits is a
+  :class:`~opentelemetry.sdk.trace.ReadableSpan` with known start and end: :meth:`Direct.ended`
+  builds it (~2 µs) and gives it to catwalk's span queue, field for field what the SDK would
+  have exported (tests/tracing/test_spans.py compares them).
+- **A request without trace headers** is a root whose sampling is decided by its trace id
+  alone (``TraceIdRatioBased``): :meth:`Direct.root` draws the id; unsampled, the request's
+  span is a ``NonRecordingSpan`` of it (~1 µs instead of the extraction and the SDK's ~9 µs);
+  sampled, the SDK makes the span with that very trace id (:class:`PresetIds`).
+
+With ``OTEL_TRACES_SAMPLER`` set (another sampler) or span limits that could cut an
+attribute, :attr:`Runtime.direct <catwalk.tracing.provider.Runtime>` is None and every span
+is the SDK's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.span import TraceFlags
+
+from catwalk.tracing.queue import CountedQueue
+
+UNSET = Status(StatusCode.UNSET)
+MOST_ATTRIBUTES = 8  # a directly made span has at most this many (the limits must allow them)
+_LOW_BITS = TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+class PresetIds(RandomIdGenerator):
+    """The SDK's random ids; the next trace id of a thread may be drawn beforehand."""
+
+    def __init__(self) -> None:
+        self._next = threading.local()  # greenlet-local where gevent patched threading
+
+    def preset(self, trace_id: int) -> None:
+        """The next :meth:`generate_trace_id` of this thread returns ``trace_id``."""
+        self._next.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int | None = self._next.__dict__.pop("trace_id", None)
+        return super().generate_trace_id() if trace_id is None else trace_id
+
+
+class Direct:
+    """What spans are made directly with: the provider's resource, ids and scope, the
+    queue, the root sampler's bound (see the module docstring)."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        scope: InstrumentationScope,
+        ids: PresetIds,
+        queue: CountedQueue,
+        ratio: float,
+    ) -> None:
+        self.resource = resource
+        self.scope = scope
+        self.ids = ids
+        self.queue = queue
+        self.bound = TraceIdRatioBased.get_bound_for_rate(ratio)
+        random = TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0
+        self.unsampled_flags = TraceFlags(TraceFlags.DEFAULT | random)
+
+    @staticmethod
+    def allowed_by(limits: SpanLimits) -> bool:
+        """Whether the SDK, under ``limits``, would keep every attribute and link as given."""
+        return (
+            limits.max_span_attribute_length is None
+            and (limits.max_span_attributes or 0) >= MOST_ATTRIBUTES
+            and (limits.max_links or 0) >= 1
+        )
+
+    def ended(
+        self,
+        name: str,
+        parent: SpanContext,
+        start_time: int,
+        end_time: int,
+        attributes: dict[str, Any] | None = None,
+        status: Status = UNSET,
+        links: Sequence[Link] = (),
+    ) -> SpanContext:
+        """A finished INTERNAL child of the sampled span ``parent``, queued; its context."""
+        context = SpanContext(
+            parent.trace_id,
+            self.ids.generate_span_id(),
+            False,
+            parent.trace_flags,
+            parent.trace_state,
+        )
+        self.queue.on_end(
+            ReadableSpan(
+                name=name,
+                context=context,
+                parent=parent,
+                resource=self.resource,
+                attributes=attributes,
+                links=links,
+                kind=SpanKind.INTERNAL,
+                status=status,
+                start_time=start_time,
+                end_time=end_time,
+                instrumentation_scope=self.scope,
+            )
+        )
+        return context
+
+    def root(self) -> trace.Span | None:
+        """A new trace's unsampled span (None: sampled, its trace id preset for the SDK)."""
+        trace_id = self.ids.generate_trace_id()
+        if trace_id & _LOW_BITS < self.bound:
+            self.ids.preset(trace_id)
+            return None
+        span_id = self.ids.generate_span_id()
+        return NonRecordingSpan(SpanContext(trace_id, span_id, False, self.unsampled_flags))
