@@ -122,6 +122,18 @@ class TraceRequests:
         if path in self.untraced:
             return self.app(environ, start_response)
         tracer = self.owner.tracer or self.owner.start()
+        direct = self.owner.direct
+        if direct is None or self._has_trace_headers(environ):
+            parent = propagate.extract(environ, getter=ENVIRON)
+        else:  # a new trace, sampled by its trace id: drawn here (tracing.direct)
+            parent = _NO_PARENT
+            unsampled = direct.root()
+            if unsampled is not None:  # current for its ids in the log lines, nothing more
+                token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
+                try:
+                    return self.app(environ, start_response)
+                finally:
+                    otel_context.detach(token)
         method = environ.get("REQUEST_METHOD", "")
         route = self._routes.get(path, "")
         if route == "":
@@ -139,20 +151,12 @@ class TraceRequests:
         if route is not None:
             attributes["http.route"] = route
         name = method if known else "HTTP"
-        direct = self.owner.direct
-        span: Any = None
-        if direct is not None and not self._has_trace_headers(environ):
-            parent = _NO_PARENT  # a new trace: unsampled, its span is made here
-            span = direct.root()
-        else:
-            parent = propagate.extract(environ, getter=ENVIRON)
-        if span is None:
-            span = tracer.start_span(
-                f"{name} {route}" if route is not None else name,
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes=attributes,
-            )
+        span = tracer.start_span(
+            f"{name} {route}" if route is not None else name,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status = ["500"]  # an exception that escapes the app becomes a 500
 
