@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, Attributes, Resource
 from opentelemetry.sdk.trace import SpanLimits, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.util.types import Attributes
 
 from catwalk import __version__
 from catwalk.server.logs import LOGGER_NAME
@@ -168,7 +167,7 @@ def _resource(
     if "process.pid" not in resource.attributes:  # which worker made a span
         ours["process.pid"] = os.getpid()
     merged = resource.merge(Resource(ours))
-    return HashedResource(merged.attributes, merged.schema_url)
+    return HashedResource(dict(merged.attributes), merged.schema_url)
 
 
 class HashedResource(Resource):
