@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,38 @@ def test_each_span_names_its_model() -> None:
     resource = requests[0].resource.attributes
     assert resource["service.name"] == "shop"  # the repository's folder
     assert "catwalk.model.name" not in resource
+
+
+def test_a_shadow_run_is_a_child_of_its_request(make_repo: Callable[..., Path]) -> None:
+    root = make_repo(("v1", "m", "1.0", {"factor": 1}), ("v2", "m", "2.0", {"factor": 3}))
+    models = ModelsSettings(default="m", versions={"m": "1.0"}, shadow={"m": "2.0"})
+    settings = ServerSettings(workers=1, models=models, tracing=TracingSettings(enabled=True))
+    app = create_repository_app(load_repository(root, settings.models), settings)
+    assert app.tracing is not None
+    exporter = InMemorySpanExporter()
+    app.tracing.start(exporter=exporter)
+    try:
+        client = app.test_client()
+        parent = {"traceparent": f"00-{'e' * 32}-{'f' * 16}-01"}
+        unsampled = {"traceparent": f"00-{'a' * 32}-{'f' * 16}-00"}
+        for headers in (parent, unsampled):
+            answer = client.post("/predict", json={"input": {"x": 2}}, headers=headers)
+            assert answer.status_code == 200
+        app.shadows.join()
+        app.tracing.runtime.queue.force_flush()
+        spans = exporter.get_finished_spans()
+    finally:
+        app.tracing.flush()
+    (request,) = [s for s in spans if s.name == "POST /predict"]
+    (shadow,) = [s for s in spans if s.name == "catwalk.shadow"]  # none for the unsampled
+    assert shadow.parent is not None and request.context is not None
+    assert shadow.parent.span_id == request.context.span_id
+    assert format(shadow.context.trace_id, "032x") == "e" * 32
+    attributes = dict(shadow.attributes or {})
+    assert (attributes["catwalk.model.name"], attributes["catwalk.model.version"]) == ("m", "2.0")
+    assert attributes["catwalk.shadow.outcome"] == "different"  # 3x against 1x
+    assert shadow.start_time is not None and request.start_time is not None
+    assert shadow.start_time > request.start_time
 
 
 @pytest.mark.slow

@@ -123,6 +123,11 @@ class Tracing:
             call = "predict_batch" if spec.batch_kind == "predict_batch" else "predict"
             batcher.trace = spans.BatchTrace(self, call, named)
 
+    def trace_shadows(self, runner: Any) -> None:
+        """Spans for the shadow runs of ``runner`` (a
+        :class:`~catwalk.server.shadow.ShadowRunner`)."""
+        runner.trace = spans.ShadowTrace(self)
+
     def wrap(self, app: WsgiApp) -> WsgiApp:
         """``app`` with each request in its span (the untraced paths excepted)."""
         return spans.TraceRequests(app, self)

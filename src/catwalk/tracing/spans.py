@@ -8,7 +8,8 @@
     ├── predict | predict_batch    the model call; batched: one per batch, linking every
     │                              member request's span (and each member's batch_wait
     │                              links back to it)
-    └── catwalk.validate_output    the output against schema.output
+    ├── catwalk.validate_output    the output against schema.output
+    └── catwalk.shadow             (a repository's shadow) its run, after the answer
 
 The model (``catwalk.model.name``, ``catwalk.model.version``) is on the resource, so on
 every span; the request's span has the required stable HTTP semantic-convention attributes,
@@ -344,3 +345,41 @@ class BatchTrace:
         finally:
             otel_context.detach(token)
             call.end()
+
+
+class ShadowTrace:
+    """The shadow thread's hooks (:class:`catwalk.server.shadow.ShadowRunner`'s ``trace``):
+    a sampled request's shadow run in a ``catwalk.shadow`` span, a child of the request's
+    (ended by then), current while the shadow model runs."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+
+    @staticmethod
+    def member() -> trace.SpanContext | None:
+        """In the request, as it hands its answer over: its span (None: unsampled)."""
+        span = trace.get_current_span()
+        return span.get_span_context() if span.is_recording() else None
+
+    def run(self, request: trace.SpanContext, spec: Any, compare: Callable[[], str]) -> str:
+        """``compare()`` (returns the outcome: same, different, error) in the span."""
+        tracer = self.owner.tracer
+        if tracer is None:  # stopped meanwhile
+            return compare()
+        span = tracer.start_span(
+            "catwalk.shadow",
+            context=trace.set_span_in_context(NonRecordingSpan(request)),
+            attributes=model_attributes(spec.name, spec.version),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            outcome = compare()
+            span.set_attribute("catwalk.shadow.outcome", outcome)
+            if outcome == "error":
+                span.set_status(_ERROR)
+            return outcome
+        finally:
+            otel_context.detach(token)
+            span.end()
