@@ -26,7 +26,10 @@ from catwalk.tracing.provider import Runtime, start_runtime
 from catwalk.tracing.settings import TracingSettings
 
 DROPPED = "catwalk_trace_spans_dropped_total"
-MAX_FLUSH = 5.0  # seconds a stopping process spends exporting its last spans, at most
+# Seconds a stopping process spends exporting its last spans, at most: a stopping gunicorn
+# worker has GRACEFUL_TIMEOUT (4 s, catwalk.server.production.render) to exit before its
+# master kills it, and the flush runs at its exit: one second of that is left for the rest.
+MAX_FLUSH = 3.0
 
 
 class Tracing:
