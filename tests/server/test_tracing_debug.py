@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+
 from conftest import ServerRun
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracing"))  # the receivers
