@@ -22,8 +22,8 @@ from catwalk.server.app import ModelApp, create_app
 from catwalk.server.logs.text import LOG_FORMAT
 from catwalk.spec import load_spec
 from catwalk.tracing.logs import TracedJson, TracedText
+from catwalk.tracing.requests import route_of
 from catwalk.tracing.settings import TracingSettings
-from catwalk.tracing.spans import route_of
 
 ROOT = Path(__file__).resolve().parents[2]
 RNG = ROOT / "example_models" / "rng"

@@ -8,7 +8,7 @@ for rng's whole request (bench/RESULTS.md). Two of its jobs are decided before i
   sampled local parent's child is always sampled) and the default span limits is a
   :class:`~opentelemetry.sdk.trace.ReadableSpan` with known start and end: :meth:`Direct.ended`
   builds it (~2 µs) and gives it to catwalk's span queue, field for field what the SDK would
-  have exported (tests/tracing/test_spans.py compares them).
+  have exported (tests/tracing/test_direct.py compares them).
 - **A request without trace headers** is a root whose sampling is decided by its trace id
   alone (``TraceIdRatioBased``): :meth:`Direct.root` draws the id; unsampled, the request's
   span is a ``NonRecordingSpan`` of it (~1 µs instead of the extraction and the SDK's ~9 µs);

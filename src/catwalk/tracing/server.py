@@ -20,7 +20,7 @@ import weakref
 from typing import Any
 
 from catwalk.server.environ import WsgiApp
-from catwalk.tracing import logs, spans
+from catwalk.tracing import logs, requests, spans
 from catwalk.tracing.direct import Direct
 from catwalk.tracing.provider import Runtime, start_runtime
 from catwalk.tracing.settings import TracingSettings
@@ -133,7 +133,7 @@ class Tracing:
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         """``app`` with each request in its span (the untraced paths excepted)."""
-        return spans.TraceRequests(app, self)
+        return requests.TraceRequests(app, self)
 
 
 def _forget(ref: weakref.ref[Tracing]) -> None:

@@ -11,199 +11,50 @@
     ├── catwalk.validate_output    the output against schema.output
     └── catwalk.shadow             (a repository's shadow) its run, after the answer
 
-The model (``catwalk.model.name``, ``catwalk.model.version``) is on the resource, so on
+The request's span is :mod:`catwalk.tracing.requests`'s; the others are made here. The model
+(``catwalk.model.name``, ``catwalk.model.version``) is on the resource, so on
 every span; the request's span has the required stable HTTP semantic-convention attributes,
 ``http.route`` (the template, never the raw path), ``catwalk.correlation_id`` and, for an
 error, the message of the JSON error (never the input). Attributes are few on purpose: the
-OTLP exporter's encoding costs about 5 µs per attribute per span (bench/RESULTS.md).
-Child spans are made only under a recording request span: an unsampled request
-costs its request span and nothing more.
+OTLP exporter's encoding costs ~3 µs per attribute per span, on top of ~8 µs per span
+(bench/RESULTS.md, in process).
+
+What each costs (in process, rng, bench/tracing.py and bench/RESULTS.md): the SDK's tracer
+takes ~10-13 µs for a span (sampler, attribute checks, locks, the ``ReadableSpan`` copy at
+``end()``), ~20-30 µs for the request's with its attributes. So, under catwalk's sampler
+(:mod:`catwalk.tracing.direct`):
+
+- the request span is the SDK's: it is current while catwalk answers, and what a client
+  sent (``traceparent``) is the SDK's to continue; a request without trace headers has its
+  trace id drawn first, and an unsampled one gets a ``NonRecordingSpan`` (~1 µs);
+- the validation and ``catwalk.batch_wait`` spans are made when their step is over, from
+  known start and end times, directly as ``ReadableSpan`` (~3 µs each instead of ~13);
+- the model call's span stays the SDK's: it is the current span while the model runs, so
+  spans the model makes are its children and ``trace.get_current_span()`` in the model is a
+  real recording span (``set_attribute`` works); it is started with ``start_span`` and made
+  current by hand (~16 µs; ``start_as_current_span``'s context manager adds ~3);
+- children are made only under a recording span: an unsampled request costs its request
+  span, a context, and a look at the current span per step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from time import time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, TextMapPropagator
+from opentelemetry import trace
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, NonRecordingSpan, Status, StatusCode
 
-from catwalk.protocol import paths
-from catwalk.server.environ import (
-    CORRELATION_ID_KEY,
-    ERROR_MESSAGE_KEY,
-    MODEL_KEY,
-    StartResponse,
-    WsgiApp,
-)
-
-_FIXED_ROUTES = (
-    "/predict",
-    "/info",
-    "/openapi.json",
-    "/docs",
-    "/status",
-    "/ready",
-    "/metrics",
-    "/models",
-)
-_MODELS = "/models/"  # a repository's /models/{name}[/versions/{version}]/predict
-_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-)
-_MAX_ROUTES = 64  # paths whose route template is remembered (a client cannot grow it further)
-_NO_PARENT = Context()  # what extracting from a request without trace headers gives
 _ERROR = Status(StatusCode.ERROR)
 Member = tuple[trace.SpanContext, int]  # a batched request's span and when it joined (ns)
-
-
-class _EnvironGetter(Getter[dict[str, Any]]):
-    """W3C headers out of a WSGI environ (``traceparent`` -> ``HTTP_TRACEPARENT``)."""
-
-    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
-        return None if value is None else [value]
-
-    def keys(self, carrier: dict[str, Any]) -> list[str]:
-        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
-
-
-ENVIRON = _EnvironGetter()
 
 
 def model_attributes(name: str, version: str) -> dict[str, str]:
     """The attributes naming a model, on the spans of a repository's requests."""
     return {"catwalk.model.name": name, "catwalk.model.version": version}
-
-
-def route_of(path: str) -> str | None:
-    """The route template of ``path`` (``/v2/models/{model_name}/infer``), None if no route."""
-    if path in _FIXED_ROUTES:
-        return path
-    if path.startswith("/docs/"):
-        return "/docs/{name}"
-    if path.startswith(_MODELS) and path.endswith("/predict") and len(path) > 16:
-        versioned = "/versions/" in path[len(_MODELS) : -len("/predict")]
-        return (
-            "/models/{name}/versions/{version}/predict" if versioned else "/models/{name}/predict"
-        )
-    if not paths.is_v2(path):
-        return None
-    found = paths.route(path)
-    if found is None:
-        return None
-    if found.name is None:
-        return found.operation
-    template = "/v2/models/{model_name}"
-    if found.version is not None:
-        template += "/versions/{model_version}"
-    suffix = {paths.INFER: "/infer", paths.MODEL_READY: "/ready"}.get(found.operation, "")
-    return template + suffix
-
-
-class TraceRequests:
-    """WSGI middleware: each request (but the untraced paths) in a SERVER span, current
-    while the app answers it, so that child spans and log lines find it."""
-
-    def __init__(self, app: WsgiApp, owner: Any) -> None:
-        self.app = app
-        self.owner = owner  # catwalk.tracing.Tracing: its tracer exists once started
-        self.untraced = frozenset(owner.settings.untraced_paths)
-        self._routes: dict[str, str | None] = {}
-        self._textmap: TextMapPropagator | None = None  # the propagator _headers are of
-        self._headers: tuple[str, ...] = ()
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path in self.untraced:
-            return self.app(environ, start_response)
-        tracer = self.owner.tracer or self.owner.start()
-        direct = self.owner.direct
-        if direct is None or self._has_trace_headers(environ):
-            parent = propagate.extract(environ, getter=ENVIRON)
-        else:  # a new trace, sampled by its trace id: drawn here (tracing.direct)
-            parent = _NO_PARENT
-            unsampled = direct.root()
-            if unsampled is not None:  # current for its ids in the log lines, nothing more
-                token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
-                try:
-                    return self.app(environ, start_response)
-                finally:
-                    otel_context.detach(token)
-        method = environ.get("REQUEST_METHOD", "")
-        route = self._routes.get(path, "")
-        if route == "":
-            route = route_of(path)
-            if len(self._routes) < _MAX_ROUTES:
-                self._routes[path] = route
-        known = method in _METHODS
-        # The required attributes only: each costs the exporter about as much as a
-        # validation of the request (bench/RESULTS.md, "Tracing").
-        attributes: dict[str, Any] = {
-            "http.request.method": method if known else "_OTHER",
-            "url.path": path,
-            "url.scheme": environ.get("wsgi.url_scheme", "http"),
-        }
-        if route is not None:
-            attributes["http.route"] = route
-        name = method if known else "HTTP"
-        span = tracer.start_span(
-            f"{name} {route}" if route is not None else name,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status = ["500"]  # an exception that escapes the app becomes a 500
-
-        def traced_start_response(line: str, headers: Any, exc_info: Any = None) -> Any:
-            status[0] = line
-            return start_response(line, headers, exc_info)
-
-        try:
-            return self.app(environ, traced_start_response)
-        except BaseException as exc:
-            if span.is_recording():
-                span.set_attribute("error.type", type(exc).__qualname__)
-            raise
-        finally:
-            if span.is_recording():
-                _answered(span, status[0], environ)
-            span.end()
-            otel_context.detach(token)
-
-    def _has_trace_headers(self, environ: dict[str, Any]) -> bool:
-        """Whether the request has a header the process's propagator reads (without one,
-        extracting gives no parent)."""
-        textmap = propagate.get_global_textmap()
-        if textmap is not self._textmap:  # the first request, or a model set another one
-            self._headers = tuple("HTTP_" + f.upper().replace("-", "_") for f in textmap.fields)
-            self._textmap = textmap
-        return not environ.keys().isdisjoint(self._headers)
-
-
-def _answered(span: Any, line: str, environ: dict[str, Any]) -> None:
-    """The request span's closing attributes: status, correlation id, the error's message."""
-    code = int(line[:3]) if line[:3].isdigit() else 500
-    closing: dict[str, Any] = {"http.response.status_code": code}
-    correlation_id = environ.get(CORRELATION_ID_KEY)
-    if correlation_id is not None:
-        closing["catwalk.correlation_id"] = correlation_id
-    model = environ.get(MODEL_KEY)  # a repository's: the model that answered
-    if model is not None:
-        closing.update(model_attributes(*model))
-    message = environ.get(ERROR_MESSAGE_KEY)
-    if message is not None:
-        closing["catwalk.error.message"] = message
-    if code >= 500:
-        closing["error.type"] = str(code)
-        span.set_status(Status(StatusCode.ERROR, message))
-    span.set_attributes(closing)  # one call: the span's lock taken once
 
 
 def child(
