@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,14 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracing"))  # the 
 from otlp_receiver import HttpReceiver
 
 
-def test_each_span_names_its_model() -> None:
-    settings = ServerSettings(
-        workers=1, models=ModelsSettings(default="price"), tracing=TracingSettings(enabled=True)
-    )
-    app = create_repository_app(load_repository(SHOP, settings.models), settings)
+def traced(root: Path, models: ModelsSettings) -> tuple[Any, InMemorySpanExporter]:
+    """The repository ``root``'s app, tracing on, its spans kept in memory."""
+    settings = ServerSettings(workers=1, models=models, tracing=TracingSettings(enabled=True))
+    app = create_repository_app(load_repository(root, settings.models), settings)
     assert app.tracing is not None
     exporter = InMemorySpanExporter()
     app.tracing.start(exporter=exporter)
+    return app, exporter
+
+
+def test_each_span_names_its_model() -> None:
+    app, exporter = traced(SHOP, ModelsSettings(default="price"))
     try:
         client = app.test_client()
         answer = client.post(
@@ -70,11 +75,7 @@ def test_each_span_names_its_model() -> None:
 def test_a_shadow_run_is_a_child_of_its_request(make_repo: Callable[..., Path]) -> None:
     root = make_repo(("v1", "m", "1.0", {"factor": 1}), ("v2", "m", "2.0", {"factor": 3}))
     models = ModelsSettings(default="m", versions={"m": "1.0"}, shadow={"m": "2.0"})
-    settings = ServerSettings(workers=1, models=models, tracing=TracingSettings(enabled=True))
-    app = create_repository_app(load_repository(root, settings.models), settings)
-    assert app.tracing is not None
-    exporter = InMemorySpanExporter()
-    app.tracing.start(exporter=exporter)
+    app, exporter = traced(root, models)
     try:
         client = app.test_client()
         parent = {"traceparent": f"00-{'e' * 32}-{'f' * 16}-01"}
