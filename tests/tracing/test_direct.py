@@ -18,10 +18,12 @@ from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.trace import StatusCode
 from test_spans import BATCHER, RNG, RNG_BODY, TRACEPARENT, Traced
 
 from catwalk.config import BatchingSettings
 from catwalk.tracing.settings import TracingSettings
+from catwalk.tracing.spans import child
 
 SDK_SAMPLER = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.0"}
 INVALID = orjson.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": -3.5}})
@@ -162,3 +164,23 @@ def test_span_limits_that_cut_keep_every_span_the_sdk_s(
         assert dict(request.attributes or {})["url.path"] == "/pre"  # cut by the SDK
     finally:
         app.close()
+
+
+def test_a_step_that_raises_exports_what_the_sdk_s_does(apps: Any) -> None:
+    def check(value: int) -> list[str]:
+        raise KeyError(value)
+
+    made = {}
+    for sdk in (True, False):
+        app = apps(sdk=sdk)
+        step = child(app.tracing, "catwalk.validate_input", check, True, {"catwalk.x": "y"})
+        with app.tracing.tracer.start_as_current_span("request"), pytest.raises(KeyError):
+            step(1)
+        made[sdk] = steps(app)
+    assert exported(made[False]["catwalk.validate_input"]) == exported(
+        made[True]["catwalk.validate_input"]
+    )
+    failed = made[False]["catwalk.validate_input"]
+    assert dict(failed.attributes or {}) == {"error.type": "KeyError"}
+    assert failed.status.status_code is StatusCode.ERROR
+    related(made[False], "request")
