@@ -276,29 +276,3 @@ def test_on_an_event_loop_requests_in_greenlets_meet_in_batches() -> None:
         assert b.stats()["batches"] == 6 and b.stats()["requests"] == 12
     finally:
         loop.close()
-
-
-def test_batching_models_get_keep_alive_from_nginx_and_every_model_catwalks_worker(
-    model_path: Callable[[str], Any],
-) -> None:
-    from pathlib import Path
-
-    from catwalk.server.production.job import Job, tuning_for
-    from catwalk.server.production.render import (
-        RunLayout,
-        Tuning,
-        render_gunicorn_conf,
-        render_nginx_conf,
-    )
-
-    tuning = tuning_for(Job(model_path("batcher"), ServerSettings()))
-    assert tuning == Tuning(upstream_keepalive=32)
-    assert tuning_for(Job(model_path("rng"), ServerSettings())) == Tuning()
-    off = ServerSettings(batching=BatchingSettings(enabled=False))
-    assert tuning_for(Job(model_path("batcher"), off)) == Tuning()
-    layout = RunLayout(Path("/tmp/catwalk-x"))
-    nginx = render_nginx_conf(ServerSettings(), layout, tuning)
-    assert "keepalive 32;" in nginx and "keepalive_timeout 60s;" in nginx
-    assert 'proxy_set_header Connection "";' in nginx
-    gunicorn = render_gunicorn_conf(ServerSettings(), layout, Tuning())
-    assert "worker_class = 'catwalk.server.worker.loop_worker.LoopWorker'" in gunicorn

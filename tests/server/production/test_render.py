@@ -96,13 +96,18 @@ def test_tls_without_files_is_refused() -> None:
         nginx_conf(ssl=SslSettings(enabled=True))
 
 
-def test_upstream_keepalive_tuning() -> None:
+def test_every_model_gets_catwalks_worker_and_kept_alive_connections() -> None:
     layout = RunLayout(RUN)
-    kept = render_nginx_conf(ServerSettings(), layout, Tuning(upstream_keepalive=32))
+    kept = render_nginx_conf(ServerSettings(), layout)  # the default, for every model
     assert "keepalive 32;" in kept and "proxy_http_version 1.1;" in kept
+    assert 'proxy_set_header Connection "";' in kept and "keepalive_timeout 60s;" in kept
     # A request sent on a connection the worker had just closed is sent again.
     assert "proxy_next_upstream error non_idempotent;" in kept
-    plain = render_nginx_conf(ServerSettings(), layout)  # the default: unbatched
+    # gunicorn keeps an idle connection longer than nginx does: nginx closes it first.
+    gunicorn = render_gunicorn_conf(ServerSettings(), layout)
+    assert "keepalive = 75" in gunicorn
+    assert "worker_class = 'catwalk.server.worker.loop_worker.LoopWorker'" in gunicorn
+    plain = render_nginx_conf(ServerSettings(), layout, Tuning(upstream_keepalive=0))
     assert "keepalive 32;" not in plain and "proxy_http_version" not in plain
     assert "proxy_next_upstream" not in plain
 

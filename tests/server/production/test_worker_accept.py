@@ -101,3 +101,52 @@ def test_quick_requests_never_wait_behind_a_slow_one(serve: Serve, tmp_path: Pat
     waited = [seconds for seconds in quick if seconds > 0.5]
     print(f"quick requests: {len(quick)}, p99 {p99 * 1000:.1f} ms, max {quick[-1] * 1000:.1f} ms")
     assert not waited, f"{len(waited)} of {len(quick)} quick requests waited: {waited}"
+
+
+def _connections_held(workers: list[int]) -> int:
+    """Connections from nginx the workers hold open: their accepted, connected sockets of
+    gunicorn's unix socket (/proc/net/unix: state 03, the socket's path)."""
+    connected = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7].endswith("gunicorn.sock") and fields[5] == "03":
+            connected.add(f"socket:[{fields[6]}]")
+    held = 0
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                held += os.readlink(fd) in connected
+            except OSError:  # closed meanwhile
+                continue
+    return held
+
+
+def test_an_unbatched_worker_keeps_its_connection_alive_only_while_it_can(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """Requests one at a time reuse nginx's connection (no connect, accept and close per
+    request); a slow request then holds only its worker: the quick ones go on, on a
+    connection of the other, never waiting on the kept connection of the busy one."""
+    server = serve(SLEEPY, config=_two_workers(tmp_path))
+    workers = server.wait_pids("catwalk.server.worker.wsgi", 3)
+    workers.remove(min(workers))  # the master
+    body = json.dumps({"input": {"seconds": 0.0}}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    statuses = [_post(conn, body) for _ in range(100)]
+    conn.close()
+    assert statuses == [200] * 100
+    held = _connections_held(workers)
+    assert held >= 1, "no connection from nginx is kept alive after 100 requests in a row"
+
+    clients = Clients(server.port)
+    clients.start("slow", 1, 1.0)
+    clients.start("quick", 1, 0.0)
+    time.sleep(6.0)
+    clients.finish()
+    slow = [seconds for kind, status, seconds in clients.results if kind == "slow"]
+    quick = sorted(seconds for kind, _, seconds in clients.results if kind == "quick")
+    assert all(status == 200 for _, status, _ in clients.results)
+    assert len(slow) >= 3 and len(quick) > 300, (len(slow), len(quick))
+    waited = [seconds for seconds in quick if seconds > 0.5]
+    print(f"{held} connection(s) kept; quick: {len(quick)}, max {quick[-1] * 1000:.1f} ms")
+    assert not waited, f"{len(waited)} of {len(quick)} quick requests waited: {waited}"

@@ -12,17 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catwalk.config import ServerSettings
-from catwalk.errors import CatwalkError
 from catwalk.repository.discover import discover
-from catwalk.server.production.render import Tuning
 from catwalk.server.production.threads import ThreadPlan
 from catwalk.spec import ModelSpec
 
 DEFAULT_FACTORY = "catwalk.server.app:create_app"
 # A model repository's (catwalk.repository): "module:function(loaded, settings) -> WSGI app".
 REPOSITORY_FACTORY = "catwalk.server.repository_app:create_repository_app"
-# Idle kept-alive connections each nginx worker holds to gunicorn for a batching model.
-BATCHING_KEEPALIVE = 32
 # gunicorn's own code for "the application could not be loaded" (Arbiter.APP_LOAD_ERROR).
 APP_LOAD_ERROR = 4
 
@@ -36,23 +32,6 @@ class Job:
     app_factory: str = DEFAULT_FACTORY  # "module:function(model, settings) -> WSGI app"
     proxy_secret: str = ""  # what nginx sends in X-Catwalk-Proxy (RunLayout.proxy_secret)
     threads: ThreadPlan = field(default_factory=ThreadPlan)  # each worker's native pools
-
-
-def tuning_for(job: Job) -> Tuning:
-    """The worker model for the job's model (docs/production.md, "The worker model").
-
-    Every model gets catwalk's event-loop worker. A batching model's requests must meet in
-    its worker, so nginx keeps connections open to each (keep-alive); an unbatched model's
-    take a new connection each, accepted by whichever worker is free. A repository with one
-    batching model is tuned for it.
-    """
-    try:
-        specs = specs_of(job.model_path)
-    except CatwalkError:  # reported when the app is built
-        return Tuning()
-    if all(job.settings.batching.apply(spec.batching) is None for spec in specs):
-        return Tuning()
-    return Tuning(upstream_keepalive=BATCHING_KEEPALIVE)
 
 
 def specs_of(path: Path) -> list[ModelSpec]:

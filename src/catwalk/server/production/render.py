@@ -57,11 +57,11 @@ class Tuning:
     # collector); 2.1-2.8x gunicorn's "sync" worker on the same stack (bench/RESULTS.md).
     worker_class: str = "catwalk.server.worker.loop_worker.LoopWorker"
     # Idle nginx -> gunicorn keep-alive connections each nginx worker keeps (0: a new
-    # connection per request). Only for batching models (tuning_for): nginx picks a kept
-    # connection without knowing whether its worker is busy, so an unbatched model's request
-    # could wait behind a slow one while another worker is free; a new connection waits in
-    # the kernel's queue until a free worker takes it (catwalk.server.worker.loop_worker).
-    upstream_keepalive: int = 0
+    # connection per request). A batching model's requests need them to meet in a worker;
+    # an unbatched model's worker keeps one alive only while no other connection waits for a
+    # worker (catwalk.server.worker.loop_worker), so that no request waits on the kept
+    # connection of a busy worker.
+    upstream_keepalive: int = 32
     nginx_workers: str = "auto"
     # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
     # machine's limit (RLIMIT_NOFILE); worker_connections follows from it.

@@ -50,7 +50,6 @@ from catwalk.server.production.job import (
     DEFAULT_FACTORY,
     Job,
     specs_of,
-    tuning_for,
 )
 from catwalk.server.production.preflight import (
     check_nginx_conf,
@@ -100,7 +99,7 @@ def serve_production(
     layout = RunLayout(make_temp_dir("catwalk-"), user, secret)
     job = Job(Path(model_path).resolve(), settings, app_factory, secret)
     job = replace(job, threads=thread_plan(job))
-    tuning = replace(tuning or tuning_for(job), open_files=open_files_limit())
+    tuning = replace(tuning or Tuning(), open_files=open_files_limit())
     try:
         with Signals() as signals:
             _prepare(layout, job, tuning, ipv6=ipv6)

@@ -1,7 +1,8 @@
 """One HTTP/1.1 connection from nginx to a :mod:`catwalk.server.worker.loop_worker` worker.
 
-nginx sends one request at a time on each connection: a new connection per request for an
-unbatched model, kept-alive connections (upstream keep-alive) for a batching one.
+nginx sends one request at a time on each connection, and keeps connections alive (upstream
+keep-alive): a batching model's worker holds many, an unbatched model's one at a time
+(:mod:`catwalk.server.worker.loop_worker` says when it keeps it).
 :class:`Connection` parses them with httptools (llhttp, the C parser uvicorn uses) and hands
 each complete :class:`Request` to the worker, which builds its PEP 3333 environ
 (:meth:`Request.environ`) and answers it with the WSGI app. The answer is written
@@ -40,6 +41,7 @@ import httptools
 from catwalk.correlation import new_correlation_id
 from catwalk.server.environ import error_body
 from catwalk.server.logs import LOGGER_NAME, safe
+from catwalk.server.worker.socket_transport import SocketTransport
 
 # Bounds on what one request may bring before it is complete: far above what nginx forwards
 # (a request line and header lines of at most 7k each; bodies up to server.max_body_size,
@@ -345,12 +347,20 @@ class Connection(asyncio.Protocol):
         elif not self.complete and now - self.last_active > idle_timeout:
             self._close()
 
+    def idle(self) -> bool:
+        """Open, with no request being read, waiting or answered on it."""
+        return not (self.reading or self.complete or self.answering) and self.transport is not None
+
+    def read_now(self) -> bool:
+        """Read at once what has come on this connection (an unbatched worker's kept-alive
+        one, on its :class:`SocketTransport`); False: nothing had come."""
+        transport = self.transport
+        return isinstance(transport, SocketTransport) and transport.read()
+
     def close_if_idle(self, since: float = float("inf")) -> bool:
         """Close the connection unless a request is being read or answered on it, or it has
         been busy after ``since`` (``loop.time()``); True if closed."""
-        if self.reading or self.complete or self.answering or self.transport is None:
-            return False
-        if self.last_active > since:
+        if not self.idle() or self.last_active > since:
             return False
         self._close()
         return True

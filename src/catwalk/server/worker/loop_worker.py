@@ -13,12 +13,15 @@ nginx's connections there until a worker accepts one. A worker accepts (one conn
 time, :meth:`LoopWorker._take`) only while it can answer at once:
 
 * an unbatched model's worker holds one connection at a time. It stops listening when it
-  accepts one and takes the next when that one is answered and closed (nginx opens a new
-  connection per request for an unbatched model), reading and answering it on the socket
-  itself (:mod:`catwalk.server.worker.socket_transport`): a request waits in the kernel's queue
-  for the first free worker, never behind a slow request in a busy one, and a worker that
-  dies (killed, out of memory) loses only the request it was answering; the ones queued
-  are taken by the others.
+  accepts one and takes the next when that one is answered and closed, reading and
+  answering it on the socket itself (:mod:`catwalk.server.worker.socket_transport`): a
+  request waits in the kernel's queue for the first free worker, never behind a slow request
+  in a busy one, and a worker that dies (killed, out of memory) loses only the request it was
+  answering; the ones queued are taken by the others. When no connection has waited at its
+  last ``QUIET`` answers, the worker keeps its connection alive (nginx keeps it too, and
+  sends its next request on it: no connect, accept and close per request); it is still
+  free, and before it takes another connection it reads the kept one once more and closes
+  it (:meth:`LoopWorker._let_go_of_kept`), so that no request waits there while it is busy.
 * a batching model's requests must meet in one worker, over kept-alive connections: its
   worker accepts while the bodies it is in the middle of reading stay below
   ``READ_BUDGET`` bodies' worth of bytes.
@@ -52,6 +55,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import socket
 import sys
 from typing import Any
@@ -78,6 +82,9 @@ LINGER = 0.5
 # A batching worker accepts new connections while the requests it is in the middle of
 # reading have brought less than this many maximal bodies (server.max_body_size).
 READ_BUDGET = 4
+# Answers in a row with no connection waiting, before an unbatched worker keeps its
+# connection alive (LoopWorker._quiet).
+QUIET = 16
 # Seconds a worker out of file descriptors waits before it accepts again.
 ACCEPT_RETRY = 0.5
 # What a request cut by a stop is told when the worker_int hook gave no reason.
@@ -95,6 +102,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
         self.listening = False
         self.taking = False  # in _take
         self.held = 0  # connections accepted and not closed yet
+        # An unbatched worker's kept-alive connection, idle between two of its requests.
+        self.kept: Connection | None = None
+        self.quiet = 0  # answers in a row with no connection waiting (_quiet)
+        self.waiting = select.poll()  # the listening sockets: does a connection wait there?
         # The largest body a request may bring: the server's max_body_size (nginx enforces it
         # first; only a client of the socket itself could send more), and how long a request
         # may take to arrive whole (server.client_timeout; nginx sends what it buffered).
@@ -127,11 +138,14 @@ class LoopWorker(Worker):  # type: ignore[misc]
         # the app runs on this loop); the app is named by string, and may have no collector.
         attach = getattr(self.wsgi, "attach_loop", None)
         self.concurrent = bool(attach(self.loop, self.reading)) if attach is not None else False
-        self.idle_timeout = float(self.cfg.keepalive) if self.concurrent else self.request_timeout
+        # A kept-alive connection may idle for gunicorn's keepalive (nginx closes its own
+        # earlier); one that never brought a request, for the time a request may take.
+        self.idle_timeout = float(self.cfg.keepalive)
         loop = self.loop
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.listeners.append(listener.sock)
+            self.waiting.register(listener.sock.fileno(), select.POLLIN)
         loop.call_soon(self._take)
         loop.set_exception_handler(self._loop_error)
         self._exit: BaseException | None = None
@@ -168,7 +182,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
             return False
         if self.concurrent:
             return self.half_read_bytes < READ_BUDGET * self.max_body_bytes
-        return self.held == 0
+        if self.held == 0:
+            return True
+        kept = self.kept  # its one connection, kept alive and idle: it may take another
+        return self.held == 1 and kept is not None and kept.idle()
 
     def _listen(self) -> None:
         if not self.listening and self._free():
@@ -200,7 +217,10 @@ class LoopWorker(Worker):  # type: ignore[misc]
         try:
             began = self.loop.time()
             while self._free():
-                if not any(self._accept(sock) for sock in self.listeners):
+                kept = self.kept
+                if kept is not None and kept.read_now():
+                    pass  # a request came on the kept connection first: it is answered
+                elif not any(self._accept(sock) for sock in self.listeners):
                     self._listen()  # none waits: the loop tells when one comes
                     return
                 if self.loop.time() - began > TURN:
@@ -225,6 +245,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         sock.setblocking(False)
         self.held += 1
         if not self.concurrent:  # read, answered and closed now if the request is all here
+            self._let_go_of_kept()
             SocketTransport(self.loop, sock, Connection(self)).start()
             return True
         # The transport is made now (a task would wait a turn of the loop for it): the
@@ -233,9 +254,34 @@ class LoopWorker(Worker):  # type: ignore[misc]
         made.send(None).add_done_callback(lambda _: _finish(made))
         return True
 
+    def _let_go_of_kept(self) -> None:
+        """Close the kept-alive connection before answering a new one: a request nginx sent
+        on it now would wait behind the new one. ``_take`` read it just before, so such a
+        request can only be one sent in the last microseconds; the worker never saw it, and
+        nginx sends it again on a new connection (it retries a kept-alive connection's error,
+        ``proxy_next_upstream error non_idempotent``)."""
+        kept, self.kept = self.kept, None
+        if kept is not None:
+            kept.close_if_idle()
+
+    def _quiet(self) -> bool:
+        """Whether an unbatched worker may keep its connection alive: no connection has
+        waited at the listening sockets (one ``poll``, no wait) at its last ``QUIET``
+        answers. Under more load than the workers take at once, connections wait, and each
+        answer closes its connection: a kept one would have to be closed when the worker
+        takes the next, just as nginx may send on it (nginx sends that request again, but
+        logs an error)."""
+        if self.waiting.poll(0):
+            self.quiet = 0
+            return False
+        self.quiet += 1
+        return self.quiet > QUIET
+
     def released(self, conn: Connection) -> None:
         """A connection is closed: this worker may take the next one."""
         self.held -= 1
+        if conn is self.kept:
+            self.kept = None
         self._take()
 
     # ---------------------------------------------------------------- requests ----
@@ -266,9 +312,11 @@ class LoopWorker(Worker):  # type: ignore[misc]
         try:
             body = self.wsgi(environ, start_response)
             try:
-                # An unbatched model's worker takes one connection at a time: it closes each
-                # after its answer (nginx opens one per request), and takes the next.
-                close = not (request.keep_alive and self.alive and self.concurrent)
+                # An unbatched model's worker holds one connection at a time: it keeps it
+                # alive only while no other connection waits for a worker (module docstring).
+                close = not (
+                    request.keep_alive and self.alive and (self.concurrent or self._quiet())
+                )
                 data = response_bytes(
                     started[0], started[1], body, request.method == b"HEAD", close
                 )
@@ -283,6 +331,8 @@ class LoopWorker(Worker):  # type: ignore[misc]
         conn.answering -= 1
         conn.environ = None
         conn.write(data, close)
+        if not (close or self.concurrent):
+            self.kept = conn
         conn.answered()
         try:
             self.cfg.post_request(self, None, environ, None)
@@ -343,7 +393,9 @@ class LoopWorker(Worker):  # type: ignore[misc]
         else:
             now = self.loop.time()
             for conn in list(self.connections):
-                conn.expire(now, self.request_timeout, self.idle_timeout)
+                kept = self.concurrent or conn is self.kept
+                idle = self.idle_timeout if kept else self.request_timeout
+                conn.expire(now, self.request_timeout, idle)
             self.loop.call_later(TICK, self._tick)
 
     def _stop(self) -> None:

@@ -7,7 +7,8 @@ connected, so the request is nearly always there when the connection is accepted
 at once: no turn of the event loop per request (an asyncio transport would wait one for
 ``connection_made``, and one more for the first read). Only what is not there at once (a large
 body, a slow client of the socket) is waited for through the loop's reader, and only what the
-socket does not take at once (a large answer) through its writer.
+socket does not take at once (a large answer) through its writer. A connection the worker
+keeps alive between two requests is read through the loop's reader too.
 
 It offers what :class:`catwalk.server.worker.http_conn.Connection` uses of an asyncio transport:
 ``write``, ``close``, ``abort``, ``pause_reading`` and ``resume_reading``.
@@ -45,21 +46,23 @@ class SocketTransport:
             self.read()
 
     # ------------------------------------------------------------------ reading ----
-    def read(self) -> None:
-        """Read once; wait through the loop for more unless the protocol is done with it."""
+    def read(self) -> bool:
+        """Read once; wait through the loop for more unless the protocol is done with it.
+        False: nothing had come."""
         try:
             data = self.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             self._want_read(True)
-            return
+            return False
         except OSError as exc:
             self._lost(exc)
-            return
+            return True
         if not data:  # the peer closed
             self._lost(None)
-            return
+            return True
         self.protocol.data_received(data)
         self._want_read(not (self.closed or self.closing or self.paused))
+        return True
 
     def _want_read(self, wanted: bool) -> None:
         if wanted and not self.reader and not self.closed:
