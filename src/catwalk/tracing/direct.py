@@ -1,22 +1,25 @@
 """Spans made without the SDK's tracer where its work would change nothing (issue 23).
 
-The SDK's ``Tracer.start_span`` costs ~16 µs a span and ~26 µs for a request's (sampler,
-limits, locks, the processor's hooks, the ``ReadableSpan`` copy at ``end()``) against ~30 µs
-for rng's whole request (bench/RESULTS.md). Two of its jobs are decided before it starts:
+The SDK's tracer takes ~10-15 µs for a span and ~20-30 µs for a request's (sampler,
+attribute checks, locks, the processor's hooks, the ``ReadableSpan`` copy at ``end()``),
+against ~30 µs for rng's whole request (bench/RESULTS.md, in process). Two of its jobs are
+decided before it starts:
 
 - **A finished child of a sampled span** under catwalk's own sampler (parent-based: a
   sampled local parent's child is always sampled) and the default span limits is a
   :class:`~opentelemetry.sdk.trace.ReadableSpan` with known start and end: :meth:`Direct.ended`
-  builds it (~2 µs) and gives it to catwalk's span queue, field for field what the SDK would
+  builds it (~3 µs) and gives it to catwalk's span queue, field for field what the SDK would
   have exported (tests/tracing/test_direct.py compares them).
 - **A request without trace headers** is a root whose sampling is decided by its trace id
   alone (``TraceIdRatioBased``): :meth:`Direct.root` draws the id; unsampled, the request's
   span is a ``NonRecordingSpan`` of it (~1 µs instead of the extraction and the SDK's ~9 µs);
   sampled, the SDK makes the span with that very trace id (:class:`PresetIds`).
 
-With ``OTEL_TRACES_SAMPLER`` set (another sampler) or span limits that could cut an
-attribute, :attr:`Runtime.direct <catwalk.tracing.provider.Runtime>` is None and every span
-is the SDK's.
+With ``OTEL_TRACES_SAMPLER`` set (another sampler), span limits that could cut an attribute
+or ``OTEL_SDK_DISABLED``, :attr:`Runtime.direct <catwalk.tracing.provider.Runtime>` is None
+and every span is the SDK's. A span made directly goes to catwalk's queue only, not to span
+processors a model may have added to the provider, and is not counted in the SDK's own
+span metrics (which need a meter provider catwalk does not set).
 """
 
 from __future__ import annotations
