@@ -8,7 +8,6 @@ but for the ids and times; the ids must relate the same way.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import StatusCode
-from test_spans import BATCHER, RNG, RNG_BODY, TRACEPARENT, Traced
+from test_spans import BATCHER, RNG, RNG_BODY, TRACEPARENT, Traced, kept_records
 
 from catwalk.config import BatchingSettings
-from catwalk.tracing.logs import TraceIds
 from catwalk.tracing.settings import TracingSettings
 from catwalk.tracing.spans import child
 
@@ -190,24 +188,9 @@ def test_a_step_that_raises_exports_what_the_sdk_s_does(apps: Any) -> None:
 
 def test_an_unsampled_new_trace_still_logs_its_ids(apps: Any) -> None:
     app = apps(tracing=TracingSettings(enabled=True, sample_ratio=0.0))
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    keep = Keep()
-    keep.addFilter(TraceIds())
-    logger = logging.getLogger("catwalk.server")
-    logger.addHandler(keep)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with kept_records() as records:
         for _ in range(2):
             assert app.client.post("/predict", data=RNG_BODY).status_code == 200
-    finally:
-        logger.removeHandler(keep)
-        logger.setLevel(level)
     assert app.spans() == []
     lines = [r for r in records if r.getMessage().startswith("POST /predict 200")]
     ids = [(getattr(r, "trace_id", ""), getattr(r, "span_id", "")) for r in lines]
