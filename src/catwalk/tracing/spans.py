@@ -31,8 +31,10 @@ takes ~10-13 µs for a span (sampler, attribute checks, locks, the ``ReadableSpa
   known start and end times, directly as ``ReadableSpan`` (~3 µs each instead of ~13);
 - the model call's span stays the SDK's: it is the current span while the model runs, so
   spans the model makes are its children and ``trace.get_current_span()`` in the model is a
-  real recording span (``set_attribute`` works); it is started with ``start_span`` and made
-  current by hand (~16 µs; ``start_as_current_span``'s context manager adds ~3);
+  real recording span (``set_attribute`` works); the SDK refuses a ``Span`` not made by its
+  tracer (TypeError), and a ``NonRecordingSpan`` stand-in would drop what the model records,
+  so it is started with ``start_span`` and made current by hand (~16 µs;
+  ``start_as_current_span``'s context manager adds ~3);
 - children are made only under a recording span: an unsampled request costs its request
   span, a context, and a look at the current span per step.
 """
