@@ -15,13 +15,16 @@ from typing import Any
 import orjson
 import pytest
 from google.protobuf.json_format import MessageToDict
+from opentelemetry import propagate
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanKind, StatusCode
 from test_spans import BATCHER, RNG, RNG_BODY, TRACEPARENT, Traced, kept_records
 
 from catwalk.config import BatchingSettings
+from catwalk.tracing.requests import ENVIRON
 from catwalk.tracing.settings import TracingSettings
 from catwalk.tracing.spans import child
 
@@ -147,9 +150,12 @@ def test_new_traces_are_sampled_at_the_ratio_by_their_trace_id(apps: Any) -> Non
 def test_an_unsampled_client_trace_is_followed(apps: Any) -> None:
     app = apps()
     unsampled = TRACEPARENT[:-2] + "00"
-    answer = app.client.post("/predict", data=RNG_BODY, headers={"traceparent": unsampled})
+    with kept_records() as records:
+        answer = app.client.post("/predict", data=RNG_BODY, headers={"traceparent": unsampled})
     assert answer.status_code == 200
     assert app.spans() == []
+    (line,) = [r for r in records if r.getMessage().startswith("POST /predict 200")]
+    assert getattr(line, "trace_id") == TRACEPARENT[3:35]  # noqa: B009 - the client's
 
 
 def test_span_limits_that_cut_keep_every_span_the_sdk_s(
@@ -197,3 +203,24 @@ def test_an_unsampled_new_trace_still_logs_its_ids(apps: Any) -> None:
     assert len(ids) == 2 and ids[0] != ids[1]
     for trace_id, span_id in ids:
         assert len(trace_id) == 32 and len(span_id) == 16 and int(trace_id, 16) > 0
+
+
+@pytest.mark.parametrize("flags", ["00", "02"], ids=["plain", "random-trace-id"])
+def test_a_clients_unsampled_trace_is_followed_as_the_sdk_does(apps: Any, flags: str) -> None:
+    app = apps()
+    carrier = {"HTTP_TRACEPARENT": f"{TRACEPARENT[:-2]}{flags}", "HTTP_TRACESTATE": "k=v,a=b"}
+    parent = propagate.extract(carrier, getter=ENVIRON)
+    direct = app.tracing.direct.unsampled_child(parent)
+    sdk = app.tracing.tracer.start_span("POST /predict", context=parent, kind=SpanKind.SERVER)
+    assert type(direct) is type(sdk) is NonRecordingSpan
+    mine, theirs = direct.get_span_context(), sdk.get_span_context()
+    assert (mine.trace_id, mine.is_remote, mine.trace_flags, mine.trace_state) == (
+        theirs.trace_id,
+        theirs.is_remote,
+        theirs.trace_flags,
+        theirs.trace_state,
+    )
+    assert mine.span_id not in (0, theirs.span_id)
+    sampled = propagate.extract({"HTTP_TRACEPARENT": TRACEPARENT}, getter=ENVIRON)
+    assert app.tracing.direct.unsampled_child(sampled) is None  # the SDK's to make
+    assert app.tracing.direct.unsampled_child(Context()) is None

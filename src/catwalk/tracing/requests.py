@@ -3,8 +3,10 @@
 Its name and ``http.route`` are the route template (:func:`route_of`), never the raw path;
 a client's ``traceparent``/``tracestate`` make it a child of the client's span. Under
 catwalk's own sampler a request without trace headers has its trace id drawn here
-(:meth:`catwalk.tracing.direct.Direct.root`): unsampled, it costs a ``NonRecordingSpan``
-and a context (its ids in the log lines), no attributes (see :mod:`catwalk.tracing.spans`).
+(:meth:`catwalk.tracing.direct.Direct.root`), and one whose client did not sample its trace
+is not sampled (:meth:`~catwalk.tracing.direct.Direct.unsampled_child`): unsampled, a
+request costs a ``NonRecordingSpan`` and a context (its ids in the log lines), no
+attributes (see :mod:`catwalk.tracing.spans`).
 """
 
 from __future__ import annotations
@@ -103,17 +105,20 @@ class TraceRequests:
             return self.app(environ, start_response)
         tracer = self.owner.tracer or self.owner.start()
         direct = self.owner.direct
+        unsampled = None
         if direct is None or self._has_trace_headers(environ):
             parent = propagate.extract(environ, getter=ENVIRON)
+            if direct is not None:  # a client's unsampled trace is followed here
+                unsampled = direct.unsampled_child(parent)
         else:  # a new trace, sampled by its trace id: drawn here (tracing.direct)
             parent = _NO_PARENT
             unsampled = direct.root()
-            if unsampled is not None:  # current for its ids in the log lines, nothing more
-                token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
-                try:
-                    return self.app(environ, start_response)
-                finally:
-                    otel_context.detach(token)
+        if unsampled is not None:  # current for its ids in the log lines, nothing more
+            token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
+            try:
+                return self.app(environ, start_response)
+            finally:
+                otel_context.detach(token)
         method = environ.get("REQUEST_METHOD", "")
         route = self._routes.get(path, "")
         if route == "":
