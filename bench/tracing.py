@@ -51,6 +51,7 @@ ROOT = HERE.parent
 RNG = ROOT / "example_models" / "rng"
 SCORE = "0.9417154046806644"
 BODY = json.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}}).encode()
+UNSAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"  # a client's, not sampled
 # An OTLP/HTTP endpoint that reads what it is sent and answers 200 (a collector's receiver
 # without the rest of the collector).
 RECEIVER = """
@@ -107,17 +108,25 @@ def in_process(number: int) -> dict[str, float]:
         "off": app(None),
         "on, ratio 1.0": app(1.0, Dropped()),
         "on, ratio 0.01": app(0.01, Dropped()),
+        # what upstream head sampling sends most requests with: a trace not to sample
+        "on, client's unsampled traceparent": app(1.0, Dropped()),
     }
+    headers = {"on, client's unsampled traceparent": {"HTTP_TRACEPARENT": UNSAMPLED}}
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         assert status.startswith("200"), status
+
+    def environ(name: str) -> dict[str, Any]:
+        made: dict[str, Any] = predict_environ(BODY)
+        made.update(headers.get(name, {}))
+        return made
 
     best: dict[str, float] = {}
     chunk = max(number // 20, 100)
     for _ in range(20):
         for name, one in apps.items():
             seconds = timeit.timeit(
-                lambda one=one: b"".join(one(predict_environ(BODY), start_response)),
+                lambda one=one, name=name: b"".join(one(environ(name), start_response)),
                 number=chunk,
             )
             us = seconds / chunk * 1e6
