@@ -17,8 +17,13 @@ one ``POST /predict`` costs: tracing off; on at ratio 1.0 and 0.01, its spans ma
 to an exporter that drops them; and what the OTLP exporter's thread then spends encoding one
 request's spans (protobuf, as sent). This says where the time of a traced request goes.
 
+``--in-process-only`` runs just that part (no server, no socket: it can run while other
+work uses the host), for main's tree and this one side by side, each in its own child
+processes, interleaved; it also says what the SDK's own floor is: one span made by the SDK
+and encoded by its OTLP exporter.
+
 Usage: .venv/bin/python bench/tracing.py [--conns 32] [--duration 10] [--rounds 3]
-       [--workers 2] [--out DIR]
+       [--workers 2] [--out DIR] [--in-process-only]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ ROOT = HERE.parent
 RNG = ROOT / "example_models" / "rng"
 SCORE = "0.9417154046806644"
 BODY = json.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}}).encode()
+UNSAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"  # a client's, not sampled
 # An OTLP/HTTP endpoint that reads what it is sent and answers 200 (a collector's receiver
 # without the rest of the collector).
 RECEIVER = """
@@ -102,17 +108,25 @@ def in_process(number: int) -> dict[str, float]:
         "off": app(None),
         "on, ratio 1.0": app(1.0, Dropped()),
         "on, ratio 0.01": app(0.01, Dropped()),
+        # what upstream head sampling sends most requests with: a trace not to sample
+        "on, client's unsampled traceparent": app(1.0, Dropped()),
     }
+    headers = {"on, client's unsampled traceparent": {"HTTP_TRACEPARENT": UNSAMPLED}}
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         assert status.startswith("200"), status
+
+    def environ(name: str) -> dict[str, Any]:
+        made: dict[str, Any] = predict_environ(BODY)
+        made.update(headers.get(name, {}))
+        return made
 
     best: dict[str, float] = {}
     chunk = max(number // 20, 100)
     for _ in range(20):
         for name, one in apps.items():
             seconds = timeit.timeit(
-                lambda one=one: b"".join(one(predict_environ(BODY), start_response)),
+                lambda one=one, name=name: b"".join(one(environ(name), start_response)),
                 number=chunk,
             )
             us = seconds / chunk * 1e6
@@ -128,11 +142,49 @@ def in_process(number: int) -> dict[str, float]:
     traced.tracing.runtime.queue.force_flush()
     spans = kept.get_finished_spans()
     encoding = min(
-        timeit.repeat(lambda: encode_spans(spans).SerializePartialToString(), number=1, repeat=5)
+        timeit.repeat(lambda: encode_spans(spans).SerializePartialToString(), number=1, repeat=20)
     )
     best["OTLP encoding of its spans"] = encoding / 1000 * 1e6
     traced.tracing.flush()
+    best.update(sdk_floor(number))
     return best
+
+
+def sdk_floor(number: int) -> dict[str, float]:
+    """µs of one span (no attributes) made by the SDK's tracer (its default sampler, a
+    processor that keeps nothing) and of its encoding by the OTLP exporter: below these no
+    traced request can go while it makes SDK spans."""
+    import timeit
+    from typing import Any
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+    ended: list[ReadableSpan] = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if not ended:
+                ended.append(span)
+
+    provider = TracerProvider(resource=Resource.create({}), shutdown_on_exit=False)
+    provider.add_span_processor(Keep())
+    tracer = provider.get_tracer("floor")
+
+    def make() -> Any:
+        return tracer.start_span("span").end()
+
+    made = min(timeit.repeat(make, number=number // 10, repeat=10)) / (number // 10) * 1e6
+    batch = ended * 512  # one export's worth (the SDK's max_export_batch_size): per span
+    encoded = min(
+        timeit.repeat(lambda: encode_spans(batch).SerializePartialToString(), number=1, repeat=20)
+    ) / len(batch) * 1e6  # fmt: skip
+    return {
+        "SDK floor: one span made": made,
+        "SDK floor: its OTLP encoding": encoded,
+        "SDK floor: one span made by the SDK and encoded by its exporter": made + encoded,
+    }
 
 
 # One POST /predict through the WSGI app of whichever catwalk PYTHONPATH names, tracing off
@@ -174,6 +226,37 @@ def off_in_process(sources: dict[str, Path], number: int) -> dict[str, float]:
             us = float(out.strip().splitlines()[-1])
             best[name] = min(best.get(name, us), us)
     return best
+
+
+def compare_in_process(args: argparse.Namespace, rounds: int = 3) -> str:
+    """The in-process figures of main's tree and of this one, as a table: each tree in
+    ``rounds`` child processes (interleaved), the best figure of each kept."""
+    out = args.out or Path(tempfile.mkdtemp(prefix="catwalk-bench-tracing-"))
+    trees = {"main's tree": main_tree(out / "main"), "this tree": ROOT / "src"}
+    best: dict[str, dict[str, float]] = {name: {} for name in trees}
+    for _ in range(rounds):
+        for name, src in trees.items():
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--in-process-child",
+                 "--number", str(args.number)],
+                env={**os.environ, "PYTHONPATH": str(src)},
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            for key, us in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                best[name][key] = min(best[name].get(key, us), us)
+            print(f"{name}: {json.dumps(best[name])}", file=sys.stderr)
+    keys = list(best["this tree"])
+    lines = [
+        "In process, one POST /predict of rng through the WSGI app (µs, best of "
+        f"{rounds} child processes x 20 rounds; spans handed to an exporter that drops them):",
+        "",
+        "| | main's tree | this tree |",
+        "|---|---:|---:|",
+    ]
+    for key in keys:
+        cells = [f"{best[name][key]:.1f}" if key in best[name] else "" for name in trees]
+        lines.append(f"| {key} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def main_tree(into: Path) -> Path:
@@ -244,7 +327,19 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--number", type=int, default=20000, help="in-process requests")
+    parser.add_argument(
+        "--in-process-only",
+        action="store_true",
+        help="only the in-process figures, main's tree and this one (no server started)",
+    )
+    parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_process_child:  # one tree's figures (PYTHONPATH names it), as JSON
+        print(json.dumps(in_process(args.number)))
+        return 0
+    if args.in_process_only:
+        print(compare_in_process(args))
+        return 0
     out = args.out or Path(tempfile.mkdtemp(prefix="catwalk-bench-tracing-"))
     out.mkdir(parents=True, exist_ok=True)
     main_src = main_tree(out / "main")

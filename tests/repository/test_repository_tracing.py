@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,14 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracing"))  # the 
 from otlp_receiver import HttpReceiver
 
 
-def test_each_span_names_its_model() -> None:
-    settings = ServerSettings(
-        workers=1, models=ModelsSettings(default="price"), tracing=TracingSettings(enabled=True)
-    )
-    app = create_repository_app(load_repository(SHOP, settings.models), settings)
+def traced(root: Path, models: ModelsSettings) -> tuple[Any, InMemorySpanExporter]:
+    """The repository ``root``'s app, tracing on, its spans kept in memory."""
+    settings = ServerSettings(workers=1, models=models, tracing=TracingSettings(enabled=True))
+    app = create_repository_app(load_repository(root, settings.models), settings)
     assert app.tracing is not None
     exporter = InMemorySpanExporter()
     app.tracing.start(exporter=exporter)
+    return app, exporter
+
+
+def test_each_span_names_its_model() -> None:
+    app, exporter = traced(SHOP, ModelsSettings(default="price"))
     try:
         client = app.test_client()
         answer = client.post(
@@ -64,6 +70,34 @@ def test_each_span_names_its_model() -> None:
     resource = requests[0].resource.attributes
     assert resource["service.name"] == "shop"  # the repository's folder
     assert "catwalk.model.name" not in resource
+
+
+def test_a_shadow_run_is_a_child_of_its_request(make_repo: Callable[..., Path]) -> None:
+    root = make_repo(("v1", "m", "1.0", {"factor": 1}), ("v2", "m", "2.0", {"factor": 3}))
+    models = ModelsSettings(default="m", versions={"m": "1.0"}, shadow={"m": "2.0"})
+    app, exporter = traced(root, models)
+    try:
+        client = app.test_client()
+        parent = {"traceparent": f"00-{'e' * 32}-{'f' * 16}-01"}
+        unsampled = {"traceparent": f"00-{'a' * 32}-{'f' * 16}-00"}
+        for headers in (parent, unsampled):
+            answer = client.post("/predict", json={"input": {"x": 2}}, headers=headers)
+            assert answer.status_code == 200
+        app.shadows.join()
+        app.tracing.runtime.queue.force_flush()
+        spans = exporter.get_finished_spans()
+    finally:
+        app.tracing.flush()
+    (request,) = [s for s in spans if s.name == "POST /predict"]
+    (shadow,) = [s for s in spans if s.name == "catwalk.shadow"]  # none for the unsampled
+    assert shadow.parent is not None and request.context is not None
+    assert shadow.parent.span_id == request.context.span_id
+    assert format(shadow.context.trace_id, "032x") == "e" * 32
+    attributes = dict(shadow.attributes or {})
+    assert (attributes["catwalk.model.name"], attributes["catwalk.model.version"]) == ("m", "2.0")
+    assert attributes["catwalk.shadow.outcome"] == "different"  # 3x against 1x
+    assert shadow.start_time is not None and request.start_time is not None
+    assert shadow.start_time > request.start_time
 
 
 @pytest.mark.slow

@@ -198,3 +198,15 @@ def test_a_full_queue_drops_counts_and_says_so_once(caplog: pytest.LogCaptureFix
     queue.force_flush()
     assert exporter.exported == 50 - queue.dropped
     tracer_provider.shutdown()
+
+
+def test_the_flush_fits_in_a_stopping_workers_exit() -> None:
+    from catwalk.server.production.render import GRACEFUL_TIMEOUT
+    from catwalk.tracing.server import MAX_FLUSH, Tracing
+
+    # gunicorn kills a worker GRACEFUL_TIMEOUT s after telling it to stop: the flush at its
+    # exit must end before, whatever server.graceful_timeout is.
+    assert MAX_FLUSH + 1.0 <= GRACEFUL_TIMEOUT
+    for drain in (1, 10, 30, 600):
+        budget = Tracing(TracingSettings(enabled=True), "m", drain).flush_budget
+        assert 0.5 <= budget <= MAX_FLUSH

@@ -6,7 +6,8 @@ import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from catwalk.server.app import ModelApp, create_app
 from catwalk.server.logs.text import LOG_FORMAT
 from catwalk.spec import load_spec
 from catwalk.tracing.logs import TracedJson, TracedText
+from catwalk.tracing.requests import route_of
 from catwalk.tracing.settings import TracingSettings
-from catwalk.tracing.spans import route_of
 
 ROOT = Path(__file__).resolve().parents[2]
 RNG = ROOT / "example_models" / "rng"
@@ -267,15 +268,16 @@ def test_a_batch_links_every_member(traced: Callable[..., Traced]) -> None:
     assert len(spans["catwalk.batch_wait"]) == 8
 
 
-def test_log_lines_carry_the_ids(traced: Callable[..., Traced]) -> None:
-    app = traced()
+@contextmanager
+def kept_records() -> Iterator[list[logging.LogRecord]]:
+    """catwalk.server's records at INFO meanwhile, with the ids TraceIds gives them."""
+    from catwalk.tracing.logs import TraceIds
+
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
-
-    from catwalk.tracing.logs import TraceIds
 
     keep = Keep()
     keep.addFilter(TraceIds())
@@ -284,10 +286,16 @@ def test_log_lines_carry_the_ids(traced: Callable[..., Traced]) -> None:
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        app.client.post("/predict", data=RNG_BODY, headers={"traceparent": TRACEPARENT})
+        yield records
     finally:
         logger.removeHandler(keep)
         logger.setLevel(level)
+
+
+def test_log_lines_carry_the_ids(traced: Callable[..., Traced]) -> None:
+    app = traced()
+    with kept_records() as records:
+        app.client.post("/predict", data=RNG_BODY, headers={"traceparent": TRACEPARENT})
     (line,) = [r for r in records if r.getMessage().startswith("POST /predict 200")]
     assert getattr(line, "trace_id") == CLIENT_TRACE  # noqa: B009
     request = by_name(app.spans())["POST /predict"][0]

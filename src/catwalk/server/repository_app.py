@@ -113,6 +113,8 @@ def create_repository_app(loaded: LoadedRepository, settings: ServerSettings) ->
             app.tracing.instrument(predictor, v2)
         app.served[entry.ref] = Served(entry, model, predictor, v2)
     app.shadows = ShadowRunner(log, model_metrics)
+    if app.tracing is not None:
+        app.tracing.trace_shadows(app.shadows)
     app.routes = RepositoryRoutes(
         app.wsgi_app,
         routing,

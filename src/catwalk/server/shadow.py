@@ -11,7 +11,9 @@ queue is bounded (a full queue drops the run, counted as an ``error``), the thre
 daemon, and it calls the model directly, never through a batching collector.
 
 One thread per process, started at the first shadow run (so in each gunicorn worker after the
-fork, never in the master before it).
+fork, never in the master before it). With tracing on, :attr:`ShadowRunner.trace` (a
+:class:`catwalk.tracing.spans.ShadowTrace`) puts each run of a sampled request in a
+``catwalk.shadow`` span, a child of the request's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -41,6 +43,7 @@ class ShadowJob:
     answered_by: str  # name@version of the model that answered
     answer: bytes  # the response body sent
     correlation_id: str
+    span: Any = None  # the request's span context, when tracing sampled it
 
 
 class ShadowRunner:
@@ -58,6 +61,7 @@ class ShadowRunner:
         self._queue: queue.Queue[ShadowJob] = queue.Queue(QUEUE_SIZE)
         self._pid: int | None = None
         self._dropped = 0
+        self.trace: Any = None  # tracing's hooks (catwalk.tracing.spans.ShadowTrace), when on
 
     def submit(self, job: ShadowJob) -> None:
         """Queue ``job``; never blocks, never raises."""
@@ -65,6 +69,8 @@ class ShadowRunner:
             self._queue = queue.Queue(QUEUE_SIZE)
             self._pid = os.getpid()
             threading.Thread(target=self._run, name="catwalk-shadow", daemon=True).start()
+        if self.trace is not None:
+            job = replace(job, span=self.trace.member())
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -89,13 +95,17 @@ class ShadowRunner:
         while True:
             job = jobs.get()
             try:
-                self._compare(job)
+                if job.span is not None and self.trace is not None:
+                    self.trace.run(job.span, job.model.spec, lambda job=job: self._compare(job))
+                else:
+                    self._compare(job)
             except Exception:  # never let the thread die: the next run must still happen
                 self.log.exception("shadow %s: catwalk's own error", _ref(job.model))
             finally:
                 jobs.task_done()
 
-    def _compare(self, job: ShadowJob) -> None:
+    def _compare(self, job: ShadowJob) -> str:
+        """Run the shadow on the job's input, count and log how it compares; the outcome."""
         model = job.model
         detail = ""
         try:
@@ -129,6 +139,7 @@ class ShadowRunner:
             safe(job.correlation_id),
             extra={"correlation_id": job.correlation_id},
         )
+        return outcome
 
     def _count(self, model: LoadedModel, outcome: str) -> None:
         if self.metrics is not None:

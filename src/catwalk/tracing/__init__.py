@@ -3,7 +3,8 @@
 Off unless ``tracing.enabled`` or ``OTEL_TRACES_EXPORTER=otlp``: then nothing of OpenTelemetry
 is imported and a request does no tracing work at all. On, :mod:`catwalk.tracing.server` owns
 the hooks and the process's SDK (:mod:`catwalk.tracing.provider`, its bounded queue
-:mod:`catwalk.tracing.queue`), :mod:`catwalk.tracing.spans` makes the spans and
+:mod:`catwalk.tracing.queue`), :mod:`catwalk.tracing.requests` makes the request's span,
+:mod:`catwalk.tracing.spans` its steps' (some directly, :mod:`catwalk.tracing.direct`) and
 :mod:`catwalk.tracing.logs` puts their ids in the log lines. :mod:`catwalk.tracing.settings`
 reads the settings (and imports nothing).
 """

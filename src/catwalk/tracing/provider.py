@@ -16,13 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, Attributes, Resource
+from opentelemetry.sdk.trace import SpanLimits, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from catwalk import __version__
 from catwalk.server.logs import LOGGER_NAME
+from catwalk.tracing.direct import Direct, PresetIds
 from catwalk.tracing.queue import CountedQueue
 from catwalk.tracing.settings import TracingSettings
 
@@ -40,6 +42,9 @@ class Runtime:
     tracer: trace.Tracer
     queue: CountedQueue
     endpoint: str
+    # Spans made without the tracer where that changes nothing (None: catwalk's sampler is
+    # not in force, or the span limits could cut an attribute; catwalk.tracing.direct).
+    direct: Direct | None = None
 
     def flush(self, budget: float) -> bool:
         """Export what waits and stop, within ``budget`` seconds (False: not all sent).
@@ -88,12 +93,23 @@ def start_runtime(
     else:
         endpoint = type(exporter).__name__
     queue = CountedQueue(exporter, settings.max_queue_size, dropped, endpoint)
+    sampler = _sampler(settings)
+    limits = SpanLimits()  # what the provider would read itself (OTEL_SPAN_*_LIMIT...)
+    ids = PresetIds()
+    resource = _resource(settings, name, model)
     provider = TracerProvider(
-        sampler=_sampler(settings),
-        resource=_resource(settings, name, model),
+        sampler=sampler,
+        resource=resource,
         shutdown_on_exit=False,  # the owner flushes, within the drain (Runtime.flush)
+        id_generator=ids,
+        span_limits=limits,
     )
     provider.add_span_processor(queue)
+    tracer = provider.get_tracer(SCOPE, __version__)
+    direct = None  # not with another sampler, limits that cut, or OTEL_SDK_DISABLED
+    if sampler is not None and Direct.allowed_by(limits) and isinstance(tracer, Tracer):
+        scope = InstrumentationScope(SCOPE, __version__)
+        direct = Direct(provider.resource, scope, ids, queue, settings.sample_ratio)
     # Spans a model makes with the OpenTelemetry API join catwalk's (the global provider can
     # be set once per process: a second app in one process, in tests, keeps the first).
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
@@ -101,7 +117,7 @@ def start_runtime(
     logging.getLogger(LOGGER_NAME).info(
         "tracing: spans of worker %d go to %s (%s)", os.getpid(), endpoint, protocol
     )
-    return Runtime(provider, provider.get_tracer(SCOPE, __version__), queue, endpoint)
+    return Runtime(provider, tracer, queue, endpoint, direct)
 
 
 def _exporter(protocol: str, endpoint: str) -> SpanExporter:
@@ -131,7 +147,9 @@ def _sampler(settings: TracingSettings) -> Sampler | None:
     return ParentBased(TraceIdRatioBased(settings.sample_ratio))
 
 
-def _resource(settings: TracingSettings, name: str, model: tuple[str, str] | None) -> Resource:
+def _resource(
+    settings: TracingSettings, name: str, model: tuple[str, str] | None
+) -> HashedResource:
     """The SDK's resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME...) with the model and
     this process's pid; the service name is the model's (or tracing.service_name) unless a
     variable names one."""
@@ -148,4 +166,18 @@ def _resource(settings: TracingSettings, name: str, model: tuple[str, str] | Non
         ours[SERVICE_NAME] = settings.service_name or name
     if "process.pid" not in resource.attributes:  # which worker made a span
         ours["process.pid"] = os.getpid()
-    return resource.merge(Resource(ours))
+    merged = resource.merge(Resource(ours))
+    return HashedResource(dict(merged.attributes), merged.schema_url)
+
+
+class HashedResource(Resource):
+    """A Resource whose hash is computed once: the OTLP exporter groups each span by its
+    resource (a dict key), and the SDK's ``__hash__`` serialises the attributes to JSON
+    every time, ~5 µs a span of ~25 (bench/tracing.py). A Resource is immutable."""
+
+    def __init__(self, attributes: Attributes, schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash

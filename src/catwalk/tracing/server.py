@@ -20,12 +20,16 @@ import weakref
 from typing import Any
 
 from catwalk.server.environ import WsgiApp
-from catwalk.tracing import logs, spans
+from catwalk.tracing import logs, requests, spans
+from catwalk.tracing.direct import Direct
 from catwalk.tracing.provider import Runtime, start_runtime
 from catwalk.tracing.settings import TracingSettings
 
 DROPPED = "catwalk_trace_spans_dropped_total"
-MAX_FLUSH = 5.0  # seconds a stopping process spends exporting its last spans, at most
+# Seconds a stopping process spends exporting its last spans, at most: a stopping gunicorn
+# worker has GRACEFUL_TIMEOUT (4 s, catwalk.server.production.render) to exit before its
+# master kills it, and the flush runs at its exit: one second of that is left for the rest.
+MAX_FLUSH = 3.0
 
 
 class Tracing:
@@ -48,6 +52,7 @@ class Tracing:
         self.flush_budget = max(min(MAX_FLUSH, drain / 2), 0.5)
         self.runtime: Runtime | None = None
         self.tracer: Any = None  # the runtime's tracer, once started in this process
+        self.direct: Direct | None = None  # the runtime's direct spans (tracing.direct)
         self._dropped: Any = None  # the Prometheus counter, when metrics are on
         self._starting = threading.Lock()
         if hasattr(os, "register_at_fork"):  # a forked child starts its own SDK
@@ -76,12 +81,13 @@ class Tracing:
             )
             logs.install()
             atexit.register(self.flush)
+            self.direct = self.runtime.direct
             self.tracer = self.runtime.tracer
             return self.tracer
 
     def flush(self) -> bool:
         """Export what waits and stop the SDK, within :attr:`flush_budget` (False: not all)."""
-        runtime, self.runtime, self.tracer = self.runtime, None, None
+        runtime, self.runtime, self.tracer, self.direct = self.runtime, None, None, None
         return runtime is None or runtime.flush(self.flush_budget)
 
     def _count_drop(self, count: int) -> None:
@@ -120,13 +126,18 @@ class Tracing:
             call = "predict_batch" if spec.batch_kind == "predict_batch" else "predict"
             batcher.trace = spans.BatchTrace(self, call, named)
 
+    def trace_shadows(self, runner: Any) -> None:
+        """Spans for the shadow runs of ``runner`` (a
+        :class:`~catwalk.server.shadow.ShadowRunner`)."""
+        runner.trace = spans.ShadowTrace(self)
+
     def wrap(self, app: WsgiApp) -> WsgiApp:
         """``app`` with each request in its span (the untraced paths excepted)."""
-        return spans.TraceRequests(app, self)
+        return requests.TraceRequests(app, self)
 
 
 def _forget(ref: weakref.ref[Tracing]) -> None:
     tracing = ref()
     if tracing is not None:  # the parent's SDK (its thread) did not come along
-        tracing.runtime = tracing.tracer = None
+        tracing.runtime = tracing.tracer = tracing.direct = None
         tracing._starting = threading.Lock()

@@ -8,174 +8,55 @@
     ├── predict | predict_batch    the model call; batched: one per batch, linking every
     │                              member request's span (and each member's batch_wait
     │                              links back to it)
-    └── catwalk.validate_output    the output against schema.output
+    ├── catwalk.validate_output    the output against schema.output
+    └── catwalk.shadow             (a repository's shadow) its run, after the answer
 
-The model (``catwalk.model.name``, ``catwalk.model.version``) is on the resource, so on
+The request's span is :mod:`catwalk.tracing.requests`'s; the others are made here. The model
+(``catwalk.model.name``, ``catwalk.model.version``) is on the resource, so on
 every span; the request's span has the required stable HTTP semantic-convention attributes,
 ``http.route`` (the template, never the raw path), ``catwalk.correlation_id`` and, for an
 error, the message of the JSON error (never the input). Attributes are few on purpose: the
-OTLP exporter's encoding costs about 5 µs per attribute per span (bench/RESULTS.md).
-Child spans are made only under a recording request span: an unsampled request
-costs its request span and nothing more.
+OTLP exporter's encoding costs ~3 µs per attribute per span, on top of ~8 µs per span
+(bench/RESULTS.md, in process).
+
+What each costs (in process, rng, bench/tracing.py and bench/RESULTS.md): the SDK's tracer
+takes ~10-13 µs for a span (sampler, attribute checks, locks, the ``ReadableSpan`` copy at
+``end()``), ~20-30 µs for the request's with its attributes. So, under catwalk's sampler
+(:mod:`catwalk.tracing.direct`):
+
+- the request span is the SDK's: it is current while catwalk answers, and what a client
+  sent (``traceparent``) is the SDK's to continue; a request without trace headers has its
+  trace id drawn first, and an unsampled one gets a ``NonRecordingSpan`` (~1 µs);
+- the validation and ``catwalk.batch_wait`` spans are made when their step is over, from
+  known start and end times, directly as ``ReadableSpan`` (~3 µs each instead of ~13);
+- the model call's span stays the SDK's: it is the current span while the model runs, so
+  spans the model makes are its children and ``trace.get_current_span()`` in the model is a
+  real recording span (``set_attribute`` works); the SDK refuses a ``Span`` not made by its
+  tracer (TypeError), and a ``NonRecordingSpan`` stand-in would drop what the model records,
+  so it is started with ``start_span`` and made current by hand (~16 µs;
+  ``start_as_current_span``'s context manager adds ~3);
+- children are made only under a recording span: an unsampled request costs its request
+  span, a context, and a look at the current span per step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from time import time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.trace import Link, NonRecordingSpan, Status, StatusCode
 
-from catwalk.protocol import paths
-from catwalk.server.environ import (
-    CORRELATION_ID_KEY,
-    ERROR_MESSAGE_KEY,
-    MODEL_KEY,
-    StartResponse,
-    WsgiApp,
-)
-
-_FIXED_ROUTES = (
-    "/predict",
-    "/info",
-    "/openapi.json",
-    "/docs",
-    "/status",
-    "/ready",
-    "/metrics",
-    "/models",
-)
-_MODELS = "/models/"  # a repository's /models/{name}[/versions/{version}]/predict
-_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-)
-_MAX_ROUTES = 64  # paths whose route template is remembered (a client cannot grow it further)
+_ERROR = Status(StatusCode.ERROR)
 Member = tuple[trace.SpanContext, int]  # a batched request's span and when it joined (ns)
-
-
-class _EnvironGetter(Getter[dict[str, Any]]):
-    """W3C headers out of a WSGI environ (``traceparent`` -> ``HTTP_TRACEPARENT``)."""
-
-    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
-        return None if value is None else [value]
-
-    def keys(self, carrier: dict[str, Any]) -> list[str]:
-        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
-
-
-ENVIRON = _EnvironGetter()
 
 
 def model_attributes(name: str, version: str) -> dict[str, str]:
     """The attributes naming a model, on the spans of a repository's requests."""
     return {"catwalk.model.name": name, "catwalk.model.version": version}
-
-
-def route_of(path: str) -> str | None:
-    """The route template of ``path`` (``/v2/models/{model_name}/infer``), None if no route."""
-    if path in _FIXED_ROUTES:
-        return path
-    if path.startswith("/docs/"):
-        return "/docs/{name}"
-    if path.startswith(_MODELS) and path.endswith("/predict") and len(path) > 16:
-        versioned = "/versions/" in path[len(_MODELS) : -len("/predict")]
-        return (
-            "/models/{name}/versions/{version}/predict" if versioned else "/models/{name}/predict"
-        )
-    if not paths.is_v2(path):
-        return None
-    found = paths.route(path)
-    if found is None:
-        return None
-    if found.name is None:
-        return found.operation
-    template = "/v2/models/{model_name}"
-    if found.version is not None:
-        template += "/versions/{model_version}"
-    suffix = {paths.INFER: "/infer", paths.MODEL_READY: "/ready"}.get(found.operation, "")
-    return template + suffix
-
-
-class TraceRequests:
-    """WSGI middleware: each request (but the untraced paths) in a SERVER span, current
-    while the app answers it, so that child spans and log lines find it."""
-
-    def __init__(self, app: WsgiApp, owner: Any) -> None:
-        self.app = app
-        self.owner = owner  # catwalk.tracing.Tracing: its tracer exists once started
-        self.untraced = frozenset(owner.settings.untraced_paths)
-        self._routes: dict[str, str | None] = {}
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path in self.untraced:
-            return self.app(environ, start_response)
-        tracer = self.owner.tracer or self.owner.start()
-        method = environ.get("REQUEST_METHOD", "")
-        route = self._routes.get(path, "")
-        if route == "":
-            route = route_of(path)
-            if len(self._routes) < _MAX_ROUTES:
-                self._routes[path] = route
-        known = method in _METHODS
-        # The required attributes only: each costs the exporter about as much as a
-        # validation of the request (bench/RESULTS.md, "Tracing").
-        attributes: dict[str, Any] = {
-            "http.request.method": method if known else "_OTHER",
-            "url.path": path,
-            "url.scheme": environ.get("wsgi.url_scheme", "http"),
-        }
-        if route is not None:
-            attributes["http.route"] = route
-        name = method if known else "HTTP"
-        parent = propagate.extract(environ, getter=ENVIRON)
-        span = tracer.start_span(
-            f"{name} {route}" if route is not None else name,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status = ["500"]  # an exception that escapes the app becomes a 500
-
-        def traced_start_response(line: str, headers: Any, exc_info: Any = None) -> Any:
-            status[0] = line
-            return start_response(line, headers, exc_info)
-
-        try:
-            return self.app(environ, traced_start_response)
-        except BaseException as exc:
-            if span.is_recording():
-                span.set_attribute("error.type", type(exc).__qualname__)
-            raise
-        finally:
-            if span.is_recording():
-                _answered(span, status[0], environ)
-            span.end()
-            otel_context.detach(token)
-
-
-def _answered(span: Any, line: str, environ: dict[str, Any]) -> None:
-    """The request span's closing attributes: status, correlation id, the error's message."""
-    code = int(line[:3]) if line[:3].isdigit() else 500
-    span.set_attribute("http.response.status_code", code)
-    correlation_id = environ.get(CORRELATION_ID_KEY)
-    if correlation_id is not None:
-        span.set_attribute("catwalk.correlation_id", correlation_id)
-    model = environ.get(MODEL_KEY)  # a repository's: the model that answered
-    if model is not None:
-        span.set_attributes(model_attributes(*model))
-    message = environ.get(ERROR_MESSAGE_KEY)
-    if message is not None:
-        span.set_attribute("catwalk.error.message", message)
-    if code >= 500:
-        span.set_attribute("error.type", str(code))
-        span.set_status(Status(StatusCode.ERROR, message))
 
 
 def child(
@@ -199,28 +80,46 @@ def child(
     def made(*args: Any) -> Any:
         if not trace.get_current_span().is_recording():
             return call(*args)
-        with owner.tracer.start_as_current_span(
+        # start_as_current_span's work without its context manager (a few µs less)
+        span = owner.tracer.start_span(
             name, attributes=fixed, record_exception=False, set_status_on_exception=False
-        ) as span:
-            try:
-                return call(*args)
-            except Exception as exc:
-                _failed(span, exc)
-                raise
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            return call(*args)
+        except Exception as exc:
+            _failed(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def timed(*args: Any) -> Any:
-        if not trace.get_current_span().is_recording():
+        parent = trace.get_current_span()
+        if not parent.is_recording():
             return call(*args)
+        direct = owner.direct if isinstance(parent, SdkSpan) else None
         started = time_ns()
         try:
             result = call(*args)
         except Exception as exc:
-            _failed(owner.tracer.start_span(name, start_time=started), exc).end()
+            if direct is not None:
+                failed = {"error.type": type(exc).__qualname__}
+                direct.ended(name, parent.get_span_context(), started, time_ns(), failed, _ERROR)
+            else:
+                _failed(owner.tracer.start_span(name, start_time=started), exc).end()
             raise
+        if direct is not None:
+            if problems and result:
+                counted = {**(fixed or {}), "catwalk.validation.problems": len(result)}
+                direct.ended(name, parent.get_span_context(), started, time_ns(), counted, _ERROR)
+            else:
+                direct.ended(name, parent.get_span_context(), started, time_ns(), fixed)
+            return result
         span = owner.tracer.start_span(name, start_time=started, attributes=fixed)
         if problems and result:
             span.set_attribute("catwalk.validation.problems", len(result))
-            span.set_status(Status(StatusCode.ERROR))
+            span.set_status(_ERROR)
         span.end()
         return result
 
@@ -231,7 +130,7 @@ def child(
 
 def _failed(span: Any, exc: BaseException) -> Any:
     span.set_attribute("error.type", type(exc).__qualname__)
-    span.set_status(Status(StatusCode.ERROR))
+    span.set_status(_ERROR)
     return span
 
 
@@ -278,7 +177,11 @@ class BatchTrace:
             set_status_on_exception=False,
         )
         back = [Link(call.get_span_context())]
+        direct = self.owner.direct if isinstance(call, SdkSpan) else None
         for span, joined in sampled:
+            if direct is not None:
+                direct.ended("catwalk.batch_wait", span, joined, started, links=back)
+                continue
             tracer.start_span(
                 "catwalk.batch_wait",
                 context=trace.set_span_in_context(NonRecordingSpan(span)),
@@ -290,8 +193,46 @@ class BatchTrace:
             return run(inputs)
         except Exception as exc:
             call.set_attribute("error.type", type(exc).__qualname__)
-            call.set_status(Status(StatusCode.ERROR))
+            call.set_status(_ERROR)
             raise
         finally:
             otel_context.detach(token)
             call.end()
+
+
+class ShadowTrace:
+    """The shadow thread's hooks (:class:`catwalk.server.shadow.ShadowRunner`'s ``trace``):
+    a sampled request's shadow run in a ``catwalk.shadow`` span, a child of the request's
+    (ended by then), current while the shadow model runs."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+
+    @staticmethod
+    def member() -> trace.SpanContext | None:
+        """In the request, as it hands its answer over: its span (None: unsampled)."""
+        span = trace.get_current_span()
+        return span.get_span_context() if span.is_recording() else None
+
+    def run(self, request: trace.SpanContext, spec: Any, compare: Callable[[], str]) -> str:
+        """``compare()`` (returns the outcome: same, different, error) in the span."""
+        tracer = self.owner.tracer
+        if tracer is None:  # stopped meanwhile
+            return compare()
+        span = tracer.start_span(
+            "catwalk.shadow",
+            context=trace.set_span_in_context(NonRecordingSpan(request)),
+            attributes=model_attributes(spec.name, spec.version),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            outcome = compare()
+            span.set_attribute("catwalk.shadow.outcome", outcome)
+            if outcome == "error":
+                span.set_status(_ERROR)
+            return outcome
+        finally:
+            otel_context.detach(token)
+            span.end()
