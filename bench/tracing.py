@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What tracing costs: rng in production mode at 32 concurrent clients, four servers, one run.
 
-  main      main's tree (``git archive main src``): the code before tracing existed
-  off       this tree, tracing off (the default): must cost nothing (>= 0.98x main)
+  before    the tree of ``--before`` (``git archive REV src``; default b314574, main's last
+            commit before tracing): the code before tracing existed
+  off       this tree, tracing off (the default): must cost nothing (>= 0.98x before)
   on-1.0    tracing on, every request sampled, spans exported over OTLP/HTTP to a local
             receiver (a process that reads each export and answers 200): >= 0.85x off
   on-0.01   tracing on, tracing.sample_ratio 0.01
@@ -18,12 +19,13 @@ to an exporter that drops them; and what the OTLP exporter's thread then spends 
 request's spans (protobuf, as sent). This says where the time of a traced request goes.
 
 ``--in-process-only`` runs just that part (no server, no socket: it can run while other
-work uses the host), for main's tree and this one side by side, each in its own child
+work uses the host), for the ``--before`` tree (one with tracing, e.g. 787830f, before the
+per-span cuts) and this one side by side, each in its own child
 processes, interleaved; it also says what the SDK's own floor is: one span made by the SDK
 and encoded by its OTLP exporter.
 
 Usage: .venv/bin/python bench/tracing.py [--conns 32] [--duration 10] [--rounds 3]
-       [--workers 2] [--out DIR] [--in-process-only]
+       [--workers 2] [--out DIR] [--in-process-only] [--before REV]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RNG = ROOT / "example_models" / "rng"
 SCORE = "0.9417154046806644"
+BEFORE = "b314574"  # main's last commit before tracing
 BODY = json.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}}).encode()
 UNSAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"  # a client's, not sampled
 # An OTLP/HTTP endpoint that reads what it is sent and answers 200 (a collector's receiver
@@ -188,7 +191,7 @@ def sdk_floor(number: int) -> dict[str, float]:
 
 
 # One POST /predict through the WSGI app of whichever catwalk PYTHONPATH names, tracing off
-# (main's tree has no tracing at all): best of 10 rounds, µs.
+# (the tree before tracing has none at all): best of 10 rounds, µs.
 OFF_IN_CHILD = """
 import io, logging, sys, timeit
 sys.path.insert(0, sys.argv[2])
@@ -229,10 +232,11 @@ def off_in_process(sources: dict[str, Path], number: int) -> dict[str, float]:
 
 
 def compare_in_process(args: argparse.Namespace, rounds: int = 3) -> str:
-    """The in-process figures of main's tree and of this one, as a table: each tree in
+    """The in-process figures of the ``--before`` tree and of this one, as a table: each tree in
     ``rounds`` child processes (interleaved), the best figure of each kept."""
     out = args.out or Path(tempfile.mkdtemp(prefix="catwalk-bench-tracing-"))
-    trees = {"main's tree": main_tree(out / "main"), "this tree": ROOT / "src"}
+    before = f"before ({args.before})"
+    trees = {before: archived_src(args.before, out / "before"), "this tree": ROOT / "src"}
     best: dict[str, dict[str, float]] = {name: {} for name in trees}
     for _ in range(rounds):
         for name, src in trees.items():
@@ -250,18 +254,13 @@ def compare_in_process(args: argparse.Namespace, rounds: int = 3) -> str:
         "In process, one POST /predict of rng through the WSGI app (µs, best of "
         f"{rounds} child processes x 20 rounds; spans handed to an exporter that drops them):",
         "",
-        "| | main's tree | this tree |",
+        f"| | {before} | this tree |",
         "|---|---:|---:|",
     ]
     for key in keys:
         cells = [f"{best[name][key]:.1f}" if key in best[name] else "" for name in trees]
         lines.append(f"| {key} | {' | '.join(cells)} |")
     return "\n".join(lines)
-
-
-def main_tree(into: Path) -> Path:
-    """main's src/ (git archive), for the "before" variant."""
-    return archived_src("main", into)
 
 
 def start(
@@ -330,7 +329,12 @@ def main() -> int:
     parser.add_argument(
         "--in-process-only",
         action="store_true",
-        help="only the in-process figures, main's tree and this one (no server started)",
+        help="only the in-process figures, the --before tree and this one (no server started)",
+    )
+    parser.add_argument(
+        "--before",
+        default=BEFORE,
+        help=f"the commit whose tree is the reference (default {BEFORE}: before tracing)",
     )
     parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -342,8 +346,10 @@ def main() -> int:
         return 0
     out = args.out or Path(tempfile.mkdtemp(prefix="catwalk-bench-tracing-"))
     out.mkdir(parents=True, exist_ok=True)
-    main_src = main_tree(out / "main")
-    micro = off_in_process({"main's tree": main_src, "this tree, off": ROOT / "src"}, args.number)
+    main_src = archived_src(args.before, out / "before")
+    micro = off_in_process(
+        {f"before ({args.before})": main_src, "this tree, off": ROOT / "src"}, args.number
+    )
     micro.update(in_process(args.number))
     for name, us in micro.items():
         print(f"in process: {name:18} {us:7.1f} µs/request", file=sys.stderr)
@@ -398,8 +404,8 @@ def report(
         "",
         "| variant | req/s | ratio |",
         "|---|---|---|",
-        f"| main (before tracing) | {best['main']:.0f} | 1.00x main |",
-        f"| tracing off | {best['off']:.0f} | {off_main:.3f}x main (target >= 0.98) "
+        f"| before tracing ({args.before}) | {best['main']:.0f} | 1.00x before |",
+        f"| tracing off | {best['off']:.0f} | {off_main:.3f}x before (target >= 0.98) "
         f"{'met' if off_main >= 0.98 else 'NOT met'} |",
         f"| tracing on, ratio 1.0 | {best['on-1.0']:.0f} | {on_off:.3f}x off (target >= 0.85) "
         f"{'met' if on_off >= 0.85 else 'NOT met'} |",
@@ -407,7 +413,7 @@ def report(
         "",
         f"spans dropped by the ratio-1.0 server: {drops:.0f}",
         "",
-        "In process, one POST /predict (best of many rounds, µs; main's tree and this one in "
+        "In process, one POST /predict (best of many rounds, µs; the --before tree and this one in "
         "child processes, tracing off):",
         "",
         "| | µs/request |",
