@@ -67,7 +67,7 @@ from gunicorn.workers.base import Worker
 from catwalk.correlation import new_correlation_id
 from catwalk.errors import ProcessExit
 from catwalk.server.environ import IN_FLIGHT_KEY, error_body
-from catwalk.server.logs import LOGGER_NAME, safe
+from catwalk.server.logs import LOGGER_NAME, safe, write_once_per_turn
 from catwalk.server.ops.request_log import InFlight
 from catwalk.server.worker.http_conn import Connection, Request, json_answer, response_bytes
 from catwalk.server.worker.socket_transport import SocketTransport
@@ -143,6 +143,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
         # earlier); one that never brought a request, for the time a request may take.
         self.idle_timeout = float(self.cfg.keepalive)
         loop = self.loop
+        flush_logs = write_once_per_turn(loop)
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.listeners.append(listener.sock)
@@ -160,6 +161,7 @@ class LoopWorker(Worker):  # type: ignore[misc]
                 if conn.transport is not None:
                     conn.transport.abort()
             loop.close()
+            flush_logs()
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
