@@ -43,7 +43,7 @@ BODY = json.dumps({"input": {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1
 
 def in_process(number: int, repeat: int) -> dict[str, float]:
     """µs per POST /predict through the WSGI app, metrics off and on (this process's mode)."""
-    from overhead import predict_environ  # bench/overhead.py (this script's folder)
+    from wsgi_environ import predict_environ  # this script's folder
 
     from catwalk.config import ServerSettings
     from catwalk.model import load_model

@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bare_app import create_app as create_bare_app  # noqa: E402
+from wsgi_environ import predict_environ  # noqa: E402
 
 from catwalk.body_limits import too_deep  # noqa: E402
 from catwalk.config import ServerSettings  # noqa: E402
@@ -45,25 +46,6 @@ X = {"seed": 0, "seed_version": 2, "mu": 0.0, "sigma": 1.0}
 
 def best_us(func: Callable[[], Any], number: int, repeat: int) -> float:
     return min(timeit.repeat(func, number=number, repeat=repeat)) / number * 1e6
-
-
-def predict_environ(body: bytes) -> dict[str, Any]:
-    """A fresh WSGI environ for ``POST /predict`` with ``body``: a WSGI app called without a server.
-
-    Also used by bench/metrics_overhead.py.
-    """
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/predict",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "9090",
-        "SERVER_PROTOCOL": "HTTP/1.0",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-    }
 
 
 def wsgi_call(app: Any, body: bytes) -> Callable[[], Any]:

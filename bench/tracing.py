@@ -82,7 +82,7 @@ def in_process(number: int) -> dict[str, float]:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from overhead import predict_environ  # bench/overhead.py
+    from wsgi_environ import predict_environ  # bench/wsgi_environ.py
 
     from catwalk.config import ServerSettings
     from catwalk.model import load_model
@@ -195,7 +195,7 @@ def sdk_floor(number: int) -> dict[str, float]:
 OFF_IN_CHILD = """
 import io, logging, sys, timeit
 sys.path.insert(0, sys.argv[2])
-from overhead import predict_environ
+from wsgi_environ import predict_environ
 from catwalk.config import ServerSettings
 from catwalk.model import load_model
 from catwalk.server.app import create_app
