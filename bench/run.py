@@ -17,7 +17,8 @@ Systems:
   bare      the bare seed stack: bench/bare_app.py (Flask, no envelope/validation/log)
             behind the same production machinery (nginx.conf, gunicorn config) with the
             seed's worker model, gunicorn ``sync`` workers and a new upstream connection per
-            request (``worker_class=sync upstream_keepalive=0``), POSTing ``{...}``
+            request, and nginx scheduled as the seed had it (``worker_class=sync
+            upstream_keepalive=0 nginx_batch_scheduled=false``), POSTing ``{...}``
   bentoml, mlserver
             measured by ../shared/bench/run_peers.sh in the same run (it installs their venvs
             from PyPI under /tmp/benchvenvs on first use)
@@ -60,7 +61,7 @@ SCORE = "0.9417154046806644"
 PEERS = ("bentoml", "mlserver", "mlserver-inline", "nginx-flask-gunicorn", "nginx-static")
 HZ = os.sysconf("SC_CLK_TCK")
 # The bare seed stack's worker model (catwalk's own default is its event-loop worker).
-BARE_TUNING = ("worker_class=sync", "upstream_keepalive=0")
+BARE_TUNING = ("worker_class=sync", "upstream_keepalive=0", "nginx_batch_scheduled=false")
 
 
 @dataclass

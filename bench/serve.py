@@ -2,8 +2,10 @@
 
 APP is ``catwalk`` (the real app) or ``bare`` (bare_app.py). The key=value pairs set fields
 of :class:`catwalk.server.production.render.Tuning` (worker_class, upstream_keepalive,
-nginx_workers) or of the settings (workers, log_level, preload, validate_output), e.g.
-``python bench/serve.py bare 18201 worker_class=sync upstream_keepalive=0`` (the seed's stack).
+nginx_workers, nginx_batch_scheduled) or of the settings (workers, log_level, preload,
+validate_output), e.g.
+``python bench/serve.py bare 18201 worker_class=sync upstream_keepalive=0
+nginx_batch_scheduled=false`` (the seed's stack).
 """
 
 from __future__ import annotations

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from catwalk.server.logs import LineHandler, write_once_per_turn
+from catwalk.server.logs import LineHandler, request_line_writer, write_once_per_turn
+from catwalk.server.logs.jsonlog import JsonFormatter
+from catwalk.server.logs.text import LOG_FORMAT, Formatter
 
 
 class Writes(io.StringIO):
@@ -84,4 +87,68 @@ def test_on_a_loop_the_lines_of_a_turn_are_written_together_warnings_at_once(
         flush()
         assert stream.getvalue().endswith("INFO at exit\n")
     finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("formatter", [Formatter(LOG_FORMAT), JsonFormatter({"model_name": "m"})])
+def test_a_request_line_written_without_a_record_reads_as_the_records_line(
+    formatter: logging.Formatter,
+) -> None:
+    fields = {"method": "POST", "path": "/predict", "status": 200, "correlation_id": "c-1"}
+    message = "POST /predict 200 0.41ms correlation_id=c-1"
+    record = logging.LogRecord("catwalk.server", logging.INFO, __file__, 0, message, None, None)
+    record.request_fields = fields
+    record.created = 1_800_000_000.0427  # a stamp the millisecond part of which shows
+    record.msecs = int((record.created - int(record.created)) * 1000) + 0.0
+    assert isinstance(formatter, Formatter | JsonFormatter)
+    direct = formatter.request_line(
+        record.created, record.name, record.process or 0, message, fields
+    )
+    assert direct == formatter.format(record)
+    assert ",042 INFO" in direct or '.042Z"' in direct
+
+
+def test_request_lines_bypass_the_record_only_where_nothing_else_would_see_it(
+    handler: tuple[LineHandler, Writes, logging.Logger],
+) -> None:
+    line_handler, stream, log = handler
+    line_handler.setFormatter(Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [line_handler]  # pytest's own capturing handler joined it meanwhile
+    assert request_line_writer(log) is None  # no loop gathers the lines: the record's way
+    loop = asyncio.new_event_loop()
+    try:
+        write_once_per_turn(loop)
+        assert request_line_writer(log) == line_handler.request_line
+        write = request_line_writer(log)
+        assert write is not None
+        write(log.name, "POST /predict 200 0.41ms correlation_id=c-1", {})
+        line_handler.flush()
+        assert stream.getvalue().endswith(
+            f"INFO [{os.getpid()}] {log.name}: POST /predict 200 0.41ms correlation_id=c-1\n"
+        )
+
+        # Anything else that would see the record (a filter, e.g. tracing's, another handler,
+        # a format of the user's) takes it the record's way.
+        accept_all = logging.Filter()
+        for owner in (log, logging.getLogger("catwalk"), line_handler):
+            owner.addFilter(accept_all)
+            assert request_line_writer(log) is None
+            owner.removeFilter(accept_all)
+        for logger in (log, logging.getLogger()):
+            other = logging.NullHandler()
+            logger.addHandler(other)
+            assert request_line_writer(log) is None
+            logger.removeHandler(other)
+        log.propagate = False
+        assert request_line_writer(log) is None
+        log.propagate = True
+        line_handler.setFormatter(Formatter("%(message)s"))
+        assert request_line_writer(log) is None
+        line_handler.setFormatter(JsonFormatter())
+        assert request_line_writer(log) == line_handler.request_line
+    finally:
+        root.handlers[:] = saved
+        line_handler.defer = None
         loop.close()

@@ -203,6 +203,23 @@ def test_workers_setting(serve: Serve, tmp_path: Path) -> None:
     assert len(server.wait_pids("catwalk.server.worker.wsgi", 4)) == 4  # master + 3
 
 
+def test_nginx_is_batch_scheduled_and_nothing_else_is(serve: Serve) -> None:
+    """nginx, master and workers, runs SCHED_BATCH (woken by an answer, it must not preempt
+    the worker that wrote it); the supervisor and gunicorn's processes keep the default."""
+    server = serve(RNG)
+    nginx = server.wait_pids("nginx: ", 2)  # the master and at least one worker
+    workers = server.pids("catwalk.server.worker.wsgi")
+    assert len(workers) >= 2, server.output()
+    assert {pid: os.sched_getscheduler(pid) for pid in nginx} == dict.fromkeys(
+        nginx, os.SCHED_BATCH
+    )
+    others = [server.proc.pid, *workers]
+    assert {pid: os.sched_getscheduler(pid) for pid in others} == dict.fromkeys(
+        others, os.SCHED_OTHER
+    )
+    assert server.post("/predict", json={"input": RNG_INPUT}).json()["output"]["score"] == RNG_SCORE
+
+
 def _children(server: Server) -> list[int]:
     """Direct children of the catwalk process (the gunicorn and nginx masters)."""
     out = []

@@ -54,6 +54,22 @@ class JsonFormatter(logging.Formatter):
             self._second = second
         return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
+    def request_line(
+        self, created: float, name: str, pid: int, message: str, fields: dict[str, Any]
+    ) -> str:
+        """What :meth:`format` makes of an INFO record with these ``request_fields`` (the
+        request log's way around the record: :func:`catwalk.server.logs.request_line_writer`)."""
+        out: dict[str, Any] = {
+            "timestamp": self._timestamp(created),
+            "level": "INFO",
+            "logger": name,
+            "pid": pid,
+            "message": message,
+            **self.model_fields,
+            **fields,
+        }
+        return orjson.dumps(out, default=str).decode("utf-8")
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "timestamp": self._timestamp(record.created),

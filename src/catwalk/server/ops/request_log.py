@@ -32,7 +32,7 @@ from catwalk.server.environ import (
     WsgiApp,
     default_correlation_id,
 )
-from catwalk.server.logs import safe
+from catwalk.server.logs import request_line_writer, safe
 
 _LINE = "%s %s %s %.2fms correlation_id=%s"
 _LINE_WITH_REQUEST_ID = _LINE + " request_id=%s"
@@ -122,6 +122,10 @@ class RequestLog:
                 line += _MODEL
                 fields["model_name"], fields["model_version"] = safe(model[0]), safe(model[1])
                 args += (fields["model_name"], fields["model_version"])
+            write = request_line_writer(logger)
+            if write is not None:  # the same line, without a LogRecord
+                write(logger.name, line % args, fields)
+                return start_response(status, headers, exc_info)
             # makeRecord + handle is logger.info without its stack walk for the caller's
             # file and line, which would be this line anyway.
             record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, args, None)

@@ -63,6 +63,9 @@ class Tuning:
     # connection of a busy worker.
     upstream_keepalive: int = 32
     nginx_workers: str = "auto"
+    # nginx scheduled SCHED_BATCH: woken by an answer, it no longer preempts the worker that
+    # wrote it (catwalk.server.production.children); the seed's stack had no such thing.
+    nginx_batch_scheduled: bool = True
     # Open files per nginx worker (worker_rlimit_nofile); production.py sizes it from this
     # machine's limit (RLIMIT_NOFILE); worker_connections follows from it.
     open_files: int = 4096

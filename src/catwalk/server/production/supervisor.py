@@ -112,6 +112,7 @@ def serve_production(
                 ipv6=ipv6,
                 threads=job.threads,
                 model_fields=_model_fields(job),
+                nginx_batch_scheduled=tuning.nginx_batch_scheduled,
             )
             try:
                 return server.run()
@@ -194,8 +195,10 @@ class _Server:
         ipv6: bool = False,
         threads: ThreadPlan | None = None,
         model_fields: dict[str, str] | None = None,
+        nginx_batch_scheduled: bool = True,
     ) -> None:
         self.nginx_bin = nginx
+        self.nginx_batch_scheduled = nginx_batch_scheduled
         self.model_fields = model_fields or {}
         self.ipv6 = ipv6
         self.layout = layout
@@ -228,6 +231,7 @@ class _Server:
                 relay_stderr=True,
                 json_lines=self.settings.log_format == "json",
                 model_fields=self.model_fields,
+                batch_scheduled=self.nginx_batch_scheduled,
             )
         )
         if not self._wait_for(nginx, self._nginx_ready, 30.0):
