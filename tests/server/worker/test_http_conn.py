@@ -13,13 +13,8 @@ from typing import Any
 
 import pytest
 
-from catwalk.server.worker.http_conn import (
-    MAX_HEADER_BYTES,
-    Connection,
-    Request,
-    json_answer,
-    response_bytes,
-)
+from catwalk.server.worker.http_conn import MAX_HEADER_BYTES, Connection
+from catwalk.server.worker.http_message import Request, json_answer, response_bytes
 
 BASE = {"SCRIPT_NAME": "", "wsgi.url_scheme": "http"}
 

@@ -69,7 +69,8 @@ from catwalk.errors import ProcessExit
 from catwalk.server.environ import IN_FLIGHT_KEY, error_body
 from catwalk.server.logs import LOGGER_NAME, safe, write_once_per_turn
 from catwalk.server.ops.request_log import InFlight
-from catwalk.server.worker.http_conn import Connection, Request, json_answer, response_bytes
+from catwalk.server.worker.http_conn import Connection
+from catwalk.server.worker.http_message import Request, json_answer, response_bytes
 from catwalk.server.worker.socket_transport import SocketTransport
 
 # Seconds between heartbeats to the master, and checks for a stop or a gone master.
