@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -507,7 +508,8 @@ def test_hardened_run_as_kubernetes_demands(
     client: Any, model_images: dict[str, tuple[Path, str]]
 ) -> None:
     """What kubernetes.yml's securityContext asks for, on the real engine: read-only root, a
-    tmpfs at /tmp, a random UID in group 0, no capabilities, no privilege escalation."""
+    tmpfs at /tmp, a random UID in group 0, no capabilities, no privilege escalation; nginx
+    still gets its batch scheduling (no capability needed)."""
     _, ref = model_images["dataframe"]
     port, uid = free_port(), 20000 + uuid.uuid4().int % 40000
     container = _run(
@@ -517,6 +519,11 @@ def test_hardened_run_as_kubernetes_demands(
     try:
         body = _predict(port, MODELS["dataframe"][2], container)
         assert "output" in body
+        top = container.top()  # the engine's view: host PIDs
+        pid, command = top["Titles"].index("PID"), top["Titles"].index("CMD")
+        nginx = [int(p[pid]) for p in top["Processes"] if p[command].startswith("nginx")]
+        assert len(nginx) >= 2, top  # the master and its workers
+        assert {os.sched_getscheduler(p) for p in nginx} == {os.SCHED_BATCH}, top
         deadline = time.monotonic() + 45  # HEALTHCHECK --interval=15s
         while client.api.inspect_container(container.id)["State"]["Health"]["Status"] != "healthy":
             assert time.monotonic() < deadline, container.logs().decode(errors="replace")
