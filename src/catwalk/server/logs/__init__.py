@@ -69,7 +69,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def request_line(self, name: str, message: str, fields: dict[str, Any]) -> None:
         """Gather an INFO line of logger ``name`` without a LogRecord (see
-        :func:`request_line_writer`): the same text as the record's, a fifth of its cost."""
+        :func:`request_line_writer`): the same text as the record's, at half its cost."""
         formatter = self.formatter
         assert isinstance(formatter, Formatter | JsonFormatter)
         line = formatter.request_line(time.time(), name, os.getpid(), message, fields)
