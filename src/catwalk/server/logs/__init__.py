@@ -72,9 +72,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         :func:`request_line_writer`): the same text as the record's, at half its cost."""
         formatter = self.formatter
         assert isinstance(formatter, Formatter | JsonFormatter)
-        line = formatter.request_line(time.time(), name, os.getpid(), message, fields)
-        self.acquire()
+        created = time.time()
+        self.acquire()  # as for a record: the formatter's cached stamp is shared
         try:
+            line = formatter.request_line(created, name, os.getpid(), message, fields)
             self._gather(line + self.terminator, False)
         finally:
             self.release()
