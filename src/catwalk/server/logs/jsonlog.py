@@ -59,26 +59,27 @@ class JsonFormatter(logging.Formatter):
     ) -> str:
         """What :meth:`format` makes of an INFO record with these ``request_fields`` (the
         request log's way around the record: :func:`catwalk.server.logs.request_line_writer`)."""
-        out: dict[str, Any] = {
+        out = self._line(created, "INFO", name, pid, message)
+        out.update(fields)
+        return orjson.dumps(out, default=str).decode("utf-8")
+
+    def _line(
+        self, created: float, level: str, name: str, pid: int | None, message: str
+    ) -> dict[str, Any]:
+        """The fields every line has, the model's included."""
+        return {
             "timestamp": self._timestamp(created),
-            "level": "INFO",
+            "level": level,
             "logger": name,
             "pid": pid,
             "message": message,
             **self.model_fields,
-            **fields,
         }
-        return orjson.dumps(out, default=str).decode("utf-8")
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "timestamp": self._timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-            **self.model_fields,
-        }
+        out = self._line(
+            record.created, record.levelname, record.name, record.process, record.getMessage()
+        )
         fields = getattr(record, "request_fields", None)
         if fields:
             out.update(fields)

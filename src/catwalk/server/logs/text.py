@@ -35,4 +35,10 @@ class Formatter(logging.Formatter):
     ) -> str:
         """What :meth:`format` makes of an INFO record of ``LOG_FORMAT`` (the request log's
         way around the record: :func:`catwalk.server.logs.request_line_writer`)."""
-        return f"{self._asctime(created)} INFO [{pid}] {name}: {message}"
+        return LOG_FORMAT % {
+            "asctime": self._asctime(created),
+            "levelname": "INFO",
+            "process": pid,
+            "name": name,
+            "message": message,
+        }
