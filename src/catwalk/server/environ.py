@@ -36,6 +36,13 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+def header_key(name: str) -> str:
+    """The WSGI environ key of a header (PEP 3333): ``X-Request-Id`` -> ``HTTP_X_REQUEST_ID``,
+    ``Content-Type`` -> ``CONTENT_TYPE``."""
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_LENGTH", "CONTENT_TYPE") else "HTTP_" + key
+
+
 def default_correlation_id(environ: dict[str, Any]) -> str | None:
     """The id of a request whose body names none: the client's X-Correlation-Id header when
     well formed, else nginx's request id (production mode), else None (one is generated)."""

@@ -27,6 +27,7 @@ from catwalk.server.environ import (
     MODEL_KEY,
     StartResponse,
     WsgiApp,
+    header_key,
 )
 from catwalk.tracing.spans import model_attributes
 
@@ -52,7 +53,7 @@ class _EnvironGetter(Getter[dict[str, Any]]):
     """W3C headers out of a WSGI environ (``traceparent`` -> ``HTTP_TRACEPARENT``)."""
 
     def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        value = carrier.get(header_key(key))
         return None if value is None else [value]
 
     def keys(self, carrier: dict[str, Any]) -> list[str]:
@@ -166,7 +167,7 @@ class TraceRequests:
         extracting gives no parent)."""
         textmap = propagate.get_global_textmap()
         if textmap is not self._textmap:  # the first request, or a model set another one
-            self._headers = tuple("HTTP_" + f.upper().replace("-", "_") for f in textmap.fields)
+            self._headers = tuple(header_key(field) for field in textmap.fields)
             self._textmap = textmap
         return not environ.keys().isdisjoint(self._headers)
 

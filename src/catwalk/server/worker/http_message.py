@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from catwalk.server.environ import header_key
+
 # Header names a worker remembers the environ key of (nginx sends the same dozen each time).
 MAX_HEADER_KEYS = 256
 
@@ -99,10 +101,8 @@ class Request:
 def _environ_key(name: bytes) -> str:
     """The environ key of a header (``X-Request-Id`` -> ``HTTP_X_REQUEST_ID``); "" for one
     that is dropped (its name holds ``_``)."""
-    key = name.decode("latin-1").upper()
-    if key in ("CONTENT-LENGTH", "CONTENT-TYPE"):
-        return key.replace("-", "_")
-    return "" if "_" in key else "HTTP_" + key.replace("-", "_")
+    text = name.decode("latin-1")
+    return "" if "_" in text else header_key(text)
 
 
 def json_answer(status: int, body: bytes, reason: str | None = None) -> bytes:
