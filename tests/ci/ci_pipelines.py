@@ -30,6 +30,7 @@ import requests
 from catwalk import __version__
 from catwalk.checks.server_checks import free_port
 from catwalk.image import docker as dk
+from engine_leftovers import Leftovers
 from requires import docker_engine, loopback_session, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,6 +187,7 @@ def engine() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def platform(engine: Any, dist: Path, auth_registry: AuthRegistry) -> Iterator[Platform]:
     """The base image pushed once to the platform namespace; model images go elsewhere."""
+    leftovers = Leftovers(engine)
     namespace = f"{REGISTRY}/catwalk-ci-{uuid.uuid4().hex[:8]}"
     base = f"{namespace}/platform/catwalk"
     ref = f"{base}:{__version__}"
@@ -194,6 +196,7 @@ def platform(engine: Any, dist: Path, auth_registry: AuthRegistry) -> Iterator[P
         buildargs={"PYTHON_IMAGE": PYTHON_IMAGE},
     )  # fmt: skip
     dk.push_image(engine, ref, echo=lambda _line: None)
+    ours = {dk.inspect_image(engine, ref)["Id"]}
     wheels = list(dist.glob("catwalk_serve-*.whl"))
     assert len(wheels) == 1, wheels
     # Readable by the runner account: a folder of its own in /tmp, not pytest's (mode 700).
@@ -208,6 +211,7 @@ def platform(engine: Any, dist: Path, auth_registry: AuthRegistry) -> Iterator[P
         for tag in image.tags:
             if tag.startswith((f"{namespace}/", f"{models}/")):
                 dk.remove_image(engine, tag)
+    leftovers.remove(ours)
 
 
 def git(repo: Path, *args: str, user: str | None = None) -> str:

@@ -20,6 +20,7 @@ import pytest
 
 from catwalk import __version__
 from catwalk.image import docker as dk
+from engine_leftovers import Leftovers
 from requires import docker_engine
 
 REGISTRY_HOST = os.environ.get("CATWALK_TEST_REGISTRY", "localhost:5000")
@@ -71,14 +72,18 @@ def registry() -> str:
 
 @pytest.fixture(scope="session")
 def created(client: Any) -> Iterator[list[str]]:
-    """Image tags this session made; removed at the end (by tag, nothing else)."""
+    """Image tags this session made; removed at the end, with the untagged images built on
+    them (:class:`engine_leftovers.Leftovers`), and nothing else."""
+    leftovers = Leftovers(client)
     refs: list[str] = []
     yield refs
+    ours = leftovers.image_ids(refs)
     for ref in reversed(refs):  # tags first, then ids (images a rebuild or failure left)
         try:
             dk.remove_image(client, ref)
         except Exception as exc:  # pragma: no cover - clean-up must go on
             print(f"could not remove {ref}: {exc}")
+    leftovers.remove(ours)
 
 
 @pytest.fixture(scope="session")

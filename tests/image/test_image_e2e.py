@@ -228,7 +228,9 @@ def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
     folder, ref = model_images["dataframe"]
     created.insert(0, client.api.inspect_image(ref)["Id"])  # untagged by the rebuild
     with (folder / "model.py").open("a") as f:
-        f.write("\n# a code change\n")
+        # New to the engine: a change an earlier run also made could match that run's layer
+        # (the engine's build cache outlives the run), and COPY would rightly be cached.
+        f.write(f"\n# a code change {uuid.uuid4().hex}\n")
     started = time.monotonic()
     build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push")
     took = time.monotonic() - started
