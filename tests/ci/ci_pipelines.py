@@ -4,8 +4,9 @@ What a pipeline needs, made once per session: catwalk's wheel and sdist (``pytho
 the package a job installs), and catwalk's base image, built from the repository's Dockerfile
 and pushed to a platform namespace of its own (``127.0.0.1:5000/catwalk-ci-<id>/platform``):
 model images go to another namespace (``.../models``), as in a real organisation. Everything
-is removed by tag at the end. The runners (gitlab-ci-local, act) and the runner account come
-from ``scripts/install-ci-runners.sh`` and the dev extra; under CI=true a missing one fails.
+is removed by tag at the end, with the untagged images built on the base (``engine_leftovers``).
+The runners (gitlab-ci-local, act) and the runner account come from
+``scripts/install-ci-runners.sh`` and the dev extra; under CI=true a missing one fails.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ test-image, arbitrary UID, graceful stop, HTTPS, deploy-prep.
 
 Needs an engine (``bash scripts/ci-setup.sh`` starts one, a registry on 127.0.0.1:5000 and
 makes the ``catwalk-debian:bookworm`` base). Everything is built under a registry namespace of
-its own (``localhost:5000/catwalk-e2e-<id>``) and removed by tag afterwards.
+its own (``localhost:5000/catwalk-e2e-<id>``) and removed afterwards: the tags, and the untagged
+images built on them (``engine_leftovers``).
 """
 
 from __future__ import annotations
