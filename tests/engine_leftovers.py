@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import docker
+
 
 class Leftovers:
     """Untagged images made since this object was, that descend from one of the session's."""
@@ -25,8 +27,6 @@ class Leftovers:
 
     def image_ids(self, refs: list[str]) -> set[str]:
         """The image IDs of those of ``refs`` that exist (tags or IDs)."""
-        import docker
-
         ids = set()
         for ref in refs:
             with contextlib.suppress(docker.errors.ImageNotFound):
@@ -38,8 +38,6 @@ class Leftovers:
 
         Images from before the session, or built on other bases, are someone else's: kept.
         """
-        import docker
-
         removed = []
         for image_id in sorted(self._dangling() - self.before):
             try:

@@ -197,7 +197,7 @@ def platform(engine: Any, dist: Path, auth_registry: AuthRegistry) -> Iterator[P
         buildargs={"PYTHON_IMAGE": PYTHON_IMAGE},
     )  # fmt: skip
     dk.push_image(engine, ref, echo=lambda _line: None)
-    ours = {dk.inspect_image(engine, ref)["Id"]}
+    ours = leftovers.image_ids([ref])
     wheels = list(dist.glob("catwalk_serve-*.whl"))
     assert len(wheels) == 1, wheels
     # Readable by the runner account: a folder of its own in /tmp, not pytest's (mode 700).

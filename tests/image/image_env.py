@@ -51,6 +51,13 @@ def catwalk(
     return proc
 
 
+def change_code(folder: Path) -> None:
+    """A one-line change to ``folder``'s model.py that no build has seen: the engine's build
+    cache outlives a run, and a change an earlier run also made would find that run's layer."""
+    with (folder / "model.py").open("a") as f:
+        f.write(f"\n# a code change {uuid.uuid4().hex}\n")
+
+
 def image_size_mb(client: Any, ref: str) -> float:
     return float(client.api.inspect_image(ref)["Size"]) / 1e6
 
@@ -78,7 +85,7 @@ def created(client: Any) -> Iterator[list[str]]:
     refs: list[str] = []
     yield refs
     ours = leftovers.image_ids(refs)
-    for ref in reversed(refs):  # tags first, then ids (images a rebuild or failure left)
+    for ref in reversed(refs):
         try:
             dk.remove_image(client, ref)
         except Exception as exc:  # pragma: no cover - clean-up must go on

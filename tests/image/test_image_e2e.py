@@ -32,6 +32,7 @@ from image_env import (  # shared fixtures and helpers of the Docker tests
     TIMINGS,
     base_image,
     catwalk,
+    change_code,
     client,
     created,
     image_size_mb,
@@ -224,14 +225,10 @@ def test_ssl_config_inside_the_model_folder_and_private_files(
 
 
 def test_rebuild_after_a_code_change_reuses_the_requirements_layer(
-    model_images: dict[str, tuple[Path, str]], registry: str, client: Any, created: list[str]
+    model_images: dict[str, tuple[Path, str]], registry: str
 ) -> None:
-    folder, ref = model_images["dataframe"]
-    created.insert(0, client.api.inspect_image(ref)["Id"])  # untagged by the rebuild
-    with (folder / "model.py").open("a") as f:
-        # New to the engine: a change an earlier run also made could match that run's layer
-        # (the engine's build cache outlives the run), and COPY would rightly be cached.
-        f.write(f"\n# a code change {uuid.uuid4().hex}\n")
+    folder, _ = model_images["dataframe"]
+    change_code(folder)  # the image it replaces goes with the session's leftovers
     started = time.monotonic()
     build = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push")
     took = time.monotonic() - started
@@ -259,16 +256,13 @@ def test_failed_resolution_names_pip_s_error(
 
 
 def test_failed_build_names_the_step(
-    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path, created: list[str]
+    model_images: dict[str, tuple[Path, str]], registry: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "broken-apt"
     shutil.copytree(model_images["rng"][0], folder)
     spec = folder / "model.yml"
     spec.write_text(spec.read_text() + "system_packages: [catwalk-no-such-debian-package]\n")
     result = catwalk("build", "-m", str(folder), "--no-push", "--network", "host")
-    layers = re.findall(r"^ ---> ([0-9a-f]{12})$", result.stdout, flags=re.M)
-    if layers:  # the last step that worked: a dangling image the failed build left
-        created.insert(0, layers[-1])
     assert result.returncode == 1
     assert "docker build of rngmodel:0.0.1 failed at step" in result.stderr
     assert "apt-get install" in result.stderr

@@ -27,6 +27,7 @@ from image_env import (
     TIMINGS,
     base_image,
     catwalk,
+    change_code,
     client,
     created,
     image_size_mb,
@@ -75,9 +76,7 @@ def test_zoo_model_builds_tests_and_pushes_with_the_defaults(
     # The image is the model's environment: its commands never build another one there.
     assert "CATWALK_ENV_MANAGER=local" in client.api.inspect_image(ref)["Config"]["Env"]
 
-    created.insert(0, client.api.inspect_image(ref)["Id"])  # untagged by the rebuild
-    with (folder / "model.py").open("a") as f:
-        f.write("\n# a one-line change\n")
+    change_code(folder)  # the image it replaces goes with the session's leftovers
     started = time.monotonic()
     again = catwalk("build", "-m", str(folder), "--docker-registry", registry, "--no-push")
     rebuild = time.monotonic() - started
